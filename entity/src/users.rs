@@ -1,0 +1,29 @@
+//! A person with an account.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// Trimmed and lower-cased; unique.
+    pub email: String,
+    pub name: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// organic | invite | share | referral | paid, frozen at signup.
+    pub acquisition_source: String,
+    pub invited_by_user_id: Option<Uuid>,
+    pub invite_token_id: Option<Uuid>,
+    pub utm_source: Option<String>,
+    pub referral_code: String,
+    pub activated_at: Option<DateTimeUtc>,
+    pub is_staff: bool,
+    pub active_organization_id: Option<Uuid>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

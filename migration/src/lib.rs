@@ -1,0 +1,15 @@
+//! Database migrations. Every migration is portable: the same definitions run on SQLite
+//! (the embedded default) and PostgreSQL.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_foundation;
+
+/// Applies kfactor's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_foundation::Migration)]
+    }
+}

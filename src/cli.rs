@@ -1,0 +1,172 @@
+//! Command line: `kfactor [serve|migrate|schema|staff grant EMAIL|staff revoke EMAIL|plans check]`.
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use clap::{Parser, Subcommand};
+
+use crate::{clock::SystemClock, config::Config, domain::plans::Catalog, App};
+
+/// kfactor: growth backend for product-led SaaS.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Cli {
+    /// Configuration file (optional; KFACTOR_* environment variables override it).
+    #[arg(long, global = true, default_value = "kfactor.toml", env = "KFACTOR_CONFIG")]
+    pub config: PathBuf,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run pending migrations, then serve HTTP (the default).
+    Serve,
+    /// Run pending migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Platform staff.
+    Staff {
+        /// grant or revoke.
+        #[command(subcommand)]
+        action: StaffAction,
+    },
+    /// The plan catalog.
+    Plans {
+        /// check.
+        #[command(subcommand)]
+        action: PlansAction,
+    },
+}
+
+/// Staff flag changes.
+#[derive(Subcommand, Debug)]
+pub enum StaffAction {
+    /// Make a user platform staff.
+    Grant {
+        /// The user's email.
+        email: String,
+    },
+    /// Remove a user's staff flag.
+    Revoke {
+        /// The user's email.
+        email: String,
+    },
+}
+
+/// Catalog commands.
+#[derive(Subcommand, Debug)]
+pub enum PlansAction {
+    /// Validate a catalog (default: KFACTOR_PLANS, else the embedded one).
+    Check {
+        /// Path of the catalog to check.
+        path: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Schema = command {
+        print!("{}", crate::graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kfactor: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.log);
+    let result = match command {
+        Command::Plans {
+            action: PlansAction::Check { path },
+        } => check_plans(path.or(config.plans.clone())),
+        Command::Serve => serve(config).await,
+        Command::Migrate => App::build(config, Arc::new(SystemClock)).await.map(|_| {
+            println!("migrations are up to date");
+        }),
+        Command::Staff { action } => staff(config, action).await,
+        Command::Schema => unreachable!("handled above"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kfactor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_plans(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let (name, text) = match &path {
+        Some(p) => (p.display().to_string(), std::fs::read_to_string(p)?),
+        None => ("embedded plans.toml".into(), crate::domain::plans::DEFAULT_CATALOG.into()),
+    };
+    match Catalog::parse(&text) {
+        Ok(c) => {
+            let plans: Vec<_> = c.plans.iter().map(|p| p.key.as_str()).collect();
+            println!("{name}: ok ({} plans: {}; {} features)", plans.len(), plans.join(", "), c.features.len());
+            Ok(())
+        }
+        Err(e) => anyhow::bail!("{name}: {e}"),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let bind = config.bind;
+    let public = config.public_url.clone();
+    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("KFACTOR_BIND {bind}: {e}"))?;
+    tracing::info!(%bind, "kfactor listening; GraphiQL at {public}/graphql");
+    println!("kfactor is serving GraphiQL at {public}/graphql");
+    crate::serve(&app, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn staff(config: Config, action: StaffAction) -> anyhow::Result<()> {
+    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let (email, grant) = match &action {
+        StaffAction::Grant { email } => (email, true),
+        StaffAction::Revoke { email } => (email, false),
+    };
+    match crate::domain::identity::set_staff(&app.svc, email, grant).await {
+        Ok(true) => {
+            println!("{email}: staff {}", if grant { "granted" } else { "revoked" });
+            Ok(())
+        }
+        Ok(false) => anyhow::bail!("no user with email {email}"),
+        Err(e) => anyhow::bail!("{e}"),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+fn init_tracing(filter: &str) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::new(filter);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if std::io::stdout().is_terminal() {
+        builder.try_init()
+    } else {
+        builder.json().flatten_event(true).with_current_span(true).try_init()
+    };
+}

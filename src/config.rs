@@ -1,0 +1,229 @@
+//! Layered configuration: embedded defaults → `kfactor.toml` → `KFACTOR_*` environment.
+//!
+//! Validation happens once, here, so the rest of the server works with typed values. A bad
+//! value is reported as one line naming the key (`KFACTOR_BIND: …`) and the process exits 2.
+use std::{fmt, net::SocketAddr, path::Path};
+
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use serde::{Deserialize, Serialize};
+
+/// The validated server configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub bind: SocketAddr,
+    /// `sqlite://path?mode=rwc` or `postgres://…`.
+    pub database_url: String,
+    /// Base of every link the server prints, without a trailing slash.
+    pub public_url: String,
+    /// Server secret for derived tokens; `None` means "generate once and keep in the database".
+    pub secret: Option<Secret>,
+    /// tracing filter, e.g. `info,kfactor=debug`.
+    pub log: String,
+    /// Sliding lifetime of a session.
+    pub session_ttl_days: i64,
+    /// Origins allowed by CORS; `*` allows any (bearer tokens, no cookies, so this is safe).
+    pub cors_origins: Vec<String>,
+    /// Maximum depth of a GraphQL query.
+    pub graphql_max_depth: usize,
+    /// Maximum complexity of a GraphQL query.
+    pub graphql_max_complexity: usize,
+    /// Size of the read connection pool.
+    pub db_pool_size: u32,
+    /// Path of a plan catalog replacing the embedded `plans.toml`.
+    pub plans: Option<std::path::PathBuf>,
+}
+
+/// A secret that never prints itself.
+#[derive(Clone)]
+pub struct Secret(pub Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The raw, unvalidated layers as figment sees them.
+#[derive(Debug, Serialize, Deserialize)]
+struct Raw {
+    bind: String,
+    database_url: String,
+    public_url: Option<String>,
+    secret: Option<String>,
+    log: String,
+    session_ttl_days: i64,
+    cors_origins: String,
+    graphql_max_depth: usize,
+    graphql_max_complexity: usize,
+    db_pool_size: u32,
+    plans: Option<String>,
+}
+
+impl Default for Raw {
+    fn default() -> Self {
+        Raw {
+            bind: "127.0.0.1:8080".into(),
+            database_url: "sqlite://kfactor.db?mode=rwc".into(),
+            public_url: None,
+            secret: None,
+            log: "info".into(),
+            session_ttl_days: 30,
+            cors_origins: "*".into(),
+            graphql_max_depth: 16,
+            graphql_max_complexity: 5000,
+            db_pool_size: 8,
+            plans: None,
+        }
+    }
+}
+
+/// A configuration error: which key, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    /// The environment variable name of the offending key, e.g. `KFACTOR_BIND`.
+    pub key: String,
+    /// What is wrong, for a human.
+    pub message: String,
+}
+
+fn err(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: format!("KFACTOR_{}", key.to_uppercase()),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Loads the layers (defaults, the TOML file if it exists, then the environment) and
+    /// validates them.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let figment = Figment::from(Serialized::defaults(Raw::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("KFACTOR_"));
+        let raw: Raw = figment.extract().map_err(|e| {
+            let key = e.path.first().cloned().unwrap_or_else(|| "config".into());
+            err(&key, e.kind.to_string())
+        })?;
+        Self::validate(raw)
+    }
+
+    /// A configuration for tests and embedding: defaults, with the given database.
+    pub fn for_database(database_url: &str) -> Config {
+        let raw = Raw {
+            database_url: database_url.into(),
+            ..Raw::default()
+        };
+        Self::validate(raw).expect("default configuration is valid")
+    }
+
+    fn validate(raw: Raw) -> Result<Config, ConfigError> {
+        let bind: SocketAddr = raw
+            .bind
+            .parse()
+            .map_err(|_| err("bind", format!("{:?} is not a socket address like 127.0.0.1:8080", raw.bind)))?;
+        let db = raw.database_url.trim().to_string();
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            return Err(err(
+                "database_url",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        let public_url = match raw.public_url {
+            Some(u) if !u.trim().is_empty() => {
+                let u = u.trim().trim_end_matches('/').to_string();
+                if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() < 10 {
+                    return Err(err("public_url", format!("{u:?} must be an http(s) URL")));
+                }
+                u
+            }
+            _ => {
+                let host = if bind.ip().is_unspecified() {
+                    "localhost".to_string()
+                } else {
+                    bind.ip().to_string()
+                };
+                format!("http://{host}:{}", bind.port())
+            }
+        };
+        let secret = match raw.secret {
+            Some(s) if !s.is_empty() => {
+                if s.len() < 32 {
+                    return Err(err("secret", "must be at least 32 characters long"));
+                }
+                Some(Secret(s.into_bytes()))
+            }
+            _ => None,
+        };
+        if raw.session_ttl_days < 1 {
+            return Err(err("session_ttl_days", "must be at least 1"));
+        }
+        if raw.graphql_max_depth < 8 || raw.graphql_max_complexity < 100 {
+            return Err(err(
+                "graphql_max_depth",
+                "depth must be ≥ 8 and complexity ≥ 100 so introspection keeps working",
+            ));
+        }
+        if raw.db_pool_size == 0 {
+            return Err(err("db_pool_size", "must be at least 1"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&raw.log)
+            .map_err(|e| err("log", format!("invalid filter: {e}")))?;
+        let cors_origins = raw
+            .cors_origins
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        Ok(Config {
+            bind,
+            database_url: db,
+            public_url,
+            secret,
+            log: raw.log,
+            session_ttl_days: raw.session_ttl_days,
+            cors_origins,
+            graphql_max_depth: raw.graphql_max_depth,
+            graphql_max_complexity: raw.graphql_max_complexity,
+            db_pool_size: raw.db_pool_size,
+            plans: raw.plans.filter(|p| !p.trim().is_empty()).map(Into::into),
+        })
+    }
+
+    /// True when the database is SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_url_defaults_from_bind() {
+        let c = Config::for_database("sqlite::memory:");
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let e = Config::validate(Raw {
+            bind: "nope".into(),
+            ..Raw::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key, "KFACTOR_BIND");
+        let e = Config::validate(Raw {
+            secret: Some("short".into()),
+            ..Raw::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key, "KFACTOR_SECRET");
+        assert!(!format!("{e}").contains("short"), "secrets never echo");
+    }
+}

@@ -1,0 +1,79 @@
+//! Connections. SQLite gets one write connection beside a read pool: SQLite allows a single
+//! writer, and SeaORM's transactions begin DEFERRED, so two pooled writers that both read
+//! first would collide ("database is locked"). Serializing writes in-process avoids that and
+//! keeps limit checks race-free. PostgreSQL uses one pool for both, with row locks.
+use std::time::Duration;
+
+use sea_orm::{
+    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    TransactionTrait,
+};
+
+use crate::config::Config;
+
+/// The database handles of a running server.
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// Every write transaction runs here (one connection on SQLite).
+    pub write: DatabaseConnection,
+    /// Reads that need no transaction.
+    pub read: DatabaseConnection,
+}
+
+impl Db {
+    /// Opens the pools described by the configuration.
+    pub async fn connect(cfg: &Config) -> Result<Db, DbErr> {
+        if cfg.is_sqlite() {
+            let write = Database::connect(sqlite_options(&cfg.database_url, 1)).await?;
+            let read =
+                Database::connect(sqlite_options(&cfg.database_url, cfg.db_pool_size)).await?;
+            Ok(Db { write, read })
+        } else {
+            let mut opts = ConnectOptions::new(cfg.database_url.clone());
+            opts.max_connections(cfg.db_pool_size.max(2) * 2)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .sqlx_logging(false);
+            let pool = Database::connect(opts).await?;
+            Ok(Db {
+                write: pool.clone(),
+                read: pool,
+            })
+        }
+    }
+
+    /// Which SQL dialect is behind these pools.
+    pub fn backend(&self) -> DatabaseBackend {
+        self.write.get_database_backend()
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+        self.write.begin().await
+    }
+
+    /// True when both pools answer.
+    pub async fn ping(&self) -> bool {
+        self.read.ping().await.is_ok() && self.write.ping().await.is_ok()
+    }
+}
+
+fn sqlite_options(url: &str, pool: u32) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.max_connections(pool)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
+            // WAL: readers never block the writer. synchronous=NORMAL in WAL mode survives a
+            // process crash (kill -9) without losing a committed transaction; only an OS crash
+            // or power loss may drop the last commits.
+            o.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    opts
+}

@@ -1,0 +1,79 @@
+//! The one error type of the domain layer. Transport layers map each variant to a stable
+//! code (GraphQL: a `userErrors` entry or a top-level error); the domain never builds those.
+use sea_orm::DbErr;
+
+/// What can go wrong in a domain operation.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// Bad input the user can fix; `field` is the path of the input, e.g. `["input","email"]`.
+    #[error("{message}")]
+    InvalidInput {
+        /// Path of the offending input field.
+        field: Vec<String>,
+        /// Human message.
+        message: String,
+    },
+    /// Sign-up with an email that already has an account.
+    #[error("An account with this email already exists. Log in instead.")]
+    EmailTaken,
+    /// Unknown email or wrong password: deliberately the same error.
+    #[error("Email or password is incorrect.")]
+    InvalidCredentials,
+    /// The thing does not exist (or the caller may not know it exists).
+    #[error("{0} not found.")]
+    NotFound(&'static str),
+    /// The caller is known but their role does not allow this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The person is already a member.
+    #[error("Already a member of this organization.")]
+    AlreadyMember,
+    /// The change would leave the organization without an owner.
+    #[error("An organization needs at least one owner. Make someone else an owner first.")]
+    LastOwner,
+    /// No valid session.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Signed in, but not a member of the organization asked for.
+    #[error("You are not a member of this organization.")]
+    Forbidden,
+    /// Too many requests; try again later.
+    #[error("Too many requests. Try again in {retry_after_seconds} seconds.")]
+    RateLimited {
+        /// Seconds until the next attempt may succeed.
+        retry_after_seconds: u64,
+    },
+    /// A bug or an infrastructure failure; logged, never shown in detail.
+    #[error("internal error: {0}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<DbErr> for DomainError {
+    fn from(e: DbErr) -> Self {
+        DomainError::Internal(anyhow::Error::new(e))
+    }
+}
+
+impl DomainError {
+    /// An [`DomainError::InvalidInput`] at the given input path.
+    pub fn invalid(field: &[&str], message: impl Into<String>) -> Self {
+        DomainError::InvalidInput {
+            field: field.iter().map(|s| s.to_string()).collect(),
+            message: message.into(),
+        }
+    }
+
+    /// Prefixes the input path, e.g. `["email"]` becomes `["input","email"]`.
+    pub fn under(self, prefix: &str) -> Self {
+        match self {
+            DomainError::InvalidInput { mut field, message } => {
+                field.insert(0, prefix.to_string());
+                DomainError::InvalidInput { field, message }
+            }
+            other => other,
+        }
+    }
+}
+
+/// Shorthand for domain results.
+pub type DomainResult<T> = Result<T, DomainError>;

@@ -1,0 +1,484 @@
+//! Identity: sign-up with attribution, log-in, sessions.
+use std::sync::LazyLock;
+
+use argon2::{
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Argon2,
+};
+use chrono::Duration;
+use rand::Rng;
+use sea_orm::{
+    sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait,
+    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
+};
+use uuid::Uuid;
+
+use super::{
+    ids::{OrgId, UserId},
+    orgs::{self, Role},
+    tokens, DomainError, DomainResult, Services,
+};
+use crate::outbox::Tx;
+use entity::{memberships, organizations, sessions, users};
+
+/// A syntactically valid, normalised (trimmed, lower-cased) email address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// Validates and normalises an address.
+    pub fn parse(raw: &str) -> DomainResult<Email> {
+        let e = raw.trim().to_lowercase();
+        let bad = || DomainError::invalid(&["email"], "Enter a valid email address, like ana@example.com.");
+        if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = e.split_once('@').ok_or_else(bad)?;
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        };
+        if local.is_empty()
+            || local.len() > 64
+            || local.starts_with('.')
+            || local.ends_with('.')
+            || local.contains("..")
+            || local.contains(['<', '>', '(', ')', '[', ']', ',', ';', ':', '\\', '"', '@'])
+            || !domain.contains('.')
+            || !domain.split('.').all(label_ok)
+        {
+            return Err(bad());
+        }
+        Ok(Email(e))
+    }
+
+    /// The normalised address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password of 10 to 1024 characters.
+pub struct Password(String);
+
+impl Password {
+    /// Checks the length rule.
+    pub fn parse(raw: &str) -> DomainResult<Password> {
+        let n = raw.chars().count();
+        if n < 10 {
+            return Err(DomainError::invalid(&["password"], "Use at least 10 characters for your password."));
+        }
+        if n > 1024 {
+            return Err(DomainError::invalid(&["password"], "Passwords can be at most 1024 characters long."));
+        }
+        Ok(Password(raw.to_string()))
+    }
+}
+
+/// A display name (of a person or an organization): trimmed, 1..=100 characters, no
+/// control characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Name(String);
+
+impl Name {
+    /// The longest accepted name, in characters.
+    pub const MAX: usize = 100;
+
+    /// Validates a name; `field` names the input for the error.
+    pub fn parse(raw: &str, field: &str) -> DomainResult<Name> {
+        let n = raw.trim();
+        if n.is_empty() {
+            return Err(DomainError::invalid(&[field], "Enter a name."));
+        }
+        if n.chars().count() > Self::MAX {
+            return Err(DomainError::invalid(
+                &[field],
+                format!("Names can be at most {} characters long.", Self::MAX),
+            ));
+        }
+        if n.chars().any(char::is_control) {
+            return Err(DomainError::invalid(&[field], "Names cannot contain control characters."));
+        }
+        Ok(Name(n.to_string()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How a user came to kfactor; frozen at signup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum AcquisitionSource {
+    Organic,
+    Invite,
+    Referral,
+    Share,
+    Paid,
+}
+
+impl AcquisitionSource {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcquisitionSource::Organic => "organic",
+            AcquisitionSource::Invite => "invite",
+            AcquisitionSource::Referral => "referral",
+            AcquisitionSource::Share => "share",
+            AcquisitionSource::Paid => "paid",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<AcquisitionSource> {
+        use AcquisitionSource::*;
+        [Organic, Invite, Referral, Share, Paid]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+}
+
+/// What `signUp` receives.
+#[derive(Clone, Debug, Default)]
+pub struct SignUpInput {
+    #[allow(missing_docs)]
+    pub email: String,
+    #[allow(missing_docs)]
+    pub password: String,
+    #[allow(missing_docs)]
+    pub name: String,
+    /// Joins that organization (attribution INVITE).
+    pub invite_token: Option<String>,
+    /// Signed up from a shared link (attribution SHARE).
+    pub share_token: Option<String>,
+    /// The guest's visitor id.
+    pub visitor_id: Option<String>,
+    /// Signed up from a referral link (attribution REFERRAL).
+    pub referral_code: Option<String>,
+    /// Paid campaign source (attribution PAID when no viral token).
+    pub utm_source: Option<String>,
+}
+
+/// A new session and where the user landed.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    /// The bearer token; shown once.
+    pub token: String,
+    /// The user.
+    pub user: users::Model,
+    /// The organization the user landed in, with their role there.
+    pub organization: Option<(organizations::Model, Role)>,
+}
+
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Creates an account, its personal workspace and a session, in one transaction.
+pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedIn> {
+    let email = Email::parse(&input.email)?;
+    let name = Name::parse(&input.name, "name")?;
+    let password = Password::parse(&input.password)?;
+    for (value, field) in [
+        (&input.invite_token, "inviteToken"),
+        (&input.share_token, "shareToken"),
+        (&input.referral_code, "referralCode"),
+    ] {
+        if non_empty(value).is_some() {
+            return Err(DomainError::invalid(
+                &[field],
+                format!("{field} is not available yet on this server."),
+            ));
+        }
+    }
+    let utm = non_empty(&input.utm_source).map(str::to_string);
+    if utm.as_ref().is_some_and(|u| u.chars().count() > 200) {
+        return Err(DomainError::invalid(&["utmSource"], "utmSource can be at most 200 characters long."));
+    }
+    let source = if utm.is_some() {
+        AcquisitionSource::Paid
+    } else {
+        AcquisitionSource::Organic
+    };
+
+    // Cheap duplicate check before the expensive hash; the unique index is the real guard.
+    if find_by_email(&svc.db.read, &email).await?.is_some() {
+        return Err(DomainError::EmailTaken);
+    }
+    let hash = hash_password(password).await?;
+    let now = svc.now();
+
+    let mut tx = Tx::begin(&svc.db).await?;
+    if find_by_email(&*tx, &email).await?.is_some() {
+        return Err(DomainError::EmailTaken);
+    }
+    let user_id = UserId::generate();
+    let org_name = Name::parse(&format!("{}'s workspace", first_chars(name.as_str(), 88)), "name")?;
+    let user = users::ActiveModel {
+        id: Set(user_id.0),
+        email: Set(email.as_str().to_string()),
+        name: Set(name.as_str().to_string()),
+        password_hash: Set(hash),
+        acquisition_source: Set(source.as_str().to_string()),
+        invited_by_user_id: Set(None),
+        invite_token_id: Set(None),
+        utm_source: Set(utm),
+        referral_code: Set(unique_referral_code(&*tx).await?),
+        activated_at: Set(None),
+        is_staff: Set(false),
+        active_organization_id: Set(None),
+        created_at: Set(now),
+    }
+    .insert(&*tx)
+    .await
+    .map_err(|e| unique_violation(e, DomainError::EmailTaken))?;
+    let (org, role) = orgs::create_in_tx(&mut tx, now, &user, &org_name, &svc.plans.default_plan().key).await?;
+    let user = set_active_org(&*tx, user, Some(OrgId(org.id))).await?;
+    let token = create_session(&*tx, svc, user.id).await?;
+    tx.commit(&svc.bus).await?;
+    tracing::info!(user_id = %UserId(user.id), source = source.as_str(), "user signed up");
+    Ok(SignedIn {
+        token,
+        user,
+        organization: Some((org, role)),
+    })
+}
+
+/// Logs in. Unknown email and wrong password give the same error after the same work.
+pub async fn log_in(svc: &Services, email: &str, password: &str) -> DomainResult<SignedIn> {
+    let user = match Email::parse(email) {
+        Ok(e) => find_by_email(&svc.db.read, &e).await?,
+        Err(_) => None,
+    };
+    let stored = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| DUMMY_HASH.clone());
+    let ok = verify_password(password.to_string(), stored).await?;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => return Err(DomainError::InvalidCredentials),
+    };
+    let token = create_session(&svc.db.write, svc, user.id).await?;
+    let organization = match user.active_organization_id {
+        Some(org) => orgs::find_with_role(&svc.db.read, OrgId(org), UserId(user.id)).await?,
+        None => None,
+    };
+    Ok(SignedIn {
+        token,
+        user,
+        organization,
+    })
+}
+
+/// Ends the session of `token`. Returns whether a session was ended.
+pub async fn log_out(svc: &Services, token: &str) -> DomainResult<bool> {
+    let res = sessions::Entity::delete_many()
+        .filter(sessions::Column::TokenHash.eq(tokens::session_token_hash(token)))
+        .exec(&svc.db.write)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// Resolves a bearer token to its user, sliding the session's expiry forward.
+pub async fn authenticate(svc: &Services, token: &str) -> DomainResult<users::Model> {
+    let now = svc.now();
+    let hash = tokens::session_token_hash(token.trim());
+    const INVALID: &str = "Your session is not valid. Sign in again.";
+    let session = sessions::Entity::find()
+        .filter(sessions::Column::TokenHash.eq(hash))
+        .one(&svc.db.read)
+        .await?
+        .ok_or(DomainError::Unauthenticated(INVALID))?;
+    let user = users::Entity::find_by_id(session.user_id)
+        .one(&svc.db.read)
+        .await?
+        .ok_or(DomainError::Unauthenticated(INVALID))?;
+    if session.expires_at <= now {
+        return Err(DomainError::Unauthenticated(
+            "Your session has expired. Sign in again.",
+        ));
+    }
+    // Sliding expiry, written at most once a minute per session to keep reads cheap.
+    if now - session.last_used_at > Duration::seconds(60) {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::LastUsedAt, Expr::value(now))
+            .col_expr(
+                sessions::Column::ExpiresAt,
+                Expr::value(now + Duration::days(svc.config.session_ttl_days)),
+            )
+            .filter(sessions::Column::Id.eq(session.id))
+            .exec(&svc.db.write)
+            .await?;
+    }
+    Ok(user)
+}
+
+/// Users by id, in no particular order (for batch loading).
+pub async fn users_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> DomainResult<Vec<users::Model>> {
+    Ok(users::Entity::find()
+        .filter(users::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+/// Whether two users share at least one organization (co-members see each other's email).
+pub async fn share_an_org(db: &impl ConnectionTrait, a: UserId, b: UserId) -> DomainResult<bool> {
+    if a == b {
+        return Ok(true);
+    }
+    let orgs_of_a = memberships::Entity::find()
+        .select_only()
+        .column(memberships::Column::OrganizationId)
+        .filter(memberships::Column::UserId.eq(a.0))
+        .into_query();
+    let n = memberships::Entity::find()
+        .filter(memberships::Column::UserId.eq(b.0))
+        .filter(memberships::Column::OrganizationId.in_subquery(orgs_of_a))
+        .count(db)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Grants or revokes the platform staff flag. Returns false when no user has that email.
+pub async fn set_staff(svc: &Services, email: &str, staff: bool) -> DomainResult<bool> {
+    let email = Email::parse(email)?;
+    let res = users::Entity::update_many()
+        .col_expr(users::Column::IsStaff, Expr::value(staff))
+        .filter(users::Column::Email.eq(email.as_str()))
+        .exec(&svc.db.write)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// Points the user's active organization somewhere (or nowhere).
+pub async fn set_active_org(
+    db: &impl ConnectionTrait,
+    user: users::Model,
+    org: Option<OrgId>,
+) -> DomainResult<users::Model> {
+    let mut am: users::ActiveModel = user.into();
+    am.active_organization_id = Set(org.map(|o| o.0));
+    Ok(am.update(db).await?)
+}
+
+async fn find_by_email(db: &impl ConnectionTrait, email: &Email) -> DomainResult<Option<users::Model>> {
+    Ok(users::Entity::find()
+        .filter(users::Column::Email.eq(email.as_str()))
+        .one(db)
+        .await?)
+}
+
+async fn create_session(db: &impl ConnectionTrait, svc: &Services, user_id: Uuid) -> DomainResult<String> {
+    let now = svc.now();
+    let (token, hash) = tokens::new_session_token();
+    sessions::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        token_hash: Set(hash),
+        created_at: Set(now),
+        last_used_at: Set(now),
+        expires_at: Set(now + Duration::days(svc.config.session_ttl_days)),
+    }
+    .insert(db)
+    .await?;
+    Ok(token)
+}
+
+/// Referral codes: 8 characters from an alphabet without look-alikes (31^8 ≈ 8.5·10^11).
+async fn unique_referral_code(db: &impl ConnectionTrait) -> DomainResult<String> {
+    const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
+    for _ in 0..8 {
+        let code: String = {
+            let mut rng = rand::rng();
+            (0..8)
+                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+                .collect()
+        };
+        let taken = users::Entity::find()
+            .filter(users::Column::ReferralCode.eq(&code))
+            .count(db)
+            .await?;
+        if taken == 0 {
+            return Ok(code);
+        }
+    }
+    Err(anyhow::anyhow!("could not find a free referral code").into())
+}
+
+fn first_chars(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
+/// Maps a unique-constraint violation to `err`; anything else stays internal.
+pub(crate) fn unique_violation(e: sea_orm::DbErr, err: DomainError) -> DomainError {
+    match e.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => err,
+        _ => e.into(),
+    }
+}
+
+/// A hash of a random password, verified against when the email is unknown so both failure
+/// paths cost the same.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(Uuid::new_v4().to_string().as_bytes(), &salt)
+        .expect("argon2 hash")
+        .to_string()
+});
+
+async fn hash_password(p: Password) -> DomainResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(p.0.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(DomainError::from)
+}
+
+async fn verify_password(password: String, stored: String) -> DomainResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+        Ok::<_, anyhow::Error>(
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+        )
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(DomainError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_validated() {
+        assert_eq!(Email::parse("  Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
+        for bad in ["", "ana", "ana@", "@x.io", "a b@x.io", "ana@localhost", "a..b@x.io", "ana@-x.io"] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_and_names_have_bounds() {
+        assert!(Password::parse("123456789").is_err());
+        assert!(Password::parse("1234567890").is_ok());
+        assert!(Password::parse(&"x".repeat(1025)).is_err());
+        assert!(Name::parse("   ", "name").is_err());
+        assert!(Name::parse(&"n".repeat(101), "name").is_err());
+        assert_eq!(Name::parse(" Ana ", "name").unwrap().as_str(), "Ana");
+    }
+}

@@ -1,0 +1,43 @@
+//! The rules of kfactor, one module per area. Nothing here knows about HTTP or GraphQL:
+//! functions take typed input, decide, write in one transaction and return typed results or
+//! a [`DomainError`].
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::{clock::Clock, config::Config, db::Db, pubsub::Bus};
+
+pub mod activity;
+pub mod error;
+pub mod ids;
+pub mod identity;
+pub mod orgs;
+pub mod page;
+pub mod plans;
+pub mod tokens;
+
+pub use error::{DomainError, DomainResult};
+
+/// Everything a domain operation may need: the database, the clock, configuration, keys and
+/// the bus that announces committed changes.
+pub struct Services {
+    /// Database pools.
+    pub db: Db,
+    /// Injected time.
+    pub clock: Arc<dyn Clock>,
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Keys derived from the server secret.
+    pub keys: tokens::Keys,
+    /// In-process fan-out of committed activity.
+    pub bus: Bus,
+    /// The plan catalog.
+    pub plans: Arc<plans::Catalog>,
+}
+
+impl Services {
+    /// The current time from the injected clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}

@@ -1,0 +1,173 @@
+//! Tokens.
+//!
+//! *Derived* tokens (share links, invitations) are not stored: token =
+//! base64url(id ‖ HMAC-SHA256(secret, purpose ‖ id ‖ version)). Verifying one is a primary-key
+//! lookup plus a constant-time compare; bumping the row's `version` kills every older token;
+//! the server can print a link again; a database leak alone reveals no token.
+//!
+//! *Session* tokens are random and only their SHA-256 is stored.
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What a derived token is for; part of the MAC so a token of one kind never verifies as
+/// another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// An invitation link.
+    Invitation,
+    /// A shared link.
+    SharedLink,
+}
+
+impl Purpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Purpose::Invitation => b"kfactor.invitation.v1",
+            Purpose::SharedLink => b"kfactor.shared_link.v1",
+        }
+    }
+}
+
+/// The server secret and what is derived from it.
+#[derive(Clone)]
+pub struct Keys {
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(***)")
+    }
+}
+
+impl Keys {
+    /// Keys from a secret of at least 32 bytes.
+    pub fn new(secret: Vec<u8>) -> Keys {
+        assert!(secret.len() >= 32, "server secret must be at least 32 bytes");
+        Keys { secret }
+    }
+
+    fn mac(&self, purpose: Purpose, id: Uuid, version: i32) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key size");
+        mac.update(purpose.label());
+        mac.update(id.as_bytes());
+        mac.update(&version.to_be_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The token of row `id` at `version`.
+    pub fn derive(&self, purpose: Purpose, id: Uuid, version: i32) -> String {
+        let mut raw = Vec::with_capacity(48);
+        raw.extend_from_slice(id.as_bytes());
+        raw.extend_from_slice(&self.mac(purpose, id, version));
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// The row id a token claims to be for; check it with [`Keys::verify`] after loading the
+    /// row's version.
+    pub fn claimed_id(token: &str) -> Option<Uuid> {
+        let raw = URL_SAFE_NO_PAD.decode(token.trim()).ok()?;
+        (raw.len() == 48).then(|| Uuid::from_slice(&raw[..16]).expect("16 bytes"))
+    }
+
+    /// Constant-time check that `token` is the current token of row `id` at `version`.
+    pub fn verify(&self, purpose: Purpose, token: &str, id: Uuid, version: i32) -> bool {
+        let Ok(raw) = URL_SAFE_NO_PAD.decode(token.trim()) else {
+            return false;
+        };
+        raw.len() == 48
+            && raw[..16] == id.as_bytes()[..]
+            && bool::from(raw[16..].ct_eq(&self.mac(purpose, id, version)))
+    }
+}
+
+/// A new random session token and the hash to store for it.
+pub fn new_session_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = format!("kfs_{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = session_token_hash(&token);
+    (token, hash)
+}
+
+/// The stored form of a session token.
+pub fn session_token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+const SECRET_SETTING: &str = "server_secret";
+
+/// The configured secret, or the one generated on first start and kept in `settings`.
+/// Returns the keys and whether the secret was generated (the caller warns about that).
+pub async fn load_or_create_secret(
+    db: &impl ConnectionTrait,
+    configured: Option<Vec<u8>>,
+) -> Result<(Keys, bool), sea_orm::DbErr> {
+    if let Some(s) = configured {
+        return Ok((Keys::new(s), false));
+    }
+    if let Some(row) = entity::settings::Entity::find_by_id(SECRET_SETTING.to_string())
+        .one(db)
+        .await?
+    {
+        if let Ok(bytes) = URL_SAFE_NO_PAD.decode(&row.value) {
+            return Ok((Keys::new(bytes), true));
+        }
+    }
+    let mut bytes = vec![0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let inserted = entity::settings::ActiveModel {
+        key: Set(SECRET_SETTING.into()),
+        value: Set(URL_SAFE_NO_PAD.encode(&bytes)),
+    }
+    .insert(db)
+    .await;
+    match inserted {
+        Ok(_) => Ok((Keys::new(bytes), true)),
+        // Another instance won the race: use its secret.
+        Err(_) => {
+            let row = entity::settings::Entity::find_by_id(SECRET_SETTING.to_string())
+                .one(db)
+                .await?
+                .ok_or_else(|| sea_orm::DbErr::Custom("server secret vanished".into()))?;
+            let bytes = URL_SAFE_NO_PAD
+                .decode(&row.value)
+                .map_err(|e| sea_orm::DbErr::Custom(format!("stored secret is corrupt: {e}")))?;
+            Ok((Keys::new(bytes), true))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_tokens_verify_only_for_their_version_and_purpose() {
+        let keys = Keys::new(vec![7; 32]);
+        let id = Uuid::now_v7();
+        let t = keys.derive(Purpose::Invitation, id, 1);
+        assert_eq!(Keys::claimed_id(&t), Some(id));
+        assert!(keys.verify(Purpose::Invitation, &t, id, 1));
+        assert!(!keys.verify(Purpose::Invitation, &t, id, 2), "bumped version kills it");
+        assert!(!keys.verify(Purpose::SharedLink, &t, id, 1), "purpose is bound");
+        assert!(!Keys::new(vec![8; 32]).verify(Purpose::Invitation, &t, id, 1));
+        assert!(!keys.verify(Purpose::Invitation, "garbage", id, 1));
+    }
+
+    #[test]
+    fn session_tokens_are_random_and_hashed() {
+        let (a, ha) = new_session_token();
+        let (b, _) = new_session_token();
+        assert_ne!(a, b);
+        assert_eq!(session_token_hash(&a), ha);
+        assert_eq!(ha.len(), 64);
+    }
+}

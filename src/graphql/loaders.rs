@@ -1,0 +1,32 @@
+//! Batch loaders, so lists of memberships or events resolve their users in one query.
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::{dataloader::Loader, Context};
+use uuid::Uuid;
+
+use super::error::internal;
+use crate::domain::{identity, Services};
+use entity::users;
+
+/// Loads users by id.
+pub struct UserLoader(pub Arc<Services>);
+
+impl Loader<Uuid> for UserLoader {
+    type Value = users::Model;
+    type Error = Arc<anyhow::Error>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, users::Model>, Self::Error> {
+        let rows = identity::users_by_ids(&self.0.db.read, keys)
+            .await
+            .map_err(|e| Arc::new(anyhow::anyhow!("{e}")))?;
+        Ok(rows.into_iter().map(|u| (u.id, u)).collect())
+    }
+}
+
+/// One user through the request's batch loader.
+pub async fn user(ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<users::Model>> {
+    ctx.data_unchecked::<async_graphql::dataloader::DataLoader<UserLoader>>()
+        .load_one(id)
+        .await
+        .map_err(|e| internal(anyhow::anyhow!("loading user: {e}")))
+}

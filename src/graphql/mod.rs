@@ -1,0 +1,109 @@
+//! The GraphQL API: schema assembly, the caller's identity, and thin resolvers per area.
+//! Resolvers parse arguments, call the domain, and shape the output; rules live in
+//! `crate::domain`.
+use std::sync::Arc;
+
+use async_graphql::{dataloader::DataLoader, Context, MergedObject, Schema};
+
+use crate::domain::{DomainError, Services};
+use entity::users;
+
+pub mod connection;
+pub mod error;
+pub mod extensions;
+mod identity;
+pub mod loaders;
+mod orgs;
+mod subscription;
+pub mod types;
+
+/// The root query type.
+#[derive(MergedObject, Default)]
+pub struct Query(identity::IdentityQuery, orgs::OrgQuery);
+
+/// The root mutation type.
+#[derive(MergedObject, Default)]
+pub struct Mutation(identity::IdentityMutation, orgs::OrgMutation);
+
+pub use subscription::Subscription;
+
+/// The executable schema.
+pub type KfSchema = Schema<Query, Mutation, Subscription>;
+
+/// Who is calling, decided once per request from the bearer token.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// No token.
+    Anonymous,
+    /// A token was sent but is not (or no longer) valid.
+    Invalid(&'static str),
+    /// A signed-in user and their token.
+    User {
+        /// The user, as loaded at the start of the request.
+        user: Box<users::Model>,
+        /// The bearer token (for logOut).
+        token: String,
+    },
+}
+
+impl Auth {
+    /// The signed-in user, or UNAUTHENTICATED.
+    pub fn user(&self) -> Result<&users::Model, DomainError> {
+        match self {
+            Auth::User { user, .. } => Ok(user),
+            Auth::Invalid(why) => Err(DomainError::Unauthenticated(why)),
+            Auth::Anonymous => Err(DomainError::Unauthenticated("Sign in to do this.")),
+        }
+    }
+
+    /// Resolves an `Authorization` header value (`Bearer <token>`).
+    pub async fn from_header(svc: &Services, header: Option<&str>) -> Auth {
+        let Some(h) = header.map(str::trim).filter(|h| !h.is_empty()) else {
+            return Auth::Anonymous;
+        };
+        let token = match h.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+            _ => return Auth::Invalid("Use `Authorization: Bearer <token>`."),
+        };
+        match crate::domain::identity::authenticate(svc, token).await {
+            Ok(user) => Auth::User {
+                user: Box::new(user),
+                token: token.to_string(),
+            },
+            Err(DomainError::Unauthenticated(why)) => Auth::Invalid(why),
+            Err(e) => {
+                tracing::error!(error = ?e, "authenticating a session failed");
+                Auth::Invalid("Your session could not be checked. Try again.")
+            }
+        }
+    }
+}
+
+/// The services of this server.
+pub fn svc<'a>(ctx: &Context<'a>) -> &'a Arc<Services> {
+    ctx.data_unchecked::<Arc<Services>>()
+}
+
+/// The caller.
+pub fn auth<'a>(ctx: &Context<'a>) -> &'a Auth {
+    ctx.data_opt::<Auth>().unwrap_or(&Auth::Anonymous)
+}
+
+/// Builds the schema with its limits and extensions.
+pub fn schema(svc: Arc<Services>) -> KfSchema {
+    let cfg = svc.config.clone();
+    Schema::build(Query::default(), Mutation::default(), Subscription)
+        .data(DataLoader::new(loaders::UserLoader(svc.clone()), tokio::spawn))
+        .data(svc)
+        .limit_depth(cfg.graphql_max_depth)
+        .limit_complexity(cfg.graphql_max_complexity)
+        .extension(extensions::Observe)
+        .finish()
+}
+
+/// The SDL of the schema (what `kfactor schema` prints and `schema.graphql` holds).
+pub fn sdl() -> String {
+    Schema::build(Query::default(), Mutation::default(), Subscription)
+        .finish()
+        .sdl()
+}

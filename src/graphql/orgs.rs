@@ -1,0 +1,188 @@
+//! Organizations and memberships.
+use async_graphql::{Context, Object, SimpleObject, ID};
+
+use super::{
+    auth,
+    error::{payload, top_level, UserError},
+    svc,
+    types::{InvitePolicy, Membership, Organization, Plan, Role},
+};
+use crate::domain::{
+    ids::{MembershipId, OrgId, UserId},
+    orgs, DomainResult,
+};
+
+/// Result of an organization mutation.
+#[derive(SimpleObject, Default)]
+pub struct OrganizationPayload {
+    /// The organization after the change.
+    organization: Option<Organization>,
+    /// What went wrong, if anything.
+    user_errors: Vec<UserError>,
+}
+
+/// Result of a membership mutation.
+#[derive(SimpleObject, Default)]
+pub struct MembershipPayload {
+    /// The membership after the change.
+    membership: Option<Membership>,
+    /// What went wrong, if anything.
+    user_errors: Vec<UserError>,
+}
+
+/// Result of a removal.
+#[derive(SimpleObject, Default)]
+pub struct DeletePayload {
+    /// Id of what was removed.
+    deleted_id: Option<ID>,
+    /// What went wrong, if anything.
+    user_errors: Vec<UserError>,
+}
+
+fn org_payload(r: DomainResult<orgs::OrgAccess>) -> async_graphql::Result<OrganizationPayload> {
+    payload(
+        r,
+        |a| OrganizationPayload {
+            organization: Some(a.into()),
+            user_errors: vec![],
+        },
+        |user_errors| OrganizationPayload {
+            organization: None,
+            user_errors,
+        },
+    )
+}
+
+fn deleted(r: DomainResult<MembershipId>) -> async_graphql::Result<DeletePayload> {
+    payload(
+        r,
+        |id| DeletePayload {
+            deleted_id: Some(ID(id.to_string())),
+            user_errors: vec![],
+        },
+        |user_errors| DeletePayload {
+            deleted_id: None,
+            user_errors,
+        },
+    )
+}
+
+#[derive(Default)]
+pub struct OrgQuery;
+
+#[Object]
+impl OrgQuery {
+    /// An organization the caller belongs to. Non-members get null and a FORBIDDEN error.
+    async fn organization(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Organization>> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        let org = OrgId::parse(&id).map_err(top_level)?;
+        orgs::access(&svc(ctx).db.read, UserId(user.id), org)
+            .await
+            .map(|a| Some(a.into()))
+            .map_err(top_level)
+    }
+
+    /// PUBLIC. The plan catalog, cheapest first.
+    async fn plans(&self, ctx: &Context<'_>) -> Vec<Plan> {
+        svc(ctx).plans.plans.iter().cloned().map(Plan).collect()
+    }
+}
+
+#[derive(Default)]
+pub struct OrgMutation;
+
+#[Object]
+impl OrgMutation {
+    /// Creates an organization; the caller becomes its OWNER.
+    async fn create_organization(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<OrganizationPayload> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        org_payload(orgs::create(svc(ctx), user, &name).await)
+    }
+
+    /// Renames an organization (ADMIN or OWNER).
+    async fn rename_organization(&self, ctx: &Context<'_>, id: ID, name: String) -> async_graphql::Result<OrganizationPayload> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        let r = match OrgId::parse(&id) {
+            Ok(org) => orgs::rename(svc(ctx), UserId(user.id), org, &name).await,
+            Err(e) => Err(e),
+        };
+        org_payload(r)
+    }
+
+    /// Sets who may invite (ADMIN or OWNER).
+    async fn set_invite_policy(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+        policy: InvitePolicy,
+    ) -> async_graphql::Result<OrganizationPayload> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        let r = match OrgId::parse(&organization_id) {
+            Ok(org) => orgs::set_invite_policy(svc(ctx), UserId(user.id), org, policy.into()).await,
+            Err(e) => Err(e),
+        };
+        org_payload(r)
+    }
+
+    /// Makes an organization the caller's active one.
+    async fn set_active_organization(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<OrganizationPayload> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        let r = match OrgId::parse(&id) {
+            Ok(org) => orgs::set_active(svc(ctx), user, org).await,
+            Err(e) => Err(e),
+        };
+        org_payload(r)
+    }
+
+    /// Changes a member's role. ADMIN and OWNER may; only an OWNER makes or changes an owner;
+    /// the last owner cannot be demoted (LAST_OWNER).
+    async fn change_member_role(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+        user_id: ID,
+        role: Role,
+    ) -> async_graphql::Result<MembershipPayload> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        let r = async {
+            let org = OrgId::parse(&organization_id)?;
+            let target = UserId::parse(&user_id)?;
+            orgs::change_role(svc(ctx), UserId(user.id), org, target, role.into()).await
+        }
+        .await;
+        payload(
+            r,
+            |m| MembershipPayload {
+                membership: Some(Membership { model: m, org: None }),
+                user_errors: vec![],
+            },
+            |user_errors| MembershipPayload {
+                membership: None,
+                user_errors,
+            },
+        )
+    }
+
+    /// Removes a member (ADMIN or OWNER; only an OWNER removes an owner). LAST_OWNER guards
+    /// the last owner.
+    async fn remove_member(&self, ctx: &Context<'_>, organization_id: ID, user_id: ID) -> async_graphql::Result<DeletePayload> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        let r = async {
+            let org = OrgId::parse(&organization_id)?;
+            let target = UserId::parse(&user_id)?;
+            orgs::remove_member(svc(ctx), user, org, target).await
+        }
+        .await;
+        deleted(r)
+    }
+
+    /// The caller leaves an organization. LAST_OWNER guards the last owner.
+    async fn leave_organization(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<DeletePayload> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        let r = match OrgId::parse(&id) {
+            Ok(org) => orgs::leave(svc(ctx), user, org).await,
+            Err(e) => Err(e),
+        };
+        deleted(r)
+    }
+}

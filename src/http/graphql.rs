@@ -1,0 +1,240 @@
+//! GraphQL over HTTP (the GraphQL-over-HTTP spec) and over WebSocket (graphql-transport-ws).
+//!
+//! async-graphql's stock handler answers every request with 200 and `application/json`; the
+//! spec wants `application/graphql-response+json`, 4xx for requests that could not start
+//! executing (unparsable JSON, invalid documents), mutations refused over GET, and no
+//! batching unless asked for. This module implements exactly that.
+use async_graphql::{
+    parser::{parse_query, types::OperationType},
+    Data, Request, Response as GqlResponse, Value,
+};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::{
+    body::Bytes,
+    extract::{Query, State, WebSocketUpgrade},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{Html, IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use crate::graphql::Auth;
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+/// Which media type the client accepts for the response.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Media {
+    /// `application/graphql-response+json`: status codes carry meaning.
+    GraphqlResponse,
+    /// Legacy `application/json`: always 200 for well-formed requests.
+    Json,
+}
+
+fn negotiate(headers: &HeaderMap) -> Option<Media> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(Media::GraphqlResponse);
+    };
+    let types: Vec<&str> = accept
+        .split(',')
+        .map(|t| t.split(';').next().unwrap_or("").trim())
+        .collect();
+    if types
+        .iter()
+        .any(|t| *t == GRAPHQL_RESPONSE || *t == "*/*" || *t == "application/*")
+    {
+        Some(Media::GraphqlResponse)
+    } else if types.contains(&JSON) {
+        Some(Media::Json)
+    } else {
+        None
+    }
+}
+
+/// An error response for a request that never reached execution.
+fn request_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "errors": [{ "message": message.into(), "extensions": { "code": code } }] });
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(GRAPHQL_RESPONSE))],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `POST /graphql`.
+pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            "NOT_ACCEPTABLE",
+            format!("Accept {GRAPHQL_RESPONSE} or {JSON}."),
+        );
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.to_ascii_lowercase().starts_with(JSON) {
+        return request_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Send the request as Content-Type: application/json.",
+        );
+    }
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("The body is not valid JSON: {e}."),
+            )
+        }
+    };
+    if value.is_array() {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "Batched requests are not supported; send one operation per request.",
+        );
+    }
+    if !value.get("query").is_some_and(|q| q.is_string()) {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "The body must be an object with a string `query` (and optional `variables`, `operationName`).",
+        );
+    }
+    let request: Request = match serde_json::from_value(value) {
+        Ok(r) => r,
+        Err(e) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("Malformed GraphQL request: {e}."),
+            )
+        }
+    };
+    execute(&app, &headers, request, media).await
+}
+
+/// Query parameters of `GET /graphql`.
+#[derive(Deserialize)]
+pub struct GetParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+/// `GET /graphql`: GraphiQL for browsers, queries (never mutations) for everyone else.
+pub async fn get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<GetParams>,
+) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let Some(query) = params.query.filter(|q| !q.trim().is_empty()) else {
+        if wants_html {
+            return Html(super::graphiql::INDEX).into_response();
+        }
+        return request_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "Missing `query` parameter.");
+    };
+    let Some(media) = negotiate(&headers) else {
+        return request_error(StatusCode::NOT_ACCEPTABLE, "NOT_ACCEPTABLE", "Not acceptable.");
+    };
+    if let Ok(doc) = parse_query(&query) {
+        let is_mutation = doc.operations.iter().any(|(name, op)| {
+            op.node.ty != OperationType::Query
+                && (params.operation_name.is_none()
+                    || name.map(|n| n.as_str()) == params.operation_name.as_deref())
+        });
+        if is_mutation {
+            let mut r = request_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "Only queries run over GET; send mutations and subscriptions with POST or WebSocket.",
+            );
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return r;
+        }
+    }
+    let mut request = Request::new(query);
+    if let Some(op) = params.operation_name {
+        request = request.operation_name(op);
+    }
+    if let Some(vars) = params.variables.filter(|v| !v.trim().is_empty()) {
+        match serde_json::from_str(&vars) {
+            Ok(v) => request = request.variables(async_graphql::Variables::from_json(v)),
+            Err(e) => {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    format!("`variables` is not valid JSON: {e}."),
+                )
+            }
+        }
+    }
+    execute(&app, &headers, request, media).await
+}
+
+async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: Media) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let auth = Auth::from_header(&app.svc, authorization).await;
+    let response = app.schema.execute(request.data(auth)).await;
+    render(response, media)
+}
+
+fn render(response: GqlResponse, media: Media) -> Response {
+    // A request error (parse or validation) stops before execution: no data at all and no
+    // error with a path. Field errors always have a path.
+    let request_failed = response.data == Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let (status, content_type) = match media {
+        Media::GraphqlResponse if request_failed => (StatusCode::BAD_REQUEST, GRAPHQL_RESPONSE),
+        Media::GraphqlResponse => (StatusCode::OK, GRAPHQL_RESPONSE),
+        Media::Json => (StatusCode::OK, JSON),
+    };
+    let body = match serde_json::to_string(&response) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "serializing a GraphQL response failed");
+            return request_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error.");
+        }
+    };
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
+}
+
+/// `GET /graphql/ws`: graphql-transport-ws. Authentication comes from the `connection_init`
+/// payload `{"authorization": "Bearer <token>"}`.
+pub async fn ws(State(app): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+    let schema = app.schema.clone();
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let header = ["authorization", "Authorization"]
+                        .iter()
+                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                        .map(str::to_string);
+                    let auth = Auth::from_header(&app.svc, header.as_deref()).await;
+                    if let Auth::Invalid(why) = auth {
+                        return Err(async_graphql::Error::new(why));
+                    }
+                    let mut data = Data::default();
+                    data.insert(auth);
+                    Ok(data)
+                })
+                .serve()
+        })
+}

@@ -1,0 +1,111 @@
+//! kfactor: the growth backend of a product-led SaaS, behind one GraphQL API.
+//!
+//! [`App::build`] connects to the database, migrates it and assembles the services;
+//! [`App::router`] is the axum router; [`serve`] runs it until shutdown.
+#![warn(missing_docs)]
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context as _;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use migration::MigratorTrait;
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod graphql;
+pub mod http;
+pub mod outbox;
+pub mod pubsub;
+
+use clock::Clock;
+use config::Config;
+use domain::{plans::Catalog, Services};
+
+/// A ready-to-serve kfactor: services, schema and metrics.
+#[derive(Clone)]
+pub struct App {
+    /// Domain services.
+    pub svc: Arc<Services>,
+    /// The GraphQL schema.
+    pub schema: graphql::KfSchema,
+}
+
+impl App {
+    /// Connects, migrates, loads the secret and the plan catalog.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        let plans = Arc::new(load_catalog(&config)?);
+        let db = db::Db::connect(&config)
+            .await
+            .context("connecting to the database")?;
+        migration::Migrator::up(&db.write, None)
+            .await
+            .context("running migrations")?;
+        let (keys, generated) =
+            domain::tokens::load_or_create_secret(&db.write, config.secret.clone().map(|s| s.0))
+                .await
+                .context("loading the server secret")?;
+        if generated {
+            tracing::warn!(
+                "KFACTOR_SECRET is not set: using a secret generated once and stored in the \
+                 database. Fine for development; set KFACTOR_SECRET in production."
+            );
+        }
+        let svc = Arc::new(Services {
+            db,
+            clock,
+            config: Arc::new(config),
+            keys,
+            bus: pubsub::Bus::default(),
+            plans,
+        });
+        let schema = graphql::schema(svc.clone());
+        Ok(App { svc, schema })
+    }
+
+    /// The HTTP router.
+    pub fn router(&self) -> axum::Router {
+        http::router(http::AppState {
+            svc: self.svc.clone(),
+            schema: self.schema.clone(),
+            metrics: metrics_handle(),
+        })
+    }
+}
+
+/// Loads the configured plan catalog, or the embedded one.
+pub fn load_catalog(config: &Config) -> anyhow::Result<Catalog> {
+    match &config.plans {
+        None => Catalog::parse(domain::plans::DEFAULT_CATALOG)
+            .map_err(|e| anyhow::anyhow!("embedded plans.toml: {e}")),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("KFACTOR_PLANS: cannot read {}", path.display()))?;
+            Catalog::parse(&text).map_err(|e| anyhow::anyhow!("KFACTOR_PLANS {}: {e}", path.display()))
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every app in the process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .expect("installing the Prometheus recorder")
+        })
+        .clone()
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    app: &App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

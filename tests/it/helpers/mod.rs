@@ -1,0 +1,191 @@
+//! Test harness: every test gets its own database (a temp SQLite file, or a fresh PostgreSQL
+//! database when TEST_DATABASE_URL is set) and its own server on 127.0.0.1:0.
+#![allow(dead_code)]
+use std::{net::SocketAddr, sync::Arc};
+
+use kfactor::{clock::ManualClock, config::Config, App};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, Database};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// A running server with its own database and a clock the test controls.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub http: reqwest::Client,
+    pub clock: ManualClock,
+    pub app: App,
+    _db: TestDb,
+}
+
+enum TestDb {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime; a fresh thread gets a runtime of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    if let Ok(db) = Database::connect(&admin_url).await {
+                        let _ = db
+                            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// The database URL for a new test, and the guard that removes it.
+async fn fresh_database() -> (String, TestDb) {
+    match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        Some(admin_url) => {
+            let name = format!("kf_test_{}", Uuid::new_v4().simple());
+            let admin = Database::connect(&admin_url).await.expect("connect TEST_DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+            (format!("{base}/{name}"), TestDb::Postgres { admin_url, name })
+        }
+        None => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("kfactor.db").display());
+            (url, TestDb::Sqlite(dir))
+        }
+    }
+}
+
+/// Starts a server with default configuration.
+pub async fn spawn() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Starts a server after `tweak` adjusted its configuration.
+pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let (db_url, guard) = fresh_database().await;
+    let mut config = Config::for_database(&db_url);
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    tweak(&mut config);
+    let listener = tokio::net::TcpListener::bind(config.bind).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    config.public_url = format!("http://{addr}");
+    let clock = ManualClock::default();
+    let app = App::build(config, Arc::new(clock.clone())).await.expect("build app");
+    let served = app.clone();
+    tokio::spawn(async move {
+        kfactor::serve(&served, listener, std::future::pending()).await.unwrap();
+    });
+    TestApp {
+        addr,
+        url: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        clock,
+        app,
+        _db: guard,
+    }
+}
+
+/// A signed-up user.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub token: String,
+    pub id: String,
+    pub org_id: String,
+    pub email: String,
+    pub name: String,
+}
+
+impl TestApp {
+    /// POSTs a GraphQL request and returns (status, body).
+    pub async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/graphql", self.url))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("json body"))
+    }
+
+    /// POSTs a GraphQL request that must succeed at the HTTP level; returns the body.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post(token, query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Signs up a user (organic) and returns their token, id and workspace id.
+    pub async fn sign_up(&self, name: &str, email: &str) -> TestUser {
+        let body = self
+            .gql(
+                None,
+                "mutation($i: SignUpInput!) { signUp(input: $i) { token user { id } organization { id } userErrors { code message } } }",
+                json!({ "i": { "name": name, "email": email, "password": "correct horse battery" } }),
+            )
+            .await;
+        let p = &body["data"]["signUp"];
+        assert_eq!(p["userErrors"], json!([]), "{body}");
+        TestUser {
+            token: p["token"].as_str().unwrap().to_string(),
+            id: p["user"]["id"].as_str().unwrap().to_string(),
+            org_id: p["organization"]["id"].as_str().unwrap().to_string(),
+            email: email.to_lowercase(),
+            name: name.to_string(),
+        }
+    }
+
+    /// Adds `user` to `org` with `role` directly in the database (invitations are the API way).
+    pub async fn add_member(&self, org_id: &str, user_id: &str, role: &str) {
+        let org = kfactor::domain::ids::OrgId::parse(org_id).unwrap();
+        let user = kfactor::domain::ids::UserId::parse(user_id).unwrap();
+        entity::memberships::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            organization_id: Set(org.0),
+            user_id: Set(user.0),
+            role: Set(role.to_string()),
+            joined_at: Set(self.clock_now()),
+        }
+        .insert(&self.app.svc.db.write)
+        .await
+        .expect("insert membership");
+    }
+
+    pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        use kfactor::clock::Clock;
+        self.clock.now()
+    }
+}
+
+/// The `extensions.code` of every top-level error.
+pub fn error_codes(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|errs| {
+            errs.iter()
+                .map(|e| e["extensions"]["code"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The codes of a payload's userErrors.
+pub fn user_error_codes(payload: &Value) -> Vec<String> {
+    payload["userErrors"]
+        .as_array()
+        .expect("userErrors")
+        .iter()
+        .map(|e| e["code"].as_str().unwrap().to_string())
+        .collect()
+}

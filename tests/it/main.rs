@@ -1,0 +1,9 @@
+//! kfactor's integration tests: one binary, a real server per test, on SQLite by default
+//! and on PostgreSQL when TEST_DATABASE_URL is set.
+mod helpers;
+
+mod http;
+mod identity;
+mod orgs;
+mod schema;
+mod subscriptions;

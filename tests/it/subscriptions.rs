@@ -1,0 +1,91 @@
+//! Live activity over graphql-transport-ws.
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+use crate::helpers::{spawn, TestApp};
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, token: Option<&str>) -> Ws {
+    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let payload = match token {
+        Some(t) => json!({ "authorization": format!("Bearer {t}") }),
+        None => json!({}),
+    };
+    ws.send(Message::text(json!({ "type": "connection_init", "payload": payload }).to_string()))
+        .await
+        .unwrap();
+    let ack = next_json(&mut ws).await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    ws
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("stream open")
+            .expect("ws message");
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+async fn subscribe(ws: &mut Ws, org: &str) {
+    let msg = json!({ "id": "1", "type": "subscribe", "payload": {
+        "query": "subscription($o: ID!) { activity(organizationId: $o) { type summary organizationId actor { displayName } } }",
+        "variables": { "o": org } } });
+    ws.send(Message::text(msg.to_string())).await.unwrap();
+}
+
+#[tokio::test]
+async fn members_receive_committed_activity_live() {
+    let app = spawn().await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let mo = app.sign_up("Mo", "mo@example.com").await;
+    let mut ws = connect(&app, Some(&ana.token)).await;
+    subscribe(&mut ws, &ana.org_id).await;
+
+    // The subscription starts asynchronously: repeat the change until it is seen.
+    let remove = "mutation($o: ID!, $u: ID!) { removeMember(organizationId: $o, userId: $u) { userErrors { code } } }";
+    let event = loop {
+        app.add_member(&ana.org_id, &mo.id, "member").await;
+        let body = app.gql(Some(&ana.token), remove, json!({ "o": ana.org_id, "u": mo.id })).await;
+        assert_eq!(body["data"]["removeMember"]["userErrors"], json!([]));
+        match tokio::time::timeout(Duration::from_millis(300), next_json(&mut ws)).await {
+            Ok(v) => break v,
+            Err(_) => continue,
+        }
+    };
+    assert_eq!(event["type"], "next", "{event}");
+    let e = &event["payload"]["data"]["activity"];
+    assert_eq!(e["type"], "MEMBER_REMOVED");
+    assert_eq!(e["organizationId"], ana.org_id.as_str());
+    assert_eq!(e["summary"], "Ana removed Mo from Ana's workspace");
+}
+
+#[tokio::test]
+async fn subscriptions_need_membership() {
+    let app = spawn().await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let eve = app.sign_up("Eve", "eve@evil.io").await;
+
+    let mut ws = connect(&app, Some(&eve.token)).await;
+    subscribe(&mut ws, &ana.org_id).await;
+    let msg = next_json(&mut ws).await;
+    assert_eq!(msg["payload"]["data"], json!(null), "{msg}");
+    assert_eq!(msg["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN");
+
+    let mut ws = connect(&app, None).await;
+    subscribe(&mut ws, &ana.org_id).await;
+    let msg = next_json(&mut ws).await;
+    assert_eq!(msg["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{msg}");
+}
