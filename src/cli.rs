@@ -10,7 +10,12 @@ use crate::{clock::SystemClock, config::Config, domain::plans::Catalog, App};
 #[command(version, about)]
 pub struct Cli {
     /// Configuration file (optional; KFACTOR_* environment variables override it).
-    #[arg(long, global = true, default_value = "kfactor.toml", env = "KFACTOR_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "kfactor.toml",
+        env = "KFACTOR_CONFIG"
+    )]
     pub config: PathBuf,
     /// What to do (default: serve).
     #[command(subcommand)]
@@ -103,12 +108,20 @@ pub async fn run(cli: Cli) -> ExitCode {
 fn check_plans(path: Option<PathBuf>) -> anyhow::Result<()> {
     let (name, text) = match &path {
         Some(p) => (p.display().to_string(), std::fs::read_to_string(p)?),
-        None => ("embedded plans.toml".into(), crate::domain::plans::DEFAULT_CATALOG.into()),
+        None => (
+            "embedded plans.toml".into(),
+            crate::domain::plans::DEFAULT_CATALOG.into(),
+        ),
     };
     match Catalog::parse(&text) {
         Ok(c) => {
             let plans: Vec<_> = c.plans.iter().map(|p| p.key.as_str()).collect();
-            println!("{name}: ok ({} plans: {}; {} features)", plans.len(), plans.join(", "), c.features.len());
+            println!(
+                "{name}: ok ({} plans: {}; {} features)",
+                plans.len(),
+                plans.join(", "),
+                c.features.len()
+            );
             Ok(())
         }
         Err(e) => anyhow::bail!("{name}: {e}"),
@@ -136,7 +149,10 @@ async fn staff(config: Config, action: StaffAction) -> anyhow::Result<()> {
     };
     match crate::domain::identity::set_staff(&app.svc, email, grant).await {
         Ok(true) => {
-            println!("{email}: staff {}", if grant { "granted" } else { "revoked" });
+            println!(
+                "{email}: staff {}",
+                if grant { "granted" } else { "revoked" }
+            );
             Ok(())
         }
         Ok(false) => anyhow::bail!("no user with email {email}"),
@@ -150,7 +166,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -167,6 +184,10 @@ fn init_tracing(filter: &str) {
     let _ = if std::io::stdout().is_terminal() {
         builder.try_init()
     } else {
-        builder.json().flatten_event(true).with_current_span(true).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
     };
 }

@@ -122,12 +122,17 @@ impl Config {
     }
 
     fn validate(raw: Raw) -> Result<Config, ConfigError> {
-        let bind: SocketAddr = raw
-            .bind
-            .parse()
-            .map_err(|_| err("bind", format!("{:?} is not a socket address like 127.0.0.1:8080", raw.bind)))?;
+        let bind: SocketAddr = raw.bind.parse().map_err(|_| {
+            err(
+                "bind",
+                format!("{:?} is not a socket address like 127.0.0.1:8080", raw.bind),
+            )
+        })?;
         let db = raw.database_url.trim().to_string();
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
             return Err(err(
                 "database_url",
                 "must start with sqlite: or postgres://",

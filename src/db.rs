@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use sea_orm::{
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
-    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DbErr,
-    TransactionTrait,
+    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DbErr, TransactionTrait,
 };
 
 use crate::config::Config;

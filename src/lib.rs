@@ -82,7 +82,8 @@ pub fn load_catalog(config: &Config) -> anyhow::Result<Catalog> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("KFACTOR_PLANS: cannot read {}", path.display()))?;
-            Catalog::parse(&text).map_err(|e| anyhow::anyhow!("KFACTOR_PLANS {}: {e}", path.display()))
+            Catalog::parse(&text)
+                .map_err(|e| anyhow::anyhow!("KFACTOR_PLANS {}: {e}", path.display()))
         }
     }
 }

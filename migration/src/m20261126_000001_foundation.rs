@@ -87,7 +87,11 @@ enum Settings {
 }
 
 fn uuid_pk<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).uuid().not_null().primary_key().to_owned()
+    ColumnDef::new(col)
+        .uuid()
+        .not_null()
+        .primary_key()
+        .to_owned()
 }
 
 fn timestamp<T: IntoIden>(col: T) -> ColumnDef {
@@ -105,7 +109,11 @@ impl MigrationTrait for Migration {
                 .table(Organizations::Table)
                 .col(uuid_pk(Organizations::Id))
                 .col(ColumnDef::new(Organizations::Name).string().not_null())
-                .col(ColumnDef::new(Organizations::InvitePolicy).string().not_null())
+                .col(
+                    ColumnDef::new(Organizations::InvitePolicy)
+                        .string()
+                        .not_null(),
+                )
                 .col(ColumnDef::new(Organizations::PlanKey).string().not_null())
                 .col(timestamp(Organizations::BillingAnchor))
                 .col(timestamp(Organizations::CreatedAt))
@@ -230,7 +238,11 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(Memberships::Table)
                 .col(uuid_pk(Memberships::Id))
-                .col(ColumnDef::new(Memberships::OrganizationId).uuid().not_null())
+                .col(
+                    ColumnDef::new(Memberships::OrganizationId)
+                        .uuid()
+                        .not_null(),
+                )
                 .col(ColumnDef::new(Memberships::UserId).uuid().not_null())
                 .col(ColumnDef::new(Memberships::Role).string().not_null())
                 .col(timestamp(Memberships::JoinedAt))
@@ -277,13 +289,25 @@ impl MigrationTrait for Migration {
                         .uuid()
                         .not_null(),
                 )
-                .col(ColumnDef::new(ActivityEvents::EventType).string().not_null())
+                .col(
+                    ColumnDef::new(ActivityEvents::EventType)
+                        .string()
+                        .not_null(),
+                )
                 .col(ColumnDef::new(ActivityEvents::ActorUserId).uuid().null())
-                .col(ColumnDef::new(ActivityEvents::ActorGuestName).string().null())
+                .col(
+                    ColumnDef::new(ActivityEvents::ActorGuestName)
+                        .string()
+                        .null(),
+                )
                 .col(ColumnDef::new(ActivityEvents::ResourceType).string().null())
                 .col(ColumnDef::new(ActivityEvents::ResourceId).uuid().null())
                 .col(ColumnDef::new(ActivityEvents::Summary).string().not_null())
-                .col(ColumnDef::new(ActivityEvents::Data).json_binary().not_null())
+                .col(
+                    ColumnDef::new(ActivityEvents::Data)
+                        .json_binary()
+                        .not_null(),
+                )
                 .col(timestamp(ActivityEvents::CreatedAt))
                 .foreign_key(
                     ForeignKey::create()
@@ -310,9 +334,21 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(WebhookMessages::Table)
                 .col(uuid_pk(WebhookMessages::Id))
-                .col(ColumnDef::new(WebhookMessages::OrganizationId).uuid().null())
-                .col(ColumnDef::new(WebhookMessages::EventType).string().not_null())
-                .col(ColumnDef::new(WebhookMessages::Payload).json_binary().not_null())
+                .col(
+                    ColumnDef::new(WebhookMessages::OrganizationId)
+                        .uuid()
+                        .null(),
+                )
+                .col(
+                    ColumnDef::new(WebhookMessages::EventType)
+                        .string()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(WebhookMessages::Payload)
+                        .json_binary()
+                        .not_null(),
+                )
                 .col(timestamp(WebhookMessages::CreatedAt))
                 .to_owned(),
         )

@@ -8,8 +8,8 @@ use argon2::{
 use chrono::Duration;
 use rand::Rng;
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait,
-    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
+    sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
+    PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -29,7 +29,12 @@ impl Email {
     /// Validates and normalises an address.
     pub fn parse(raw: &str) -> DomainResult<Email> {
         let e = raw.trim().to_lowercase();
-        let bad = || DomainError::invalid(&["email"], "Enter a valid email address, like ana@example.com.");
+        let bad = || {
+            DomainError::invalid(
+                &["email"],
+                "Enter a valid email address, like ana@example.com.",
+            )
+        };
         if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad());
         }
@@ -69,10 +74,16 @@ impl Password {
     pub fn parse(raw: &str) -> DomainResult<Password> {
         let n = raw.chars().count();
         if n < 10 {
-            return Err(DomainError::invalid(&["password"], "Use at least 10 characters for your password."));
+            return Err(DomainError::invalid(
+                &["password"],
+                "Use at least 10 characters for your password.",
+            ));
         }
         if n > 1024 {
-            return Err(DomainError::invalid(&["password"], "Passwords can be at most 1024 characters long."));
+            return Err(DomainError::invalid(
+                &["password"],
+                "Passwords can be at most 1024 characters long.",
+            ));
         }
         Ok(Password(raw.to_string()))
     }
@@ -100,7 +111,10 @@ impl Name {
             ));
         }
         if n.chars().any(char::is_control) {
-            return Err(DomainError::invalid(&[field], "Names cannot contain control characters."));
+            return Err(DomainError::invalid(
+                &[field],
+                "Names cannot contain control characters.",
+            ));
         }
         Ok(Name(n.to_string()))
     }
@@ -198,7 +212,10 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
     }
     let utm = non_empty(&input.utm_source).map(str::to_string);
     if utm.as_ref().is_some_and(|u| u.chars().count() > 200) {
-        return Err(DomainError::invalid(&["utmSource"], "utmSource can be at most 200 characters long."));
+        return Err(DomainError::invalid(
+            &["utmSource"],
+            "utmSource can be at most 200 characters long.",
+        ));
     }
     let source = if utm.is_some() {
         AcquisitionSource::Paid
@@ -218,7 +235,10 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
         return Err(DomainError::EmailTaken);
     }
     let user_id = UserId::generate();
-    let org_name = Name::parse(&format!("{}'s workspace", first_chars(name.as_str(), 88)), "name")?;
+    let org_name = Name::parse(
+        &format!("{}'s workspace", first_chars(name.as_str(), 88)),
+        "name",
+    )?;
     let user = users::ActiveModel {
         id: Set(user_id.0),
         email: Set(email.as_str().to_string()),
@@ -237,7 +257,14 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
     .insert(&*tx)
     .await
     .map_err(|e| unique_violation(e, DomainError::EmailTaken))?;
-    let (org, role) = orgs::create_in_tx(&mut tx, now, &user, &org_name, &svc.plans.default_plan().key).await?;
+    let (org, role) = orgs::create_in_tx(
+        &mut tx,
+        now,
+        &user,
+        &org_name,
+        &svc.plans.default_plan().key,
+    )
+    .await?;
     let user = set_active_org(&*tx, user, Some(OrgId(org.id))).await?;
     let token = create_session(&*tx, svc, user.id).await?;
     tx.commit(&svc.bus).await?;
@@ -320,7 +347,10 @@ pub async fn authenticate(svc: &Services, token: &str) -> DomainResult<users::Mo
 }
 
 /// Users by id, in no particular order (for batch loading).
-pub async fn users_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> DomainResult<Vec<users::Model>> {
+pub async fn users_by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> DomainResult<Vec<users::Model>> {
     Ok(users::Entity::find()
         .filter(users::Column::Id.is_in(ids.iter().copied()))
         .all(db)
@@ -367,14 +397,21 @@ pub async fn set_active_org(
     Ok(am.update(db).await?)
 }
 
-async fn find_by_email(db: &impl ConnectionTrait, email: &Email) -> DomainResult<Option<users::Model>> {
+async fn find_by_email(
+    db: &impl ConnectionTrait,
+    email: &Email,
+) -> DomainResult<Option<users::Model>> {
     Ok(users::Entity::find()
         .filter(users::Column::Email.eq(email.as_str()))
         .one(db)
         .await?)
 }
 
-async fn create_session(db: &impl ConnectionTrait, svc: &Services, user_id: Uuid) -> DomainResult<String> {
+async fn create_session(
+    db: &impl ConnectionTrait,
+    svc: &Services,
+    user_id: Uuid,
+) -> DomainResult<String> {
     let now = svc.now();
     let (token, hash) = tokens::new_session_token();
     sessions::ActiveModel {
@@ -466,8 +503,20 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_validated() {
-        assert_eq!(Email::parse("  Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
-        for bad in ["", "ana", "ana@", "@x.io", "a b@x.io", "ana@localhost", "a..b@x.io", "ana@-x.io"] {
+        assert_eq!(
+            Email::parse("  Ana@Example.COM ").unwrap().as_str(),
+            "ana@example.com"
+        );
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@x.io",
+            "a b@x.io",
+            "ana@localhost",
+            "a..b@x.io",
+            "ana@-x.io",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

@@ -9,8 +9,8 @@ use crate::{clock::Clock, config::Config, db::Db, pubsub::Bus};
 
 pub mod activity;
 pub mod error;
-pub mod ids;
 pub mod identity;
+pub mod ids;
 pub mod orgs;
 pub mod page;
 pub mod plans;

@@ -117,12 +117,18 @@ pub fn members_in_org(org: OrgId) -> Select<memberships::Entity> {
 
 /// The caller's access to an organization: NotFound when it does not exist, Forbidden when
 /// the caller is not a member.
-pub async fn access(db: &impl ConnectionTrait, user: UserId, org: OrgId) -> DomainResult<OrgAccess> {
+pub async fn access(
+    db: &impl ConnectionTrait,
+    user: UserId,
+    org: OrgId,
+) -> DomainResult<OrgAccess> {
     let o = organizations::Entity::find_by_id(org.0)
         .one(db)
         .await?
         .ok_or(DomainError::NotFound("Organization"))?;
-    let m = membership(db, org, user).await?.ok_or(DomainError::Forbidden)?;
+    let m = membership(db, org, user)
+        .await?
+        .ok_or(DomainError::Forbidden)?;
     Ok(OrgAccess {
         org: o,
         role: Role::parse(&m.role),
@@ -138,7 +144,9 @@ async fn access_locked(tx: &Tx, user: UserId, org: OrgId) -> DomainResult<OrgAcc
         .one(&**tx)
         .await?
         .ok_or(DomainError::NotFound("Organization"))?;
-    let m = membership(&**tx, org, user).await?.ok_or(DomainError::Forbidden)?;
+    let m = membership(&**tx, org, user)
+        .await?
+        .ok_or(DomainError::Forbidden)?;
     Ok(OrgAccess {
         org: o,
         role: Role::parse(&m.role),
@@ -237,13 +245,19 @@ pub async fn create(svc: &Services, user: &users::Model, name: &str) -> DomainRe
     let name = Name::parse(name, "name")?;
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
-    let (org, role) = create_in_tx(&mut tx, now, user, &name, &svc.plans.default_plan().key).await?;
+    let (org, role) =
+        create_in_tx(&mut tx, now, user, &name, &svc.plans.default_plan().key).await?;
     tx.commit(&svc.bus).await?;
     Ok(OrgAccess { org, role })
 }
 
 /// Renames an organization (ADMIN or OWNER).
-pub async fn rename(svc: &Services, user: UserId, org: OrgId, name: &str) -> DomainResult<OrgAccess> {
+pub async fn rename(
+    svc: &Services,
+    user: UserId,
+    org: OrgId,
+    name: &str,
+) -> DomainResult<OrgAccess> {
     let name = Name::parse(name, "name")?;
     let tx = Tx::begin(&svc.db).await?;
     let a = access_locked(&tx, user, org).await?;
@@ -273,7 +287,11 @@ pub async fn set_invite_policy(
 }
 
 /// Makes `org` the caller's active organization (they must be a member).
-pub async fn set_active(svc: &Services, user: &users::Model, org: OrgId) -> DomainResult<OrgAccess> {
+pub async fn set_active(
+    svc: &Services,
+    user: &users::Model,
+    org: OrgId,
+) -> DomainResult<OrgAccess> {
     let a = access(&svc.db.read, UserId(user.id), org).await?;
     identity::set_active_org(&svc.db.write, user.clone(), Some(org)).await?;
     Ok(a)
@@ -336,7 +354,9 @@ pub async fn remove_member(
         .await?
         .ok_or(DomainError::NotFound("Member"))?;
     if Role::parse(&m.role) == Role::Owner && a.role < Role::Owner {
-        return Err(DomainError::PermissionDenied("Only owners can remove an owner.".into()));
+        return Err(DomainError::PermissionDenied(
+            "Only owners can remove an owner.".into(),
+        ));
     }
     let removed = delete_membership(&mut tx, svc.now(), &a.org, m, caller).await?;
     tx.commit(&svc.bus).await?;
@@ -344,7 +364,11 @@ pub async fn remove_member(
 }
 
 /// The caller leaves an organization (never as its last owner).
-pub async fn leave(svc: &Services, caller: &users::Model, org: OrgId) -> DomainResult<MembershipId> {
+pub async fn leave(
+    svc: &Services,
+    caller: &users::Model,
+    org: OrgId,
+) -> DomainResult<MembershipId> {
     let mut tx = Tx::begin(&svc.db).await?;
     let a = access_locked(&tx, UserId(caller.id), org).await?;
     let m = membership(&*tx, org, UserId(caller.id))
@@ -413,7 +437,14 @@ pub async fn members(
     org: OrgId,
     req: PageRequest,
 ) -> DomainResult<Page<memberships::Model>> {
-    page::fetch(db, members_in_org(org), memberships::Column::Id, Order::Asc, req).await
+    page::fetch(
+        db,
+        members_in_org(org),
+        memberships::Column::Id,
+        Order::Asc,
+        req,
+    )
+    .await
 }
 
 /// Every membership of a user, oldest first, with its organization.
@@ -426,7 +457,11 @@ pub async fn memberships_of(
         .order_by(memberships::Column::Id, Order::Asc)
         .all(db)
         .await?;
-    let orgs = orgs_by_ids(db, &ms.iter().map(|m| m.organization_id).collect::<Vec<_>>()).await?;
+    let orgs = orgs_by_ids(
+        db,
+        &ms.iter().map(|m| m.organization_id).collect::<Vec<_>>(),
+    )
+    .await?;
     Ok(ms
         .into_iter()
         .filter_map(|m| {

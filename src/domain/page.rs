@@ -63,11 +63,7 @@ where
             _ => q.filter(id.gt(after)),
         };
     }
-    let mut items = q
-        .order_by(id, order)
-        .limit(req.first + 1)
-        .all(db)
-        .await?;
+    let mut items = q.order_by(id, order).limit(req.first + 1).all(db).await?;
     let has_next = items.len() as u64 > req.first;
     items.truncate(req.first as usize);
     Ok(Page {

@@ -88,7 +88,10 @@ impl Catalog {
                 return Err(format!("plan key {:?} is defined twice", p.key));
             }
             if c.plans[..i].iter().any(|q| q.rank == p.rank) {
-                return Err(format!("plans {:?} and another share rank {}", p.key, p.rank));
+                return Err(format!(
+                    "plans {:?} and another share rank {}",
+                    p.key, p.rank
+                ));
             }
             for name in p.features.keys() {
                 if !c.features.contains_key(name) {
@@ -126,10 +129,14 @@ impl Catalog {
             match (f.kind, f.period.as_deref()) {
                 (FeatureKind::PeriodicLimit, Some("month")) => {}
                 (FeatureKind::PeriodicLimit, _) => {
-                    return Err(format!("feature {name:?}: periodic limits need period = \"month\""))
+                    return Err(format!(
+                        "feature {name:?}: periodic limits need period = \"month\""
+                    ))
                 }
                 (_, Some(_)) => {
-                    return Err(format!("feature {name:?}: only periodic limits have a period"))
+                    return Err(format!(
+                        "feature {name:?}: only periodic limits have a period"
+                    ))
                 }
                 _ => {}
             }
@@ -157,7 +164,10 @@ mod tests {
         let c = Catalog::parse(DEFAULT_CATALOG).unwrap();
         assert_eq!(c.default_plan().key, "free");
         assert_eq!(c.plans.len(), 3);
-        assert_eq!(c.plan("free").unwrap().features["projects"], Grant::Count(3));
+        assert_eq!(
+            c.plan("free").unwrap().features["projects"],
+            Grant::Count(3)
+        );
     }
 
     #[test]

@@ -50,7 +50,10 @@ impl std::fmt::Debug for Keys {
 impl Keys {
     /// Keys from a secret of at least 32 bytes.
     pub fn new(secret: Vec<u8>) -> Keys {
-        assert!(secret.len() >= 32, "server secret must be at least 32 bytes");
+        assert!(
+            secret.len() >= 32,
+            "server secret must be at least 32 bytes"
+        );
         Keys { secret }
     }
 
@@ -156,8 +159,14 @@ mod tests {
         let t = keys.derive(Purpose::Invitation, id, 1);
         assert_eq!(Keys::claimed_id(&t), Some(id));
         assert!(keys.verify(Purpose::Invitation, &t, id, 1));
-        assert!(!keys.verify(Purpose::Invitation, &t, id, 2), "bumped version kills it");
-        assert!(!keys.verify(Purpose::SharedLink, &t, id, 1), "purpose is bound");
+        assert!(
+            !keys.verify(Purpose::Invitation, &t, id, 2),
+            "bumped version kills it"
+        );
+        assert!(
+            !keys.verify(Purpose::SharedLink, &t, id, 1),
+            "purpose is bound"
+        );
         assert!(!Keys::new(vec![8; 32]).verify(Purpose::Invitation, &t, id, 1));
         assert!(!keys.verify(Purpose::Invitation, "garbage", id, 1));
     }

@@ -22,11 +22,17 @@ pub fn cursor(id: Uuid) -> String {
 }
 
 /// Parses `first` (default 20, capped at 100) and `after` into a page request.
-pub fn page_request(first: Option<i32>, after: Option<String>) -> async_graphql::Result<PageRequest> {
+pub fn page_request(
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<PageRequest> {
     let first = match first {
         None => 20,
         Some(n) if n < 0 => {
-            return Err(top(TopLevelCode::InvalidInput, "`first` cannot be negative."));
+            return Err(top(
+                TopLevelCode::InvalidInput,
+                "`first` cannot be negative.",
+            ));
         }
         Some(n) => (n as u64).min(MAX_PAGE),
     };

@@ -100,7 +100,9 @@ pub fn top_level(e: DomainError) -> async_graphql::Error {
     use TopLevelCode as C;
     match e {
         DomainError::Unauthenticated(m) => top(C::Unauthenticated, m),
-        DomainError::Forbidden | DomainError::PermissionDenied(_) => top(C::Forbidden, e.to_string()),
+        DomainError::Forbidden | DomainError::PermissionDenied(_) => {
+            top(C::Forbidden, e.to_string())
+        }
         DomainError::NotFound(_) => top(C::NotFound, e.to_string()),
         DomainError::RateLimited {
             retry_after_seconds,
@@ -136,9 +138,9 @@ pub fn user_error(e: DomainError) -> async_graphql::Result<UserError> {
         DomainError::PermissionDenied(_) | DomainError::Forbidden => (C::PermissionDenied, None),
         DomainError::AlreadyMember => (C::AlreadyMember, None),
         DomainError::LastOwner => (C::LastOwner, None),
-        DomainError::RateLimited { .. } | DomainError::Unauthenticated(_) | DomainError::Internal(_) => {
-            return Err(top_level(e))
-        }
+        DomainError::RateLimited { .. }
+        | DomainError::Unauthenticated(_)
+        | DomainError::Internal(_) => return Err(top_level(e)),
     };
     Ok(UserError::new(code, e.to_string(), field))
 }
@@ -165,10 +167,18 @@ mod tests {
         let e = user_error(DomainError::invalid(&["input", "email"], "bad")).unwrap();
         assert_eq!(e.code, ErrorCode::InvalidInput);
         assert_eq!(e.field.unwrap(), vec!["input", "email"]);
-        assert_eq!(user_error(DomainError::LastOwner).unwrap().code, ErrorCode::LastOwner);
+        assert_eq!(
+            user_error(DomainError::LastOwner).unwrap().code,
+            ErrorCode::LastOwner
+        );
         assert!(user_error(DomainError::Unauthenticated("x")).is_err());
-        let internal = top_level(DomainError::Internal(anyhow::anyhow!("db password is hunter2")));
-        assert!(!internal.message.contains("hunter2"), "internals never leak");
+        let internal = top_level(DomainError::Internal(anyhow::anyhow!(
+            "db password is hunter2"
+        )));
+        assert!(
+            !internal.message.contains("hunter2"),
+            "internals never leak"
+        );
         let ext = format!("{:?}", internal.extensions);
         assert!(ext.contains("INTERNAL"), "{ext}");
     }

@@ -7,8 +7,7 @@ use std::{
 
 use async_graphql::{
     extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
-        NextValidation,
+        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
     },
     parser::types::{ExecutableDocument, OperationType, Selection},
     Response, ServerError, ServerResult, ValidationResult, Variables,
@@ -118,7 +117,11 @@ impl Extension for ObserveExt {
             .expect("label lock")
             .clone()
             .unwrap_or(("unknown", String::new()));
-        let outcome = if resp.errors.is_empty() { "ok" } else { "error" };
+        let outcome = if resp.errors.is_empty() {
+            "ok"
+        } else {
+            "error"
+        };
         metrics::counter!("kfactor_graphql_operations_total",
             "type" => kind, "fields" => fields.clone(), "outcome" => outcome)
         .increment(1);

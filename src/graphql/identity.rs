@@ -93,7 +93,11 @@ impl IdentityMutation {
     /// PUBLIC. Creates an account. A user who does not join through an invitation gets an
     /// organization ("<name>'s workspace") of which they are OWNER. Attribution precedence:
     /// inviteToken > shareToken > referralCode > utmSource > ORGANIC.
-    async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> async_graphql::Result<AuthPayload> {
+    async fn sign_up(
+        &self,
+        ctx: &Context<'_>,
+        input: SignUpInput,
+    ) -> async_graphql::Result<AuthPayload> {
         let r = identity::sign_up(
             svc(ctx),
             identity::SignUpInput {
@@ -113,7 +117,11 @@ impl IdentityMutation {
     }
 
     /// PUBLIC. Starts a session.
-    async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> async_graphql::Result<AuthPayload> {
+    async fn log_in(
+        &self,
+        ctx: &Context<'_>,
+        input: LogInInput,
+    ) -> async_graphql::Result<AuthPayload> {
         let r = identity::log_in(svc(ctx), &input.email, &input.password).await;
         payload(r, AuthPayload::from, failed)
     }
@@ -121,8 +129,14 @@ impl IdentityMutation {
     /// Ends the caller's session; its token stops working at once.
     async fn log_out(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         match auth(ctx) {
-            super::Auth::User { token, .. } => identity::log_out(svc(ctx), token).await.map_err(top_level),
-            other => Err(top_level(other.user().err().unwrap_or(DomainError::Unauthenticated("Sign in to do this.")))),
+            super::Auth::User { token, .. } => {
+                identity::log_out(svc(ctx), token).await.map_err(top_level)
+            }
+            other => {
+                Err(top_level(other.user().err().unwrap_or(
+                    DomainError::Unauthenticated("Sign in to do this."),
+                )))
+            }
         }
     }
 }

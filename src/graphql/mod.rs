@@ -93,7 +93,10 @@ pub fn auth<'a>(ctx: &Context<'a>) -> &'a Auth {
 pub fn schema(svc: Arc<Services>) -> KfSchema {
     let cfg = svc.config.clone();
     Schema::build(Query::default(), Mutation::default(), Subscription)
-        .data(DataLoader::new(loaders::UserLoader(svc.clone()), tokio::spawn))
+        .data(DataLoader::new(
+            loaders::UserLoader(svc.clone()),
+            tokio::spawn,
+        ))
         .data(svc)
         .limit_depth(cfg.graphql_max_depth)
         .limit_complexity(cfg.graphql_max_complexity)

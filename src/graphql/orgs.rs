@@ -73,7 +73,11 @@ pub struct OrgQuery;
 #[Object]
 impl OrgQuery {
     /// An organization the caller belongs to. Non-members get null and a FORBIDDEN error.
-    async fn organization(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Organization>> {
+    async fn organization(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<Organization>> {
         let user = auth(ctx).user().map_err(top_level)?;
         let org = OrgId::parse(&id).map_err(top_level)?;
         orgs::access(&svc(ctx).db.read, UserId(user.id), org)
@@ -94,13 +98,22 @@ pub struct OrgMutation;
 #[Object]
 impl OrgMutation {
     /// Creates an organization; the caller becomes its OWNER.
-    async fn create_organization(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<OrganizationPayload> {
+    async fn create_organization(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<OrganizationPayload> {
         let user = auth(ctx).user().map_err(top_level)?;
         org_payload(orgs::create(svc(ctx), user, &name).await)
     }
 
     /// Renames an organization (ADMIN or OWNER).
-    async fn rename_organization(&self, ctx: &Context<'_>, id: ID, name: String) -> async_graphql::Result<OrganizationPayload> {
+    async fn rename_organization(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        name: String,
+    ) -> async_graphql::Result<OrganizationPayload> {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match OrgId::parse(&id) {
             Ok(org) => orgs::rename(svc(ctx), UserId(user.id), org, &name).await,
@@ -125,7 +138,11 @@ impl OrgMutation {
     }
 
     /// Makes an organization the caller's active one.
-    async fn set_active_organization(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<OrganizationPayload> {
+    async fn set_active_organization(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<OrganizationPayload> {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match OrgId::parse(&id) {
             Ok(org) => orgs::set_active(svc(ctx), user, org).await,
@@ -153,7 +170,10 @@ impl OrgMutation {
         payload(
             r,
             |m| MembershipPayload {
-                membership: Some(Membership { model: m, org: None }),
+                membership: Some(Membership {
+                    model: m,
+                    org: None,
+                }),
                 user_errors: vec![],
             },
             |user_errors| MembershipPayload {
@@ -165,7 +185,12 @@ impl OrgMutation {
 
     /// Removes a member (ADMIN or OWNER; only an OWNER removes an owner). LAST_OWNER guards
     /// the last owner.
-    async fn remove_member(&self, ctx: &Context<'_>, organization_id: ID, user_id: ID) -> async_graphql::Result<DeletePayload> {
+    async fn remove_member(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+        user_id: ID,
+    ) -> async_graphql::Result<DeletePayload> {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = async {
             let org = OrgId::parse(&organization_id)?;
@@ -177,7 +202,11 @@ impl OrgMutation {
     }
 
     /// The caller leaves an organization. LAST_OWNER guards the last owner.
-    async fn leave_organization(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<DeletePayload> {
+    async fn leave_organization(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<DeletePayload> {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match OrgId::parse(&id) {
             Ok(org) => orgs::leave(svc(ctx), user, org).await,

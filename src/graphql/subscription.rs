@@ -28,7 +28,9 @@ impl Subscription {
         let svc = svc(ctx).clone();
         // Subscribe before the access check so nothing committed in between is missed.
         let mut rx = svc.bus.subscribe();
-        orgs::access(&svc.db.read, me, org).await.map_err(top_level)?;
+        orgs::access(&svc.db.read, me, org)
+            .await
+            .map_err(top_level)?;
         Ok(async_stream::stream! {
             loop {
                 match rx.recv().await {

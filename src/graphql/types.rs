@@ -5,7 +5,10 @@ use async_graphql::{ComplexObject, Context, Enum, Json, Object, SimpleObject, ID
 use chrono::{DateTime, Utc};
 
 use super::{
-    auth, connection::{connection, page_request}, error::{top, top_level, TopLevelCode}, loaders, svc,
+    auth,
+    connection::{connection, page_request},
+    error::{top, top_level, TopLevelCode},
+    loaders, svc,
 };
 use crate::domain::{
     self,
@@ -216,7 +219,10 @@ impl User {
         if self.is_viewer(ctx) {
             Ok(())
         } else {
-            Err(top(TopLevelCode::Forbidden, "Only visible to the user themselves."))
+            Err(top(
+                TopLevelCode::Forbidden,
+                "Only visible to the user themselves.",
+            ))
         }
     }
 }
@@ -239,13 +245,20 @@ impl User {
             return Ok(&self.model.email);
         }
         let viewer = auth(ctx).user().map_err(top_level)?;
-        let shared = domain::identity::share_an_org(&svc(ctx).db.read, UserId(viewer.id), UserId(self.model.id))
-            .await
-            .map_err(top_level)?;
+        let shared = domain::identity::share_an_org(
+            &svc(ctx).db.read,
+            UserId(viewer.id),
+            UserId(self.model.id),
+        )
+        .await
+        .map_err(top_level)?;
         if shared {
             Ok(&self.model.email)
         } else {
-            Err(top(TopLevelCode::Forbidden, "Emails are visible to co-members only."))
+            Err(top(
+                TopLevelCode::Forbidden,
+                "Emails are visible to co-members only.",
+            ))
         }
     }
 
@@ -273,7 +286,11 @@ impl User {
     /// `PUBLIC_URL/r/{referralCode}`; visible to the user only.
     async fn referral_url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
         self.own_only(ctx)?;
-        Ok(format!("{}/r/{}", svc(ctx).config.public_url, self.model.referral_code))
+        Ok(format!(
+            "{}/r/{}",
+            svc(ctx).config.public_url,
+            self.model.referral_code
+        ))
     }
 
     /// First time the user reached the activation event.
@@ -307,7 +324,10 @@ impl User {
     }
 
     /// The organization the user works in (null unless the caller is this user).
-    async fn active_organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
+    async fn active_organization(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<Organization>> {
         if !self.is_viewer(ctx) {
             return Ok(None);
         }
@@ -394,10 +414,14 @@ impl Organization {
             .await
             .map_err(top_level)?;
         let org = self.clone();
-        Ok(MembershipConnection::from_page(page, |m| m.id, |m| Membership {
-            model: m,
-            org: Some(org.clone()),
-        }))
+        Ok(MembershipConnection::from_page(
+            page,
+            |m| m.id,
+            |m| Membership {
+                model: m,
+                org: Some(org.clone()),
+            },
+        ))
     }
 
     /// What happened here, newest first.
@@ -411,7 +435,11 @@ impl Organization {
         let page = orgs::activity(&svc(ctx).db.read, self.org_id(), req)
             .await
             .map_err(top_level)?;
-        Ok(ActivityEventConnection::from_page(page, |e| e.id, |e| ActivityEvent(Arc::new(e))))
+        Ok(ActivityEventConnection::from_page(
+            page,
+            |e| e.id,
+            |e| ActivityEvent(Arc::new(e)),
+        ))
     }
 }
 
@@ -432,10 +460,14 @@ impl Membership {
             return Ok(o.clone());
         }
         let viewer = auth(ctx).user().map_err(top_level)?;
-        orgs::access(&svc(ctx).db.read, UserId(viewer.id), OrgId(self.model.organization_id))
-            .await
-            .map(Organization::from)
-            .map_err(top_level)
+        orgs::access(
+            &svc(ctx).db.read,
+            UserId(viewer.id),
+            OrgId(self.model.organization_id),
+        )
+        .await
+        .map(Organization::from)
+        .map_err(top_level)
     }
 
     /// The member.
@@ -504,7 +536,12 @@ impl ActivityEvent {
     async fn kind(&self) -> async_graphql::Result<ActivityType> {
         DActivityType::parse(&self.0.event_type)
             .map(Into::into)
-            .ok_or_else(|| super::error::internal(anyhow::anyhow!("unknown activity type {}", self.0.event_type)))
+            .ok_or_else(|| {
+                super::error::internal(anyhow::anyhow!(
+                    "unknown activity type {}",
+                    self.0.event_type
+                ))
+            })
     }
 
     /// Who did it.
@@ -527,7 +564,9 @@ impl ActivityEvent {
 
     /// The resource it happened to.
     async fn resource_id(&self) -> Option<ID> {
-        self.0.resource_id.map(|id| ID(format!("prj_{}", id.simple())))
+        self.0
+            .resource_id
+            .map(|id| ID(format!("prj_{}", id.simple())))
     }
 
     /// One human sentence, e.g. "Ana invited bo@acme.io".
@@ -624,9 +663,19 @@ impl UpgradePrompt {
     /// The cheapest plan that lifts the limit or has the feature.
     async fn plan(&self, ctx: &Context<'_>) -> Plan {
         let catalog = &svc(ctx).plans;
-        Plan(catalog.plan(&self.plan_key).unwrap_or_else(|| catalog.default_plan()).clone())
+        Plan(
+            catalog
+                .plan(&self.plan_key)
+                .unwrap_or_else(|| catalog.default_plan())
+                .clone(),
+        )
     }
 }
 
 connection!(MembershipConnection, MembershipEdge, Membership, "members");
-connection!(ActivityEventConnection, ActivityEventEdge, ActivityEvent, "activity events");
+connection!(
+    ActivityEventConnection,
+    ActivityEventEdge,
+    ActivityEvent,
+    "activity events"
+);

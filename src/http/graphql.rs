@@ -58,7 +58,10 @@ fn request_error(status: StatusCode, code: &str, message: impl Into<String>) -> 
     let body = json!({ "errors": [{ "message": message.into(), "extensions": { "code": code } }] });
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(GRAPHQL_RESPONSE))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(GRAPHQL_RESPONSE),
+        )],
         body.to_string(),
     )
         .into_response()
@@ -144,10 +147,18 @@ pub async fn get(
         if wants_html {
             return Html(super::graphiql::INDEX).into_response();
         }
-        return request_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "Missing `query` parameter.");
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "Missing `query` parameter.",
+        );
     };
     let Some(media) = negotiate(&headers) else {
-        return request_error(StatusCode::NOT_ACCEPTABLE, "NOT_ACCEPTABLE", "Not acceptable.");
+        return request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            "NOT_ACCEPTABLE",
+            "Not acceptable.",
+        );
     };
     if let Ok(doc) = parse_query(&query) {
         let is_mutation = doc.operations.iter().any(|(name, op)| {
@@ -161,7 +172,8 @@ pub async fn get(
                 "METHOD_NOT_ALLOWED",
                 "Only queries run over GET; send mutations and subscriptions with POST or WebSocket.",
             );
-            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return r;
         }
     }
@@ -208,15 +220,28 @@ fn render(response: GqlResponse, media: Media) -> Response {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "serializing a GraphQL response failed");
-            return request_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error.");
+            return request_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "Internal error.",
+            );
         }
     };
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /graphql/ws`: graphql-transport-ws. Authentication comes from the `connection_init`
 /// payload `{"authorization": "Bearer <token>"}`.
-pub async fn ws(State(app): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+pub async fn ws(
+    State(app): State<AppState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let schema = app.schema.clone();
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)

@@ -1,6 +1,9 @@
 //! The HTTP surface: routes, middleware, health and metrics. Thin: everything of substance
 //! happens in `crate::graphql` and `crate::domain`.
-use std::{sync::Arc, time::{Duration, Instant}};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request, State},
@@ -49,7 +52,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)));
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ));
     Router::new()
         .merge(http)
         .route("/graphql/ws", get(graphql::ws))
@@ -114,7 +120,11 @@ async fn health(State(app): State<AppState>) -> Response {
     if app.svc.db.ping().await {
         Json(json!({ "status": "ok" })).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database unavailable" }))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "database unavailable" })),
+        )
+            .into_response()
     }
 }
 

@@ -6,7 +6,12 @@ use crate::helpers::{error_codes, spawn};
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
-async fn raw_post(app: &crate::helpers::TestApp, content_type: &str, accept: Option<&str>, body: &str) -> (u16, String, Value) {
+async fn raw_post(
+    app: &crate::helpers::TestApp,
+    content_type: &str,
+    accept: Option<&str>,
+    body: &str,
+) -> (u16, String, Value) {
     let mut req = app
         .http
         .post(format!("{}/graphql", app.url))
@@ -19,13 +24,23 @@ async fn raw_post(app: &crate::helpers::TestApp, content_type: &str, accept: Opt
     let status = resp.status().as_u16();
     let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
     let text = resp.text().await.unwrap();
-    (status, ct, serde_json::from_str(&text).unwrap_or(Value::Null))
+    (
+        status,
+        ct,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
 async fn responses_follow_graphql_over_http() {
     let app = spawn().await;
-    let (s, ct, body) = raw_post(&app, "application/json", None, r#"{"query":"{ plans { key } }"}"#).await;
+    let (s, ct, body) = raw_post(
+        &app,
+        "application/json",
+        None,
+        r#"{"query":"{ plans { key } }"}"#,
+    )
+    .await;
     assert_eq!((s, ct.as_str()), (200, GRAPHQL_RESPONSE));
     assert_eq!(body["data"]["plans"][0]["key"], "free");
 
@@ -34,7 +49,13 @@ async fn responses_follow_graphql_over_http() {
     assert_eq!(error_codes(&body), vec!["BAD_REQUEST"]);
     assert!(body.get("data").is_none());
 
-    let (s, _, body) = raw_post(&app, "application/json", None, r#"{"query":"{ plans { key "}"#).await;
+    let (s, _, body) = raw_post(
+        &app,
+        "application/json",
+        None,
+        r#"{"query":"{ plans { key "}"#,
+    )
+    .await;
     assert_eq!(s, 400, "unparsable document: {body}");
     assert_eq!(error_codes(&body), vec!["GRAPHQL_PARSE_FAILED"]);
 
@@ -42,7 +63,13 @@ async fn responses_follow_graphql_over_http() {
     assert_eq!(s, 400, "invalid document: {body}");
     assert_eq!(error_codes(&body), vec!["GRAPHQL_VALIDATION_FAILED"]);
 
-    let (s, _, body) = raw_post(&app, "application/json", None, r#"[{"query":"{ plans { key } }"}]"#).await;
+    let (s, _, body) = raw_post(
+        &app,
+        "application/json",
+        None,
+        r#"[{"query":"{ plans { key } }"}]"#,
+    )
+    .await;
     assert_eq!(s, 400, "batching is off: {body}");
 
     let (s, _, _) = raw_post(&app, "application/json", None, r#"{"variables":{}}"#).await;
@@ -52,12 +79,24 @@ async fn responses_follow_graphql_over_http() {
     assert_eq!(s, 415);
 
     // Legacy clients that only accept application/json get 200 and application/json.
-    let (s, ct, body) = raw_post(&app, "application/json", Some("application/json"), r#"{"query":"{ nope }"}"#).await;
+    let (s, ct, body) = raw_post(
+        &app,
+        "application/json",
+        Some("application/json"),
+        r#"{"query":"{ nope }"}"#,
+    )
+    .await;
     assert_eq!((s, ct.as_str()), (200, "application/json"));
     assert!(body["errors"].is_array());
 
     // A field error is still a 200 with data.
-    let (s, _, body) = raw_post(&app, "application/json", None, r#"{"query":"mutation { createOrganization(name: \"x\") { organization { id } } }"}"#).await;
+    let (s, _, body) = raw_post(
+        &app,
+        "application/json",
+        None,
+        r#"{"query":"mutation { createOrganization(name: \"x\") { organization { id } } }"}"#,
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(error_codes(&body), vec!["UNAUTHENTICATED"]);
 }
@@ -119,21 +158,41 @@ async fn graphiql_is_served_from_the_binary() {
     assert_eq!(resp.status().as_u16(), 200);
     let html = resp.text().await.unwrap();
     assert!(html.contains("/graphql/ws"), "subscriptions are wired");
-    for src in ["graphiql.min.js", "graphiql.min.css", "react.production.min.js", "react-dom.production.min.js"] {
+    for src in [
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+    ] {
         assert!(html.contains(&format!("/graphql/assets/{src}")));
-        let asset = app.http.get(format!("{}/graphql/assets/{src}", app.url)).send().await.unwrap();
+        let asset = app
+            .http
+            .get(format!("{}/graphql/assets/{src}", app.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(asset.status().as_u16(), 200, "{src}");
         assert!(asset.bytes().await.unwrap().len() > 1000);
     }
     assert!(!html.contains("https://"), "nothing is loaded from a CDN");
-    let missing = app.http.get(format!("{}/graphql/assets/nope.js", app.url)).send().await.unwrap();
+    let missing = app
+        .http
+        .get(format!("{}/graphql/assets/nope.js", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status().as_u16(), 404);
 }
 
 #[tokio::test]
 async fn health_metrics_and_request_ids() {
     let app = spawn().await;
-    let resp = app.http.get(format!("{}/healthz", app.url)).send().await.unwrap();
+    let resp = app
+        .http
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.headers().contains_key("x-request-id"));
     app.gql(None, "{ plans { key } }", json!({})).await;
@@ -147,8 +206,14 @@ async fn health_metrics_and_request_ids() {
         .await
         .unwrap();
     assert!(metrics.contains("kfactor_http_requests_total"), "{metrics}");
-    assert!(metrics.contains("kfactor_graphql_operations_total"), "{metrics}");
-    assert!(metrics.contains("fields=\"plans\""), "operations are labelled by root field");
+    assert!(
+        metrics.contains("kfactor_graphql_operations_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("fields=\"plans\""),
+        "operations are labelled by root field"
+    );
 }
 
 /// GraphiQL 3's introspection query (graphql-js 16 `getIntrospectionQuery` with

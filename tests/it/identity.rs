@@ -21,7 +21,10 @@ async fn sign_up_creates_a_workspace_and_a_session() {
         .await;
     let p = &body["data"]["signUp"];
     assert_eq!(p["userErrors"], json!([]));
-    assert_eq!(p["user"]["email"], "ana@example.com", "emails are trimmed and lower-cased");
+    assert_eq!(
+        p["user"]["email"], "ana@example.com",
+        "emails are trimmed and lower-cased"
+    );
     assert_eq!(p["user"]["acquisitionSource"], "ORGANIC");
     assert_eq!(p["organization"]["name"], "Ana's workspace");
     assert_eq!(p["organization"]["viewerRole"], "OWNER");
@@ -70,7 +73,11 @@ async fn utm_source_is_paid_and_viral_inputs_are_not_available_yet() {
         .await;
     assert_eq!(body["data"]["signUp"]["user"]["acquisitionSource"], "PAID");
 
-    for (field, value) in [("inviteToken", "abc"), ("shareToken", "abc"), ("referralCode", "abc")] {
+    for (field, value) in [
+        ("inviteToken", "abc"),
+        ("shareToken", "abc"),
+        ("referralCode", "abc"),
+    ] {
         let body = app
             .gql(None, SIGN_UP, json!({ "i": { "email": "v@x.io", "password": "correct horse battery", "name": "V", field: value } }))
             .await;
@@ -81,7 +88,11 @@ async fn utm_source_is_paid_and_viral_inputs_are_not_available_yet() {
     }
     // Nothing was created by the refused attempts: the email is still free.
     let body = app
-        .gql(None, SIGN_UP, json!({ "i": { "email": "v@x.io", "password": "correct horse battery", "name": "V" } }))
+        .gql(
+            None,
+            SIGN_UP,
+            json!({ "i": { "email": "v@x.io", "password": "correct horse battery", "name": "V" } }),
+        )
         .await;
     assert_eq!(body["data"]["signUp"]["userErrors"], json!([]));
 }
@@ -90,17 +101,36 @@ async fn utm_source_is_paid_and_viral_inputs_are_not_available_yet() {
 async fn bad_input_gives_field_errors_and_creates_nothing() {
     let app = spawn().await;
     let cases = [
-        (json!({ "email": "not-an-email", "password": "correct horse battery", "name": "A" }), "email"),
-        (json!({ "email": "a@x.io", "password": "short", "name": "A" }), "password"),
-        (json!({ "email": "a@x.io", "password": "x".repeat(1025), "name": "A" }), "password"),
-        (json!({ "email": "a@x.io", "password": "correct horse battery", "name": "N".repeat(101) }), "name"),
-        (json!({ "email": "a@x.io", "password": "correct horse battery", "name": "   " }), "name"),
+        (
+            json!({ "email": "not-an-email", "password": "correct horse battery", "name": "A" }),
+            "email",
+        ),
+        (
+            json!({ "email": "a@x.io", "password": "short", "name": "A" }),
+            "password",
+        ),
+        (
+            json!({ "email": "a@x.io", "password": "x".repeat(1025), "name": "A" }),
+            "password",
+        ),
+        (
+            json!({ "email": "a@x.io", "password": "correct horse battery", "name": "N".repeat(101) }),
+            "name",
+        ),
+        (
+            json!({ "email": "a@x.io", "password": "correct horse battery", "name": "   " }),
+            "name",
+        ),
     ];
     for (input, field) in cases {
         let body = app.gql(None, SIGN_UP, json!({ "i": input })).await;
         let p = &body["data"]["signUp"];
         assert_eq!(user_error_codes(p), vec!["INVALID_INPUT"], "{body}");
-        assert_eq!(p["userErrors"][0]["field"], json!(["input", field]), "{body}");
+        assert_eq!(
+            p["userErrors"][0]["field"],
+            json!(["input", field]),
+            "{body}"
+        );
         assert!(!p["userErrors"][0]["message"].as_str().unwrap().is_empty());
         assert_eq!(p["user"], json!(null));
     }
@@ -108,7 +138,10 @@ async fn bad_input_gives_field_errors_and_creates_nothing() {
     let body = app
         .gql(None, "mutation { logIn(input: {email: \"a@x.io\", password: \"correct horse battery\"}) { token userErrors { code } } }", json!({}))
         .await;
-    assert_eq!(user_error_codes(&body["data"]["logIn"]), vec!["INVALID_CREDENTIALS"]);
+    assert_eq!(
+        user_error_codes(&body["data"]["logIn"]),
+        vec!["INVALID_CREDENTIALS"]
+    );
 }
 
 #[tokio::test]
@@ -123,16 +156,31 @@ async fn email_taken_is_case_insensitive() {
     assert_eq!(p["userErrors"][0]["field"], json!(["input", "email"]));
 }
 
-const LOG_IN: &str = "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) {
+const LOG_IN: &str =
+    "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) {
     token user { id } organization { id } userErrors { code message } } }";
 
 #[tokio::test]
 async fn log_in_failures_look_the_same() {
     let app = spawn().await;
     let ana = app.sign_up("Ana", "ana@example.com").await;
-    let wrong = app.gql(None, LOG_IN, json!({ "e": "ana@example.com", "p": "wrong password!" })).await;
-    let unknown = app.gql(None, LOG_IN, json!({ "e": "nobody@example.com", "p": "wrong password!" })).await;
-    let malformed = app.gql(None, LOG_IN, json!({ "e": "nobody", "p": "x" })).await;
+    let wrong = app
+        .gql(
+            None,
+            LOG_IN,
+            json!({ "e": "ana@example.com", "p": "wrong password!" }),
+        )
+        .await;
+    let unknown = app
+        .gql(
+            None,
+            LOG_IN,
+            json!({ "e": "nobody@example.com", "p": "wrong password!" }),
+        )
+        .await;
+    let malformed = app
+        .gql(None, LOG_IN, json!({ "e": "nobody", "p": "x" }))
+        .await;
     for body in [&wrong, &unknown, &malformed] {
         let p = &body["data"]["logIn"];
         assert_eq!(user_error_codes(p), vec!["INVALID_CREDENTIALS"], "{body}");
@@ -144,22 +192,43 @@ async fn log_in_failures_look_the_same() {
         "the message does not reveal whether the email exists"
     );
 
-    let ok = app.gql(None, LOG_IN, json!({ "e": "ANA@example.com", "p": "correct horse battery" })).await;
+    let ok = app
+        .gql(
+            None,
+            LOG_IN,
+            json!({ "e": "ANA@example.com", "p": "correct horse battery" }),
+        )
+        .await;
     let p = &ok["data"]["logIn"];
     assert_eq!(p["userErrors"], json!([]));
     assert_eq!(p["user"]["id"], ana.id.as_str());
     assert_eq!(p["organization"]["id"], ana.org_id.as_str());
-    assert_ne!(p["token"], json!(ana.token), "every log-in is a new session");
+    assert_ne!(
+        p["token"],
+        json!(ana.token),
+        "every log-in is a new session"
+    );
 }
 
 #[tokio::test]
 async fn log_out_ends_only_that_session() {
     let app = spawn().await;
     let ana = app.sign_up("Ana", "ana@example.com").await;
-    let second = app.gql(None, LOG_IN, json!({ "e": "ana@example.com", "p": "correct horse battery" })).await;
-    let second = second["data"]["logIn"]["token"].as_str().unwrap().to_string();
+    let second = app
+        .gql(
+            None,
+            LOG_IN,
+            json!({ "e": "ana@example.com", "p": "correct horse battery" }),
+        )
+        .await;
+    let second = second["data"]["logIn"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
-    let out = app.gql(Some(&ana.token), "mutation { logOut }", json!({})).await;
+    let out = app
+        .gql(Some(&ana.token), "mutation { logOut }", json!({}))
+        .await;
     assert_eq!(out["data"]["logOut"], true);
     let me = app.gql(Some(&ana.token), "{ me { id } }", json!({})).await;
     assert_eq!(error_codes(&me), vec!["UNAUTHENTICATED"]);
@@ -186,7 +255,10 @@ async fn sessions_expire_after_30_idle_days_and_slide_when_used() {
     assert_eq!(me["data"]["me"]["id"], ana.id.as_str());
     let me = app.gql(Some(&bo.token), "{ me { id } }", json!({})).await;
     assert_eq!(error_codes(&me), vec!["UNAUTHENTICATED"]);
-    assert!(me["errors"][0]["message"].as_str().unwrap().contains("expired"));
+    assert!(me["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
 
     app.clock.advance(Duration::days(31));
     let me = app.gql(Some(&ana.token), "{ me { id } }", json!({})).await;
@@ -206,7 +278,11 @@ async fn garbage_tokens_are_unauthenticated() {
             .await
             .unwrap();
         let body: serde_json::Value = resp.json().await.unwrap();
-        assert_eq!(error_codes(&body), vec!["UNAUTHENTICATED"], "{header}: {body}");
+        assert_eq!(
+            error_codes(&body),
+            vec!["UNAUTHENTICATED"],
+            "{header}: {body}"
+        );
     }
 }
 
@@ -223,14 +299,30 @@ async fn private_user_fields_are_the_users_own() {
             json!({ "id": ana.org_id }),
         )
         .await;
-    let nodes = body["data"]["organization"]["members"]["nodes"].as_array().unwrap().clone();
-    let ana_node = nodes.iter().find(|n| n["user"]["id"] == ana.id.as_str()).unwrap();
-    assert_eq!(ana_node["user"]["email"], "ana@example.com", "co-members see emails");
-    assert_eq!(ana_node["user"]["memberships"], json!([]), "memberships are the user's own only");
+    let nodes = body["data"]["organization"]["members"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let ana_node = nodes
+        .iter()
+        .find(|n| n["user"]["id"] == ana.id.as_str())
+        .unwrap();
+    assert_eq!(
+        ana_node["user"]["email"], "ana@example.com",
+        "co-members see emails"
+    );
+    assert_eq!(
+        ana_node["user"]["memberships"],
+        json!([]),
+        "memberships are the user's own only"
+    );
     assert_eq!(ana_node["user"]["activeOrganization"], json!(null));
 
     let body = app
         .gql(Some(&bo.token), "query($id: ID!) { organization(id: $id) { members { nodes { user { referralCode } } } } }", json!({ "id": ana.org_id }))
         .await;
-    assert!(error_codes(&body).contains(&"FORBIDDEN".to_string()), "{body}");
+    assert!(
+        error_codes(&body).contains(&"FORBIDDEN".to_string()),
+        "{body}"
+    );
 }

@@ -6,22 +6,38 @@ use crate::helpers::{error_codes, spawn, user_error_codes, TestApp, TestUser};
 const CHANGE_ROLE: &str = "mutation($o: ID!, $u: ID!, $r: Role!) { changeMemberRole(organizationId: $o, userId: $u, role: $r) {
     membership { role user { id } organization { id } } userErrors { code message } } }";
 const REMOVE: &str = "mutation($o: ID!, $u: ID!) { removeMember(organizationId: $o, userId: $u) { deletedId userErrors { code message } } }";
-const LEAVE: &str = "mutation($o: ID!) { leaveOrganization(id: $o) { deletedId userErrors { code message } } }";
+const LEAVE: &str =
+    "mutation($o: ID!) { leaveOrganization(id: $o) { deletedId userErrors { code message } } }";
 
 async fn change_role(app: &TestApp, as_: &TestUser, org: &str, user: &str, role: &str) -> Value {
-    let body = app.gql(Some(&as_.token), CHANGE_ROLE, json!({ "o": org, "u": user, "r": role })).await;
+    let body = app
+        .gql(
+            Some(&as_.token),
+            CHANGE_ROLE,
+            json!({ "o": org, "u": user, "r": role }),
+        )
+        .await;
     body["data"]["changeMemberRole"].clone()
 }
 
 async fn roles(app: &TestApp, as_: &TestUser, org: &str) -> Vec<(String, String)> {
     let body = app
-        .gql(Some(&as_.token), "query($o: ID!) { organization(id: $o) { members { nodes { role user { id } } } } }", json!({ "o": org }))
+        .gql(
+            Some(&as_.token),
+            "query($o: ID!) { organization(id: $o) { members { nodes { role user { id } } } } }",
+            json!({ "o": org }),
+        )
         .await;
     body["data"]["organization"]["members"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|n| (n["user"]["id"].as_str().unwrap().to_string(), n["role"].as_str().unwrap().to_string()))
+        .map(|n| {
+            (
+                n["user"]["id"].as_str().unwrap().to_string(),
+                n["role"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -52,18 +68,33 @@ async fn create_rename_policy_and_active_organization() {
     let body = app
         .gql(Some(&ana.token), "mutation($o: ID!) { renameOrganization(id: $o, name: \"Acme Inc\") { organization { name } userErrors { code } } }", json!({ "o": acme }))
         .await;
-    assert_eq!(body["data"]["renameOrganization"]["organization"]["name"], "Acme Inc");
+    assert_eq!(
+        body["data"]["renameOrganization"]["organization"]["name"],
+        "Acme Inc"
+    );
 
     let body = app
         .gql(Some(&ana.token), "mutation($o: ID!) { setInvitePolicy(organizationId: $o, policy: ADMINS_ONLY) { organization { invitePolicy } userErrors { code } } }", json!({ "o": acme }))
         .await;
-    assert_eq!(body["data"]["setInvitePolicy"]["organization"]["invitePolicy"], "ADMINS_ONLY");
+    assert_eq!(
+        body["data"]["setInvitePolicy"]["organization"]["invitePolicy"],
+        "ADMINS_ONLY"
+    );
 
     let body = app
         .gql(Some(&ana.token), "mutation($o: ID!) { setActiveOrganization(id: $o) { organization { id } userErrors { code } } }", json!({ "o": acme }))
         .await;
-    assert_eq!(body["data"]["setActiveOrganization"]["organization"]["id"], acme.as_str());
-    let me = app.gql(Some(&ana.token), "{ me { activeOrganization { id } memberships { organization { name } } } }", json!({})).await;
+    assert_eq!(
+        body["data"]["setActiveOrganization"]["organization"]["id"],
+        acme.as_str()
+    );
+    let me = app
+        .gql(
+            Some(&ana.token),
+            "{ me { activeOrganization { id } memberships { organization { name } } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(me["data"]["me"]["activeOrganization"]["id"], acme.as_str());
     assert_eq!(me["data"]["me"]["memberships"].as_array().unwrap().len(), 2);
 
@@ -71,7 +102,10 @@ async fn create_rename_policy_and_active_organization() {
         let body = app
             .gql(Some(&ana.token), "mutation($n: String!) { createOrganization(name: $n) { organization { id } userErrors { code field } } }", json!({ "n": name }))
             .await;
-        assert_eq!(user_error_codes(&body["data"]["createOrganization"]), vec!["INVALID_INPUT"]);
+        assert_eq!(
+            user_error_codes(&body["data"]["createOrganization"]),
+            vec!["INVALID_INPUT"]
+        );
     }
 }
 
@@ -85,17 +119,30 @@ async fn members_cannot_manage_and_admins_cannot_touch_owners() {
     let p = change_role(&app, &mo, &org, &ad.id, "MEMBER").await;
     assert_eq!(user_error_codes(&p), vec!["PERMISSION_DENIED"]);
     let body = app.gql(Some(&mo.token), "mutation($o: ID!) { renameOrganization(id: $o, name: \"Mine\") { organization { id } userErrors { code } } }", json!({ "o": org })).await;
-    assert_eq!(user_error_codes(&body["data"]["renameOrganization"]), vec!["PERMISSION_DENIED"]);
-    let body = app.gql(Some(&mo.token), REMOVE, json!({ "o": org, "u": ad.id })).await;
-    assert_eq!(user_error_codes(&body["data"]["removeMember"]), vec!["PERMISSION_DENIED"]);
+    assert_eq!(
+        user_error_codes(&body["data"]["renameOrganization"]),
+        vec!["PERMISSION_DENIED"]
+    );
+    let body = app
+        .gql(Some(&mo.token), REMOVE, json!({ "o": org, "u": ad.id }))
+        .await;
+    assert_eq!(
+        user_error_codes(&body["data"]["removeMember"]),
+        vec!["PERMISSION_DENIED"]
+    );
 
     // An admin manages members but cannot make or demote an owner.
     let p = change_role(&app, &ad, &org, &mo.id, "OWNER").await;
     assert_eq!(user_error_codes(&p), vec!["PERMISSION_DENIED"]);
     let p = change_role(&app, &ad, &org, &ana.id, "MEMBER").await;
     assert_eq!(user_error_codes(&p), vec!["PERMISSION_DENIED"]);
-    let body = app.gql(Some(&ad.token), REMOVE, json!({ "o": org, "u": ana.id })).await;
-    assert_eq!(user_error_codes(&body["data"]["removeMember"]), vec!["PERMISSION_DENIED"]);
+    let body = app
+        .gql(Some(&ad.token), REMOVE, json!({ "o": org, "u": ana.id }))
+        .await;
+    assert_eq!(
+        user_error_codes(&body["data"]["removeMember"]),
+        vec!["PERMISSION_DENIED"]
+    );
     let p = change_role(&app, &ad, &org, &mo.id, "ADMIN").await;
     assert_eq!(p["userErrors"], json!([]));
     assert_eq!(p["membership"]["role"], "ADMIN");
@@ -104,7 +151,11 @@ async fn members_cannot_manage_and_admins_cannot_touch_owners() {
     let p = change_role(&app, &ana, &org, &ad.id, "OWNER").await;
     assert_eq!(p["membership"]["role"], "OWNER");
     let r = roles(&app, &ana, &org).await;
-    assert!(r.contains(&(ad.id.clone(), "OWNER".into())) && r.contains(&(mo.id.clone(), "ADMIN".into())), "{r:?}");
+    assert!(
+        r.contains(&(ad.id.clone(), "OWNER".into()))
+            && r.contains(&(mo.id.clone(), "ADMIN".into())),
+        "{r:?}"
+    );
 }
 
 #[tokio::test]
@@ -116,9 +167,17 @@ async fn the_last_owner_cannot_leave_or_be_demoted() {
     let p = change_role(&app, &ana, &org, &ana.id, "ADMIN").await;
     assert_eq!(user_error_codes(&p), vec!["LAST_OWNER"]);
     let body = app.gql(Some(&ana.token), LEAVE, json!({ "o": org })).await;
-    assert_eq!(user_error_codes(&body["data"]["leaveOrganization"]), vec!["LAST_OWNER"]);
-    let body = app.gql(Some(&ana.token), REMOVE, json!({ "o": org, "u": ana.id })).await;
-    assert_eq!(user_error_codes(&body["data"]["removeMember"]), vec!["LAST_OWNER"]);
+    assert_eq!(
+        user_error_codes(&body["data"]["leaveOrganization"]),
+        vec!["LAST_OWNER"]
+    );
+    let body = app
+        .gql(Some(&ana.token), REMOVE, json!({ "o": org, "u": ana.id }))
+        .await;
+    assert_eq!(
+        user_error_codes(&body["data"]["removeMember"]),
+        vec!["LAST_OWNER"]
+    );
 
     // With a second owner, the first may step down and leave.
     change_role(&app, &ana, &org, &ad.id, "OWNER").await;
@@ -126,12 +185,27 @@ async fn the_last_owner_cannot_leave_or_be_demoted() {
     assert_eq!(p["membership"]["role"], "ADMIN");
     let body = app.gql(Some(&ana.token), LEAVE, json!({ "o": org })).await;
     assert_eq!(body["data"]["leaveOrganization"]["userErrors"], json!([]));
-    assert!(body["data"]["leaveOrganization"]["deletedId"].as_str().unwrap().starts_with("mem_"));
+    assert!(body["data"]["leaveOrganization"]["deletedId"]
+        .as_str()
+        .unwrap()
+        .starts_with("mem_"));
 
     // Ana is out, her active organization moved to one she still belongs to, and the feed says so.
-    let body = app.gql(Some(&ana.token), "query($o: ID!) { organization(id: $o) { id } }", json!({ "o": org })).await;
+    let body = app
+        .gql(
+            Some(&ana.token),
+            "query($o: ID!) { organization(id: $o) { id } }",
+            json!({ "o": org }),
+        )
+        .await;
     assert_eq!(error_codes(&body), vec!["FORBIDDEN"]);
-    let me = app.gql(Some(&ana.token), "{ me { activeOrganization { id } memberships { role } } }", json!({})).await;
+    let me = app
+        .gql(
+            Some(&ana.token),
+            "{ me { activeOrganization { id } memberships { role } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(me["data"]["me"]["memberships"], json!([]));
     assert_eq!(me["data"]["me"]["activeOrganization"], json!(null));
     let feed = app.gql(Some(&ad.token), "query($o: ID!) { organization(id: $o) { activity(first: 1) { nodes { type summary data } } } }", json!({ "o": org })).await;
@@ -146,9 +220,17 @@ async fn removing_a_member_records_it_and_revokes_access() {
     let app = spawn().await;
     let (ana, ad, mo) = team(&app).await;
     let org = ana.org_id.clone();
-    let body = app.gql(Some(&ad.token), REMOVE, json!({ "o": org, "u": mo.id })).await;
+    let body = app
+        .gql(Some(&ad.token), REMOVE, json!({ "o": org, "u": mo.id }))
+        .await;
     assert_eq!(body["data"]["removeMember"]["userErrors"], json!([]));
-    let body = app.gql(Some(&mo.token), "query($o: ID!) { organization(id: $o) { name } }", json!({ "o": org })).await;
+    let body = app
+        .gql(
+            Some(&mo.token),
+            "query($o: ID!) { organization(id: $o) { name } }",
+            json!({ "o": org }),
+        )
+        .await;
     assert_eq!(body["data"]["organization"], json!(null));
     assert_eq!(error_codes(&body), vec!["FORBIDDEN"]);
     let feed = app.gql(Some(&ana.token), "query($o: ID!) { organization(id: $o) { activity(first: 1) { nodes { type summary actor { displayName } } } } }", json!({ "o": org })).await;
@@ -157,8 +239,13 @@ async fn removing_a_member_records_it_and_revokes_access() {
     assert_eq!(e["summary"], "Ad removed Mo from Ana's workspace");
     assert_eq!(e["actor"]["displayName"], "Ad");
     // Removing someone who is not a member.
-    let body = app.gql(Some(&ad.token), REMOVE, json!({ "o": org, "u": mo.id })).await;
-    assert_eq!(user_error_codes(&body["data"]["removeMember"]), vec!["NOT_FOUND"]);
+    let body = app
+        .gql(Some(&ad.token), REMOVE, json!({ "o": org, "u": mo.id }))
+        .await;
+    assert_eq!(
+        user_error_codes(&body["data"]["removeMember"]),
+        vec!["NOT_FOUND"]
+    );
 }
 
 #[tokio::test]
@@ -186,8 +273,15 @@ async fn another_tenant_sees_and_changes_nothing() {
     for (field, query, vars) in attempts {
         let body = app.gql(Some(&eve.token), query, vars).await;
         let p = &body["data"][field];
-        assert_eq!(user_error_codes(p), vec!["PERMISSION_DENIED"], "{field}: {body}");
-        assert!(p.get("organization").is_none_or(|o| o.is_null()), "{field}: {body}");
+        assert_eq!(
+            user_error_codes(p),
+            vec!["PERMISSION_DENIED"],
+            "{field}: {body}"
+        );
+        assert!(
+            p.get("organization").is_none_or(|o| o.is_null()),
+            "{field}: {body}"
+        );
     }
     // Nothing changed for Ana.
     let body = app.gql(Some(&ana.token), "query($o: ID!) { organization(id: $o) { name invitePolicy members { totalCount nodes { role } } } }", json!({ "o": org })).await;
@@ -195,8 +289,17 @@ async fn another_tenant_sees_and_changes_nothing() {
     assert_eq!(o["name"], "Ana's workspace");
     assert_eq!(o["invitePolicy"], "ANY_MEMBER");
     assert_eq!(o["members"]["totalCount"], 1);
-    let me = app.gql(Some(&eve.token), "{ me { activeOrganization { id } memberships { organization { id } } } }", json!({})).await;
-    assert_eq!(me["data"]["me"]["activeOrganization"]["id"], eve.org_id.as_str());
+    let me = app
+        .gql(
+            Some(&eve.token),
+            "{ me { activeOrganization { id } memberships { organization { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        me["data"]["me"]["activeOrganization"]["id"],
+        eve.org_id.as_str()
+    );
     assert!(!me.to_string().contains(&org));
 }
 
@@ -205,12 +308,27 @@ async fn unknown_and_malformed_ids_are_not_found() {
     let app = spawn().await;
     let ana = app.sign_up("Ana", "ana@example.com").await;
     for id in ["org_0192f5e0c4a87c3b9d1e2f3a4b5c6d7e", "nonsense", &ana.id] {
-        let body = app.gql(Some(&ana.token), "query($o: ID!) { organization(id: $o) { id } }", json!({ "o": id })).await;
+        let body = app
+            .gql(
+                Some(&ana.token),
+                "query($o: ID!) { organization(id: $o) { id } }",
+                json!({ "o": id }),
+            )
+            .await;
         assert_eq!(error_codes(&body), vec!["NOT_FOUND"], "{id}: {body}");
         let body = app.gql(Some(&ana.token), "mutation($o: ID!) { renameOrganization(id: $o, name: \"X\") { userErrors { code } } }", json!({ "o": id })).await;
-        assert_eq!(user_error_codes(&body["data"]["renameOrganization"]), vec!["NOT_FOUND"]);
+        assert_eq!(
+            user_error_codes(&body["data"]["renameOrganization"]),
+            vec!["NOT_FOUND"]
+        );
     }
-    let body = app.gql(None, "query($o: ID!) { organization(id: $o) { id } }", json!({ "o": ana.org_id })).await;
+    let body = app
+        .gql(
+            None,
+            "query($o: ID!) { organization(id: $o) { id } }",
+            json!({ "o": ana.org_id }),
+        )
+        .await;
     assert_eq!(error_codes(&body), vec!["UNAUTHENTICATED"]);
 }
 
@@ -220,7 +338,9 @@ async fn members_page_with_opaque_cursors() {
     let (ana, ad, mo) = team(&app).await;
     let q = "query($o: ID!, $f: Int, $a: String) { organization(id: $o) { members(first: $f, after: $a) {
         totalCount pageInfo { hasNextPage endCursor } edges { cursor node { user { id } } } nodes { role } } } }";
-    let p1 = app.gql(Some(&ana.token), q, json!({ "o": ana.org_id, "f": 2 })).await;
+    let p1 = app
+        .gql(Some(&ana.token), q, json!({ "o": ana.org_id, "f": 2 }))
+        .await;
     let c = &p1["data"]["organization"]["members"];
     assert_eq!(c["totalCount"], 3);
     assert_eq!(c["pageInfo"]["hasNextPage"], true);
@@ -230,16 +350,36 @@ async fn members_page_with_opaque_cursors() {
     let after = c["pageInfo"]["endCursor"].as_str().unwrap();
     assert_eq!(after, c["edges"][1]["cursor"].as_str().unwrap());
 
-    let p2 = app.gql(Some(&ana.token), q, json!({ "o": ana.org_id, "f": 2, "a": after })).await;
+    let p2 = app
+        .gql(
+            Some(&ana.token),
+            q,
+            json!({ "o": ana.org_id, "f": 2, "a": after }),
+        )
+        .await;
     let c = &p2["data"]["organization"]["members"];
     assert_eq!(c["pageInfo"]["hasNextPage"], false);
     assert_eq!(c["edges"].as_array().unwrap().len(), 1);
     assert_eq!(c["edges"][0]["node"]["user"]["id"], mo.id.as_str());
 
-    let big = app.gql(Some(&ana.token), q, json!({ "o": ana.org_id, "f": 100000 })).await;
-    assert_eq!(big["data"]["organization"]["members"]["edges"].as_array().unwrap().len(), 3);
+    let big = app
+        .gql(Some(&ana.token), q, json!({ "o": ana.org_id, "f": 100000 }))
+        .await;
+    assert_eq!(
+        big["data"]["organization"]["members"]["edges"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     for (f, a) in [(json!(-1), json!(null)), (json!(2), json!("not a cursor"))] {
-        let bad = app.gql(Some(&ana.token), q, json!({ "o": ana.org_id, "f": f, "a": a })).await;
+        let bad = app
+            .gql(
+                Some(&ana.token),
+                q,
+                json!({ "o": ana.org_id, "f": f, "a": a }),
+            )
+            .await;
         assert_eq!(error_codes(&bad), vec!["INVALID_INPUT"], "{bad}");
     }
 }
@@ -258,10 +398,18 @@ async fn concurrent_demotions_never_leave_an_organization_without_owner() {
     let mut codes: Vec<Vec<String>> = vec![user_error_codes(&a), user_error_codes(&b)];
     codes.sort();
     assert_eq!(codes, vec![vec![], vec!["LAST_OWNER".to_string()]]);
-    let owners = roles(&app, if a["userErrors"] == json!([]) { &bo } else { &ana }, &ana.org_id)
-        .await
-        .into_iter()
-        .filter(|(_, r)| r == "OWNER")
-        .count();
+    let owners = roles(
+        &app,
+        if a["userErrors"] == json!([]) {
+            &bo
+        } else {
+            &ana
+        },
+        &ana.org_id,
+    )
+    .await
+    .into_iter()
+    .filter(|(_, r)| r == "OWNER")
+    .count();
     assert_eq!(owners, 1);
 }

@@ -7,20 +7,27 @@ use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 use crate::helpers::{spawn, TestApp};
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(app: &TestApp, token: Option<&str>) -> Ws {
-    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
-    req.headers_mut()
-        .insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let mut req = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let payload = match token {
         Some(t) => json!({ "authorization": format!("Bearer {t}") }),
         None => json!({}),
     };
-    ws.send(Message::text(json!({ "type": "connection_init", "payload": payload }).to_string()))
-        .await
-        .unwrap();
+    ws.send(Message::text(
+        json!({ "type": "connection_init", "payload": payload }).to_string(),
+    ))
+    .await
+    .unwrap();
     let ack = next_json(&mut ws).await;
     assert_eq!(ack["type"], "connection_ack", "{ack}");
     ws
@@ -58,7 +65,13 @@ async fn members_receive_committed_activity_live() {
     let remove = "mutation($o: ID!, $u: ID!) { removeMember(organizationId: $o, userId: $u) { userErrors { code } } }";
     let event = loop {
         app.add_member(&ana.org_id, &mo.id, "member").await;
-        let body = app.gql(Some(&ana.token), remove, json!({ "o": ana.org_id, "u": mo.id })).await;
+        let body = app
+            .gql(
+                Some(&ana.token),
+                remove,
+                json!({ "o": ana.org_id, "u": mo.id }),
+            )
+            .await;
         assert_eq!(body["data"]["removeMember"]["userErrors"], json!([]));
         match tokio::time::timeout(Duration::from_millis(300), next_json(&mut ws)).await {
             Ok(v) => break v,
@@ -82,10 +95,16 @@ async fn subscriptions_need_membership() {
     subscribe(&mut ws, &ana.org_id).await;
     let msg = next_json(&mut ws).await;
     assert_eq!(msg["payload"]["data"], json!(null), "{msg}");
-    assert_eq!(msg["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    assert_eq!(
+        msg["payload"]["errors"][0]["extensions"]["code"],
+        "FORBIDDEN"
+    );
 
     let mut ws = connect(&app, None).await;
     subscribe(&mut ws, &ana.org_id).await;
     let msg = next_json(&mut ws).await;
-    assert_eq!(msg["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{msg}");
+    assert_eq!(
+        msg["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{msg}"
+    );
 }

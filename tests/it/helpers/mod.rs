@@ -29,11 +29,16 @@ impl Drop for TestDb {
             let (admin_url, name) = (admin_url.clone(), name.clone());
             // Drop runs inside the test's runtime; a fresh thread gets a runtime of its own.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     if let Ok(db) = Database::connect(&admin_url).await {
                         let _ = db
-                            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
                             .await;
                     }
                 });
@@ -45,20 +50,34 @@ impl Drop for TestDb {
 
 /// The database URL for a new test, and the guard that removes it.
 async fn fresh_database() -> (String, TestDb) {
-    match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+    match std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
         Some(admin_url) => {
             let name = format!("kf_test_{}", Uuid::new_v4().simple());
-            let admin = Database::connect(&admin_url).await.expect("connect TEST_DATABASE_URL");
+            let admin = Database::connect(&admin_url)
+                .await
+                .expect("connect TEST_DATABASE_URL");
             admin
                 .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                 .await
                 .expect("create test database");
-            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
-            (format!("{base}/{name}"), TestDb::Postgres { admin_url, name })
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b)
+                .unwrap_or(&admin_url);
+            (
+                format!("{base}/{name}"),
+                TestDb::Postgres { admin_url, name },
+            )
         }
         None => {
             let dir = tempfile::tempdir().expect("tempdir");
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("kfactor.db").display());
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("kfactor.db").display()
+            );
             (url, TestDb::Sqlite(dir))
         }
     }
@@ -79,10 +98,14 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let addr = listener.local_addr().unwrap();
     config.public_url = format!("http://{addr}");
     let clock = ManualClock::default();
-    let app = App::build(config, Arc::new(clock.clone())).await.expect("build app");
+    let app = App::build(config, Arc::new(clock.clone()))
+        .await
+        .expect("build app");
     let served = app.clone();
     tokio::spawn(async move {
-        kfactor::serve(&served, listener, std::future::pending()).await.unwrap();
+        kfactor::serve(&served, listener, std::future::pending())
+            .await
+            .unwrap();
     });
     TestApp {
         addr,
