@@ -298,6 +298,11 @@ impl User {
         self.model.activated_at
     }
 
+    /// Platform staff (set with `kfactor staff grant`); null unless the caller is this user.
+    async fn is_staff(&self, ctx: &Context<'_>) -> Option<bool> {
+        self.is_viewer(ctx).then_some(self.model.is_staff)
+    }
+
     /// When the account was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.model.created_at

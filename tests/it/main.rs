@@ -2,8 +2,10 @@
 //! and on PostgreSQL when TEST_DATABASE_URL is set.
 mod helpers;
 
+mod cli;
 mod http;
 mod identity;
 mod orgs;
+mod outbox;
 mod schema;
 mod subscriptions;

@@ -15,6 +15,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub clock: ManualClock,
     pub app: App,
+    pub db_url: String,
     _db: TestDb,
 }
 
@@ -92,6 +93,7 @@ pub async fn spawn() -> TestApp {
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let (db_url, guard) = fresh_database().await;
     let mut config = Config::for_database(&db_url);
+    let db_url_kept = db_url.clone();
     config.bind = "127.0.0.1:0".parse().unwrap();
     tweak(&mut config);
     let listener = tokio::net::TcpListener::bind(config.bind).await.unwrap();
@@ -113,6 +115,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         http: reqwest::Client::new(),
         clock,
         app,
+        db_url: db_url_kept,
         _db: guard,
     }
 }

@@ -1,0 +1,104 @@
+//! The binary: configuration errors, staff flag, plan catalog check.
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::helpers::spawn;
+
+fn kfactor() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kfactor"));
+    c.env_remove("KFACTOR_DATABASE_URL")
+        .env_remove("KFACTOR_BIND")
+        .env("KFACTOR_LOG", "warn");
+    c
+}
+
+#[test]
+fn bad_configuration_names_the_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value) in [
+        ("KFACTOR_BIND", "not-an-address"),
+        ("KFACTOR_PUBLIC_URL", "ftp://x"),
+        ("KFACTOR_SESSION_TTL_DAYS", "soon"),
+    ] {
+        let out = kfactor()
+            .current_dir(dir.path())
+            .env(key, value)
+            .arg("migrate")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{key}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(key), "{stderr}");
+    }
+    let out = kfactor()
+        .current_dir(dir.path())
+        .env("KFACTOR_SECRET", "too-short-and-secret")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("KFACTOR_SECRET") && !stderr.contains("too-short-and-secret"),
+        "secrets are never echoed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_grant_and_revoke() {
+    let app = spawn().await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let run = |args: &[&str]| {
+        let out = kfactor()
+            .env("KFACTOR_DATABASE_URL", &app.db_url)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let is_staff = || async {
+        app.gql(Some(&ana.token), "{ me { isStaff } }", json!({}))
+            .await["data"]["me"]["isStaff"]
+            .clone()
+    };
+    assert_eq!(is_staff().await, json!(false));
+    let (code, out) = tokio::task::block_in_place(|| run(&["staff", "grant", "ANA@example.com"]));
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(is_staff().await, json!(true));
+    let (code, _) = tokio::task::block_in_place(|| run(&["staff", "revoke", "ana@example.com"]));
+    assert_eq!(code, Some(0));
+    assert_eq!(is_staff().await, json!(false));
+    let (code, out) =
+        tokio::task::block_in_place(|| run(&["staff", "grant", "nobody@example.com"]));
+    assert_eq!(code, Some(1));
+    assert!(out.contains("no user"), "{out}");
+}
+
+#[test]
+fn plans_check_reports_broken_catalogs() {
+    let out = kfactor().args(["plans", "check"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("free, pro, business"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plans.toml");
+    std::fs::write(
+        &path,
+        kfactor::domain::plans::DEFAULT_CATALOG.replace("webhooks = false", "webhooks = 3"),
+    )
+    .unwrap();
+    let out = kfactor()
+        .args(["plans", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("webhooks") && err.contains("free"), "{err}");
+}
