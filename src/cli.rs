@@ -132,6 +132,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
     let public = config.public_url.clone();
     let app = App::build(config, Arc::new(SystemClock)).await?;
+    app.spawn_workers()?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| anyhow::anyhow!("KFACTOR_BIND {bind}: {e}"))?;

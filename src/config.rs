@@ -35,6 +35,20 @@ pub struct Config {
     pub db_pool_size: u32,
     /// Path of a plan catalog replacing the embedded `plans.toml`.
     pub plans: Option<std::path::PathBuf>,
+    /// SMTP server (`smtp://`, `smtp://…?tls=required`, `smtps://`); `None` logs emails.
+    pub smtp_url: Option<String>,
+    /// The From address of emails.
+    pub smtp_from: String,
+    /// Where sign-up links point; `None` means the server's own page (see [`Config::signup_url`]).
+    pub signup_url: Option<String>,
+    /// How long an invitation is valid after its last send.
+    pub invitation_ttl_days: i64,
+    /// Most pending invitations an organization may have.
+    pub max_pending_invitations: u64,
+    /// Most invitation sends (first sends and re-sends) per user per hour.
+    pub invitation_sends_per_hour: u64,
+    /// Lifetime of the referral cookie set by `/r/{code}`.
+    pub referral_cookie_days: i64,
 }
 
 /// A secret that never prints itself.
@@ -61,6 +75,13 @@ struct Raw {
     graphql_max_complexity: usize,
     db_pool_size: u32,
     plans: Option<String>,
+    smtp_url: Option<String>,
+    smtp_from: String,
+    signup_url: Option<String>,
+    invitation_ttl_days: i64,
+    max_pending_invitations: u64,
+    invitation_sends_per_hour: u64,
+    referral_cookie_days: i64,
 }
 
 impl Default for Raw {
@@ -77,6 +98,13 @@ impl Default for Raw {
             graphql_max_complexity: 5000,
             db_pool_size: 8,
             plans: None,
+            smtp_url: None,
+            smtp_from: "kfactor <no-reply@kfactor.invalid>".into(),
+            signup_url: None,
+            invitation_ttl_days: 7,
+            max_pending_invitations: 100,
+            invitation_sends_per_hour: 100,
+            referral_cookie_days: 90,
         }
     }
 }
@@ -176,6 +204,37 @@ impl Config {
         if raw.db_pool_size == 0 {
             return Err(err("db_pool_size", "must be at least 1"));
         }
+        let smtp_url = raw.smtp_url.filter(|u| !u.trim().is_empty());
+        if let Some(u) = &smtp_url {
+            if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
+                return Err(err("smtp_url", "must start with smtp:// or smtps://"));
+            }
+        }
+        if raw.smtp_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(err(
+                "smtp_from",
+                "must be an address like \"kfactor <no-reply@example.com>\"",
+            ));
+        }
+        let signup_url = match raw.signup_url.filter(|u| !u.trim().is_empty()) {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u),
+            Some(_) => return Err(err("signup_url", "must be an http(s) URL")),
+            None => None,
+        };
+        for (key, v) in [
+            ("invitation_ttl_days", raw.invitation_ttl_days),
+            ("referral_cookie_days", raw.referral_cookie_days),
+        ] {
+            if v < 1 {
+                return Err(err(key, "must be at least 1"));
+            }
+        }
+        if raw.max_pending_invitations == 0 || raw.invitation_sends_per_hour == 0 {
+            return Err(err(
+                "invitation_sends_per_hour",
+                "invitation limits must be at least 1",
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&raw.log)
             .map_err(|e| err("log", format!("invalid filter: {e}")))?;
         let cors_origins = raw
@@ -196,7 +255,21 @@ impl Config {
             graphql_max_complexity: raw.graphql_max_complexity,
             db_pool_size: raw.db_pool_size,
             plans: raw.plans.filter(|p| !p.trim().is_empty()).map(Into::into),
+            smtp_url,
+            smtp_from: raw.smtp_from,
+            signup_url,
+            invitation_ttl_days: raw.invitation_ttl_days,
+            max_pending_invitations: raw.max_pending_invitations,
+            invitation_sends_per_hour: raw.invitation_sends_per_hour,
+            referral_cookie_days: raw.referral_cookie_days,
         })
+    }
+
+    /// The sign-up page links point to: `KFACTOR_SIGNUP_URL`, else `PUBLIC_URL/signup`.
+    pub fn signup_url(&self) -> String {
+        self.signup_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/signup", self.public_url))
     }
 
     /// True when the database is SQLite.

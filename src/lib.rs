@@ -16,6 +16,7 @@ pub mod db;
 pub mod domain;
 pub mod graphql;
 pub mod http;
+pub mod mailer;
 pub mod outbox;
 pub mod pubsub;
 
@@ -62,6 +63,12 @@ impl App {
         });
         let schema = graphql::schema(svc.clone());
         Ok(App { svc, schema })
+    }
+
+    /// Starts the background workers (the mailer).
+    pub fn spawn_workers(&self) -> anyhow::Result<()> {
+        mailer::spawn(self.svc.clone())?;
+        Ok(())
     }
 
     /// The HTTP router.

@@ -1,8 +1,12 @@
 //! SeaORM entities, one module a table. No business rules live here: the domain layer
 //! (`kfactor::domain`) decides what is valid and who may see what.
 pub mod activity_events;
+pub mod emails;
+pub mod invitation_sends;
+pub mod invitations;
 pub mod memberships;
 pub mod organizations;
+pub mod referral_events;
 pub mod sessions;
 pub mod settings;
 pub mod users;

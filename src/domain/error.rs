@@ -37,6 +37,29 @@ pub enum DomainError {
     /// Signed in, but not a member of the organization asked for.
     #[error("You are not a member of this organization.")]
     Forbidden,
+    /// The invitation's expiry has passed.
+    #[error("This invitation has expired. Ask for a new one.")]
+    InvitationExpired,
+    /// The invitation was revoked.
+    #[error("This invitation was revoked.")]
+    InvitationRevoked,
+    /// The invitation was already used.
+    #[error("This invitation has already been accepted.")]
+    InvitationAlreadyAccepted,
+    /// The invitation is for another email address.
+    #[error("This invitation was sent to another email address. Sign in with that address to accept it.")]
+    InvitationEmailMismatch,
+    /// Someone tried to credit themselves.
+    #[error("You can't refer yourself.")]
+    SelfReferral,
+    /// A limit was reached (plan limits add an upgrade prompt).
+    #[error("{message}")]
+    LimitReached {
+        /// The limited feature, e.g. "pending_invitations".
+        feature: String,
+        /// Human message.
+        message: String,
+    },
     /// Too many requests; try again later.
     #[error("Too many requests. Try again in {retry_after_seconds} seconds.")]
     RateLimited {

@@ -14,12 +14,14 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    ids::{OrgId, UserId},
+    ids::{InvitationId, OrgId, UserId},
+    invitations,
     orgs::{self, Role},
-    tokens, DomainError, DomainResult, Services,
+    referrals, tokens, DomainError, DomainResult, Services,
 };
-use crate::outbox::Tx;
+use crate::outbox::{self, Tx, WebhookEvent};
 use entity::{memberships, organizations, sessions, users};
+use serde_json::json;
 
 /// A syntactically valid, normalised (trimmed, lower-cased) email address.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,23 +195,71 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// Creates an account, its personal workspace and a session, in one transaction.
+/// How a signup came about, resolved from the inputs by precedence.
+enum Via {
+    Organic,
+    Paid,
+    Invite(entity::invitations::Model),
+    Referral(users::Model),
+}
+
+impl Via {
+    fn source(&self) -> AcquisitionSource {
+        match self {
+            Via::Organic => AcquisitionSource::Organic,
+            Via::Paid => AcquisitionSource::Paid,
+            Via::Invite(_) => AcquisitionSource::Invite,
+            Via::Referral(_) => AcquisitionSource::Referral,
+        }
+    }
+}
+
+/// Attribution precedence: inviteToken > shareToken > referralCode > utmSource > ORGANIC.
+/// A token or code that is given but does not check out refuses the signup (it would
+/// otherwise be silently credited to the wrong source).
+async fn attribution(
+    svc: &Services,
+    input: &SignUpInput,
+    email: &Email,
+    utm: bool,
+) -> DomainResult<Via> {
+    let now = svc.now();
+    if let Some(token) = non_empty(&input.invite_token) {
+        let inv = invitations::by_token(svc, &svc.db.read, token)
+            .await
+            .map_err(|e| match e {
+                DomainError::NotFound(_) => DomainError::invalid(
+                    &["inviteToken"],
+                    "This invitation link is not valid (it may have been replaced by a newer one).",
+                ),
+                other => other,
+            })?;
+        invitations::usable(&inv, now)?;
+        if inv.email != email.as_str() {
+            return Err(DomainError::InvitationEmailMismatch);
+        }
+        return Ok(Via::Invite(inv));
+    }
+    if non_empty(&input.share_token).is_some() {
+        return Err(DomainError::invalid(
+            &["shareToken"],
+            "shareToken is not available yet on this server.",
+        ));
+    }
+    if let Some(code) = non_empty(&input.referral_code) {
+        let referrer = referrals::referrer(&svc.db.read, code).await?;
+        referrals::not_self(&referrer, email)?;
+        return Ok(Via::Referral(referrer));
+    }
+    Ok(if utm { Via::Paid } else { Via::Organic })
+}
+
+/// Creates an account and a session in one transaction. Through an invitation the user joins
+/// that organization; otherwise they get a workspace of their own.
 pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedIn> {
     let email = Email::parse(&input.email)?;
     let name = Name::parse(&input.name, "name")?;
     let password = Password::parse(&input.password)?;
-    for (value, field) in [
-        (&input.invite_token, "inviteToken"),
-        (&input.share_token, "shareToken"),
-        (&input.referral_code, "referralCode"),
-    ] {
-        if non_empty(value).is_some() {
-            return Err(DomainError::invalid(
-                &[field],
-                format!("{field} is not available yet on this server."),
-            ));
-        }
-    }
     let utm = non_empty(&input.utm_source).map(str::to_string);
     if utm.as_ref().is_some_and(|u| u.chars().count() > 200) {
         return Err(DomainError::invalid(
@@ -217,11 +267,8 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
             "utmSource can be at most 200 characters long.",
         ));
     }
-    let source = if utm.is_some() {
-        AcquisitionSource::Paid
-    } else {
-        AcquisitionSource::Organic
-    };
+    let via = attribution(svc, &input, &email, utm.is_some()).await?;
+    let source = via.source();
 
     // Cheap duplicate check before the expensive hash; the unique index is the real guard.
     if find_by_email(&svc.db.read, &email).await?.is_some() {
@@ -231,22 +278,20 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
     let now = svc.now();
 
     let mut tx = Tx::begin(&svc.db).await?;
-    if find_by_email(&*tx, &email).await?.is_some() {
-        return Err(DomainError::EmailTaken);
-    }
     let user_id = UserId::generate();
-    let org_name = Name::parse(
-        &format!("{}'s workspace", first_chars(name.as_str(), 88)),
-        "name",
-    )?;
+    let (invited_by, invitation_id) = match &via {
+        Via::Invite(inv) => (Some(inv.invited_by_user_id), Some(inv.id)),
+        Via::Referral(r) => (Some(r.id), None),
+        Via::Organic | Via::Paid => (None, None),
+    };
     let user = users::ActiveModel {
         id: Set(user_id.0),
         email: Set(email.as_str().to_string()),
         name: Set(name.as_str().to_string()),
         password_hash: Set(hash),
         acquisition_source: Set(source.as_str().to_string()),
-        invited_by_user_id: Set(None),
-        invite_token_id: Set(None),
+        invited_by_user_id: Set(invited_by),
+        invite_token_id: Set(invitation_id),
         utm_source: Set(utm),
         referral_code: Set(unique_referral_code(&*tx).await?),
         activated_at: Set(None),
@@ -257,15 +302,33 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
     .insert(&*tx)
     .await
     .map_err(|e| unique_violation(e, DomainError::EmailTaken))?;
-    let (org, role) = orgs::create_in_tx(
-        &mut tx,
-        now,
-        &user,
-        &org_name,
-        &svc.plans.default_plan().key,
-    )
-    .await?;
+
+    let (org, role) = match &via {
+        Via::Invite(inv) => {
+            let m = invitations::accept_in_tx(&mut tx, now, inv, &user, "invitation").await?;
+            let org = entity::organizations::Entity::find_by_id(inv.organization_id)
+                .one(&*tx)
+                .await?
+                .ok_or(DomainError::NotFound("Organization"))?;
+            (org, Role::parse(&m.role))
+        }
+        _ => {
+            let org_name = Name::parse(
+                &format!("{}'s workspace", first_chars(name.as_str(), 88)),
+                "name",
+            )?;
+            orgs::create_in_tx(
+                &mut tx,
+                now,
+                &user,
+                &org_name,
+                &svc.plans.default_plan().key,
+            )
+            .await?
+        }
+    };
     let user = set_active_org(&*tx, user, Some(OrgId(org.id))).await?;
+    credit_viral_signup(&mut tx, now, &via, &user).await?;
     let token = create_session(&*tx, svc, user.id).await?;
     tx.commit(&svc.bus).await?;
     tracing::info!(user_id = %UserId(user.id), source = source.as_str(), "user signed up");
@@ -274,6 +337,61 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
         user,
         organization: Some((org, role)),
     })
+}
+
+/// A viral signup is credited to whoever caused it: a `signed_up` attribution row and a
+/// `referral.signup` webhook message, in the signup's transaction.
+async fn credit_viral_signup(
+    tx: &mut Tx,
+    now: chrono::DateTime<chrono::Utc>,
+    via: &Via,
+    user: &users::Model,
+) -> DomainResult<()> {
+    let (referrer, org, resource, extra) = match via {
+        Via::Invite(inv) => (
+            inv.invited_by_user_id,
+            Some(OrgId(inv.organization_id)),
+            ("invitation", inv.id),
+            json!({ "invitation_id": InvitationId(inv.id).to_string() }),
+        ),
+        Via::Referral(r) => (
+            r.id,
+            r.active_organization_id.map(OrgId),
+            ("referral_code", r.id),
+            json!({}),
+        ),
+        Via::Organic | Via::Paid => return Ok(()),
+    };
+    referrals::record(
+        tx,
+        now,
+        org,
+        Some(UserId(referrer)),
+        "signed_up",
+        Some(resource),
+        Some(UserId(user.id)),
+    )
+    .await?;
+    let mut data = json!({
+        "user_id": UserId(user.id).to_string(),
+        "email": user.email,
+        "source": via.source().as_str().to_uppercase(),
+        "referrer_id": UserId(referrer).to_string(),
+    });
+    if let (Some(d), Some(e)) = (data.as_object_mut(), extra.as_object()) {
+        d.extend(e.clone());
+    }
+    outbox::webhook(
+        tx,
+        now,
+        org,
+        WebhookEvent {
+            event_type: "referral.signup",
+            data,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Logs in. Unknown email and wrong password give the same error after the same work.

@@ -59,6 +59,9 @@ typed_id!(
 typed_id!(
     /// An activity event.
     ActivityId, "act", "Activity event");
+typed_id!(
+    /// An invitation.
+    InvitationId, "inv", "Invitation");
 
 #[cfg(test)]
 mod tests {

@@ -11,9 +11,11 @@ pub mod activity;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod invitations;
 pub mod orgs;
 pub mod page;
 pub mod plans;
+pub mod referrals;
 pub mod tokens;
 
 pub use error::{DomainError, DomainResult};

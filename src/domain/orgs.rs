@@ -138,7 +138,7 @@ pub async fn access(
 /// Like [`access`] inside a write transaction, locking the organization row first so that
 /// concurrent membership changes of one organization serialize (PostgreSQL `FOR UPDATE`;
 /// SQLite serializes all writes anyway).
-async fn access_locked(tx: &Tx, user: UserId, org: OrgId) -> DomainResult<OrgAccess> {
+pub(crate) async fn access_locked(tx: &Tx, user: UserId, org: OrgId) -> DomainResult<OrgAccess> {
     let o = organizations::Entity::find_by_id(org.0)
         .lock_exclusive()
         .one(&**tx)
@@ -166,7 +166,7 @@ pub async fn find_with_role(
     }
 }
 
-async fn membership(
+pub(crate) async fn membership(
     db: &impl ConnectionTrait,
     org: OrgId,
     user: UserId,

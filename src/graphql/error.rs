@@ -138,6 +138,12 @@ pub fn user_error(e: DomainError) -> async_graphql::Result<UserError> {
         DomainError::PermissionDenied(_) | DomainError::Forbidden => (C::PermissionDenied, None),
         DomainError::AlreadyMember => (C::AlreadyMember, None),
         DomainError::LastOwner => (C::LastOwner, None),
+        DomainError::InvitationExpired => (C::InvitationExpired, None),
+        DomainError::InvitationRevoked => (C::InvitationRevoked, None),
+        DomainError::InvitationAlreadyAccepted => (C::InvitationAlreadyAccepted, None),
+        DomainError::InvitationEmailMismatch => (C::InvitationEmailMismatch, None),
+        DomainError::SelfReferral => (C::SelfReferral, None),
+        DomainError::LimitReached { .. } => (C::LimitReached, None),
         DomainError::RateLimited { .. }
         | DomainError::Unauthenticated(_)
         | DomainError::Internal(_) => return Err(top_level(e)),

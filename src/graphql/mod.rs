@@ -12,18 +12,27 @@ pub mod connection;
 pub mod error;
 pub mod extensions;
 mod identity;
+pub mod invitations;
 pub mod loaders;
-mod orgs;
+pub mod orgs;
 mod subscription;
 pub mod types;
 
 /// The root query type.
 #[derive(MergedObject, Default)]
-pub struct Query(identity::IdentityQuery, orgs::OrgQuery);
+pub struct Query(
+    identity::IdentityQuery,
+    orgs::OrgQuery,
+    invitations::InvitationQuery,
+);
 
 /// The root mutation type.
 #[derive(MergedObject, Default)]
-pub struct Mutation(identity::IdentityMutation, orgs::OrgMutation);
+pub struct Mutation(
+    identity::IdentityMutation,
+    orgs::OrgMutation,
+    invitations::InvitationMutation,
+);
 
 pub use subscription::Subscription;
 

@@ -30,6 +30,24 @@ pub struct MembershipPayload {
     user_errors: Vec<UserError>,
 }
 
+impl MembershipPayload {
+    /// Success.
+    pub fn ok(m: Membership) -> Self {
+        MembershipPayload {
+            membership: Some(m),
+            user_errors: vec![],
+        }
+    }
+
+    /// Failure.
+    pub fn failed(user_errors: Vec<UserError>) -> Self {
+        MembershipPayload {
+            membership: None,
+            user_errors,
+        }
+    }
+}
+
 /// Result of a removal.
 #[derive(SimpleObject, Default)]
 pub struct DeletePayload {
@@ -68,6 +86,7 @@ fn deleted(r: DomainResult<MembershipId>) -> async_graphql::Result<DeletePayload
 }
 
 #[derive(Default)]
+/// Organization queries.
 pub struct OrgQuery;
 
 #[Object]
@@ -93,6 +112,7 @@ impl OrgQuery {
 }
 
 #[derive(Default)]
+/// Organization mutations.
 pub struct OrgMutation;
 
 #[Object]

@@ -363,6 +363,11 @@ impl Organization {
     fn org_id(&self) -> OrgId {
         OrgId(self.model.id)
     }
+
+    /// The caller's role here.
+    pub fn role(&self) -> DRole {
+        self.role
+    }
 }
 
 impl From<orgs::OrgAccess> for Organization {
@@ -426,6 +431,26 @@ impl Organization {
                 model: m,
                 org: Some(org.clone()),
             },
+        ))
+    }
+
+    /// Invitations, newest first, optionally only those with `status`.
+    async fn invitations(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<super::invitations::InvitationStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<super::invitations::InvitationConnection> {
+        let req = page_request(first, after)?;
+        let page = domain::invitations::list(svc(ctx), self.org_id(), status.map(Into::into), req)
+            .await
+            .map_err(top_level)?;
+        let org = self.clone();
+        Ok(super::invitations::InvitationConnection::from_page(
+            page,
+            |i| i.id,
+            |i| super::invitations::Invitation::new(i, org.clone()),
         ))
     }
 

@@ -28,6 +28,7 @@ use crate::{domain::Services, graphql::KfSchema};
 
 mod graphiql;
 mod graphql;
+mod pages;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -49,6 +50,16 @@ pub fn router(state: AppState) -> Router {
     let http = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/assets/{file}", get(graphiql::asset))
+        .route("/invite/{token}", get(pages::invitation))
+        .route(
+            "/invite/{token}/accept",
+            axum::routing::post(pages::accept_invitation),
+        )
+        .route("/r/{code}", get(pages::referral))
+        .route(
+            "/signup",
+            get(pages::signup_form).post(pages::signup_submit),
+        )
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/", get(|| async { Redirect::temporary("/graphql") }))

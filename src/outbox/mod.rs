@@ -18,6 +18,7 @@ pub struct Tx {
     txn: DatabaseTransaction,
     activity: Vec<ActivityMessage>,
     webhooks: bool,
+    emails: bool,
 }
 
 impl Deref for Tx {
@@ -34,6 +35,7 @@ impl Tx {
             txn: db.write.begin().await?,
             activity: Vec::new(),
             webhooks: false,
+            emails: false,
         })
     }
 
@@ -45,7 +47,15 @@ impl Tx {
         if self.webhooks {
             bus.wake_webhooks();
         }
+        if self.emails {
+            bus.wake_mailer();
+        }
         Ok(())
+    }
+
+    /// Notes that an email was queued, so the mailer is woken after commit.
+    pub fn queued_email(&mut self) {
+        self.emails = true;
     }
 }
 

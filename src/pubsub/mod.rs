@@ -14,6 +14,7 @@ pub type ActivityMessage = Arc<entity::activity_events::Model>;
 pub struct Bus {
     activity: broadcast::Sender<ActivityMessage>,
     webhooks: Arc<tokio::sync::Notify>,
+    emails: Arc<tokio::sync::Notify>,
 }
 
 impl Default for Bus {
@@ -24,6 +25,7 @@ impl Default for Bus {
         Bus {
             activity,
             webhooks: Arc::new(tokio::sync::Notify::new()),
+            emails: Arc::new(tokio::sync::Notify::new()),
         }
     }
 }
@@ -50,5 +52,15 @@ impl Bus {
     /// Waits until webhook messages were committed.
     pub async fn webhooks_woken(&self) {
         self.webhooks.notified().await
+    }
+
+    /// Wakes the mailer (emails were committed to the outbox).
+    pub fn wake_mailer(&self) {
+        self.emails.notify_one();
+    }
+
+    /// Waits until emails were committed.
+    pub async fn mailer_woken(&self) {
+        self.emails.notified().await
     }
 }

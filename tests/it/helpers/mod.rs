@@ -1,6 +1,7 @@
 //! Test harness: every test gets its own database (a temp SQLite file, or a fresh PostgreSQL
 //! database when TEST_DATABASE_URL is set) and its own server on 127.0.0.1:0.
 #![allow(dead_code)]
+pub mod smtp;
 use std::{net::SocketAddr, sync::Arc};
 
 use kfactor::{clock::ManualClock, config::Config, App};
@@ -91,6 +92,11 @@ pub async fn spawn() -> TestApp {
 
 /// Starts a server after `tweak` adjusted its configuration.
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    // TEST_LOG=debug shows the server's logs of a failing test.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()))
+        .with_test_writer()
+        .try_init();
     let (db_url, guard) = fresh_database().await;
     let mut config = Config::for_database(&db_url);
     let db_url_kept = db_url.clone();
@@ -103,6 +109,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let app = App::build(config, Arc::new(clock.clone()))
         .await
         .expect("build app");
+    app.spawn_workers().expect("start workers");
     let served = app.clone();
     tokio::spawn(async move {
         kfactor::serve(&served, listener, std::future::pending())

@@ -1,0 +1,648 @@
+//! Invitations: bulk send, re-send, revoke, preview and accept.
+//!
+//! An invitation is the pair (organization, email): one row, re-used by re-sends. Its token
+//! is derived from (id, token_version); a re-send bumps the version, so older links stop
+//! working, and nothing in the database is a usable token.
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
+    Order, PaginatorTrait, QueryFilter, QueryOrder, Select,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    activity::ActivityType,
+    identity::Email,
+    ids::{InvitationId, OrgId, UserId},
+    orgs::{self, InvitePolicy, Role},
+    page::{self, Page, PageRequest},
+    referrals,
+    tokens::Purpose,
+    DomainError, DomainResult, Services,
+};
+use crate::outbox::{self, Actor, Event, Tx, WebhookEvent};
+use entity::{invitation_sends, invitations, memberships, organizations, users};
+
+/// Most emails in one `createInvitations` call.
+pub const MAX_BATCH: usize = 100;
+/// Longest accepted surface label.
+const MAX_SURFACE: usize = 100;
+
+/// Where an invitation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Sent, not yet used, not expired.
+    Pending,
+    /// Used.
+    Accepted,
+    /// Past `expires_at` without being used.
+    Expired,
+    /// Withdrawn.
+    Revoked,
+}
+
+/// The status of an invitation at `now` (EXPIRED as soon as `expires_at` has passed).
+pub fn status(inv: &invitations::Model, now: DateTime<Utc>) -> Status {
+    match inv.status.as_str() {
+        "accepted" => Status::Accepted,
+        "revoked" => Status::Revoked,
+        _ if inv.expires_at <= now => Status::Expired,
+        _ => Status::Pending,
+    }
+}
+
+/// Tenant-scoped query: the invitations of one organization.
+pub fn in_org(org: OrgId) -> Select<invitations::Entity> {
+    invitations::Entity::find().filter(invitations::Column::OrganizationId.eq(org.0))
+}
+
+/// What `createInvitations` asks for.
+#[derive(Clone, Debug)]
+pub struct NewInvitations {
+    /// Where to.
+    pub org: OrgId,
+    /// Raw addresses, each validated on its own.
+    pub emails: Vec<String>,
+    /// The role they will get.
+    pub role: Role,
+    /// Product surface label.
+    pub surface: Option<String>,
+}
+
+/// Result of a bulk send: the invitations that went out, and per-email errors by index.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Created or re-sent invitations.
+    pub invitations: Vec<invitations::Model>,
+    /// `(index in the input, error)`.
+    pub errors: Vec<(usize, DomainError)>,
+}
+
+/// The per-user send budget: how many more sends are allowed now, and when one frees up.
+async fn send_budget(
+    svc: &Services,
+    tx: &Tx,
+    sender: UserId,
+    now: DateTime<Utc>,
+) -> DomainResult<(u64, u64)> {
+    let window_start = now - Duration::hours(1);
+    let recent = invitation_sends::Entity::find()
+        .filter(invitation_sends::Column::SenderUserId.eq(sender.0))
+        .filter(invitation_sends::Column::SentAt.gt(window_start))
+        .order_by(invitation_sends::Column::SentAt, Order::Asc)
+        .all(&**tx)
+        .await?;
+    let limit = svc.config.invitation_sends_per_hour;
+    let used = recent.len() as u64;
+    // The oldest send leaving the window frees the next slot.
+    let retry_after = recent
+        .first()
+        .map(|s| (s.sent_at + Duration::hours(1) - now).num_seconds().max(1) as u64)
+        .unwrap_or(1);
+    Ok((limit.saturating_sub(used), retry_after))
+}
+
+fn rate_limited(retry_after_seconds: u64) -> DomainError {
+    DomainError::RateLimited {
+        retry_after_seconds,
+    }
+}
+
+/// Sends invitations to many addresses. Each address succeeds or fails on its own; a
+/// pending invitation to the same address is re-sent (new token, new expiry), never
+/// duplicated.
+pub async fn create(
+    svc: &Services,
+    caller: &users::Model,
+    req: NewInvitations,
+) -> DomainResult<Sent> {
+    if req.emails.is_empty() || req.emails.len() > MAX_BATCH {
+        return Err(DomainError::invalid(
+            &["input", "emails"],
+            format!("Send between 1 and {MAX_BATCH} invitations at a time."),
+        ));
+    }
+    if req.role == Role::Owner {
+        return Err(DomainError::invalid(
+            &["input", "role"],
+            "Owners cannot be invited; invite an admin and make them an owner once they joined.",
+        ));
+    }
+    let surface = clean_surface(req.surface)?;
+    let now = svc.now();
+    let me = UserId(caller.id);
+    let mut tx = Tx::begin(&svc.db).await?;
+    let access = orgs::access_locked(&tx, me, req.org).await?;
+    may_invite(&access, req.role)?;
+    let (mut budget, retry_after) = send_budget(svc, &tx, me, now).await?;
+    if budget == 0 {
+        return Err(rate_limited(retry_after));
+    }
+    let mut pending = pending_count(&tx, req.org, now).await?;
+
+    let mut sent = Sent::default();
+    let mut seen: Vec<String> = Vec::new();
+    for (i, raw) in req.emails.iter().enumerate() {
+        let email = match Email::parse(raw) {
+            Ok(e) => e,
+            Err(_) => {
+                sent.errors.push((
+                    i,
+                    DomainError::invalid(
+                        &[],
+                        format!("{:?} is not a valid email address.", raw.trim()),
+                    ),
+                ));
+                continue;
+            }
+        };
+        if seen.iter().any(|s| s == email.as_str()) {
+            sent.errors.push((
+                i,
+                DomainError::invalid(&[], format!("{} is listed twice.", email.as_str())),
+            ));
+            continue;
+        }
+        seen.push(email.as_str().to_string());
+        if is_member(&*tx, req.org, &email).await? {
+            sent.errors.push((i, DomainError::AlreadyMember));
+            continue;
+        }
+        if budget == 0 {
+            sent.errors.push((i, rate_limited(retry_after)));
+            continue;
+        }
+        let existing = in_org(req.org)
+            .filter(invitations::Column::Email.eq(email.as_str()))
+            .one(&*tx)
+            .await?;
+        let counts_as_new_pending = existing
+            .as_ref()
+            .is_none_or(|e| status(e, now) != Status::Pending);
+        if counts_as_new_pending && pending >= svc.config.max_pending_invitations {
+            sent.errors.push((
+                i,
+                DomainError::LimitReached {
+                    feature: "pending_invitations".into(),
+                    message: format!(
+                        "{} already has {pending} pending invitations, the most allowed. Revoke some or wait for them to be accepted.",
+                        access.org.name
+                    ),
+                },
+            ));
+            continue;
+        }
+        let inv = match existing {
+            Some(e) => {
+                let mut am: invitations::ActiveModel = e.clone().into();
+                am.status = Set("pending".into());
+                am.role = Set(req.role.as_str().into());
+                am.token_version = Set(e.token_version + 1);
+                am.last_sent_at = Set(now);
+                am.send_count = Set(e.send_count + 1);
+                am.expires_at = Set(now + Duration::days(svc.config.invitation_ttl_days));
+                am.invited_by_user_id = Set(if status(&e, now) == Status::Pending {
+                    e.invited_by_user_id
+                } else {
+                    me.0
+                });
+                am.update(&*tx).await?
+            }
+            None => {
+                let team_invite =
+                    email.as_str() == caller.email || user_exists(&*tx, &email).await?;
+                let inv = invitations::ActiveModel {
+                    id: Set(InvitationId::generate().0),
+                    organization_id: Set(req.org.0),
+                    email: Set(email.as_str().into()),
+                    role: Set(req.role.as_str().into()),
+                    invited_by_user_id: Set(me.0),
+                    surface: Set(surface.clone()),
+                    status: Set("pending".into()),
+                    token_version: Set(1),
+                    team_invite: Set(team_invite),
+                    created_at: Set(now),
+                    last_sent_at: Set(now),
+                    send_count: Set(1),
+                    expires_at: Set(now + Duration::days(svc.config.invitation_ttl_days)),
+                    opened_at: Set(None),
+                    accepted_at: Set(None),
+                    accepted_by_user_id: Set(None),
+                }
+                .insert(&*tx)
+                .await?;
+                referrals::record(
+                    &tx,
+                    now,
+                    Some(req.org),
+                    Some(me),
+                    "invited",
+                    Some(("invitation", inv.id)),
+                    None,
+                )
+                .await?;
+                inv
+            }
+        };
+        if counts_as_new_pending {
+            pending += 1;
+        }
+        budget -= 1;
+        record_send(&mut tx, now, caller, &access.org, &inv).await?;
+        sent.invitations.push(inv);
+    }
+    tx.commit(&svc.bus).await?;
+    Ok(sent)
+}
+
+fn clean_surface(surface: Option<String>) -> DomainResult<Option<String>> {
+    let s = surface
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    if s.as_ref().is_some_and(|s| s.chars().count() > MAX_SURFACE) {
+        return Err(DomainError::invalid(
+            &["input", "surface"],
+            format!("surface can be at most {MAX_SURFACE} characters long."),
+        ));
+    }
+    Ok(s)
+}
+
+/// The invite policy and role rules.
+fn may_invite(access: &orgs::OrgAccess, role: Role) -> DomainResult<()> {
+    if InvitePolicy::parse(&access.org.invite_policy) == InvitePolicy::AdminsOnly {
+        access.require(Role::Admin, "invite people to this organization")?;
+    }
+    if role == Role::Admin {
+        access.require(Role::Admin, "invite admins")?;
+    }
+    Ok(())
+}
+
+async fn pending_count(tx: &Tx, org: OrgId, now: DateTime<Utc>) -> DomainResult<u64> {
+    Ok(in_org(org)
+        .filter(invitations::Column::Status.eq("pending"))
+        .filter(invitations::Column::ExpiresAt.gt(now))
+        .count(&**tx)
+        .await?)
+}
+
+async fn user_exists(db: &impl ConnectionTrait, email: &Email) -> DomainResult<bool> {
+    Ok(users::Entity::find()
+        .filter(users::Column::Email.eq(email.as_str()))
+        .count(db)
+        .await?
+        > 0)
+}
+
+async fn is_member(db: &impl ConnectionTrait, org: OrgId, email: &Email) -> DomainResult<bool> {
+    let Some(user) = users::Entity::find()
+        .filter(users::Column::Email.eq(email.as_str()))
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    Ok(orgs::membership(db, org, UserId(user.id)).await?.is_some())
+}
+
+/// One send: the rate-limit row, the email, the activity event and the webhook message.
+async fn record_send(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    sender: &users::Model,
+    org: &organizations::Model,
+    inv: &invitations::Model,
+) -> DomainResult<()> {
+    invitation_sends::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        invitation_id: Set(inv.id),
+        sender_user_id: Set(sender.id),
+        sent_at: Set(now),
+    }
+    .insert(&**tx)
+    .await?;
+    crate::mailer::enqueue(tx, now, "invitation", &inv.email, inv.id, inv.token_version).await?;
+    let role = Role::parse(&inv.role);
+    outbox::record(
+        tx,
+        now,
+        Event {
+            org: OrgId(org.id),
+            kind: ActivityType::InvitationSent,
+            actor: Actor::user(sender.id),
+            resource: None,
+            summary: format!("{} invited {}", sender.name, inv.email),
+            data: json!({
+                "invitationId": InvitationId(inv.id).to_string(),
+                "email": inv.email,
+                "role": role.as_api(),
+                "surface": inv.surface,
+                "sendCount": inv.send_count,
+            }),
+            webhook: Some(WebhookEvent {
+                event_type: "invitation.sent",
+                data: json!({
+                    "invitation_id": InvitationId(inv.id).to_string(),
+                    "organization_id": OrgId(org.id).to_string(),
+                    "inviter_id": UserId(sender.id).to_string(),
+                    "email": inv.email,
+                    "role": role.as_api(),
+                    "surface": inv.surface,
+                }),
+            }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Loads an invitation the caller may manage (its inviter, or an ADMIN/OWNER of its org),
+/// locking its organization.
+async fn manageable(
+    tx: &Tx,
+    caller: UserId,
+    id: InvitationId,
+) -> DomainResult<(invitations::Model, orgs::OrgAccess)> {
+    let inv = invitations::Entity::find_by_id(id.0)
+        .one(&**tx)
+        .await?
+        .ok_or(DomainError::NotFound("Invitation"))?;
+    let access = match orgs::access_locked(tx, caller, OrgId(inv.organization_id)).await {
+        Ok(a) => a,
+        // Outsiders learn nothing about the invitation.
+        Err(DomainError::Forbidden) => return Err(DomainError::NotFound("Invitation")),
+        Err(e) => return Err(e),
+    };
+    if inv.invited_by_user_id != caller.0 {
+        access.require(Role::Admin, "manage other people's invitations")?;
+    }
+    Ok((inv, access))
+}
+
+/// Re-sends an invitation: new token (older links stop working), new expiry, a new email.
+pub async fn resend(
+    svc: &Services,
+    caller: &users::Model,
+    id: InvitationId,
+) -> DomainResult<invitations::Model> {
+    let now = svc.now();
+    let mut tx = Tx::begin(&svc.db).await?;
+    let (inv, access) = manageable(&tx, UserId(caller.id), id).await?;
+    match status(&inv, now) {
+        Status::Accepted => return Err(DomainError::InvitationAlreadyAccepted),
+        Status::Revoked => return Err(DomainError::InvitationRevoked),
+        Status::Pending | Status::Expired => {}
+    }
+    let (budget, retry_after) = send_budget(svc, &tx, UserId(caller.id), now).await?;
+    if budget == 0 {
+        return Err(rate_limited(retry_after));
+    }
+    let mut am: invitations::ActiveModel = inv.clone().into();
+    am.token_version = Set(inv.token_version + 1);
+    am.last_sent_at = Set(now);
+    am.send_count = Set(inv.send_count + 1);
+    am.expires_at = Set(now + Duration::days(svc.config.invitation_ttl_days));
+    let inv = am.update(&*tx).await?;
+    record_send(&mut tx, now, caller, &access.org, &inv).await?;
+    tx.commit(&svc.bus).await?;
+    Ok(inv)
+}
+
+/// Revokes an invitation: its link stops working at once.
+pub async fn revoke(
+    svc: &Services,
+    caller: &users::Model,
+    id: InvitationId,
+) -> DomainResult<invitations::Model> {
+    let now = svc.now();
+    let tx = Tx::begin(&svc.db).await?;
+    let (inv, _) = manageable(&tx, UserId(caller.id), id).await?;
+    match status(&inv, now) {
+        Status::Accepted => return Err(DomainError::InvitationAlreadyAccepted),
+        Status::Revoked => return Ok(inv),
+        Status::Pending | Status::Expired => {}
+    }
+    let mut am: invitations::ActiveModel = inv.into();
+    am.status = Set("revoked".into());
+    let inv = am.update(&*tx).await?;
+    tx.commit(&svc.bus).await?;
+    Ok(inv)
+}
+
+/// The invitation a token names. A malformed, forged or superseded (re-sent) token is
+/// NOT_FOUND; the statuses are the caller's to check.
+pub async fn by_token(
+    svc: &Services,
+    db: &impl ConnectionTrait,
+    token: &str,
+) -> DomainResult<invitations::Model> {
+    const GONE: DomainError = DomainError::NotFound("Invitation");
+    let id = super::tokens::Keys::claimed_id(token).ok_or(GONE)?;
+    let inv = invitations::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(GONE)?;
+    if svc
+        .keys
+        .verify(Purpose::Invitation, token, inv.id, inv.token_version)
+    {
+        Ok(inv)
+    } else {
+        Err(GONE)
+    }
+}
+
+/// The link of an invitation, as printed in its email.
+pub fn link(svc: &Services, inv: &invitations::Model) -> String {
+    let token = svc
+        .keys
+        .derive(Purpose::Invitation, inv.id, inv.token_version);
+    format!("{}/invite/{token}", svc.config.public_url)
+}
+
+/// What an invitee sees before accepting.
+#[derive(Clone, Debug)]
+pub struct Preview {
+    /// The invitation (with `opened_at` set).
+    pub invitation: invitations::Model,
+    /// Its organization.
+    pub organization: organizations::Model,
+    /// Who sent it.
+    pub inviter: users::Model,
+}
+
+/// PUBLIC: the invitation behind a token. Records the first open.
+pub async fn preview(svc: &Services, token: &str) -> DomainResult<Preview> {
+    let mut inv = by_token(svc, &svc.db.read, token).await?;
+    if inv.opened_at.is_none() {
+        let now = svc.now();
+        invitations::Entity::update_many()
+            .col_expr(invitations::Column::OpenedAt, Expr::value(now))
+            .filter(invitations::Column::Id.eq(inv.id))
+            .filter(invitations::Column::OpenedAt.is_null())
+            .exec(&svc.db.write)
+            .await?;
+        inv.opened_at = Some(now);
+    }
+    let organization = organizations::Entity::find_by_id(inv.organization_id)
+        .one(&svc.db.read)
+        .await?
+        .ok_or(DomainError::NotFound("Invitation"))?;
+    let inviter = users::Entity::find_by_id(inv.invited_by_user_id)
+        .one(&svc.db.read)
+        .await?
+        .ok_or(DomainError::NotFound("Invitation"))?;
+    Ok(Preview {
+        invitation: inv,
+        organization,
+        inviter,
+    })
+}
+
+/// Checks that an invitation can still be used.
+pub fn usable(inv: &invitations::Model, now: DateTime<Utc>) -> DomainResult<()> {
+    match status(inv, now) {
+        Status::Pending => Ok(()),
+        Status::Accepted => Err(DomainError::InvitationAlreadyAccepted),
+        Status::Expired => Err(DomainError::InvitationExpired),
+        Status::Revoked => Err(DomainError::InvitationRevoked),
+    }
+}
+
+/// A signed-in user accepts an invitation sent to their email. Single-use and atomic: of two
+/// concurrent accepts, one wins and the other gets INVITATION_ALREADY_ACCEPTED.
+pub async fn accept(
+    svc: &Services,
+    user: &users::Model,
+    token: &str,
+) -> DomainResult<memberships::Model> {
+    let now = svc.now();
+    let mut tx = Tx::begin(&svc.db).await?;
+    let inv = by_token(svc, &*tx, token).await?;
+    usable(&inv, now)?;
+    if inv.email != user.email {
+        return Err(DomainError::InvitationEmailMismatch);
+    }
+    if orgs::membership(&*tx, OrgId(inv.organization_id), UserId(user.id))
+        .await?
+        .is_some()
+    {
+        return Err(DomainError::AlreadyMember);
+    }
+    let m = accept_in_tx(&mut tx, now, &inv, user, "invitation").await?;
+    tx.commit(&svc.bus).await?;
+    Ok(m)
+}
+
+/// Marks the invitation accepted by `user` (only if still pending), adds the membership and
+/// writes INVITATION_ACCEPTED with its `invitation.accepted` message.
+pub(crate) async fn accept_in_tx(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    inv: &invitations::Model,
+    user: &users::Model,
+    via: &str,
+) -> DomainResult<memberships::Model> {
+    // The conditional update is the single-use guard: a concurrent accept that committed
+    // first leaves nothing pending to update.
+    let claimed = invitations::Entity::update_many()
+        .col_expr(invitations::Column::Status, Expr::value("accepted"))
+        .col_expr(invitations::Column::AcceptedAt, Expr::value(now))
+        .col_expr(invitations::Column::AcceptedByUserId, Expr::value(user.id))
+        .filter(invitations::Column::Id.eq(inv.id))
+        .filter(invitations::Column::Status.eq("pending"))
+        .filter(invitations::Column::ExpiresAt.gt(now))
+        .exec(&**tx)
+        .await?;
+    if claimed.rows_affected == 0 {
+        let fresh = invitations::Entity::find_by_id(inv.id)
+            .one(&**tx)
+            .await?
+            .ok_or(DomainError::NotFound("Invitation"))?;
+        usable(&fresh, now)?;
+        return Err(DomainError::InvitationAlreadyAccepted);
+    }
+    let org = organizations::Entity::find_by_id(inv.organization_id)
+        .one(&**tx)
+        .await?
+        .ok_or(DomainError::NotFound("Organization"))?;
+    let role = Role::parse(&inv.role);
+    let m = orgs::add_member(tx, now, &org, user, role, via).await?;
+    referrals::record(
+        tx,
+        now,
+        Some(OrgId(org.id)),
+        Some(UserId(user.id)),
+        "accepted",
+        Some(("invitation", inv.id)),
+        None,
+    )
+    .await?;
+    outbox::record(
+        tx,
+        now,
+        Event {
+            org: OrgId(org.id),
+            kind: ActivityType::InvitationAccepted,
+            actor: Actor::user(user.id),
+            resource: None,
+            summary: format!("{} accepted the invitation to {}", user.name, org.name),
+            data: json!({
+                "invitationId": InvitationId(inv.id).to_string(),
+                "inviterId": UserId(inv.invited_by_user_id).to_string(),
+                "userId": UserId(user.id).to_string(),
+                "role": role.as_api(),
+            }),
+            webhook: Some(WebhookEvent {
+                event_type: "invitation.accepted",
+                data: json!({
+                    "invitation_id": InvitationId(inv.id).to_string(),
+                    "organization_id": OrgId(org.id).to_string(),
+                    "inviter_id": UserId(inv.invited_by_user_id).to_string(),
+                    "user_id": UserId(user.id).to_string(),
+                }),
+            }),
+        },
+    )
+    .await?;
+    Ok(m)
+}
+
+/// One page of an organization's invitations, newest first, optionally by status.
+pub async fn list(
+    svc: &Services,
+    org: OrgId,
+    filter: Option<Status>,
+    req: PageRequest,
+) -> DomainResult<Page<invitations::Model>> {
+    let now = svc.now();
+    let mut q = in_org(org);
+    q = match filter {
+        None => q,
+        Some(Status::Accepted) => q.filter(invitations::Column::Status.eq("accepted")),
+        Some(Status::Revoked) => q.filter(invitations::Column::Status.eq("revoked")),
+        Some(Status::Pending) => q
+            .filter(invitations::Column::Status.eq("pending"))
+            .filter(invitations::Column::ExpiresAt.gt(now)),
+        Some(Status::Expired) => q
+            .filter(invitations::Column::Status.eq("pending"))
+            .filter(invitations::Column::ExpiresAt.lte(now)),
+    };
+    page::fetch(&svc.db.read, q, invitations::Column::Id, Order::Desc, req).await
+}
+
+/// An invitation the caller may see (a member of its organization).
+pub async fn get(
+    svc: &Services,
+    caller: UserId,
+    id: InvitationId,
+) -> DomainResult<invitations::Model> {
+    let inv = invitations::Entity::find_by_id(id.0)
+        .one(&svc.db.read)
+        .await?
+        .ok_or(DomainError::NotFound("Invitation"))?;
+    orgs::access(&svc.db.read, caller, OrgId(inv.organization_id)).await?;
+    Ok(inv)
+}

@@ -1,0 +1,322 @@
+//! Server-rendered pages of the viral loop: the invitation landing page, the referral
+//! redirect and a minimal sign-up page. No JavaScript build step; maud escapes everything.
+use axum::{
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{Html, IntoResponse, Redirect, Response},
+    Form,
+};
+use maud::{html, Markup, DOCTYPE};
+use serde::Deserialize;
+
+use super::AppState;
+use crate::domain::{
+    identity::{self, SignUpInput},
+    invitations::{self, Status},
+    orgs::Role,
+    referrals, DomainError,
+};
+
+/// The referral cookie `/r/{code}` sets; the sign-up page reads it.
+pub const REFERRAL_COOKIE: &str = "kf_ref";
+
+fn page(title: &str, body: Markup) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (title) }
+                    style { (maud::PreEscaped(CSS)) }
+                }
+                body { main { (body) } }
+            }
+        }
+        .into_string(),
+    )
+}
+
+const CSS: &str = "body{font:16px/1.5 system-ui,sans-serif;background:#f6f7fb;color:#1f2330;margin:0}
+main{max-width:32rem;margin:4rem auto;background:#fff;padding:2rem 2.5rem;border-radius:12px;box-shadow:0 2px 12px #0001}
+h1{font-size:1.4rem;margin-top:0}label{display:block;margin:.8rem 0 .2rem;font-weight:600}
+input{width:100%;padding:.55rem;border:1px solid #ccd;border-radius:6px;box-sizing:border-box;font:inherit}
+button,.button{margin-top:1.2rem;padding:.6rem 1.1rem;background:#4f46e5;color:#fff;border:0;border-radius:6px;font:inherit;cursor:pointer;text-decoration:none;display:inline-block}
+.muted{color:#667}.error{background:#fde8e8;color:#8a1c1c;padding:.6rem .8rem;border-radius:6px}.ok{background:#e6f6ec;color:#1d5e34;padding:.6rem .8rem;border-radius:6px}";
+
+fn status_sentence(status: Status) -> Option<&'static str> {
+    match status {
+        Status::Pending => None,
+        Status::Accepted => Some("This invitation has already been accepted."),
+        Status::Expired => Some("This invitation has expired. Ask for a new one."),
+        Status::Revoked => Some("This invitation was revoked."),
+    }
+}
+
+/// `GET /invite/{token}`: who invited whom to what, with accept and sign-up actions. Counts
+/// as opening the invitation.
+pub async fn invitation(State(app): State<AppState>, Path(token): Path<String>) -> Response {
+    let svc = &app.svc;
+    let p = match invitations::preview(svc, &token).await {
+        Ok(p) => p,
+        Err(DomainError::NotFound(_)) => {
+            return (
+                StatusCode::NOT_FOUND,
+                page("Invitation not found", html! {
+                    h1 { "This invitation link is not valid" }
+                    p.muted { "It may have been replaced by a newer invitation. Check your email for the latest one, or ask for a new invitation." }
+                }),
+            )
+                .into_response()
+        }
+        Err(e) => return internal(e),
+    };
+    let status = invitations::status(&p.invitation, svc.now());
+    let role = Role::parse(&p.invitation.role).as_str();
+    let signup = format!(
+        "{}?invite={}&email={}",
+        svc.config.signup_url(),
+        token,
+        urlencode(&p.invitation.email)
+    );
+    page(
+        &format!("Join {}", p.organization.name),
+        html! {
+            h1 { (p.inviter.name) " invited you to join " (p.organization.name) }
+            p { "You were invited as " strong { (role) } " with " strong { (p.invitation.email) } "." }
+            @if let Some(s) = status_sentence(status) {
+                p.error { (s) }
+            } @else {
+                p.muted { "The invitation expires on " (p.invitation.expires_at.format("%B %-d, %Y at %H:%M UTC")) "." }
+                a.button href=(signup) { "Sign up and join" }
+                h2 style="font-size:1.1rem;margin-top:2rem" { "Already have an account?" }
+                form method="post" action=(format!("/invite/{token}/accept")) {
+                    label for="email" { "Email" }
+                    input id="email" name="email" type="email" value=(p.invitation.email) required;
+                    label for="password" { "Password" }
+                    input id="password" name="password" type="password" required;
+                    button type="submit" { "Log in and accept" }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// The log-in-and-accept form.
+#[derive(Deserialize)]
+pub struct AcceptForm {
+    email: String,
+    password: String,
+}
+
+/// `POST /invite/{token}/accept`.
+pub async fn accept_invitation(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+    Form(form): Form<AcceptForm>,
+) -> Response {
+    let svc = &app.svc;
+    let result = async {
+        let signed_in = identity::log_in(svc, &form.email, &form.password).await?;
+        invitations::accept(svc, &signed_in.user, &token).await
+    }
+    .await;
+    match result {
+        Ok(_) => page(
+            "Welcome",
+            html! {
+                h1 { "You're in" }
+                p.ok { "You joined the organization. Open the app to get started." }
+            },
+        )
+        .into_response(),
+        Err(DomainError::Internal(e)) => internal(DomainError::Internal(e)),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page(
+                "Could not accept",
+                html! {
+                    h1 { "Could not accept the invitation" }
+                    p.error { (e.to_string()) }
+                    a href=(format!("/invite/{token}")) { "Back to the invitation" }
+                },
+            ),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /r/{code}`: remembers the referrer in a first-party cookie and sends the visitor to
+/// the sign-up page.
+pub async fn referral(State(app): State<AppState>, Path(code): Path<String>) -> Response {
+    let svc = &app.svc;
+    let signup = &svc.config.signup_url();
+    match referrals::referrer(&svc.db.read, &code).await {
+        Ok(owner) => {
+            let max_age = svc.config.referral_cookie_days * 86_400;
+            let secure = if svc.config.public_url.starts_with("https://") {
+                "; Secure"
+            } else {
+                ""
+            };
+            let cookie = format!(
+                "{REFERRAL_COOKIE}={}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}",
+                owner.referral_code
+            );
+            let mut resp =
+                Redirect::to(&format!("{signup}?ref={}", owner.referral_code)).into_response();
+            resp.headers_mut()
+                .insert(header::SET_COOKIE, cookie.parse().expect("cookie header"));
+            resp
+        }
+        // An unknown code still lands on the sign-up page, unattributed.
+        Err(DomainError::InvalidInput { .. }) => Redirect::to(signup).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// Query of the sign-up page.
+#[derive(Deserialize, Default)]
+pub struct SignUpQuery {
+    invite: Option<String>,
+    #[serde(rename = "ref")]
+    referral: Option<String>,
+    share: Option<String>,
+    email: Option<String>,
+    utm_source: Option<String>,
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// `GET /signup`: the default sign-up page (set `KFACTOR_SIGNUP_URL` to use your own).
+pub async fn signup_form(headers: HeaderMap, Query(q): Query<SignUpQuery>) -> Html<String> {
+    let referral = q.referral.or_else(|| cookie(&headers, REFERRAL_COOKIE));
+    signup_page(
+        &q.invite,
+        &referral,
+        &q.share,
+        &q.utm_source,
+        q.email.as_deref().unwrap_or(""),
+        "",
+        None,
+    )
+}
+
+fn signup_page(
+    invite: &Option<String>,
+    referral: &Option<String>,
+    share: &Option<String>,
+    utm: &Option<String>,
+    email: &str,
+    name: &str,
+    error: Option<String>,
+) -> Html<String> {
+    page(
+        "Sign up",
+        html! {
+            h1 { "Create your account" }
+            @if let Some(e) = error { p.error { (e) } }
+            form method="post" action="/signup" {
+                label for="name" { "Name" }
+                input id="name" name="name" value=(name) required;
+                label for="email" { "Email" }
+                input id="email" name="email" type="email" value=(email) required;
+                label for="password" { "Password (at least 10 characters)" }
+                input id="password" name="password" type="password" minlength="10" required;
+                @if let Some(v) = invite { input type="hidden" name="invite" value=(v); }
+                @if let Some(v) = referral { input type="hidden" name="referral" value=(v); }
+                @if let Some(v) = share { input type="hidden" name="share" value=(v); }
+                @if let Some(v) = utm { input type="hidden" name="utm_source" value=(v); }
+                button type="submit" { "Sign up" }
+            }
+        },
+    )
+}
+
+/// The sign-up form.
+#[derive(Deserialize)]
+pub struct SignUpForm {
+    name: String,
+    email: String,
+    password: String,
+    invite: Option<String>,
+    referral: Option<String>,
+    share: Option<String>,
+    utm_source: Option<String>,
+}
+
+/// `POST /signup`.
+pub async fn signup_submit(State(app): State<AppState>, Form(f): Form<SignUpForm>) -> Response {
+    let input = SignUpInput {
+        email: f.email.clone(),
+        password: f.password,
+        name: f.name.clone(),
+        invite_token: f.invite.clone(),
+        share_token: f.share.clone(),
+        visitor_id: None,
+        referral_code: f.referral.clone(),
+        utm_source: f.utm_source.clone(),
+    };
+    match identity::sign_up(&app.svc, input).await {
+        Ok(s) => {
+            let org = s.organization.map(|(o, _)| o.name).unwrap_or_default();
+            page(
+                "Welcome",
+                html! {
+                    h1 { "Welcome, " (s.user.name) }
+                    p.ok { "Your account is ready. You're in " strong { (org) } "." }
+                    p.muted { "Log in from the app with " (s.user.email) "." }
+                },
+            )
+            .into_response()
+        }
+        Err(DomainError::Internal(e)) => internal(DomainError::Internal(e)),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            signup_page(
+                &f.invite,
+                &f.referral,
+                &f.share,
+                &f.utm_source,
+                &f.email,
+                &f.name,
+                Some(e.to_string()),
+            ),
+        )
+            .into_response(),
+    }
+}
+
+fn internal(e: DomainError) -> Response {
+    tracing::error!(error = ?e, "page failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        page(
+            "Error",
+            html! { h1 { "Something went wrong" } p { "Try again in a moment." } },
+        ),
+    )
+        .into_response()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
