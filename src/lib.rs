@@ -19,6 +19,7 @@ pub mod http;
 pub mod mailer;
 pub mod outbox;
 pub mod pubsub;
+pub mod visits;
 
 use clock::Clock;
 use config::Config;
@@ -53,13 +54,16 @@ impl App {
                  database. Fine for development; set KFACTOR_SECRET in production."
             );
         }
+        let bus = pubsub::Bus::default();
+        let visits = visits::VisitRecorder::spawn(db.clone(), bus.clone());
         let svc = Arc::new(Services {
             db,
             clock,
             config: Arc::new(config),
             keys,
-            bus: pubsub::Bus::default(),
+            bus,
             plans,
+            visits,
         });
         let schema = graphql::schema(svc.clone());
         Ok(App { svc, schema })

@@ -1,13 +1,18 @@
 //! SeaORM entities, one module a table. No business rules live here: the domain layer
 //! (`kfactor::domain`) decides what is valid and who may see what.
 pub mod activity_events;
+pub mod comments;
 pub mod emails;
 pub mod invitation_sends;
 pub mod invitations;
+pub mod link_visitors;
+pub mod link_visits;
 pub mod memberships;
 pub mod organizations;
+pub mod projects;
 pub mod referral_events;
 pub mod sessions;
 pub mod settings;
+pub mod shared_links;
 pub mod users;
 pub mod webhook_messages;

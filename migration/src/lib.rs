@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_foundation;
 mod m20261126_000002_invitations;
+mod m20261126_000003_sharing;
 
 /// Applies kfactor's migrations in order.
 pub struct Migrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_foundation::Migration),
             Box::new(m20261126_000002_invitations::Migration),
+            Box::new(m20261126_000003_sharing::Migration),
         ]
     }
 }

@@ -49,6 +49,12 @@ pub enum DomainError {
     /// The invitation is for another email address.
     #[error("This invitation was sent to another email address. Sign in with that address to accept it.")]
     InvitationEmailMismatch,
+    /// The shared link's expiry has passed.
+    #[error("This link has expired.")]
+    LinkExpired,
+    /// The shared link was revoked.
+    #[error("This link was revoked.")]
+    LinkRevoked,
     /// Someone tried to credit themselves.
     #[error("You can't refer yourself.")]
     SelfReferral,

@@ -14,10 +14,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    ids::{InvitationId, OrgId, UserId},
+    ids::{InvitationId, OrgId, ProjectId, SharedLinkId, UserId},
     invitations,
     orgs::{self, Role},
-    referrals, tokens, DomainError, DomainResult, Services,
+    referrals, sharing, tokens, DomainError, DomainResult, Services,
 };
 use crate::outbox::{self, Tx, WebhookEvent};
 use entity::{memberships, organizations, sessions, users};
@@ -200,6 +200,7 @@ enum Via {
     Organic,
     Paid,
     Invite(entity::invitations::Model),
+    Share(Box<entity::shared_links::Model>),
     Referral(users::Model),
 }
 
@@ -209,6 +210,7 @@ impl Via {
             Via::Organic => AcquisitionSource::Organic,
             Via::Paid => AcquisitionSource::Paid,
             Via::Invite(_) => AcquisitionSource::Invite,
+            Via::Share(_) => AcquisitionSource::Share,
             Via::Referral(_) => AcquisitionSource::Referral,
         }
     }
@@ -240,11 +242,19 @@ async fn attribution(
         }
         return Ok(Via::Invite(inv));
     }
-    if non_empty(&input.share_token).is_some() {
-        return Err(DomainError::invalid(
-            &["shareToken"],
-            "shareToken is not available yet on this server.",
-        ));
+    if let Some(token) = non_empty(&input.share_token) {
+        let opened = sharing::resolve(svc, &svc.db.read, token, None)
+            .await
+            .map_err(|e| match e {
+                DomainError::NotFound(_)
+                | DomainError::Unauthenticated(_)
+                | DomainError::Forbidden => {
+                    DomainError::invalid(&["shareToken"], "This shared link is not valid.")
+                }
+                other => other,
+            })?;
+        referrals::not_self(&opened.creator, email)?;
+        return Ok(Via::Share(Box::new(opened.link)));
     }
     if let Some(code) = non_empty(&input.referral_code) {
         let referrer = referrals::referrer(&svc.db.read, code).await?;
@@ -281,6 +291,7 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
     let user_id = UserId::generate();
     let (invited_by, invitation_id) = match &via {
         Via::Invite(inv) => (Some(inv.invited_by_user_id), Some(inv.id)),
+        Via::Share(link) => (Some(link.created_by_user_id), Some(link.id)),
         Via::Referral(r) => (Some(r.id), None),
         Via::Organic | Via::Paid => (None, None),
     };
@@ -328,6 +339,10 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
         }
     };
     let user = set_active_org(&*tx, user, Some(OrgId(org.id))).await?;
+    if let (Via::Share(_), Some(visitor)) = (&via, non_empty(&input.visitor_id)) {
+        // The guest's earlier comments become theirs.
+        sharing::claim_guest_comments(&tx, visitor, &user).await?;
+    }
     credit_viral_signup(&mut tx, now, &via, &user).await?;
     let token = create_session(&*tx, svc, user.id).await?;
     tx.commit(&svc.bus).await?;
@@ -353,6 +368,16 @@ async fn credit_viral_signup(
             Some(OrgId(inv.organization_id)),
             ("invitation", inv.id),
             json!({ "invitation_id": InvitationId(inv.id).to_string() }),
+        ),
+        Via::Share(link) => (
+            link.created_by_user_id,
+            Some(OrgId(link.organization_id)),
+            ("shared_link", link.id),
+            json!({
+                "shared_link_id": SharedLinkId(link.id).to_string(),
+                "resource_type": link.resource_type,
+                "resource_id": ProjectId(link.resource_id).to_string(),
+            }),
         ),
         Via::Referral(r) => (
             r.id,

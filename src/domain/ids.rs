@@ -62,6 +62,15 @@ typed_id!(
 typed_id!(
     /// An invitation.
     InvitationId, "inv", "Invitation");
+typed_id!(
+    /// A project.
+    ProjectId, "prj", "Project");
+typed_id!(
+    /// A comment.
+    CommentId, "cmt", "Comment");
+typed_id!(
+    /// A shared link.
+    SharedLinkId, "lnk", "Shared link");
 
 #[cfg(test)]
 mod tests {

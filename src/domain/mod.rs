@@ -15,7 +15,9 @@ pub mod invitations;
 pub mod orgs;
 pub mod page;
 pub mod plans;
+pub mod projects;
 pub mod referrals;
+pub mod sharing;
 pub mod tokens;
 
 pub use error::{DomainError, DomainResult};
@@ -35,6 +37,8 @@ pub struct Services {
     pub bus: Bus,
     /// The plan catalog.
     pub plans: Arc<plans::Catalog>,
+    /// The group-committing writer of share-link visits.
+    pub visits: crate::visits::VisitRecorder,
 }
 
 impl Services {

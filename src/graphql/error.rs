@@ -112,8 +112,36 @@ pub fn top_level(e: DomainError) -> async_graphql::Error {
         }),
         DomainError::InvalidInput { .. } => top(C::InvalidInput, e.to_string()),
         DomainError::Internal(err) => internal(err),
-        // Business outcomes reaching a query are still the caller's to fix.
-        other => top(C::InvalidInput, other.to_string()),
+        // A business outcome reaching a query (an expired link…) keeps its ErrorCode name.
+        other => match user_error(other) {
+            Ok(ue) => async_graphql::Error::new(ue.message)
+                .extend_with(|_, x| x.set("code", code_name(ue.code))),
+            Err(e) => e,
+        },
+    }
+}
+
+/// The SCREAMING_SNAKE_CASE name of a code, as in the schema.
+pub fn code_name(code: ErrorCode) -> &'static str {
+    use ErrorCode as C;
+    match code {
+        C::InvalidInput => "INVALID_INPUT",
+        C::EmailTaken => "EMAIL_TAKEN",
+        C::InvalidCredentials => "INVALID_CREDENTIALS",
+        C::NotFound => "NOT_FOUND",
+        C::PermissionDenied => "PERMISSION_DENIED",
+        C::AlreadyMember => "ALREADY_MEMBER",
+        C::LastOwner => "LAST_OWNER",
+        C::InvitationExpired => "INVITATION_EXPIRED",
+        C::InvitationRevoked => "INVITATION_REVOKED",
+        C::InvitationAlreadyAccepted => "INVITATION_ALREADY_ACCEPTED",
+        C::InvitationEmailMismatch => "INVITATION_EMAIL_MISMATCH",
+        C::LinkExpired => "LINK_EXPIRED",
+        C::LinkRevoked => "LINK_REVOKED",
+        C::SelfReferral => "SELF_REFERRAL",
+        C::LimitReached => "LIMIT_REACHED",
+        C::FeatureNotInPlan => "FEATURE_NOT_IN_PLAN",
+        C::RateLimited => "RATE_LIMITED",
     }
 }
 
@@ -143,6 +171,8 @@ pub fn user_error(e: DomainError) -> async_graphql::Result<UserError> {
         DomainError::InvitationAlreadyAccepted => (C::InvitationAlreadyAccepted, None),
         DomainError::InvitationEmailMismatch => (C::InvitationEmailMismatch, None),
         DomainError::SelfReferral => (C::SelfReferral, None),
+        DomainError::LinkExpired => (C::LinkExpired, None),
+        DomainError::LinkRevoked => (C::LinkRevoked, None),
         DomainError::LimitReached { .. } => (C::LimitReached, None),
         DomainError::RateLimited { .. }
         | DomainError::Unauthenticated(_)

@@ -15,6 +15,8 @@ mod identity;
 pub mod invitations;
 pub mod loaders;
 pub mod orgs;
+pub mod projects;
+pub mod sharing;
 mod subscription;
 pub mod types;
 
@@ -24,6 +26,8 @@ pub struct Query(
     identity::IdentityQuery,
     orgs::OrgQuery,
     invitations::InvitationQuery,
+    projects::ProjectQuery,
+    sharing::SharingQuery,
 );
 
 /// The root mutation type.
@@ -32,6 +36,8 @@ pub struct Mutation(
     identity::IdentityMutation,
     orgs::OrgMutation,
     invitations::InvitationMutation,
+    projects::ProjectMutation,
+    sharing::SharingMutation,
 );
 
 pub use subscription::Subscription;
@@ -101,21 +107,29 @@ pub fn auth<'a>(ctx: &Context<'a>) -> &'a Auth {
 /// Builds the schema with its limits and extensions.
 pub fn schema(svc: Arc<Services>) -> KfSchema {
     let cfg = svc.config.clone();
-    Schema::build(Query::default(), Mutation::default(), Subscription)
-        .data(DataLoader::new(
-            loaders::UserLoader(svc.clone()),
-            tokio::spawn,
-        ))
-        .data(svc)
-        .limit_depth(cfg.graphql_max_depth)
-        .limit_complexity(cfg.graphql_max_complexity)
-        .extension(extensions::Observe)
-        .finish()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .data(DataLoader::new(
+        loaders::UserLoader(svc.clone()),
+        tokio::spawn,
+    ))
+    .data(svc)
+    .limit_depth(cfg.graphql_max_depth)
+    .limit_complexity(cfg.graphql_max_complexity)
+    .extension(extensions::Observe)
+    .finish()
 }
 
 /// The SDL of the schema (what `kfactor schema` prints and `schema.graphql` holds).
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), Subscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .finish()
+    .sdl()
 }

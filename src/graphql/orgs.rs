@@ -71,18 +71,25 @@ fn org_payload(r: DomainResult<orgs::OrgAccess>) -> async_graphql::Result<Organi
     )
 }
 
+impl DeletePayload {
+    /// Builds the payload from a domain result carrying the deleted id.
+    pub fn from(r: DomainResult<String>) -> async_graphql::Result<Self> {
+        payload(
+            r,
+            |id| DeletePayload {
+                deleted_id: Some(ID(id)),
+                user_errors: vec![],
+            },
+            |user_errors| DeletePayload {
+                deleted_id: None,
+                user_errors,
+            },
+        )
+    }
+}
+
 fn deleted(r: DomainResult<MembershipId>) -> async_graphql::Result<DeletePayload> {
-    payload(
-        r,
-        |id| DeletePayload {
-            deleted_id: Some(ID(id.to_string())),
-            user_errors: vec![],
-        },
-        |user_errors| DeletePayload {
-            deleted_id: None,
-            user_errors,
-        },
-    )
+    DeletePayload::from(r.map(|id| id.to_string()))
 }
 
 #[derive(Default)]

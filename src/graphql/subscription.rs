@@ -11,10 +11,15 @@ use crate::domain::{
 };
 
 /// The root subscription type.
-pub struct Subscription;
+#[derive(async_graphql::MergedSubscription, Default)]
+pub struct Subscription(OrgSubscription, super::sharing::SharingSubscription);
+
+/// Organization subscriptions.
+#[derive(Default)]
+pub struct OrgSubscription;
 
 #[GqlSubscription]
-impl Subscription {
+impl OrgSubscription {
     /// Live activity of an organization the caller belongs to. The stream ends when the
     /// caller is removed from the organization.
     async fn activity(

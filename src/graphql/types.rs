@@ -454,6 +454,46 @@ impl Organization {
         ))
     }
 
+    /// Projects, newest first.
+    async fn projects(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<super::projects::ProjectConnection> {
+        let req = page_request(first, after)?;
+        let page = domain::projects::list(&svc(ctx).db.read, self.org_id(), req)
+            .await
+            .map_err(top_level)?;
+        let org = self.clone();
+        Ok(super::projects::ProjectConnection::from_page(
+            page,
+            |p| p.id,
+            |p| super::projects::Project::member(p, org.clone()),
+        ))
+    }
+
+    /// Shared links, newest first: all of them for admins and owners, a member's own for
+    /// members.
+    async fn shared_links(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<super::sharing::SharedLinkConnection> {
+        let viewer = auth(ctx).user().map_err(top_level)?;
+        let req = page_request(first, after)?;
+        let only_creator = (self.role < DRole::Admin).then_some(UserId(viewer.id));
+        let page = domain::sharing::list(&svc(ctx).db.read, self.org_id(), only_creator, req)
+            .await
+            .map_err(top_level)?;
+        Ok(super::sharing::SharedLinkConnection::from_page(
+            page,
+            |l| l.id,
+            super::sharing::SharedLink::new,
+        ))
+    }
+
     /// What happened here, newest first.
     async fn activity(
         &self,
@@ -527,6 +567,16 @@ pub struct Actor {
     pub guest_name: Option<String>,
     #[graphql(skip)]
     user_id: Option<uuid::Uuid>,
+}
+
+impl Actor {
+    /// An actor from stored columns.
+    pub fn new(user_id: Option<uuid::Uuid>, guest_name: Option<String>) -> Self {
+        Actor {
+            guest_name,
+            user_id,
+        }
+    }
 }
 
 #[ComplexObject]

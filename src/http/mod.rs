@@ -56,6 +56,11 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(pages::accept_invitation),
         )
         .route("/r/{code}", get(pages::referral))
+        .route("/s/{token}", get(pages::shared))
+        .route(
+            "/s/{token}/comments",
+            axum::routing::post(pages::shared_comment),
+        )
         .route(
             "/signup",
             get(pages::signup_form).post(pages::signup_submit),

@@ -12,9 +12,13 @@ use serde::Deserialize;
 use super::AppState;
 use crate::domain::{
     identity::{self, SignUpInput},
+    ids::ProjectId,
     invitations::{self, Status},
     orgs::Role,
-    referrals, DomainError,
+    page::PageRequest,
+    projects, referrals,
+    sharing::{self, Permission},
+    DomainError,
 };
 
 /// The referral cookie `/r/{code}` sets; the sign-up page reads it.
@@ -257,14 +261,19 @@ pub struct SignUpForm {
 }
 
 /// `POST /signup`.
-pub async fn signup_submit(State(app): State<AppState>, Form(f): Form<SignUpForm>) -> Response {
+pub async fn signup_submit(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<SignUpForm>,
+) -> Response {
     let input = SignUpInput {
         email: f.email.clone(),
         password: f.password,
         name: f.name.clone(),
         invite_token: f.invite.clone(),
         share_token: f.share.clone(),
-        visitor_id: None,
+        // A guest's comments made under this browser's visitor id become theirs.
+        visitor_id: cookie(&headers, VISITOR_COOKIE),
         referral_code: f.referral.clone(),
         utm_source: f.utm_source.clone(),
     };
@@ -319,4 +328,153 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The first-party visitor cookie: a guest's stable visitor id.
+pub const VISITOR_COOKIE: &str = "kf_vid";
+
+fn visitor_cookie(headers: &HeaderMap) -> (String, Option<String>) {
+    match cookie(headers, VISITOR_COOKIE).filter(|v| !v.is_empty() && v.len() <= 128) {
+        Some(v) => (v, None),
+        None => {
+            let v = format!("v_{}", uuid::Uuid::new_v4().simple());
+            let set =
+                format!("{VISITOR_COOKIE}={v}; Max-Age=31536000; Path=/; HttpOnly; SameSite=Lax");
+            (v, Some(set))
+        }
+    }
+}
+
+fn link_error_page(e: DomainError) -> Response {
+    let (status, title, text) = match e {
+        DomainError::NotFound(_) => (
+            StatusCode::NOT_FOUND,
+            "Link not found",
+            "This link is not valid.",
+        ),
+        DomainError::LinkExpired => (
+            StatusCode::GONE,
+            "Link expired",
+            "This link has expired. Ask its owner for a new one.",
+        ),
+        DomainError::LinkRevoked => (
+            StatusCode::GONE,
+            "Link revoked",
+            "This link was revoked by its owner.",
+        ),
+        DomainError::Unauthenticated(_) | DomainError::Forbidden => (
+            StatusCode::FORBIDDEN,
+            "Members only",
+            "This link is only for members of its organization. Sign in to the app to open it.",
+        ),
+        other => return internal(other),
+    };
+    (
+        status,
+        page(title, html! { h1 { (title) } p.muted { (text) } }),
+    )
+        .into_response()
+}
+
+/// `GET /s/{token}`: the shared project for guests: content, comments, a comment form when
+/// the link allows it, and a sign-up call to action carrying the token. Counts a visit.
+pub async fn shared(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Response {
+    let svc = &app.svc;
+    let (visitor, set_cookie) = visitor_cookie(&headers);
+    let opened = match sharing::open(svc, &token, None, Some(&visitor)).await {
+        Ok(o) => o,
+        Err(e) => return link_error_page(e),
+    };
+    let comments = match projects::comments(
+        &svc.db.read,
+        ProjectId(opened.project.id),
+        PageRequest {
+            first: 100,
+            after: None,
+        },
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
+    let authors = match identity::users_by_ids(
+        &svc.db.read,
+        &comments
+            .items
+            .iter()
+            .filter_map(|c| c.author_user_id)
+            .collect::<Vec<_>>(),
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => return internal(e),
+    };
+    let author = |c: &entity::comments::Model| {
+        c.author_user_id
+            .and_then(|id| authors.iter().find(|u| u.id == id).map(|u| u.name.clone()))
+            .or_else(|| c.guest_name.clone())
+            .unwrap_or_else(|| "Someone".into())
+    };
+    let permission = opened.permission();
+    let signup = format!("{}?share={token}", svc.config.signup_url());
+    let mut resp = page(
+        &opened.project.name,
+        html! {
+            p.muted { (opened.creator.name) " shared this from " strong { (opened.organization.name) } }
+            h1 { (opened.project.name) }
+            div style="white-space:pre-wrap;border-left:3px solid #ccd;padding-left:1rem" { (opened.project.content) }
+            h2 style="font-size:1.1rem;margin-top:2rem" { "Comments (" (comments.total) ")" }
+            @for c in &comments.items {
+                div style="margin:.6rem 0" { strong { (author(c)) } " · " span.muted { (c.created_at.format("%b %-d, %H:%M")) } div { (c.body) } }
+            }
+            @if permission >= Permission::Comment {
+                form method="post" action=(format!("/s/{token}/comments")) {
+                    label for="guest_name" { "Your name" }
+                    input id="guest_name" name="guest_name" required maxlength="100";
+                    label for="body" { "Comment" }
+                    textarea id="body" name="body" required rows="3" style="width:100%;box-sizing:border-box" {}
+                    button type="submit" { "Comment" }
+                }
+            }
+            p style="margin-top:2rem" { a.button href=(signup) { "Sign up to collaborate" } }
+        },
+    )
+    .into_response();
+    if let Some(c) = set_cookie {
+        resp.headers_mut()
+            .insert(header::SET_COOKIE, c.parse().expect("cookie header"));
+    }
+    resp
+}
+
+/// The guest comment form.
+#[derive(Deserialize)]
+pub struct CommentForm {
+    guest_name: String,
+    body: String,
+}
+
+/// `POST /s/{token}/comments`: a guest comments from the page, then sees it.
+pub async fn shared_comment(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Form(f): Form<CommentForm>,
+) -> Response {
+    let (visitor, _) = visitor_cookie(&headers);
+    match sharing::guest_comment(&app.svc, &token, &f.body, &f.guest_name, Some(&visitor), None).await {
+        Ok(_) => Redirect::to(&format!("/s/{token}")).into_response(),
+        Err(e @ (DomainError::InvalidInput { .. } | DomainError::PermissionDenied(_))) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page("Could not comment", html! { h1 { "Could not add the comment" } p.error { (e.to_string()) } a href=(format!("/s/{token}")) { "Back" } }),
+        )
+            .into_response(),
+        Err(e) => link_error_page(e),
+    }
 }

@@ -8,6 +8,8 @@ mod identity;
 mod invitations;
 mod orgs;
 mod outbox;
+mod projects;
 mod referrals;
 mod schema;
+mod sharing;
 mod subscriptions;

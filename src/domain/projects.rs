@@ -1,0 +1,437 @@
+//! Projects, the artifact people create and share, and their comments.
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
+    Order, QueryFilter, Select,
+};
+use serde_json::json;
+
+use super::{
+    activity::ActivityType,
+    identity::AcquisitionSource,
+    ids::{CommentId, OrgId, ProjectId, UserId},
+    orgs::{self, OrgAccess, Role},
+    page::{self, Page, PageRequest},
+    DomainError, DomainResult, Services,
+};
+use crate::outbox::{self, Actor, Event, Tx, WebhookEvent};
+use entity::{comments, projects, users};
+
+/// Longest project name, in characters.
+pub const MAX_NAME: usize = 200;
+/// Largest project content, in characters.
+pub const MAX_CONTENT: usize = 100_000;
+/// Longest comment, in characters.
+pub const MAX_COMMENT: usize = 10_000;
+
+/// Tenant-scoped query: the projects of one organization.
+pub fn in_org(org: OrgId) -> Select<projects::Entity> {
+    projects::Entity::find().filter(projects::Column::OrganizationId.eq(org.0))
+}
+
+/// Tenant-scoped query: the comments of one project (callers checked access to it).
+pub fn comments_of(project: ProjectId) -> Select<comments::Entity> {
+    comments::Entity::find().filter(comments::Column::ProjectId.eq(project.0))
+}
+
+/// A validated project name.
+pub fn parse_name(raw: &str, field: &[&str]) -> DomainResult<String> {
+    let n = raw.trim();
+    if n.is_empty() || n.chars().count() > MAX_NAME || n.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            field,
+            format!("A project name has 1 to {MAX_NAME} characters."),
+        ));
+    }
+    Ok(n.to_string())
+}
+
+/// Validated project content.
+pub fn parse_content(raw: &str, field: &[&str]) -> DomainResult<String> {
+    if raw.chars().count() > MAX_CONTENT {
+        return Err(DomainError::invalid(
+            field,
+            format!("Content can be at most {MAX_CONTENT} characters long."),
+        ));
+    }
+    Ok(raw.to_string())
+}
+
+/// A validated comment body.
+pub fn parse_comment(raw: &str, field: &[&str]) -> DomainResult<String> {
+    let b = raw.trim();
+    if b.is_empty() || b.chars().count() > MAX_COMMENT {
+        return Err(DomainError::invalid(
+            field,
+            format!("A comment has 1 to {MAX_COMMENT} characters."),
+        ));
+    }
+    Ok(b.to_string())
+}
+
+/// A project the caller may see, with their role in its organization.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    caller: UserId,
+    id: ProjectId,
+) -> DomainResult<(projects::Model, OrgAccess)> {
+    let p = projects::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .ok_or(DomainError::NotFound("Project"))?;
+    let access = orgs::access(db, caller, OrgId(p.organization_id)).await?;
+    Ok((p, access))
+}
+
+/// Creates a project in an organization the caller belongs to.
+pub async fn create(
+    svc: &Services,
+    caller: &users::Model,
+    org: OrgId,
+    name: &str,
+    content: &str,
+) -> DomainResult<projects::Model> {
+    let name = parse_name(name, &["input", "name"])?;
+    let content = parse_content(content, &["input", "content"])?;
+    let now = svc.now();
+    let mut tx = Tx::begin(&svc.db).await?;
+    let access = orgs::access_locked(&tx, UserId(caller.id), org).await?;
+    let p = projects::ActiveModel {
+        id: Set(ProjectId::generate().0),
+        organization_id: Set(org.0),
+        name: Set(name),
+        content: Set(content),
+        created_by_user_id: Set(Some(caller.id)),
+        created_by_guest_name: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&*tx)
+    .await?;
+    outbox::record(
+        &mut tx,
+        now,
+        Event {
+            org,
+            kind: ActivityType::ProjectCreated,
+            actor: Actor::user(caller.id),
+            resource: Some(("PROJECT", p.id)),
+            summary: format!("{} created {}", caller.name, p.name),
+            data: json!({ "projectId": ProjectId(p.id).to_string(), "name": p.name }),
+            webhook: None,
+        },
+    )
+    .await?;
+    activate(&mut tx, now, caller, OrgId(access.org.id)).await?;
+    tx.commit(&svc.bus).await?;
+    Ok(p)
+}
+
+/// Applies a change of name and/or content, as a member or a guest with an EDIT link.
+pub(crate) async fn apply_update(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    p: projects::Model,
+    name: Option<String>,
+    content: Option<String>,
+    actor: Actor,
+    actor_name: &str,
+) -> DomainResult<projects::Model> {
+    let mut am: projects::ActiveModel = p.clone().into();
+    let mut changed = Vec::new();
+    if let Some(n) = name.filter(|n| *n != p.name) {
+        am.name = Set(n);
+        changed.push("name");
+    }
+    if let Some(c) = content.filter(|c| *c != p.content) {
+        am.content = Set(c);
+        changed.push("content");
+    }
+    if changed.is_empty() {
+        return Ok(p);
+    }
+    am.updated_at = Set(now);
+    let p = am.update(&**tx).await?;
+    outbox::record(
+        tx,
+        now,
+        Event {
+            org: OrgId(p.organization_id),
+            kind: ActivityType::ProjectUpdated,
+            actor,
+            resource: Some(("PROJECT", p.id)),
+            summary: format!("{actor_name} updated {}", p.name),
+            data: json!({ "projectId": ProjectId(p.id).to_string(), "changed": changed }),
+            webhook: None,
+        },
+    )
+    .await?;
+    Ok(p)
+}
+
+/// Updates a project (any member).
+pub async fn update(
+    svc: &Services,
+    caller: &users::Model,
+    id: ProjectId,
+    name: Option<&str>,
+    content: Option<&str>,
+) -> DomainResult<projects::Model> {
+    let name = name
+        .map(|n| parse_name(n, &["input", "name"]))
+        .transpose()?;
+    let content = content
+        .map(|c| parse_content(c, &["input", "content"]))
+        .transpose()?;
+    let now = svc.now();
+    let mut tx = Tx::begin(&svc.db).await?;
+    let (p, _) = get(&*tx, UserId(caller.id), id).await?;
+    let p = apply_update(
+        &mut tx,
+        now,
+        p,
+        name,
+        content,
+        Actor::user(caller.id),
+        &caller.name,
+    )
+    .await?;
+    tx.commit(&svc.bus).await?;
+    Ok(p)
+}
+
+/// Deletes a project (its creator, or an ADMIN/OWNER); its comments and links go with it.
+pub async fn delete(
+    svc: &Services,
+    caller: &users::Model,
+    id: ProjectId,
+) -> DomainResult<ProjectId> {
+    let tx = Tx::begin(&svc.db).await?;
+    let (p, access) = get(&*tx, UserId(caller.id), id).await?;
+    if p.created_by_user_id != Some(caller.id) {
+        access.require(Role::Admin, "delete other people's projects")?;
+    }
+    projects::Entity::delete_by_id(p.id).exec(&*tx).await?;
+    tx.commit(&svc.bus).await?;
+    Ok(id)
+}
+
+/// Who wrote a comment.
+#[derive(Clone, Debug)]
+pub(crate) struct Author<'a> {
+    pub user: Option<&'a users::Model>,
+    pub guest_name: Option<String>,
+    pub visitor_id: Option<String>,
+    pub link: Option<uuid::Uuid>,
+}
+
+/// Writes a comment with its COMMENT_ADDED event (and activation for a user).
+pub(crate) async fn insert_comment(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    p: &projects::Model,
+    body: String,
+    author: Author<'_>,
+) -> DomainResult<comments::Model> {
+    let c = comments::ActiveModel {
+        id: Set(CommentId::generate().0),
+        project_id: Set(p.id),
+        organization_id: Set(p.organization_id),
+        body: Set(body),
+        author_user_id: Set(author.user.map(|u| u.id)),
+        guest_name: Set(author.guest_name.clone()),
+        visitor_id: Set(author.visitor_id),
+        shared_link_id: Set(author.link),
+        created_at: Set(now),
+    }
+    .insert(&**tx)
+    .await?;
+    let (actor, name) = match author.user {
+        Some(u) => (Actor::user(u.id), u.name.clone()),
+        None => {
+            let g = author.guest_name.unwrap_or_else(|| "A guest".into());
+            (
+                Actor {
+                    user_id: None,
+                    guest_name: Some(g.clone()),
+                },
+                g,
+            )
+        }
+    };
+    outbox::record(
+        tx,
+        now,
+        Event {
+            org: OrgId(p.organization_id),
+            kind: ActivityType::CommentAdded,
+            actor,
+            resource: Some(("PROJECT", p.id)),
+            summary: format!("{name} commented on {}", p.name),
+            data: json!({ "projectId": ProjectId(p.id).to_string(), "commentId": CommentId(c.id).to_string() }),
+            webhook: None,
+        },
+    )
+    .await?;
+    if let Some(u) = author.user {
+        activate(tx, now, u, OrgId(p.organization_id)).await?;
+    }
+    Ok(c)
+}
+
+/// A member comments on a project.
+pub async fn add_comment(
+    svc: &Services,
+    caller: &users::Model,
+    project: ProjectId,
+    body: &str,
+) -> DomainResult<comments::Model> {
+    let body = parse_comment(body, &["body"])?;
+    let now = svc.now();
+    let mut tx = Tx::begin(&svc.db).await?;
+    let (p, _) = get(&*tx, UserId(caller.id), project).await?;
+    let c = insert_comment(
+        &mut tx,
+        now,
+        &p,
+        body,
+        Author {
+            user: Some(caller),
+            guest_name: None,
+            visitor_id: None,
+            link: None,
+        },
+    )
+    .await?;
+    tx.commit(&svc.bus).await?;
+    Ok(c)
+}
+
+/// Activation (METRICS.md): the first project or comment sets `activated_at` once and writes
+/// a `user.activated` webhook message.
+async fn activate(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    user: &users::Model,
+    org: OrgId,
+) -> DomainResult<()> {
+    if user.activated_at.is_some() {
+        return Ok(());
+    }
+    let res = users::Entity::update_many()
+        .col_expr(users::Column::ActivatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(user.id))
+        .filter(users::Column::ActivatedAt.is_null())
+        .exec(&**tx)
+        .await?;
+    if res.rows_affected == 1 {
+        let source = AcquisitionSource::parse(&user.acquisition_source)
+            .unwrap_or(AcquisitionSource::Organic);
+        outbox::webhook(
+            tx,
+            now,
+            Some(org),
+            WebhookEvent {
+                event_type: "user.activated",
+                data: json!({
+                    "user_id": UserId(user.id).to_string(),
+                    "organization_id": org.to_string(),
+                    "source": source.as_str().to_uppercase(),
+                }),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// One page of an organization's projects, newest first.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    org: OrgId,
+    req: PageRequest,
+) -> DomainResult<Page<projects::Model>> {
+    page::fetch(db, in_org(org), projects::Column::Id, Order::Desc, req).await
+}
+
+/// One page of a project's comments, oldest first.
+pub async fn comments(
+    db: &impl ConnectionTrait,
+    project: ProjectId,
+    req: PageRequest,
+) -> DomainResult<Page<comments::Model>> {
+    page::fetch(
+        db,
+        comments_of(project),
+        comments::Column::Id,
+        Order::Asc,
+        req,
+    )
+    .await
+}
+
+/// Moves every project of `source` (a workspace whose only member is the caller, an OWNER
+/// there) into `target` (where the caller is a member), keeps their links working, and
+/// deletes the source. Returns the target and how many projects moved.
+pub async fn merge_organization(
+    svc: &Services,
+    caller: &users::Model,
+    source: OrgId,
+    target: OrgId,
+) -> DomainResult<(OrgAccess, u64)> {
+    if source == target {
+        return Err(DomainError::invalid(
+            &["targetId"],
+            "Choose another organization to merge into.",
+        ));
+    }
+    let me = UserId(caller.id);
+    let tx = Tx::begin(&svc.db).await?;
+    let src = orgs::access_locked(&tx, me, source).await?;
+    src.require(Role::Owner, "merge this organization")?;
+    let members = orgs::members_in_org(source).all(&*tx).await?;
+    if members.len() != 1 {
+        return Err(DomainError::PermissionDenied(
+            "Only a workspace whose only member is you can be merged; remove the other members first.".into(),
+        ));
+    }
+    let dst = orgs::access_locked(&tx, me, target).await?;
+    let moved = projects::Entity::update_many()
+        .col_expr(projects::Column::OrganizationId, Expr::value(target.0))
+        .filter(projects::Column::OrganizationId.eq(source.0))
+        .exec(&*tx)
+        .await?
+        .rows_affected;
+    comments::Entity::update_many()
+        .col_expr(comments::Column::OrganizationId, Expr::value(target.0))
+        .filter(comments::Column::OrganizationId.eq(source.0))
+        .exec(&*tx)
+        .await?;
+    // Link tokens derive from the link id, which does not change: shared links keep working.
+    entity::shared_links::Entity::update_many()
+        .col_expr(
+            entity::shared_links::Column::OrganizationId,
+            Expr::value(target.0),
+        )
+        .filter(entity::shared_links::Column::OrganizationId.eq(source.0))
+        .exec(&*tx)
+        .await?;
+    entity::link_visits::Entity::update_many()
+        .col_expr(
+            entity::link_visits::Column::OrganizationId,
+            Expr::value(target.0),
+        )
+        .filter(entity::link_visits::Column::OrganizationId.eq(source.0))
+        .exec(&*tx)
+        .await?;
+    users::Entity::update_many()
+        .col_expr(users::Column::ActiveOrganizationId, Expr::value(target.0))
+        .filter(users::Column::ActiveOrganizationId.eq(source.0))
+        .exec(&*tx)
+        .await?;
+    entity::organizations::Entity::delete_by_id(src.org.id)
+        .exec(&*tx)
+        .await?;
+    tx.commit(&svc.bus).await?;
+    Ok((dst, moved))
+}

@@ -1,0 +1,537 @@
+//! Shared links and guest access.
+//!
+//! A link gives VIEW, COMMENT or EDIT on one resource to ANYONE holding it, or only to
+//! signed-in members of its ORGANIZATION. Its token is derived (DESIGN.md), so the creator
+//! and admins can print the URL again and a revoked link stops working at once. A guest
+//! never reaches anything but the linked resource.
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sea_orm::{
+    sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
+    Order, QueryFilter, Select,
+};
+use serde_json::json;
+
+use super::{
+    activity::ActivityType,
+    identity::Name,
+    ids::{OrgId, ProjectId, SharedLinkId, UserId},
+    orgs::{self, Role},
+    page::{self, Page, PageRequest},
+    projects::{self, Author},
+    referrals,
+    tokens::{Keys, Purpose},
+    DomainError, DomainResult, Services,
+};
+use crate::{
+    outbox::{self, Actor, Event, Tx},
+    visits::Visit,
+};
+use entity::{comments, organizations, projects as project_rows, shared_links, users};
+
+/// What a link allows. Ordered: `View < Comment < Edit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Permission {
+    /// Read the resource.
+    View,
+    /// Read and comment.
+    Comment,
+    /// Read, comment and edit.
+    Edit,
+}
+
+impl Permission {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::View => "view",
+            Permission::Comment => "comment",
+            Permission::Edit => "edit",
+        }
+    }
+
+    /// Parses the stored form (unknown → the least).
+    pub fn parse(s: &str) -> Permission {
+        match s {
+            "edit" => Permission::Edit,
+            "comment" => Permission::Comment,
+            _ => Permission::View,
+        }
+    }
+}
+
+/// Who may open a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// Anyone holding it.
+    Anyone,
+    /// Signed-in members of the link's organization.
+    Organization,
+}
+
+impl Audience {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Audience::Anyone => "anyone",
+            Audience::Organization => "organization",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Audience {
+        if s == "organization" {
+            Audience::Organization
+        } else {
+            Audience::Anyone
+        }
+    }
+}
+
+/// Tenant-scoped query: the shared links of one organization.
+pub fn in_org(org: OrgId) -> Select<shared_links::Entity> {
+    shared_links::Entity::find().filter(shared_links::Column::OrganizationId.eq(org.0))
+}
+
+/// The URL of a link: `PUBLIC_URL/s/{token}`.
+pub fn url(svc: &Services, link: &shared_links::Model) -> String {
+    format!("{}/s/{}", svc.config.public_url, token(&svc.keys, link))
+}
+
+/// The current token of a link.
+pub fn token(keys: &Keys, link: &shared_links::Model) -> String {
+    keys.derive(Purpose::SharedLink, link.id, link.token_version)
+}
+
+/// What `createSharedLink` asks for.
+#[derive(Clone, Debug)]
+pub struct NewLink {
+    /// The project shared.
+    pub project: ProjectId,
+    /// What holders may do.
+    pub permission: Permission,
+    /// Who may open it.
+    pub audience: Audience,
+    /// Optional expiry (must be in the future).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Product surface label.
+    pub surface: Option<String>,
+}
+
+/// Creates a shared link to a project of the caller's organization.
+pub async fn create(
+    svc: &Services,
+    caller: &users::Model,
+    req: NewLink,
+) -> DomainResult<shared_links::Model> {
+    let now = svc.now();
+    if req.expires_at.is_some_and(|e| e <= now) {
+        return Err(DomainError::invalid(
+            &["input", "expiresAt"],
+            "The expiry must be in the future.",
+        ));
+    }
+    let surface = req
+        .surface
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    if surface.as_ref().is_some_and(|s| s.chars().count() > 100) {
+        return Err(DomainError::invalid(
+            &["input", "surface"],
+            "surface can be at most 100 characters long.",
+        ));
+    }
+    let mut tx = Tx::begin(&svc.db).await?;
+    let (project, _) = projects::get(&*tx, UserId(caller.id), req.project).await?;
+    let link = shared_links::ActiveModel {
+        id: Set(SharedLinkId::generate().0),
+        organization_id: Set(project.organization_id),
+        resource_type: Set("PROJECT".into()),
+        resource_id: Set(project.id),
+        permission: Set(req.permission.as_str().into()),
+        audience: Set(req.audience.as_str().into()),
+        created_by_user_id: Set(caller.id),
+        token_version: Set(1),
+        surface: Set(surface),
+        expires_at: Set(req.expires_at),
+        revoked_at: Set(None),
+        created_at: Set(now),
+        access_count: Set(0),
+        unique_visitors: Set(0),
+        first_accessed_at: Set(None),
+        last_accessed_at: Set(None),
+    }
+    .insert(&*tx)
+    .await?;
+    let org = OrgId(project.organization_id);
+    referrals::record(
+        &tx,
+        now,
+        Some(org),
+        Some(UserId(caller.id)),
+        "shared",
+        Some(("shared_link", link.id)),
+        None,
+    )
+    .await?;
+    outbox::record(
+        &mut tx,
+        now,
+        Event {
+            org,
+            kind: ActivityType::SharedLinkCreated,
+            actor: Actor::user(caller.id),
+            resource: Some(("PROJECT", project.id)),
+            summary: format!(
+                "{} shared {} ({})",
+                caller.name,
+                project.name,
+                req.permission.as_str()
+            ),
+            data: json!({
+                "sharedLinkId": SharedLinkId(link.id).to_string(),
+                "permission": req.permission.as_str().to_uppercase(),
+                "audience": req.audience.as_str().to_uppercase(),
+            }),
+            webhook: None,
+        },
+    )
+    .await?;
+    tx.commit(&svc.bus).await?;
+    Ok(link)
+}
+
+/// A link the caller may manage: its creator, or an ADMIN/OWNER of its organization.
+async fn manageable(
+    db: &impl ConnectionTrait,
+    caller: UserId,
+    id: SharedLinkId,
+) -> DomainResult<(shared_links::Model, orgs::OrgAccess)> {
+    let link = shared_links::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .ok_or(DomainError::NotFound("Shared link"))?;
+    let access = match orgs::access(db, caller, OrgId(link.organization_id)).await {
+        Ok(a) => a,
+        Err(DomainError::Forbidden) => return Err(DomainError::NotFound("Shared link")),
+        Err(e) => return Err(e),
+    };
+    if link.created_by_user_id != caller.0 {
+        access.require(Role::Admin, "manage other people's links")?;
+    }
+    Ok((link, access))
+}
+
+/// Revokes a link: its token stops working at once (LINK_REVOKED).
+pub async fn revoke(
+    svc: &Services,
+    caller: &users::Model,
+    id: SharedLinkId,
+) -> DomainResult<shared_links::Model> {
+    let tx = Tx::begin(&svc.db).await?;
+    let (link, _) = manageable(&*tx, UserId(caller.id), id).await?;
+    if link.revoked_at.is_some() {
+        return Ok(link);
+    }
+    let mut am: shared_links::ActiveModel = link.into();
+    am.revoked_at = Set(Some(svc.now()));
+    let link = am.update(&*tx).await?;
+    tx.commit(&svc.bus).await?;
+    Ok(link)
+}
+
+/// Whether the caller may read a link's URL again (its creator or an org admin).
+pub fn may_read_url(link: &shared_links::Model, caller: UserId, role: Role) -> bool {
+    link.created_by_user_id == caller.0 || role >= Role::Admin
+}
+
+/// A link that checked out, with what it points at.
+#[derive(Clone, Debug)]
+pub struct Opened {
+    /// The link.
+    pub link: shared_links::Model,
+    /// The project.
+    pub project: project_rows::Model,
+    /// Its organization.
+    pub organization: organizations::Model,
+    /// Who created the link.
+    pub creator: users::Model,
+    /// The caller's role in the organization, when they are a member.
+    pub member_role: Option<Role>,
+}
+
+impl Opened {
+    /// What holders of this link may do.
+    pub fn permission(&self) -> Permission {
+        Permission::parse(&self.link.permission)
+    }
+}
+
+/// Resolves a token to a usable link: NOT_FOUND for unknown or forged tokens, LINK_REVOKED,
+/// LINK_EXPIRED, and for ORGANIZATION links a signed-in member is required.
+pub async fn resolve(
+    svc: &Services,
+    db: &impl ConnectionTrait,
+    token: &str,
+    viewer: Option<&users::Model>,
+) -> DomainResult<Opened> {
+    const GONE: DomainError = DomainError::NotFound("Shared link");
+    let id = Keys::claimed_id(token).ok_or(GONE)?;
+    let link = shared_links::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(GONE)?;
+    if !svc
+        .keys
+        .verify(Purpose::SharedLink, token, link.id, link.token_version)
+    {
+        return Err(GONE);
+    }
+    if link.revoked_at.is_some() {
+        return Err(DomainError::LinkRevoked);
+    }
+    if link.expires_at.is_some_and(|e| e <= svc.now()) {
+        return Err(DomainError::LinkExpired);
+    }
+    let org = OrgId(link.organization_id);
+    let member_role = match viewer {
+        Some(u) => orgs::find_with_role(db, org, UserId(u.id))
+            .await?
+            .map(|(_, r)| r),
+        None => None,
+    };
+    if Audience::parse(&link.audience) == Audience::Organization && member_role.is_none() {
+        return Err(match viewer {
+            None => DomainError::Unauthenticated(
+                "This link is only for members of its organization. Sign in first.",
+            ),
+            Some(_) => DomainError::Forbidden,
+        });
+    }
+    let project = project_rows::Entity::find_by_id(link.resource_id)
+        .one(db)
+        .await?
+        .ok_or(GONE)?;
+    let organization = organizations::Entity::find_by_id(link.organization_id)
+        .one(db)
+        .await?
+        .ok_or(GONE)?;
+    let creator = users::Entity::find_by_id(link.created_by_user_id)
+        .one(db)
+        .await?
+        .ok_or(GONE)?;
+    Ok(Opened {
+        link,
+        project,
+        organization,
+        creator,
+        member_role,
+    })
+}
+
+/// The distinct-visitor key of an open: a signed-in user's id, else the guest's visitor id,
+/// else a fresh one (the visit then counts as its own visitor).
+pub fn visitor_key(
+    viewer: Option<&users::Model>,
+    visitor_id: Option<&str>,
+) -> DomainResult<String> {
+    if let Some(u) = viewer {
+        return Ok(UserId(u.id).to_string());
+    }
+    match visitor_id.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) if v.len() > 128 || v.chars().any(char::is_control) => Err(DomainError::invalid(
+            &["visitorId"],
+            "visitorId can be at most 128 printable characters.",
+        )),
+        Some(v) => Ok(v.to_string()),
+        None => {
+            let mut b = [0u8; 16];
+            rand::rng().fill_bytes(&mut b);
+            Ok(format!("anon_{}", hex::encode(b)))
+        }
+    }
+}
+
+/// PUBLIC: opens a link and counts the visit (group-committed; returns after it is durable).
+pub async fn open(
+    svc: &Services,
+    token: &str,
+    viewer: Option<&users::Model>,
+    visitor_id: Option<&str>,
+) -> DomainResult<Opened> {
+    let visitor = visitor_key(viewer, visitor_id)?;
+    let opened = resolve(svc, &svc.db.read, token, viewer).await?;
+    svc.visits
+        .record(Visit {
+            link: opened.link.id,
+            org: opened.link.organization_id,
+            visitor_id: visitor,
+            user_id: viewer.map(|u| u.id),
+            at: svc.now(),
+        })
+        .await?;
+    Ok(opened)
+}
+
+fn require(opened: &Opened, needed: Permission) -> DomainResult<()> {
+    if opened.permission() >= needed {
+        Ok(())
+    } else {
+        Err(DomainError::PermissionDenied(format!(
+            "This link lets you {} only.",
+            match opened.permission() {
+                Permission::View => "view",
+                Permission::Comment => "view and comment",
+                Permission::Edit => "edit",
+            }
+        )))
+    }
+}
+
+/// PUBLIC: a guest comments through a COMMENT or EDIT link.
+pub async fn guest_comment(
+    svc: &Services,
+    token: &str,
+    body: &str,
+    guest_name: &str,
+    visitor_id: Option<&str>,
+    viewer: Option<&users::Model>,
+) -> DomainResult<comments::Model> {
+    let body = projects::parse_comment(body, &["input", "body"])?;
+    let guest_name = Name::parse(guest_name, "guestName").map_err(|e| e.under("input"))?;
+    let visitor = match viewer {
+        Some(_) => None,
+        None => visitor_id
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| visitor_key(None, Some(v)))
+            .transpose()?,
+    };
+    let now = svc.now();
+    let mut tx = Tx::begin(&svc.db).await?;
+    let opened = resolve(svc, &*tx, token, viewer).await?;
+    require(&opened, Permission::Comment)?;
+    let c = projects::insert_comment(
+        &mut tx,
+        now,
+        &opened.project,
+        body,
+        Author {
+            user: viewer,
+            guest_name: viewer.is_none().then(|| guest_name.as_str().to_string()),
+            visitor_id: visitor,
+            link: Some(opened.link.id),
+        },
+    )
+    .await?;
+    tx.commit(&svc.bus).await?;
+    Ok(c)
+}
+
+/// PUBLIC: a guest edits through an EDIT link.
+pub async fn guest_edit(
+    svc: &Services,
+    token: &str,
+    name: Option<&str>,
+    content: Option<&str>,
+    viewer: Option<&users::Model>,
+) -> DomainResult<(project_rows::Model, Opened)> {
+    let name = name
+        .map(|n| projects::parse_name(n, &["input", "name"]))
+        .transpose()?;
+    let content = content
+        .map(|c| projects::parse_content(c, &["input", "content"]))
+        .transpose()?;
+    let now = svc.now();
+    let mut tx = Tx::begin(&svc.db).await?;
+    let opened = resolve(svc, &*tx, token, viewer).await?;
+    require(&opened, Permission::Edit)?;
+    let (actor, actor_name) = match viewer {
+        Some(u) => (Actor::user(u.id), u.name.clone()),
+        None => (
+            Actor {
+                user_id: None,
+                guest_name: Some("A guest".into()),
+            },
+            "A guest".to_string(),
+        ),
+    };
+    let p = projects::apply_update(
+        &mut tx,
+        now,
+        opened.project.clone(),
+        name,
+        content,
+        actor,
+        &actor_name,
+    )
+    .await?;
+    tx.commit(&svc.bus).await?;
+    Ok((p, opened))
+}
+
+/// Gives a new user the guest comments they wrote with `visitor_id`, in the signup's
+/// transaction.
+pub(crate) async fn claim_guest_comments(
+    tx: &Tx,
+    visitor_id: &str,
+    user: &users::Model,
+) -> DomainResult<u64> {
+    let res = comments::Entity::update_many()
+        .col_expr(comments::Column::AuthorUserId, Expr::value(user.id))
+        .col_expr(
+            comments::Column::GuestName,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(comments::Column::VisitorId.eq(visitor_id))
+        .filter(comments::Column::AuthorUserId.is_null())
+        .exec(&**tx)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+/// One page of an organization's links, newest first; only those of `creator` when given
+/// (members see their own links, admins all).
+pub async fn list(
+    db: &impl ConnectionTrait,
+    org: OrgId,
+    creator: Option<UserId>,
+    req: PageRequest,
+) -> DomainResult<Page<shared_links::Model>> {
+    let mut q = in_org(org);
+    if let Some(c) = creator {
+        q = q.filter(shared_links::Column::CreatedByUserId.eq(c.0));
+    }
+    page::fetch(db, q, shared_links::Column::Id, Order::Desc, req).await
+}
+
+/// The links of a project (members only; the caller checked access), only those of
+/// `creator` when given.
+pub async fn of_project(
+    db: &impl ConnectionTrait,
+    project: ProjectId,
+    creator: Option<UserId>,
+) -> DomainResult<Vec<shared_links::Model>> {
+    use sea_orm::QueryOrder;
+    let mut q = shared_links::Entity::find().filter(shared_links::Column::ResourceId.eq(project.0));
+    if let Some(c) = creator {
+        q = q.filter(shared_links::Column::CreatedByUserId.eq(c.0));
+    }
+    Ok(q.order_by(shared_links::Column::Id, Order::Asc)
+        .all(db)
+        .await?)
+}
+
+/// A link by id, for a caller who is a member of its organization.
+pub async fn get(
+    svc: &Services,
+    caller: UserId,
+    id: SharedLinkId,
+) -> DomainResult<(shared_links::Model, orgs::OrgAccess)> {
+    let link = shared_links::Entity::find_by_id(id.0)
+        .one(&svc.db.read)
+        .await?
+        .ok_or(DomainError::NotFound("Shared link"))?;
+    let access = orgs::access(&svc.db.read, caller, OrgId(link.organization_id)).await?;
+    Ok((link, access))
+}

@@ -1,0 +1,212 @@
+//! Share-link visit recording: the hot path.
+//!
+//! A link posted to a big audience gets thousands of opens a second. Instead of one
+//! transaction per open, a single writer task group-commits: it takes every visit waiting in
+//! its queue (up to [`MAX_BATCH`]), writes them in one transaction, and only then acknowledges
+//! each request. While one batch commits the next one queues up, so batches grow with load
+//! and a request is acknowledged only after its visit is durable (an acknowledged visit
+//! survives kill -9).
+use std::{collections::BTreeMap, time::Instant};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    sea_query::{Expr, ExprTrait, Func, OnConflict},
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::{
+    db::Db,
+    domain::{activity::ActivityType, DomainError, DomainResult},
+    pubsub::Bus,
+};
+use entity::{link_visitors, link_visits, shared_links};
+
+/// Most visits written in one transaction.
+pub const MAX_BATCH: usize = 1000;
+
+/// One open of a shared link.
+#[derive(Clone, Debug)]
+pub struct Visit {
+    /// The link.
+    pub link: Uuid,
+    /// Its organization.
+    pub org: Uuid,
+    /// Distinct-visitor key: a user's id, a guest's visitor id, or one per request.
+    pub visitor_id: String,
+    /// The signed-in visitor, if any.
+    pub user_id: Option<Uuid>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+/// Handle to the visit writer.
+#[derive(Clone, Debug)]
+pub struct VisitRecorder {
+    queue: mpsc::Sender<(Visit, Ack)>,
+}
+
+impl VisitRecorder {
+    /// Starts the writer task.
+    pub fn spawn(db: Db, bus: Bus) -> VisitRecorder {
+        let (queue, rx) = mpsc::channel(MAX_BATCH * 16);
+        tokio::spawn(writer(db, bus, rx));
+        VisitRecorder { queue }
+    }
+
+    /// Records a visit; returns once it is committed.
+    pub async fn record(&self, visit: Visit) -> DomainResult<()> {
+        let (ack, done) = oneshot::channel();
+        self.queue
+            .send((visit, ack))
+            .await
+            .map_err(|_| DomainError::Internal(anyhow::anyhow!("visit writer stopped")))?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(DomainError::Internal(anyhow::anyhow!(
+                "recording visits failed: {e}"
+            ))),
+            Err(_) => Err(DomainError::Internal(anyhow::anyhow!(
+                "visit writer stopped"
+            ))),
+        }
+    }
+}
+
+async fn writer(db: Db, bus: Bus, mut rx: mpsc::Receiver<(Visit, Ack)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(v) => batch.push(v),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let (visits, acks): (Vec<Visit>, Vec<Ack>) = batch.drain(..).unzip();
+        let result = commit(&db, &visits).await;
+        metrics::histogram!("kfactor_visit_batch_size").record(visits.len() as f64);
+        metrics::histogram!("kfactor_visit_batch_seconds").record(started.elapsed().as_secs_f64());
+        let outcome = match result {
+            Ok(events) => {
+                bus.publish(events);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, visits = visits.len(), "committing a visit batch failed");
+                Err(e.to_string())
+            }
+        };
+        for ack in acks {
+            let _ = ack.send(outcome.clone());
+        }
+    }
+}
+
+/// Writes one batch: the visit rows, new distinct visitors, the links' counters and one
+/// SHARED_LINK_VISITED event per link that gained visitors. Counters change in the same
+/// transaction as the rows they count, so they cannot drift.
+async fn commit(
+    db: &Db,
+    visits: &[Visit],
+) -> Result<Vec<crate::pubsub::ActivityMessage>, sea_orm::DbErr> {
+    let txn = db.write.begin().await?;
+    link_visits::Entity::insert_many(visits.iter().map(|v| link_visits::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        shared_link_id: Set(v.link),
+        organization_id: Set(v.org),
+        visitor_id: Set(v.visitor_id.clone()),
+        user_id: Set(v.user_id),
+        created_at: Set(v.at),
+    }))
+    .exec_without_returning(&txn)
+    .await?;
+
+    let mut by_link: BTreeMap<Uuid, Vec<&Visit>> = BTreeMap::new();
+    for v in visits {
+        by_link.entry(v.link).or_default().push(v);
+    }
+    let mut events = Vec::new();
+    for (link, vs) in by_link {
+        let mut visitors: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+        for v in &vs {
+            visitors.entry(v.visitor_id.as_str()).or_insert(v.at);
+        }
+        let new_visitors = link_visitors::Entity::insert_many(visitors.iter().map(|(id, at)| {
+            link_visitors::ActiveModel {
+                shared_link_id: Set(link),
+                visitor_id: Set(id.to_string()),
+                first_seen_at: Set(*at),
+            }
+        }))
+        .on_conflict(
+            OnConflict::columns([
+                link_visitors::Column::SharedLinkId,
+                link_visitors::Column::VisitorId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        let first = vs.iter().map(|v| v.at).min().expect("non-empty");
+        let last = vs.iter().map(|v| v.at).max().expect("non-empty");
+        shared_links::Entity::update_many()
+            .col_expr(
+                shared_links::Column::AccessCount,
+                Expr::col(shared_links::Column::AccessCount).add(vs.len() as i64),
+            )
+            .col_expr(
+                shared_links::Column::UniqueVisitors,
+                Expr::col(shared_links::Column::UniqueVisitors).add(new_visitors as i64),
+            )
+            .col_expr(
+                shared_links::Column::FirstAccessedAt,
+                Func::coalesce([
+                    Expr::col(shared_links::Column::FirstAccessedAt).into(),
+                    Expr::value(first),
+                ])
+                .into(),
+            )
+            .col_expr(shared_links::Column::LastAccessedAt, Expr::value(last))
+            .filter(shared_links::Column::Id.eq(link))
+            .exec(&txn)
+            .await?;
+        if new_visitors > 0 {
+            let org = vs[0].org;
+            let row = entity::activity_events::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                organization_id: Set(org),
+                event_type: Set(ActivityType::SharedLinkVisited.as_str().into()),
+                actor_user_id: Set(None),
+                actor_guest_name: Set(None),
+                resource_type: Set(Some("PROJECT".into())),
+                resource_id: Set(shared_links::Entity::find_by_id(link)
+                    .one(&txn)
+                    .await?
+                    .map(|l| l.resource_id)),
+                summary: Set(if new_visitors == 1 {
+                    "Someone new opened a shared link".into()
+                } else {
+                    format!("{new_visitors} new people opened a shared link")
+                }),
+                data: Set(json!({
+                    "sharedLinkId": crate::domain::ids::SharedLinkId(link).to_string(),
+                    "newVisitors": new_visitors,
+                    "visits": vs.len(),
+                })),
+                created_at: Set(last),
+            };
+            let row = sea_orm::ActiveModelTrait::insert(row, &txn).await?;
+            events.push(std::sync::Arc::new(row));
+        }
+    }
+    txn.commit().await?;
+    Ok(events)
+}
