@@ -169,7 +169,7 @@ async fn commit(
             .col_expr(
                 shared_links::Column::FirstAccessedAt,
                 Func::coalesce([
-                    Expr::col(shared_links::Column::FirstAccessedAt).into(),
+                    Expr::col(shared_links::Column::FirstAccessedAt),
                     Expr::value(first),
                 ])
                 .into(),
