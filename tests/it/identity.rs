@@ -66,7 +66,7 @@ async fn me_is_null_without_a_token() {
 }
 
 #[tokio::test]
-async fn utm_source_is_paid_and_viral_inputs_are_not_available_yet() {
+async fn utm_source_is_paid_and_invalid_viral_tokens_refuse_the_signup() {
     let app = spawn().await;
     let body = app
         .gql(None, SIGN_UP, json!({ "i": { "email": "p@x.io", "password": "correct horse battery", "name": "P", "utmSource": "google-ads" } }))
