@@ -9,14 +9,10 @@ use crate::{clock::SystemClock, config::Config, domain::plans::Catalog, App};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 pub struct Cli {
-    /// Configuration file (optional; KFACTOR_* environment variables override it).
-    #[arg(
-        long,
-        global = true,
-        default_value = "kfactor.toml",
-        env = "KFACTOR_CONFIG"
-    )]
-    pub config: PathBuf,
+    /// Configuration file (default: kfactor.toml if it exists; KFACTOR_* environment
+    /// variables override it).
+    #[arg(long, global = true, env = "KFACTOR_CONFIG")]
+    pub config: Option<PathBuf>,
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -77,7 +73,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         print!("{}", crate::graphql::sdl());
         return ExitCode::SUCCESS;
     }
-    let config = match Config::load(&cli.config) {
+    let loaded = match &cli.config {
+        Some(path) => Config::load_from(path, true),
+        None => Config::load(std::path::Path::new("kfactor.toml")),
+    };
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kfactor: invalid configuration: {e}");

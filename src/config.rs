@@ -49,6 +49,8 @@ pub struct Config {
     pub invitation_sends_per_hour: u64,
     /// Lifetime of the referral cookie set by `/r/{code}`.
     pub referral_cookie_days: i64,
+    /// Upgrade URL template with `{plan}` and `{feature}`; `None` = the default.
+    pub upgrade_url: Option<String>,
 }
 
 /// A secret that never prints itself.
@@ -82,6 +84,7 @@ struct Raw {
     max_pending_invitations: u64,
     invitation_sends_per_hour: u64,
     referral_cookie_days: i64,
+    upgrade_url: Option<String>,
 }
 
 impl Default for Raw {
@@ -105,6 +108,7 @@ impl Default for Raw {
             max_pending_invitations: 100,
             invitation_sends_per_hour: 100,
             referral_cookie_days: 90,
+            upgrade_url: None,
         }
     }
 }
@@ -130,12 +134,32 @@ impl Config {
     /// Loads the layers (defaults, the TOML file if it exists, then the environment) and
     /// validates them.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        Self::load_from(file, false)
+    }
+
+    /// Like [`Config::load`]; with `required`, a missing file is an error (it was named
+    /// explicitly).
+    pub fn load_from(file: &Path, required: bool) -> Result<Config, ConfigError> {
+        if required && !file.exists() {
+            return Err(ConfigError {
+                key: "KFACTOR_CONFIG".into(),
+                message: format!("{} does not exist", file.display()),
+            });
+        }
         let figment = Figment::from(Serialized::defaults(Raw::default()))
             .merge(Toml::file(file))
             .merge(Env::prefixed("KFACTOR_"));
         let raw: Raw = figment.extract().map_err(|e| {
             let key = e.path.first().cloned().unwrap_or_else(|| "config".into());
-            err(&key, e.kind.to_string())
+            let message = e.to_string();
+            err(
+                &key,
+                message
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid value")
+                    .to_string(),
+            )
         })?;
         Self::validate(raw)
     }
@@ -192,13 +216,19 @@ impl Config {
             }
             _ => None,
         };
-        if raw.session_ttl_days < 1 {
-            return Err(err("session_ttl_days", "must be at least 1"));
+        if !(1..=3650).contains(&raw.session_ttl_days) {
+            return Err(err("session_ttl_days", "must be between 1 and 3650"));
         }
-        if raw.graphql_max_depth < 8 || raw.graphql_max_complexity < 100 {
+        if raw.graphql_max_depth < 13 {
             return Err(err(
                 "graphql_max_depth",
-                "depth must be ≥ 8 and complexity ≥ 100 so introspection keeps working",
+                "must be at least 13 so introspection keeps working",
+            ));
+        }
+        if raw.graphql_max_complexity < 1000 {
+            return Err(err(
+                "graphql_max_complexity",
+                "must be at least 1000 so introspection keeps working",
             ));
         }
         if raw.db_pool_size == 0 {
@@ -209,6 +239,8 @@ impl Config {
             if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
                 return Err(err("smtp_url", "must start with smtp:// or smtps://"));
             }
+            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(u)
+                .map_err(|e| err("smtp_url", e.to_string()))?;
         }
         if raw.smtp_from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(err(
@@ -262,6 +294,7 @@ impl Config {
             max_pending_invitations: raw.max_pending_invitations,
             invitation_sends_per_hour: raw.invitation_sends_per_hour,
             referral_cookie_days: raw.referral_cookie_days,
+            upgrade_url: raw.upgrade_url.filter(|u| !u.trim().is_empty()),
         })
     }
 
@@ -272,14 +305,63 @@ impl Config {
             .unwrap_or_else(|| format!("{}/signup", self.public_url))
     }
 
+    /// The sign-up URL with query parameters appended (`?` or `&` as the URL needs).
+    pub fn signup_link(&self, params: &[(&str, &str)]) -> String {
+        let mut url = self.signup_url();
+        for (k, v) in params {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(k);
+            url.push('=');
+            url.push_str(&urlencode(v));
+        }
+        url
+    }
+
+    /// The upgrade URL template: `KFACTOR_UPGRADE_URL`, else
+    /// `PUBLIC_URL/upgrade?plan={plan}&feature={feature}`.
+    pub fn upgrade_url(&self) -> String {
+        self.upgrade_url.clone().unwrap_or_else(|| {
+            format!(
+                "{}/upgrade?plan={{plan}}&feature={{feature}}",
+                self.public_url
+            )
+        })
+    }
+
     /// True when the database is SQLite.
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
 }
 
+/// Percent-encodes a query value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn signup_links_respect_an_existing_query() {
+        let mut c = Config::for_database("sqlite::memory:");
+        assert_eq!(
+            c.signup_link(&[("ref", "ab")]),
+            "http://127.0.0.1:8080/signup?ref=ab"
+        );
+        c.signup_url = Some("https://app.example.com/start?lang=en".into());
+        assert_eq!(
+            c.signup_link(&[("invite", "t"), ("email", "a+b@x.io")]),
+            "https://app.example.com/start?lang=en&invite=t&email=a%2Bb%40x.io"
+        );
+    }
+
     use super::*;
 
     #[test]

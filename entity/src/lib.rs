@@ -3,6 +3,8 @@
 pub mod activity_events;
 pub mod comments;
 pub mod emails;
+pub mod entitlement_overrides;
+pub mod idempotency_keys;
 pub mod invitation_sends;
 pub mod invitations;
 pub mod link_visitors;
@@ -14,5 +16,7 @@ pub mod referral_events;
 pub mod sessions;
 pub mod settings;
 pub mod shared_links;
+pub mod usage_alerts;
+pub mod usage_counters;
 pub mod users;
 pub mod webhook_messages;

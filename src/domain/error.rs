@@ -58,13 +58,23 @@ pub enum DomainError {
     /// Someone tried to credit themselves.
     #[error("You can't refer yourself.")]
     SelfReferral,
-    /// A limit was reached (plan limits add an upgrade prompt).
+    /// A limit was reached.
     #[error("{message}")]
     LimitReached {
-        /// The limited feature, e.g. "pending_invitations".
+        /// The limited feature, e.g. "projects".
         feature: String,
         /// Human message.
         message: String,
+        /// How to lift it, when a plan does.
+        upgrade: Option<Box<super::entitlements::UpgradePrompt>>,
+    },
+    /// A plan feature is off.
+    #[error("{message}")]
+    FeatureNotInPlan {
+        /// Human message.
+        message: String,
+        /// Which plan has it.
+        upgrade: Option<Box<super::entitlements::UpgradePrompt>>,
     },
     /// Too many requests; try again later.
     #[error("Too many requests. Try again in {retry_after_seconds} seconds.")]

@@ -419,8 +419,13 @@ async fn credit_viral_signup(
     Ok(())
 }
 
-/// Logs in. Unknown email and wrong password give the same error after the same work.
-pub async fn log_in(svc: &Services, email: &str, password: &str) -> DomainResult<SignedIn> {
+/// Checks an email and password without starting a session. Unknown email and wrong
+/// password give the same error after the same work.
+pub async fn verify_credentials(
+    svc: &Services,
+    email: &str,
+    password: &str,
+) -> DomainResult<users::Model> {
     let user = match Email::parse(email) {
         Ok(e) => find_by_email(&svc.db.read, &e).await?,
         Err(_) => None,
@@ -434,6 +439,12 @@ pub async fn log_in(svc: &Services, email: &str, password: &str) -> DomainResult
         (true, Some(u)) => u,
         _ => return Err(DomainError::InvalidCredentials),
     };
+    Ok(user)
+}
+
+/// Logs in: checks the credentials and starts a session.
+pub async fn log_in(svc: &Services, email: &str, password: &str) -> DomainResult<SignedIn> {
+    let user = verify_credentials(svc, email, password).await?;
     let token = create_session(&svc.db.write, svc, user.id).await?;
     let organization = match user.active_organization_id {
         Some(org) => orgs::find_with_role(&svc.db.read, OrgId(org), UserId(user.id)).await?,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{
     activity::ActivityType,
+    entitlements,
     identity::Email,
     ids::{InvitationId, OrgId, UserId},
     orgs::{self, InvitePolicy, Role},
@@ -184,6 +185,7 @@ pub async fn create(
             sent.errors.push((
                 i,
                 DomainError::LimitReached {
+                    upgrade: None,
                     feature: "pending_invitations".into(),
                     message: format!(
                         "{} already has {pending} pending invitations, the most allowed. Revoke some or wait for them to be accepted.",
@@ -193,8 +195,42 @@ pub async fn create(
             ));
             continue;
         }
+        if counts_as_new_pending {
+            // A new pending invitation takes a member seat and one of the month's sends.
+            let consumed = async {
+                entitlements::consume(&mut tx, svc, &access.org, "members", 1).await?;
+                entitlements::consume(&mut tx, svc, &access.org, "invitations_per_month", 1).await
+            }
+            .await;
+            if let Err(e) = consumed {
+                match e {
+                    DomainError::LimitReached { .. } | DomainError::FeatureNotInPlan { .. } => {
+                        sent.errors.push((i, e));
+                        continue;
+                    }
+                    other => return Err(other),
+                }
+            }
+        }
         let inv = match existing {
+            // Someone else's pending invitation is theirs to re-send, unless the caller
+            // manages the organization's invitations.
+            Some(e)
+                if status(&e, now) == Status::Pending
+                    && e.invited_by_user_id != me.0
+                    && access.role < Role::Admin =>
+            {
+                sent.errors.push((
+                    i,
+                    DomainError::PermissionDenied(format!(
+                        "{} already has a pending invitation from someone else.",
+                        e.email
+                    )),
+                ));
+                continue;
+            }
             Some(e) => {
+                let revived = status(&e, now) != Status::Pending;
                 let mut am: invitations::ActiveModel = e.clone().into();
                 am.status = Set("pending".into());
                 am.role = Set(req.role.as_str().into());
@@ -202,11 +238,24 @@ pub async fn create(
                 am.last_sent_at = Set(now);
                 am.send_count = Set(e.send_count + 1);
                 am.expires_at = Set(now + Duration::days(svc.config.invitation_ttl_days));
-                am.invited_by_user_id = Set(if status(&e, now) == Status::Pending {
-                    e.invited_by_user_id
-                } else {
-                    me.0
-                });
+                if revived {
+                    // A new round for the same pair: the caller sends it, and what happened
+                    // to the previous round (opened, accepted) no longer describes it.
+                    am.invited_by_user_id = Set(me.0);
+                    am.opened_at = Set(None);
+                    am.accepted_at = Set(None);
+                    am.accepted_by_user_id = Set(None);
+                    referrals::record(
+                        &tx,
+                        now,
+                        Some(req.org),
+                        Some(me),
+                        "invited",
+                        Some(("invitation", e.id)),
+                        None,
+                    )
+                    .await?;
+                }
                 am.update(&*tx).await?
             }
             None => {
@@ -393,6 +442,16 @@ pub async fn resend(
     match status(&inv, now) {
         Status::Accepted => return Err(DomainError::InvitationAlreadyAccepted),
         Status::Revoked => return Err(DomainError::InvitationRevoked),
+        Status::Expired if pending_count(&tx, OrgId(inv.organization_id), now).await? >= svc.config.max_pending_invitations => {
+            return Err(DomainError::LimitReached {
+                upgrade: None,
+                feature: "pending_invitations".into(),
+                message: format!(
+                    "{} already has the most pending invitations allowed. Revoke some or wait for them to be accepted.",
+                    access.org.name
+                ),
+            })
+        }
         Status::Pending | Status::Expired => {}
     }
     let (budget, retry_after) = send_budget(svc, &tx, UserId(caller.id), now).await?;

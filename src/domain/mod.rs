@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use crate::{clock::Clock, config::Config, db::Db, pubsub::Bus};
 
 pub mod activity;
+pub mod entitlements;
 pub mod error;
+pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod invitations;

@@ -155,6 +155,92 @@ impl Catalog {
     }
 }
 
+/// Changes an organization's plan (its OWNER, or platform staff), effective at once. Usage
+/// counted in the current period is kept and the billing anchor does not move; a downgrade
+/// takes nothing away, it only refuses new creation beyond the new limits. Writes
+/// PLAN_CHANGED and `subscription.upgraded` / `subscription.downgraded` (by rank).
+/// Returns the organization (with the caller's role, if a member) and the previous plan.
+pub async fn change_plan(
+    svc: &super::Services,
+    caller: &entity::users::Model,
+    org: super::ids::OrgId,
+    plan_key: &str,
+) -> super::DomainResult<(
+    entity::organizations::Model,
+    Option<super::orgs::Role>,
+    Plan,
+)> {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QuerySelect};
+
+    use super::{activity::ActivityType, ids::UserId, orgs, DomainError};
+    use crate::outbox::{self, Actor, Event, Tx, WebhookEvent};
+
+    let target = svc
+        .plans
+        .plan(plan_key.trim())
+        .ok_or_else(|| DomainError::invalid(&["plan"], format!("Unknown plan {plan_key:?}.")))?
+        .clone();
+    let now = svc.now();
+    let mut tx = Tx::begin(&svc.db).await?;
+    let (current, role) = match orgs::access_locked(&tx, UserId(caller.id), org).await {
+        Ok(a) => {
+            if !caller.is_staff {
+                a.require(orgs::Role::Owner, "change the plan")?;
+            }
+            (a.org, Some(a.role))
+        }
+        Err(DomainError::Forbidden) if caller.is_staff => {
+            let o = entity::organizations::Entity::find_by_id(org.0)
+                .lock_exclusive()
+                .one(&*tx)
+                .await?
+                .ok_or(DomainError::NotFound("Organization"))?;
+            (o, None)
+        }
+        Err(e) => return Err(e),
+    };
+    let previous = super::entitlements::plan_of(&svc.plans, &current).clone();
+    if previous.key == target.key {
+        return Ok((current, role, previous));
+    }
+    let mut am: entity::organizations::ActiveModel = current.clone().into();
+    am.plan_key = Set(target.key.clone());
+    let updated = am.update(&*tx).await?;
+    let event_type = if target.rank > previous.rank {
+        "subscription.upgraded"
+    } else {
+        "subscription.downgraded"
+    };
+    outbox::record(
+        &mut tx,
+        now,
+        Event {
+            org,
+            kind: ActivityType::PlanChanged,
+            actor: Actor::user(caller.id),
+            resource: None,
+            summary: format!(
+                "{} moved {} from {} to {}",
+                caller.name, updated.name, previous.name, target.name
+            ),
+            data: serde_json::json!({ "fromPlan": previous.key, "toPlan": target.key }),
+            webhook: Some(WebhookEvent {
+                event_type,
+                data: serde_json::json!({
+                    "organization_id": org.to_string(),
+                    "from_plan": previous.key,
+                    "to_plan": target.key,
+                    "changed_by": UserId(caller.id).to_string(),
+                }),
+            }),
+        },
+    )
+    .await?;
+    super::entitlements::alert_all(&mut tx, svc, &updated).await?;
+    tx.commit(&svc.bus).await?;
+    Ok((updated, role, previous))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,6 +96,7 @@ pub async fn create(
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
     let access = orgs::access_locked(&tx, UserId(caller.id), org).await?;
+    super::entitlements::consume(&mut tx, svc, &access.org, "projects", 1).await?;
     let p = projects::ActiveModel {
         id: Set(ProjectId::generate().0),
         organization_id: Set(org.0),

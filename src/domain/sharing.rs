@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::{
     activity::ActivityType,
+    entitlements,
     identity::Name,
     ids::{OrgId, ProjectId, SharedLinkId, UserId},
     orgs::{self, Role},
@@ -143,6 +144,13 @@ pub async fn create(
     }
     let mut tx = Tx::begin(&svc.db).await?;
     let (project, _) = projects::get(&*tx, UserId(caller.id), req.project).await?;
+    // Lock the organization: the active-links limit is checked and used in one step.
+    let access =
+        orgs::access_locked(&tx, UserId(caller.id), OrgId(project.organization_id)).await?;
+    if req.permission == Permission::Edit {
+        entitlements::require(&*tx, svc, &access.org, "edit_links").await?;
+    }
+    entitlements::consume(&mut tx, svc, &access.org, "active_shared_links", 1).await?;
     let link = shared_links::ActiveModel {
         id: Set(SharedLinkId::generate().0),
         organization_id: Set(project.organization_id),
@@ -411,6 +419,9 @@ pub async fn guest_comment(
     let mut tx = Tx::begin(&svc.db).await?;
     let opened = resolve(svc, &*tx, token, viewer).await?;
     require(&opened, Permission::Comment)?;
+    if opened.member_role.is_none() {
+        entitlements::require(&*tx, svc, &opened.organization, "guest_comments").await?;
+    }
     let c = projects::insert_comment(
         &mut tx,
         now,

@@ -16,6 +16,12 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
+/// Complexity of a connection field: a page of `first` items (default 20, at most 100) costs
+/// `first` times its selection, so list fan-out counts against the limit.
+pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    (first.unwrap_or(20).clamp(1, MAX_PAGE as i32) as usize).saturating_mul(child_complexity.max(1))
+}
+
 /// The opaque cursor of an item id.
 pub fn cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())

@@ -173,7 +173,16 @@ pub fn user_error(e: DomainError) -> async_graphql::Result<UserError> {
         DomainError::SelfReferral => (C::SelfReferral, None),
         DomainError::LinkExpired => (C::LinkExpired, None),
         DomainError::LinkRevoked => (C::LinkRevoked, None),
-        DomainError::LimitReached { .. } => (C::LimitReached, None),
+        DomainError::LimitReached { upgrade, .. } => {
+            let mut ue = UserError::new(C::LimitReached, e.to_string(), None);
+            ue.upgrade = upgrade.as_deref().cloned().map(Into::into);
+            return Ok(ue);
+        }
+        DomainError::FeatureNotInPlan { upgrade, .. } => {
+            let mut ue = UserError::new(C::FeatureNotInPlan, e.to_string(), None);
+            ue.upgrade = upgrade.as_deref().cloned().map(Into::into);
+            return Ok(ue);
+        }
         DomainError::RateLimited { .. }
         | DomainError::Unauthenticated(_)
         | DomainError::Internal(_) => return Err(top_level(e)),

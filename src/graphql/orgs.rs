@@ -5,7 +5,7 @@ use super::{
     auth,
     error::{payload, top_level, UserError},
     svc,
-    types::{InvitePolicy, Membership, Organization, Plan, Role},
+    types::{Entitlement, InvitePolicy, Membership, Organization, Plan, Role},
 };
 use crate::domain::{
     ids::{MembershipId, OrgId, UserId},
@@ -46,6 +46,17 @@ impl MembershipPayload {
             user_errors,
         }
     }
+}
+
+/// Result of `changePlan`.
+#[derive(SimpleObject, Default)]
+pub struct ChangePlanPayload {
+    /// The organization on its new plan.
+    organization: Option<Organization>,
+    /// The plan before the change.
+    previous_plan: Option<Plan>,
+    /// What went wrong, if anything.
+    user_errors: Vec<UserError>,
 }
 
 /// Result of a removal.
@@ -226,6 +237,73 @@ impl OrgMutation {
         }
         .await;
         deleted(r)
+    }
+
+    /// Changes the plan (OWNER, or platform staff), effective at once. Usage counted in the
+    /// current period is kept; a downgrade takes nothing away, it only refuses new creation
+    /// beyond the new limits. This is what a billing system's callback calls.
+    async fn change_plan(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+        plan: String,
+    ) -> async_graphql::Result<ChangePlanPayload> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        let r = async {
+            let org = OrgId::parse(&organization_id)?;
+            crate::domain::plans::change_plan(svc(ctx), user, org, &plan).await
+        }
+        .await;
+        payload(
+            r,
+            |(o, role, previous)| ChangePlanPayload {
+                // Staff who are not members see the plan change but not the organization.
+                organization: role.map(|r| Organization::new(o, r)),
+                previous_plan: Some(Plan(previous)),
+                user_errors: vec![],
+            },
+            |user_errors| ChangePlanPayload {
+                user_errors,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Staff: overrides one feature for one organization ("more generous wins" against the
+    /// plan). `limit: -1` means unlimited; with neither `limit` nor `enabled` the override is
+    /// removed. `expiresAt` ends it automatically.
+    async fn set_entitlement_override(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+        feature: String,
+        limit: Option<i32>,
+        enabled: Option<bool>,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> async_graphql::Result<Entitlement> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        if !user.is_staff {
+            return Err(top_level(crate::domain::DomainError::PermissionDenied(
+                "Only platform staff can override entitlements.".into(),
+            )));
+        }
+        let org = OrgId::parse(&organization_id).map_err(top_level)?;
+        let (limit, unlimited) = match limit {
+            Some(-1) => (None, true),
+            Some(n) => (Some(n as i64), false),
+            None => (None, false),
+        };
+        let svc = svc(ctx);
+        let o = crate::domain::entitlements::set_override(
+            svc, org, &feature, limit, unlimited, enabled, expires_at,
+        )
+        .await
+        .map_err(top_level)?;
+        crate::domain::entitlements::check(&svc.db.read, svc, &o, &feature)
+            .await
+            .map_err(top_level)?
+            .map(Entitlement)
+            .ok_or_else(|| top_level(crate::domain::DomainError::NotFound("Feature")))
     }
 
     /// The caller leaves an organization. LAST_OWNER guards the last owner.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     auth,
-    connection::{connection, page_request},
+    connection::{connection, page_cost, page_request},
     error::{payload, top, top_level, TopLevelCode, UserError},
     sharing::SharedLink,
     svc,
@@ -95,6 +95,7 @@ impl Project {
         self.model.updated_at
     }
     /// Comments, oldest first.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,

@@ -194,7 +194,7 @@ impl SharedView {
     }
     /// Sign-up page carrying the share token for attribution.
     async fn sign_up_url(&self, ctx: &Context<'_>) -> String {
-        format!("{}?share={}", svc(ctx).config.signup_url(), self.token)
+        svc(ctx).config.signup_link(&[("share", &self.token)])
     }
 }
 

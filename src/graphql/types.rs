@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     auth,
-    connection::{connection, page_request},
+    connection::{connection, page_cost, page_request},
     error::{top, top_level, TopLevelCode},
     loaders, svc,
 };
@@ -412,7 +412,40 @@ impl Organization {
         Plan(p.clone())
     }
 
+    /// The current period of periodic limits (monthly from the billing anchor).
+    async fn billing_period(&self, ctx: &Context<'_>) -> BillingPeriod {
+        let (start, end) = domain::entitlements::period(self.model.billing_anchor, svc(ctx).now());
+        BillingPeriod { start, end }
+    }
+
+    /// Every feature of the catalog, for this organization.
+    async fn entitlements(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Entitlement>> {
+        let svc = svc(ctx);
+        Ok(domain::entitlements::all(&svc.db.read, svc, &self.model)
+            .await
+            .map_err(top_level)?
+            .into_iter()
+            .map(Entitlement)
+            .collect())
+    }
+
+    /// One feature, e.g. "projects" (null if the catalog has no such feature).
+    async fn entitlement(
+        &self,
+        ctx: &Context<'_>,
+        feature: String,
+    ) -> async_graphql::Result<Option<Entitlement>> {
+        let svc = svc(ctx);
+        Ok(
+            domain::entitlements::check(&svc.db.read, svc, &self.model, &feature)
+                .await
+                .map_err(top_level)?
+                .map(Entitlement),
+        )
+    }
+
     /// Members, in the order they joined.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -435,6 +468,7 @@ impl Organization {
     }
 
     /// Invitations, newest first, optionally only those with `status`.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn invitations(
         &self,
         ctx: &Context<'_>,
@@ -455,6 +489,7 @@ impl Organization {
     }
 
     /// Projects, newest first.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn projects(
         &self,
         ctx: &Context<'_>,
@@ -475,6 +510,7 @@ impl Organization {
 
     /// Shared links, newest first: all of them for admins and owners, a member's own for
     /// members.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn shared_links(
         &self,
         ctx: &Context<'_>,
@@ -495,6 +531,7 @@ impl Organization {
     }
 
     /// What happened here, newest first.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn activity(
         &self,
         ctx: &Context<'_>,
@@ -738,6 +775,17 @@ pub struct UpgradePrompt {
     pub url: String,
 }
 
+impl From<domain::entitlements::UpgradePrompt> for UpgradePrompt {
+    fn from(u: domain::entitlements::UpgradePrompt) -> Self {
+        UpgradePrompt {
+            feature: u.feature,
+            message: u.message,
+            plan_key: u.plan_key,
+            url: u.url,
+        }
+    }
+}
+
 #[ComplexObject]
 impl UpgradePrompt {
     /// The cheapest plan that lifts the limit or has the feature.
@@ -750,6 +798,82 @@ impl UpgradePrompt {
                 .clone(),
         )
     }
+}
+
+/// A billing period.
+#[derive(SimpleObject, Clone)]
+pub struct BillingPeriod {
+    /// Inclusive start.
+    pub start: DateTime<Utc>,
+    /// Exclusive end (when periodic limits reset).
+    pub end: DateTime<Utc>,
+}
+
+/// Usage level of a limited feature.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UsageStatus {
+    /// Below 80 % of the limit.
+    Ok,
+    /// From 80 %.
+    Approaching,
+    /// At the limit.
+    Reached,
+}
+
+/// One feature as it stands for an organization: plan, overrides and usage together.
+pub struct Entitlement(pub domain::entitlements::Entitlement);
+
+#[Object]
+impl Entitlement {
+    /// e.g. "projects", "members", "active_shared_links", "invitations_per_month",
+    /// "edit_links", "webhooks".
+    async fn feature(&self) -> &str {
+        &self.0.feature
+    }
+    /// How it is measured.
+    async fn kind(&self) -> EntitlementKind {
+        self.0.kind.into()
+    }
+    /// Whether it is available.
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+    /// The cap; null = unlimited.
+    async fn limit(&self) -> Option<i32> {
+        self.0.limit.map(clamp_i32)
+    }
+    /// Current usage.
+    async fn used(&self) -> i32 {
+        clamp_i32(self.0.used)
+    }
+    /// What is left; null = unlimited.
+    async fn remaining(&self) -> Option<i32> {
+        self.0.remaining().map(clamp_i32)
+    }
+    /// PERIODIC_LIMIT only: end of the current period.
+    async fn resets_at(&self) -> Option<DateTime<Utc>> {
+        self.0.resets_at
+    }
+    /// OK, APPROACHING (from 80 %) or REACHED.
+    async fn status(&self) -> UsageStatus {
+        match self.0.status() {
+            domain::entitlements::UsageStatus::Ok => UsageStatus::Ok,
+            domain::entitlements::UsageStatus::Approaching => UsageStatus::Approaching,
+            domain::entitlements::UsageStatus::Reached => UsageStatus::Reached,
+        }
+    }
+    /// How to lift it, when the status is not OK or the feature is off and a plan lifts it.
+    async fn upgrade(&self) -> Option<UpgradePrompt> {
+        self.0.upgrade.clone().map(Into::into)
+    }
+    /// A per-organization override is in force.
+    async fn overridden(&self) -> bool {
+        self.0.overridden
+    }
+}
+
+fn clamp_i32(n: i64) -> i32 {
+    n.clamp(0, i32::MAX as i64) as i32
 }
 
 connection!(MembershipConnection, MembershipEdge, Membership, "members");

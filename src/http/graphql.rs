@@ -12,14 +12,17 @@ use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
     body::Bytes,
     extract::{Query, State, WebSocketUpgrade},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{Html, IntoResponse, Response},
 };
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::graphql::Auth;
+use crate::{
+    domain::{idempotency, ids::UserId},
+    graphql::Auth,
+};
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -76,6 +79,15 @@ pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
             format!("Accept {GRAPHQL_RESPONSE} or {JSON}."),
         );
     };
+    // Legacy clients that accept only application/json get it for request errors too.
+    let request_error = |status: StatusCode, code: &str, message: String| {
+        let mut r = request_error(status, code, message);
+        if media == Media::Json {
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+        }
+        r
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -84,7 +96,7 @@ pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
         return request_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",
-            "Send the request as Content-Type: application/json.",
+            "Send the request as Content-Type: application/json.".into(),
         );
     }
     let value: serde_json::Value = match serde_json::from_slice(&body) {
@@ -101,14 +113,14 @@ pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
         return request_error(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
-            "Batched requests are not supported; send one operation per request.",
+            "Batched requests are not supported; send one operation per request.".into(),
         );
     }
     if !value.get("query").is_some_and(|q| q.is_string()) {
         return request_error(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
-            "The body must be an object with a string `query` (and optional `variables`, `operationName`).",
+            "The body must be an object with a string `query` (and optional `variables`, `operationName`).".into(),
         );
     }
     let request: Request = match serde_json::from_value(value) {
@@ -196,13 +208,129 @@ pub async fn get(
     execute(&app, &headers, request, media).await
 }
 
+/// Mutations that honour `Idempotency-Key`.
+const IDEMPOTENT: [&str; 4] = [
+    "createProject",
+    "createInvitations",
+    "createSharedLink",
+    "changePlan",
+];
+
+/// The operation's root fields, when it is a mutation made only of idempotent fields.
+fn idempotent_mutation(request: &Request) -> bool {
+    let Ok(doc) = parse_query(&request.query) else {
+        return false;
+    };
+    let wanted = request.operation_name.as_deref();
+    doc.operations.iter().any(|(name, op)| {
+        op.node.ty == OperationType::Mutation
+            && (wanted.is_none() || name.map(|n| n.as_str()) == wanted)
+            && op
+                .node
+                .selection_set
+                .node
+                .items
+                .iter()
+                .all(|s| match &s.node {
+                    async_graphql::parser::types::Selection::Field(f) => {
+                        IDEMPOTENT.contains(&f.node.name.node.as_str())
+                    }
+                    _ => false,
+                })
+    })
+}
+
 async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: Media) -> Response {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let auth = Auth::from_header(&app.svc, authorization).await;
-    let response = app.schema.execute(request.data(auth)).await;
-    render(response, media)
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|_| idempotent_mutation(&request))
+        .map(str::to_string);
+    let Some(key) = key else {
+        let response = app.schema.execute(request.data(auth)).await;
+        return render(response, media);
+    };
+    let scope = match &auth {
+        Auth::User { user, .. } => UserId(user.id).to_string(),
+        _ => "anonymous".to_string(),
+    };
+    let hash = idempotency::fingerprint(&[
+        &request.query,
+        request.operation_name.as_deref().unwrap_or(""),
+        &serde_json::to_string(&request.variables).unwrap_or_default(),
+    ]);
+    match idempotency::begin(&app.svc, &scope, &key, &hash).await {
+        Ok(idempotency::Begin::Fresh) => {
+            let response = app.schema.execute(request.data(auth)).await;
+            let failed_on_our_side = response.errors.iter().any(|e| {
+                e.extensions
+                    .as_ref()
+                    .and_then(|x| x.get("code"))
+                    .is_some_and(|c| *c == async_graphql::Value::from("INTERNAL"))
+            });
+            let rendered = render(response, media);
+            let status = rendered.status();
+            let (parts, body) = rendered.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let stored = String::from_utf8_lossy(&bytes).into_owned();
+            let saved = if failed_on_our_side || status != StatusCode::OK {
+                idempotency::abort(&app.svc, &scope, &key).await
+            } else {
+                idempotency::complete(&app.svc, &scope, &key, &stored).await
+            };
+            if let Err(e) = saved {
+                tracing::error!(error = ?e, "recording an idempotent response failed");
+            }
+            Response::from_parts(parts, axum::body::Body::from(bytes))
+        }
+        Ok(idempotency::Begin::Replay(body)) => {
+            let ct = if media == Media::Json {
+                JSON
+            } else {
+                GRAPHQL_RESPONSE
+            };
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static(ct)),
+                    (
+                        HeaderName::from_static("idempotent-replayed"),
+                        HeaderValue::from_static("true"),
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Ok(idempotency::Begin::InProgress) => request_error(
+            StatusCode::CONFLICT,
+            "IDEMPOTENCY_IN_PROGRESS",
+            "A request with this Idempotency-Key is still running; retry in a moment.",
+        ),
+        Ok(idempotency::Begin::Mismatch) => request_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "IDEMPOTENCY_KEY_REUSED",
+            "This Idempotency-Key was used for a different request.",
+        ),
+        Err(crate::domain::DomainError::InvalidInput { message, .. }) => {
+            request_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "idempotency check failed");
+            request_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "Internal error.",
+            )
+        }
+    }
 }
 
 fn render(response: GqlResponse, media: Media) -> Response {

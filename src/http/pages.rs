@@ -78,12 +78,9 @@ pub async fn invitation(State(app): State<AppState>, Path(token): Path<String>) 
     };
     let status = invitations::status(&p.invitation, svc.now());
     let role = Role::parse(&p.invitation.role).as_str();
-    let signup = format!(
-        "{}?invite={}&email={}",
-        svc.config.signup_url(),
-        token,
-        urlencode(&p.invitation.email)
-    );
+    let signup = svc
+        .config
+        .signup_link(&[("invite", &token), ("email", &p.invitation.email)]);
     page(
         &format!("Join {}", p.organization.name),
         html! {
@@ -123,8 +120,8 @@ pub async fn accept_invitation(
 ) -> Response {
     let svc = &app.svc;
     let result = async {
-        let signed_in = identity::log_in(svc, &form.email, &form.password).await?;
-        invitations::accept(svc, &signed_in.user, &token).await
+        let user = identity::verify_credentials(svc, &form.email, &form.password).await?;
+        invitations::accept(svc, &user, &token).await
     }
     .await;
     match result {
@@ -156,7 +153,7 @@ pub async fn accept_invitation(
 /// the sign-up page.
 pub async fn referral(State(app): State<AppState>, Path(code): Path<String>) -> Response {
     let svc = &app.svc;
-    let signup = &svc.config.signup_url();
+    let signup = svc.config.signup_url();
     match referrals::referrer(&svc.db.read, &code).await {
         Ok(owner) => {
             let max_age = svc.config.referral_cookie_days * 86_400;
@@ -169,14 +166,14 @@ pub async fn referral(State(app): State<AppState>, Path(code): Path<String>) -> 
                 "{REFERRAL_COOKIE}={}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}",
                 owner.referral_code
             );
-            let mut resp =
-                Redirect::to(&format!("{signup}?ref={}", owner.referral_code)).into_response();
+            let mut resp = Redirect::to(&svc.config.signup_link(&[("ref", &owner.referral_code)]))
+                .into_response();
             resp.headers_mut()
                 .insert(header::SET_COOKIE, cookie.parse().expect("cookie header"));
             resp
         }
         // An unknown code still lands on the sign-up page, unattributed.
-        Err(DomainError::InvalidInput { .. }) => Redirect::to(signup).into_response(),
+        Err(DomainError::InvalidInput { .. }) => Redirect::to(&signup).into_response(),
         Err(e) => internal(e),
     }
 }
@@ -319,17 +316,6 @@ fn internal(e: DomainError) -> Response {
         .into_response()
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The first-party visitor cookie: a guest's stable visitor id.
 pub const VISITOR_COOKIE: &str = "kf_vid";
 
@@ -422,7 +408,7 @@ pub async fn shared(
             .unwrap_or_else(|| "Someone".into())
     };
     let permission = opened.permission();
-    let signup = format!("{}?share={token}", svc.config.signup_url());
+    let signup = svc.config.signup_link(&[("share", &token)]);
     let mut resp = page(
         &opened.project.name,
         html! {

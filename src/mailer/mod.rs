@@ -208,6 +208,7 @@ impl Mailer {
                     .from(self.from.clone())
                     .to(email.recipient.parse()?)
                     .subject(msg.subject)
+                    .message_id(None)
                     .multipart(MultiPart::alternative_plain_html(msg.text, msg.html))?;
                 smtp.send(message).await?;
                 Ok(())

@@ -8,6 +8,7 @@ mod identity;
 mod invitations;
 mod orgs;
 mod outbox;
+mod plans;
 mod projects;
 mod referrals;
 mod schema;

@@ -1,0 +1,117 @@
+//! `Idempotency-Key`: a retried mutation with the same key and the same request within 24 h
+//! gets the first response again, and consumes nothing twice.
+//!
+//! The key is claimed with an insert before the mutation runs (the primary key makes two
+//! concurrent requests with one key race for it: one runs, the other is told to retry), and
+//! the response is stored when it finishes.
+use chrono::Duration;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sha2::{Digest, Sha256};
+
+use super::{DomainError, DomainResult, Services};
+use entity::idempotency_keys;
+
+/// How long a response is remembered.
+const TTL_HOURS: i64 = 24;
+/// A claim older than this without a response was abandoned (the process died).
+const ABANDONED_MINUTES: i64 = 5;
+
+/// What to do with a request carrying a key.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Begin {
+    /// First time: run it, then [`complete`].
+    Fresh,
+    /// Seen before: answer with this response body.
+    Replay(String),
+    /// The first request with this key is still running.
+    InProgress,
+    /// The key was used for a different request.
+    Mismatch,
+}
+
+/// The fingerprint of a request.
+pub fn fingerprint(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Claims `key` for `scope` (the caller) or reports what happened to it before.
+pub async fn begin(svc: &Services, scope: &str, key: &str, hash: &str) -> DomainResult<Begin> {
+    if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            &["Idempotency-Key"],
+            "Idempotency-Key must have 1 to 255 printable characters.",
+        ));
+    }
+    let now = svc.now();
+    let db = &svc.db.write;
+    for _ in 0..2 {
+        if let Some(row) =
+            idempotency_keys::Entity::find_by_id((scope.to_string(), key.to_string()))
+                .one(db)
+                .await?
+        {
+            let expired = row.created_at + Duration::hours(TTL_HOURS) <= now;
+            let abandoned = row.response.is_none()
+                && row.created_at + Duration::minutes(ABANDONED_MINUTES) <= now;
+            if !(expired || abandoned) {
+                return Ok(if row.request_hash != hash {
+                    Begin::Mismatch
+                } else {
+                    row.response.map_or(Begin::InProgress, Begin::Replay)
+                });
+            }
+            idempotency_keys::Entity::delete_by_id((scope.to_string(), key.to_string()))
+                .exec(db)
+                .await?;
+        }
+        let claimed = idempotency_keys::Entity::insert(idempotency_keys::ActiveModel {
+            scope: Set(scope.into()),
+            key: Set(key.into()),
+            request_hash: Set(hash.into()),
+            response: Set(None),
+            created_at: Set(now),
+        })
+        .exec_without_returning(db)
+        .await;
+        match claimed {
+            Ok(_) => return Ok(Begin::Fresh),
+            Err(e)
+                if matches!(
+                    e.sql_err(),
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Begin::InProgress)
+}
+
+/// Stores the response of a claimed key.
+pub async fn complete(svc: &Services, scope: &str, key: &str, response: &str) -> DomainResult<()> {
+    idempotency_keys::Entity::update_many()
+        .col_expr(
+            idempotency_keys::Column::Response,
+            sea_orm::sea_query::Expr::value(response),
+        )
+        .filter(idempotency_keys::Column::Scope.eq(scope))
+        .filter(idempotency_keys::Column::Key.eq(key))
+        .exec(&svc.db.write)
+        .await?;
+    Ok(())
+}
+
+/// Releases a claimed key (the request failed on our side and may be retried).
+pub async fn abort(svc: &Services, scope: &str, key: &str) -> DomainResult<()> {
+    idempotency_keys::Entity::delete_by_id((scope.to_string(), key.to_string()))
+        .exec(&svc.db.write)
+        .await?;
+    Ok(())
+}
