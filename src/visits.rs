@@ -35,6 +35,8 @@ pub struct Visit {
     pub link: Uuid,
     /// Its organization.
     pub org: Uuid,
+    /// The resource it shares.
+    pub resource: Uuid,
     /// Distinct-visitor key: a user's id, a guest's visitor id, or one per request.
     pub visitor_id: String,
     /// The signed-in visitor, if any.

@@ -285,10 +285,8 @@ pub async fn resolve(
 ) -> DomainResult<Opened> {
     const GONE: DomainError = DomainError::NotFound("Shared link");
     let id = Keys::claimed_id(token).ok_or(GONE)?;
-    let link = shared_links::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or(GONE)?;
+    // The hot path of every visit: one query for the link and everything it shows.
+    let (link, project, organization, creator) = load_joined(db, id).await?.ok_or(GONE)?;
     if !svc
         .keys
         .verify(Purpose::SharedLink, token, link.id, link.token_version)
@@ -316,18 +314,6 @@ pub async fn resolve(
             Some(_) => DomainError::Forbidden,
         });
     }
-    let project = project_rows::Entity::find_by_id(link.resource_id)
-        .one(db)
-        .await?
-        .ok_or(GONE)?;
-    let organization = organizations::Entity::find_by_id(link.organization_id)
-        .one(db)
-        .await?
-        .ok_or(GONE)?;
-    let creator = users::Entity::find_by_id(link.created_by_user_id)
-        .one(db)
-        .await?
-        .ok_or(GONE)?;
     Ok(Opened {
         link,
         project,
@@ -335,6 +321,63 @@ pub async fn resolve(
         creator,
         member_role,
     })
+}
+
+type Joined = (
+    shared_links::Model,
+    project_rows::Model,
+    organizations::Model,
+    users::Model,
+);
+
+/// A link with its project, organization and creator, in one round trip.
+async fn load_joined(db: &impl ConnectionTrait, id: uuid::Uuid) -> DomainResult<Option<Joined>> {
+    use sea_orm::{
+        sea_query::{Alias, Expr, ExprTrait, Query},
+        FromQueryResult, IdenStatic, Iterable,
+    };
+    fn cols<E: EntityTrait>(q: &mut sea_orm::sea_query::SelectStatement, prefix: &str)
+    where
+        E::Column: IdenStatic,
+    {
+        for c in E::Column::iter() {
+            q.expr_as(
+                Expr::col((E::default(), c)),
+                Alias::new(format!("{prefix}{}", c.as_str())),
+            );
+        }
+    }
+    let mut q = Query::select();
+    cols::<shared_links::Entity>(&mut q, "l_");
+    cols::<project_rows::Entity>(&mut q, "p_");
+    cols::<organizations::Entity>(&mut q, "o_");
+    cols::<users::Entity>(&mut q, "u_");
+    q.from(shared_links::Entity)
+        .inner_join(
+            project_rows::Entity,
+            Expr::col((project_rows::Entity, project_rows::Column::Id))
+                .equals((shared_links::Entity, shared_links::Column::ResourceId)),
+        )
+        .inner_join(
+            organizations::Entity,
+            Expr::col((organizations::Entity, organizations::Column::Id))
+                .equals((shared_links::Entity, shared_links::Column::OrganizationId)),
+        )
+        .inner_join(
+            users::Entity,
+            Expr::col((users::Entity, users::Column::Id))
+                .equals((shared_links::Entity, shared_links::Column::CreatedByUserId)),
+        )
+        .and_where(Expr::col((shared_links::Entity, shared_links::Column::Id)).eq(id));
+    let Some(row) = db.query_one(&q).await? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        shared_links::Model::from_query_result(&row, "l_")?,
+        project_rows::Model::from_query_result(&row, "p_")?,
+        organizations::Model::from_query_result(&row, "o_")?,
+        users::Model::from_query_result(&row, "u_")?,
+    )))
 }
 
 /// The distinct-visitor key of an open: a signed-in user's id, else the guest's visitor id,
@@ -373,6 +416,7 @@ pub async fn open(
         .record(Visit {
             link: opened.link.id,
             org: opened.link.organization_id,
+            resource: opened.link.resource_id,
             visitor_id: visitor,
             user_id: viewer.map(|u| u.id),
             at: svc.now(),
