@@ -92,7 +92,7 @@ pub async fn invitation(State(app): State<AppState>, Path(token): Path<String>) 
                 p.muted { "The invitation expires on " (p.invitation.expires_at.format("%B %-d, %Y at %H:%M UTC")) "." }
                 a.button href=(signup) { "Sign up and join" }
                 h2 style="font-size:1.1rem;margin-top:2rem" { "Already have an account?" }
-                form method="post" action=(format!("/invite/{token}/accept")) {
+                form method="post" action=(format!("{}/invite/{token}/accept", svc.config.public_url)) {
                     label for="email" { "Email" }
                     input id="email" name="email" type="email" value=(p.invitation.email) required;
                     label for="password" { "Password" }
@@ -201,44 +201,40 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// `GET /signup`: the default sign-up page (set `KFACTOR_SIGNUP_URL` to use your own).
-pub async fn signup_form(headers: HeaderMap, Query(q): Query<SignUpQuery>) -> Html<String> {
-    let referral = q.referral.or_else(|| cookie(&headers, REFERRAL_COOKIE));
-    signup_page(
-        &q.invite,
-        &referral,
-        &q.share,
-        &q.utm_source,
-        q.email.as_deref().unwrap_or(""),
-        "",
-        None,
-    )
+pub async fn signup_form(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SignUpQuery>,
+) -> Html<String> {
+    let form = SignUpForm {
+        name: String::new(),
+        email: q.email.unwrap_or_default(),
+        password: String::new(),
+        invite: q.invite,
+        referral: q.referral.or_else(|| cookie(&headers, REFERRAL_COOKIE)),
+        share: q.share,
+        utm_source: q.utm_source,
+    };
+    signup_page(&app.svc.config.public_url, &form, None)
 }
 
-fn signup_page(
-    invite: &Option<String>,
-    referral: &Option<String>,
-    share: &Option<String>,
-    utm: &Option<String>,
-    email: &str,
-    name: &str,
-    error: Option<String>,
-) -> Html<String> {
+fn signup_page(public_url: &str, f: &SignUpForm, error: Option<String>) -> Html<String> {
     page(
         "Sign up",
         html! {
             h1 { "Create your account" }
             @if let Some(e) = error { p.error { (e) } }
-            form method="post" action="/signup" {
+            form method="post" action=(format!("{public_url}/signup")) {
                 label for="name" { "Name" }
-                input id="name" name="name" value=(name) required;
+                input id="name" name="name" value=(f.name) required;
                 label for="email" { "Email" }
-                input id="email" name="email" type="email" value=(email) required;
+                input id="email" name="email" type="email" value=(f.email) required;
                 label for="password" { "Password (at least 10 characters)" }
                 input id="password" name="password" type="password" minlength="10" required;
-                @if let Some(v) = invite { input type="hidden" name="invite" value=(v); }
-                @if let Some(v) = referral { input type="hidden" name="referral" value=(v); }
-                @if let Some(v) = share { input type="hidden" name="share" value=(v); }
-                @if let Some(v) = utm { input type="hidden" name="utm_source" value=(v); }
+                @if let Some(v) = &f.invite { input type="hidden" name="invite" value=(v); }
+                @if let Some(v) = &f.referral { input type="hidden" name="referral" value=(v); }
+                @if let Some(v) = &f.share { input type="hidden" name="share" value=(v); }
+                @if let Some(v) = &f.utm_source { input type="hidden" name="utm_source" value=(v); }
                 button type="submit" { "Sign up" }
             }
         },
@@ -265,7 +261,7 @@ pub async fn signup_submit(
 ) -> Response {
     let input = SignUpInput {
         email: f.email.clone(),
-        password: f.password,
+        password: f.password.clone(),
         name: f.name.clone(),
         invite_token: f.invite.clone(),
         share_token: f.share.clone(),
@@ -288,19 +284,24 @@ pub async fn signup_submit(
             .into_response()
         }
         Err(DomainError::Internal(e)) => internal(DomainError::Internal(e)),
-        Err(e) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            signup_page(
-                &f.invite,
-                &f.referral,
-                &f.share,
-                &f.utm_source,
-                &f.email,
-                &f.name,
-                Some(e.to_string()),
-            ),
-        )
-            .into_response(),
+        Err(e) => {
+            // A token or code that does not check out is dropped from the form, so the
+            // next attempt signs up unattributed instead of failing again.
+            let mut f = f;
+            if let DomainError::InvalidInput { field, .. } = &e {
+                match field.first().map(String::as_str) {
+                    Some("inviteToken") => f.invite = None,
+                    Some("referralCode") => f.referral = None,
+                    Some("shareToken") => f.share = None,
+                    _ => {}
+                }
+            }
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                signup_page(&app.svc.config.public_url, &f, Some(e.to_string())),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -420,7 +421,7 @@ pub async fn shared(
                 div style="margin:.6rem 0" { strong { (author(c)) } " · " span.muted { (c.created_at.format("%b %-d, %H:%M")) } div { (c.body) } }
             }
             @if permission >= Permission::Comment {
-                form method="post" action=(format!("/s/{token}/comments")) {
+                form method="post" action=(format!("{}/s/{token}/comments", svc.config.public_url)) {
                     label for="guest_name" { "Your name" }
                     input id="guest_name" name="guest_name" required maxlength="100";
                     label for="body" { "Comment" }

@@ -419,7 +419,7 @@ async fn the_shared_page_renders_the_project_and_its_form() {
         "{html}"
     );
     assert!(
-        html.contains(&format!("action=\"/s/{token}/comments\"")),
+        html.contains(&format!("action=\"{}/s/{token}/comments\"", app.url)),
         "comment form"
     );
     assert!(
