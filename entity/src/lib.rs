@@ -15,4 +15,8 @@ pub mod sessions;
 pub mod settings;
 pub mod shared_links;
 pub mod users;
+pub mod webhook_attempts;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
 pub mod webhook_messages;
+pub mod webhook_secrets;
