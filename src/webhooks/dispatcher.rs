@@ -126,6 +126,9 @@ impl Dispatcher {
 
     /// Runs forever: fans out and sends whenever woken, and at least every second.
     pub async fn run(self: Arc<Self>) {
+        // Sends run in a set owned by this loop: when the dispatcher is stopped, its
+        // in-flight sends stop with it (their leases expire and another dispatcher resumes).
+        let mut sends = tokio::task::JoinSet::new();
         let mut last_prune: Option<Instant> = None;
         let mut last_gauge: Option<Instant> = None;
         loop {
@@ -134,7 +137,8 @@ impl Dispatcher {
                 Ok(n) => busy |= n > 0,
                 Err(e) => tracing::error!(error = ?e, "webhook fan-out failed"),
             }
-            match self.claim_and_send().await {
+            while sends.try_join_next().is_some() {}
+            match self.claim_and_send(&mut sends).await {
                 Ok(n) => busy |= n > 0,
                 Err(e) => tracing::error!(error = ?e, "claiming webhook deliveries failed"),
             }
@@ -223,7 +227,10 @@ impl Dispatcher {
 
     /// Claims due deliveries up to the free capacity and starts sending them. Returns how
     /// many it started.
-    pub async fn claim_and_send(self: &Arc<Self>) -> anyhow::Result<usize> {
+    pub async fn claim_and_send(
+        self: &Arc<Self>,
+        sends: &mut tokio::task::JoinSet<()>,
+    ) -> anyhow::Result<usize> {
         let free = self.permits.available_permits().min(CLAIM_BATCH);
         if free == 0 {
             return Ok(0);
@@ -336,7 +343,7 @@ impl Dispatcher {
                 lease,
             };
             let this = self.clone();
-            tokio::spawn(async move {
+            sends.spawn(async move {
                 let endpoint_id = job.endpoint.id;
                 let outcome = this.attempt(&job).await;
                 if let Err(e) = this.finish(&job, outcome).await {

@@ -13,3 +13,4 @@ mod referrals;
 mod schema;
 mod sharing;
 mod subscriptions;
+mod webhooks;
