@@ -51,6 +51,17 @@ pub struct Config {
     pub referral_cookie_days: i64,
     /// Upgrade URL template with `{plan}` and `{feature}`; `None` = the default.
     pub upgrade_url: Option<String>,
+    /// Allow `http://` webhook URLs (development, tests); otherwise https is required.
+    pub webhook_allow_http: bool,
+    /// Allow webhook deliveries to loopback, private, link-local, CGNAT and metadata
+    /// addresses (tests, on-premise); otherwise they are refused at connect time.
+    pub webhook_allow_private: bool,
+    /// Delay before each attempt of a delivery; after the last, the delivery is FAILED.
+    pub webhook_retry_schedule: Vec<std::time::Duration>,
+    /// Finished deliveries and their messages are pruned after this many days.
+    pub webhook_retention_days: i64,
+    /// Most webhook requests in flight at once (per instance).
+    pub webhook_concurrency: usize,
 }
 
 /// A secret that never prints itself.
@@ -85,6 +96,48 @@ struct Raw {
     invitation_sends_per_hour: u64,
     referral_cookie_days: i64,
     upgrade_url: Option<String>,
+    webhook_allow_http: bool,
+    webhook_allow_private: bool,
+    webhook_retry_schedule: StrOrNum,
+    webhook_retention_days: i64,
+    webhook_concurrency: usize,
+}
+
+/// An environment value figment may have read as a number (`KFACTOR_X=5`) or a string.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum StrOrNum {
+    Num(u64),
+    Str(String),
+}
+
+impl StrOrNum {
+    fn text(&self) -> String {
+        match self {
+            StrOrNum::Num(n) => n.to_string(),
+            StrOrNum::Str(s) => s.clone(),
+        }
+    }
+}
+
+/// The default retry schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+pub const DEFAULT_WEBHOOK_RETRY_SCHEDULE: &str = "0,5,300,1800,7200,18000,36000,36000";
+
+/// Parses a retry schedule: comma-separated seconds, 1 to 20 entries, each at most a week.
+pub fn parse_retry_schedule(s: &str) -> Result<Vec<std::time::Duration>, String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    if parts.is_empty() || parts.len() > 20 {
+        return Err("must list 1 to 20 delays".into());
+    }
+    parts
+        .iter()
+        .map(|p| match p.parse::<u64>() {
+            Ok(n) if n <= 7 * 24 * 3600 => Ok(std::time::Duration::from_secs(n)),
+            _ => Err(format!(
+                "{p:?} is not a number of seconds (0..=604800); expected e.g. \"0,5,300\""
+            )),
+        })
+        .collect()
 }
 
 impl Default for Raw {
@@ -109,6 +162,11 @@ impl Default for Raw {
             invitation_sends_per_hour: 100,
             referral_cookie_days: 90,
             upgrade_url: None,
+            webhook_allow_http: false,
+            webhook_allow_private: false,
+            webhook_retry_schedule: StrOrNum::Str(DEFAULT_WEBHOOK_RETRY_SCHEDULE.into()),
+            webhook_retention_days: 30,
+            webhook_concurrency: 64,
         }
     }
 }
@@ -267,6 +325,14 @@ impl Config {
                 "invitation limits must be at least 1",
             ));
         }
+        let webhook_retry_schedule = parse_retry_schedule(&raw.webhook_retry_schedule.text())
+            .map_err(|m| err("webhook_retry_schedule", m))?;
+        if raw.webhook_retention_days < 1 {
+            return Err(err("webhook_retention_days", "must be at least 1"));
+        }
+        if !(1..=10_000).contains(&raw.webhook_concurrency) {
+            return Err(err("webhook_concurrency", "must be between 1 and 10000"));
+        }
         tracing_subscriber::EnvFilter::try_new(&raw.log)
             .map_err(|e| err("log", format!("invalid filter: {e}")))?;
         let cors_origins = raw
@@ -295,6 +361,11 @@ impl Config {
             invitation_sends_per_hour: raw.invitation_sends_per_hour,
             referral_cookie_days: raw.referral_cookie_days,
             upgrade_url: raw.upgrade_url.filter(|u| !u.trim().is_empty()),
+            webhook_allow_http: raw.webhook_allow_http,
+            webhook_allow_private: raw.webhook_allow_private,
+            webhook_retry_schedule,
+            webhook_retention_days: raw.webhook_retention_days,
+            webhook_concurrency: raw.webhook_concurrency,
         })
     }
 
@@ -385,5 +456,49 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.key, "KFACTOR_SECRET");
         assert!(!format!("{e}").contains("short"), "secrets never echo");
+    }
+
+    #[test]
+    fn webhook_keys_are_validated() {
+        let c = Config::for_database("sqlite::memory:");
+        assert_eq!(c.webhook_retry_schedule.len(), 8);
+        assert_eq!(c.webhook_retry_schedule[2].as_secs(), 300);
+        assert!(!c.webhook_allow_http && !c.webhook_allow_private);
+        assert_eq!(c.webhook_retention_days, 30);
+        let c = Config::validate(Raw {
+            webhook_retry_schedule: StrOrNum::Str(" 0, 1 ,2".into()),
+            ..Raw::default()
+        })
+        .unwrap();
+        assert_eq!(
+            c.webhook_retry_schedule,
+            [0, 1, 2].map(std::time::Duration::from_secs)
+        );
+        let c = Config::validate(Raw {
+            webhook_retry_schedule: StrOrNum::Num(7),
+            ..Raw::default()
+        })
+        .unwrap();
+        assert_eq!(c.webhook_retry_schedule.len(), 1);
+        for bad in ["", "1,,2", "-1", "5m", "9999999"] {
+            let e = Config::validate(Raw {
+                webhook_retry_schedule: StrOrNum::Str(bad.into()),
+                ..Raw::default()
+            })
+            .unwrap_err();
+            assert_eq!(e.key, "KFACTOR_WEBHOOK_RETRY_SCHEDULE", "{bad:?}");
+        }
+        let e = Config::validate(Raw {
+            webhook_retention_days: 0,
+            ..Raw::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key, "KFACTOR_WEBHOOK_RETENTION_DAYS");
+        let e = Config::validate(Raw {
+            webhook_concurrency: 0,
+            ..Raw::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key, "KFACTOR_WEBHOOK_CONCURRENCY");
     }
 }

@@ -20,6 +20,7 @@ pub mod mailer;
 pub mod outbox;
 pub mod pubsub;
 pub mod visits;
+pub mod webhooks;
 
 use clock::Clock;
 use config::Config;
@@ -69,10 +70,12 @@ impl App {
         Ok(App { svc, schema })
     }
 
-    /// Starts the background workers (the mailer).
-    pub fn spawn_workers(&self) -> anyhow::Result<()> {
-        mailer::spawn(self.svc.clone())?;
-        Ok(())
+    /// Starts the background workers (the mailer and the webhook dispatcher).
+    pub fn spawn_workers(&self) -> anyhow::Result<Workers> {
+        Ok(Workers(vec![
+            mailer::spawn(self.svc.clone())?,
+            webhooks::spawn(self.svc.clone())?,
+        ]))
     }
 
     /// The HTTP router.
@@ -82,6 +85,18 @@ impl App {
             schema: self.schema.clone(),
             metrics: metrics_handle(),
         })
+    }
+}
+
+/// The background workers of an app.
+pub struct Workers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Workers {
+    /// Stops every worker where it stands, as a crash would (tests of recovery use this).
+    pub fn abort(&self) {
+        for h in &self.0 {
+            h.abort();
+        }
     }
 }
 

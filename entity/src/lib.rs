@@ -19,4 +19,8 @@ pub mod shared_links;
 pub mod usage_alerts;
 pub mod usage_counters;
 pub mod users;
+pub mod webhook_attempts;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
 pub mod webhook_messages;
+pub mod webhook_secrets;

@@ -15,6 +15,8 @@ pub struct Model {
     /// The exact envelope `{"type","timestamp","data"}` that is signed and sent.
     pub payload: Json,
     pub created_at: DateTimeUtc,
+    /// When the dispatcher turned it into deliveries (None: not yet).
+    pub dispatched_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_foundation;
 mod m20261126_000002_invitations;
 mod m20261126_000003_sharing;
+mod m20261126_000004_webhooks;
 mod m20261126_000005_plans;
 
 /// Applies kfactor's migrations in order.
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_foundation::Migration),
             Box::new(m20261126_000002_invitations::Migration),
             Box::new(m20261126_000003_sharing::Migration),
+            Box::new(m20261126_000004_webhooks::Migration),
             Box::new(m20261126_000005_plans::Migration),
         ]
     }

@@ -18,11 +18,12 @@ pub enum ActivityType {
     SharedLinkVisited,
     PlanChanged,
     LimitReached,
+    WebhookDisabled,
 }
 
 impl ActivityType {
     /// Every kind, in contract order.
-    pub const ALL: [ActivityType; 11] = [
+    pub const ALL: [ActivityType; 12] = [
         ActivityType::MemberJoined,
         ActivityType::MemberRemoved,
         ActivityType::InvitationSent,
@@ -34,6 +35,7 @@ impl ActivityType {
         ActivityType::SharedLinkVisited,
         ActivityType::PlanChanged,
         ActivityType::LimitReached,
+        ActivityType::WebhookDisabled,
     ];
 
     /// The stored and API name, e.g. `MEMBER_JOINED`.
@@ -50,6 +52,7 @@ impl ActivityType {
             ActivityType::SharedLinkVisited => "SHARED_LINK_VISITED",
             ActivityType::PlanChanged => "PLAN_CHANGED",
             ActivityType::LimitReached => "LIMIT_REACHED",
+            ActivityType::WebhookDisabled => "WEBHOOK_DISABLED",
         }
     }
 

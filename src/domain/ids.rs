@@ -71,6 +71,12 @@ typed_id!(
 typed_id!(
     /// A shared link.
     SharedLinkId, "lnk", "Shared link");
+typed_id!(
+    /// A webhook endpoint.
+    WebhookEndpointId, "whe", "Webhook endpoint");
+typed_id!(
+    /// A webhook delivery (one message to one endpoint).
+    WebhookDeliveryId, "whd", "Webhook delivery");
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,7 @@ pub mod projects;
 pub mod referrals;
 pub mod sharing;
 pub mod tokens;
+pub mod webhooks;
 
 pub use error::{DomainError, DomainResult};
 

@@ -65,6 +65,15 @@ impl Keys {
         mac.finalize().into_bytes().into()
     }
 
+    /// A key for another purpose (e.g. encrypting webhook secrets at rest), derived from the
+    /// server secret so it needs no storage of its own.
+    pub fn subkey(&self, label: &[u8]) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key size");
+        mac.update(b"kfactor subkey\0");
+        mac.update(label);
+        mac.finalize().into_bytes().into()
+    }
+
     /// The token of row `id` at `version`.
     pub fn derive(&self, purpose: Purpose, id: Uuid, version: i32) -> String {
         let mut raw = Vec::with_capacity(48);

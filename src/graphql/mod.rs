@@ -19,6 +19,7 @@ pub mod projects;
 pub mod sharing;
 mod subscription;
 pub mod types;
+pub mod webhooks;
 
 /// The root query type.
 #[derive(MergedObject, Default)]
@@ -28,6 +29,7 @@ pub struct Query(
     invitations::InvitationQuery,
     projects::ProjectQuery,
     sharing::SharingQuery,
+    webhooks::WebhookQuery,
 );
 
 /// The root mutation type.
@@ -38,6 +40,7 @@ pub struct Mutation(
     invitations::InvitationMutation,
     projects::ProjectMutation,
     sharing::SharingMutation,
+    webhooks::WebhookMutation,
 );
 
 pub use subscription::Subscription;

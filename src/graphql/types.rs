@@ -124,6 +124,8 @@ pub enum ActivityType {
     SharedLinkVisited,
     PlanChanged,
     LimitReached,
+    /// A webhook endpoint was disabled (it answered 410 Gone or kept failing for 5 days).
+    WebhookDisabled,
 }
 
 impl From<DActivityType> for ActivityType {
@@ -141,6 +143,7 @@ impl From<DActivityType> for ActivityType {
             D::SharedLinkVisited => Self::SharedLinkVisited,
             D::PlanChanged => Self::PlanChanged,
             D::LimitReached => Self::LimitReached,
+            D::WebhookDisabled => Self::WebhookDisabled,
         }
     }
 }
@@ -528,6 +531,14 @@ impl Organization {
             |l| l.id,
             super::sharing::SharedLink::new,
         ))
+    }
+
+    /// Webhook endpoints of this organization (ADMIN and OWNER only).
+    async fn webhook_endpoints(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<super::webhooks::WebhookEndpoint>> {
+        super::webhooks::org_endpoints(ctx, self.org_id()).await
     }
 
     /// What happened here, newest first.

@@ -53,6 +53,11 @@ impl Tx {
         Ok(())
     }
 
+    /// Notes that webhook deliveries were queued, so the dispatcher is woken after commit.
+    pub fn queued_webhook(&mut self) {
+        self.webhooks = true;
+    }
+
     /// Notes that an email was queued, so the mailer is woken after commit.
     pub fn queued_email(&mut self) {
         self.emails = true;
@@ -151,6 +156,7 @@ pub async fn webhook(
         event_type: Set(event.event_type.to_string()),
         payload: Set(payload),
         created_at: Set(now),
+        dispatched_at: Set(None),
     }
     .insert(&tx.txn)
     .await?;

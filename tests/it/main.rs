@@ -14,3 +14,4 @@ mod referrals;
 mod schema;
 mod sharing;
 mod subscriptions;
+mod webhooks;

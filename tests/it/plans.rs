@@ -543,3 +543,49 @@ async fn idempotent_retries_return_the_first_result_and_consume_once() {
         first["data"]["createProject"]["project"]["id"]
     );
 }
+
+#[tokio::test]
+async fn webhook_endpoints_need_the_webhooks_feature() {
+    let app = spawn_with(|c| {
+        c.webhook_allow_http = true;
+        c.webhook_allow_private = true;
+    })
+    .await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let create = "mutation($o: ID) { createWebhookEndpoint(input: {organizationId: $o, url: \"http://127.0.0.1:9/hook\"}) {
+      endpoint { id } secret userErrors { code message upgrade { plan { key } } } } }";
+    let body = app
+        .gql(Some(&ana.token), create, json!({ "o": ana.org_id }))
+        .await;
+    let p = &body["data"]["createWebhookEndpoint"];
+    assert_eq!(user_error_codes(p), vec!["FEATURE_NOT_IN_PLAN"], "{body}");
+    assert_eq!(p["userErrors"][0]["upgrade"]["plan"]["key"], "pro");
+    change_plan(&app, &ana, "pro").await;
+    let body = app
+        .gql(Some(&ana.token), create, json!({ "o": ana.org_id }))
+        .await;
+    assert!(body["data"]["createWebhookEndpoint"]["secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
+    // A downgrade keeps the endpoint (it keeps delivering) but refuses new ones.
+    change_plan(&app, &ana, "free").await;
+    let list = app
+        .gql(
+            Some(&ana.token),
+            "query($o: ID!) { organization(id: $o) { webhookEndpoints { enabled } } }",
+            json!({ "o": ana.org_id }),
+        )
+        .await;
+    assert_eq!(
+        list["data"]["organization"]["webhookEndpoints"],
+        json!([{ "enabled": true }])
+    );
+    let body = app
+        .gql(Some(&ana.token), create, json!({ "o": ana.org_id }))
+        .await;
+    assert_eq!(
+        user_error_codes(&body["data"]["createWebhookEndpoint"]),
+        vec!["FEATURE_NOT_IN_PLAN"]
+    );
+}

@@ -1,6 +1,7 @@
 //! Test harness: every test gets its own database (a temp SQLite file, or a fresh PostgreSQL
 //! database when TEST_DATABASE_URL is set) and its own server on 127.0.0.1:0.
 #![allow(dead_code)]
+pub mod receiver;
 pub mod smtp;
 use std::{net::SocketAddr, sync::Arc};
 
@@ -17,7 +18,9 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub app: App,
     pub db_url: String,
-    _db: TestDb,
+    pub workers: kfactor::Workers,
+    server: tokio::task::JoinHandle<()>,
+    _db: Option<TestDb>,
 }
 
 enum TestDb {
@@ -92,14 +95,23 @@ pub async fn spawn() -> TestApp {
 
 /// Starts a server after `tweak` adjusted its configuration.
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let (db_url, guard) = fresh_database().await;
+    start(db_url, Some(guard), tweak).await
+}
+
+/// Starts another server on the database of an existing one (a restart, or a second
+/// instance); the first keeps ownership of the database.
+pub async fn spawn_on(db_url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    start(db_url.to_string(), None, tweak).await
+}
+
+async fn start(db_url: String, guard: Option<TestDb>, tweak: impl FnOnce(&mut Config)) -> TestApp {
     // TEST_LOG=debug shows the server's logs of a failing test.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()))
         .with_test_writer()
         .try_init();
-    let (db_url, guard) = fresh_database().await;
     let mut config = Config::for_database(&db_url);
-    let db_url_kept = db_url.clone();
     config.bind = "127.0.0.1:0".parse().unwrap();
     tweak(&mut config);
     let listener = tokio::net::TcpListener::bind(config.bind).await.unwrap();
@@ -109,9 +121,9 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let app = App::build(config, Arc::new(clock.clone()))
         .await
         .expect("build app");
-    app.spawn_workers().expect("start workers");
+    let workers = app.spawn_workers().expect("start workers");
     let served = app.clone();
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
         kfactor::serve(&served, listener, std::future::pending())
             .await
             .unwrap();
@@ -122,8 +134,25 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         http: reqwest::Client::new(),
         clock,
         app,
-        db_url: db_url_kept,
+        db_url,
+        workers,
+        server,
         _db: guard,
+    }
+}
+
+impl TestApp {
+    /// Stops the server and its workers where they stand, like `kill -9`.
+    pub fn kill(&self) {
+        self.workers.abort();
+        self.server.abort();
+    }
+
+    /// Moves the clock forward and wakes the webhook dispatcher (instead of waiting for its
+    /// next poll).
+    pub fn advance(&self, by: chrono::Duration) {
+        self.clock.advance(by);
+        self.app.svc.bus.wake_webhooks();
     }
 }
 
@@ -193,6 +222,26 @@ impl TestApp {
         .insert(&self.app.svc.db.write)
         .await
         .expect("insert membership");
+    }
+
+    /// Turns a plan feature on for an organization (a staff override written directly, so
+    /// no activity or webhook message is produced).
+    pub async fn enable_feature(&self, org_id: &str, feature: &str) {
+        use sea_orm::EntityTrait;
+        let org = kfactor::domain::ids::OrgId::parse(org_id).unwrap();
+        let _ = entity::entitlement_overrides::Entity::insert(
+            entity::entitlement_overrides::ActiveModel {
+                organization_id: Set(org.0),
+                feature: Set(feature.to_string()),
+                limit_value: Set(None),
+                unlimited: Set(false),
+                enabled: Set(Some(true)),
+                expires_at: Set(None),
+                created_at: Set(self.clock_now()),
+            },
+        )
+        .exec_without_returning(&self.app.svc.db.write)
+        .await;
     }
 
     pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {

@@ -1,0 +1,163 @@
+//! Webhook throughput and latency: enqueues events for 10 endpoints on a local receiver and
+//! measures end-to-end deliveries/s and event→delivery latency (commit → request received).
+//! Run through `bench/webhooks`.
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{http::HeaderMap, Router};
+use kfactor::{
+    clock::SystemClock,
+    config::Config,
+    domain::ids::OrgId,
+    outbox::{self, Tx, WebhookEvent},
+    App,
+};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+use serde_json::json;
+use uuid::Uuid;
+
+type Seen = Arc<Mutex<Vec<(String, Instant)>>>;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let db_url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "sqlite:///tmp/kfactor-webhook-bench.db?mode=rwc".into());
+    let events: usize = std::env::var("EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let endpoints: usize = 10;
+
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let app = Router::new().fallback(move |headers: HeaderMap| {
+        let s = s.clone();
+        async move {
+            let id = headers
+                .get("webhook-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            s.lock().unwrap().push((id, Instant::now()));
+            ""
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut config = Config::for_database(&db_url);
+    config.webhook_allow_http = true;
+    config.webhook_allow_private = true;
+    config.log = "warn".into();
+    let kf = App::build(config, Arc::new(SystemClock)).await?;
+    let svc = kf.svc.clone();
+    // One organization with 10 endpoints (rows written directly: the bench measures delivery).
+    let now = svc.now();
+    let org = OrgId::generate();
+    entity::organizations::ActiveModel {
+        id: Set(org.0),
+        name: Set("Bench".into()),
+        invite_policy: Set("any_member".into()),
+        plan_key: Set("free".into()),
+        billing_anchor: Set(now),
+        created_at: Set(now),
+    }
+    .insert(&svc.db.write)
+    .await?;
+    for i in 0..endpoints {
+        entity::webhook_endpoints::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            organization_id: Set(Some(org.0)),
+            url: Set(format!("http://{addr}/e{i}")),
+            description: Set(None),
+            event_types: Set(json!([])),
+            enabled: Set(true),
+            disabled_reason: Set(None),
+            failing_since: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&svc.db.write)
+        .await?;
+    }
+    let _workers = kf.spawn_workers()?;
+
+    let committed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let emit = |n: usize| {
+        let svc = svc.clone();
+        let committed = committed.clone();
+        async move {
+            let mut tx = Tx::begin(&svc.db).await.unwrap();
+            let mut ids = Vec::new();
+            for _ in 0..n {
+                let m = outbox::webhook(&mut tx, svc.now(), Some(org), WebhookEvent {
+                    event_type: "user.activated",
+                    data: json!({ "user_id": "usr_bench", "organization_id": org.to_string(), "source": "bench" }),
+                })
+                .await
+                .unwrap();
+                ids.push(outbox::message_id(m.id));
+            }
+            tx.commit(&svc.bus).await.unwrap();
+            let t = Instant::now();
+            let mut c = committed.lock().unwrap();
+            for id in ids {
+                c.insert(id, t);
+            }
+        }
+    };
+    let wait_for = |n: usize| {
+        let seen = seen.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while seen.lock().unwrap().len() < n {
+                assert!(Instant::now() < deadline, "timed out");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    let latencies = |from: usize| -> Vec<f64> {
+        let c = committed.lock().unwrap();
+        let mut l: Vec<f64> = seen.lock().unwrap()[from..]
+            .iter()
+            .filter_map(|(id, at)| {
+                c.get(id)
+                    .map(|t| at.saturating_duration_since(*t).as_secs_f64() * 1000.0)
+            })
+            .collect();
+        l.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        l
+    };
+    let pct = |l: &[f64], p: f64| l[((l.len() as f64 - 1.0) * p).round() as usize];
+
+    // 1. Backlog: every event at once (100 per transaction).
+    let start = Instant::now();
+    for _ in 0..events / 100 {
+        emit(100).await;
+    }
+    let total = events / 100 * 100 * endpoints;
+    wait_for(total).await;
+    let secs = start.elapsed().as_secs_f64();
+    let l = latencies(0);
+    println!("backlog: {events} events x {endpoints} endpoints = {total} deliveries in {secs:.2} s = {:.0} deliveries/s; latency p50 {:.1} ms p99 {:.1} ms", total as f64 / secs, pct(&l, 0.5), pct(&l, 0.99));
+
+    // 2. Steady, not backlogged: one event every 20 ms for 200 events.
+    let before = seen.lock().unwrap().len();
+    for _ in 0..200 {
+        emit(1).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for(before + 200 * endpoints).await;
+    let l = latencies(before);
+    println!(
+        "steady (50 events/s x {endpoints} endpoints): latency p50 {:.1} ms p99 {:.1} ms",
+        pct(&l, 0.5),
+        pct(&l, 0.99)
+    );
+    Ok(())
+}

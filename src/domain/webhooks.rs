@@ -1,0 +1,641 @@
+//! Webhook endpoints and their deliveries: who may manage which endpoint, what a valid
+//! endpoint is, secret rotation, test sends and redelivery. Sending lives in
+//! `crate::webhooks` (the dispatcher); this module only writes rows in one transaction.
+use std::net::IpAddr;
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use sea_orm::{
+    sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
+    Order, QueryFilter, QueryOrder, Select,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    ids::{OrgId, UserId, WebhookDeliveryId, WebhookEndpointId},
+    orgs::{self, Role},
+    page::{self, Page, PageRequest},
+    DomainError, DomainResult, Services,
+};
+use crate::{
+    outbox::Tx,
+    webhooks::{signing, ssrf},
+};
+use entity::{
+    users, webhook_attempts as attempts, webhook_deliveries as deliveries,
+    webhook_endpoints as endpoints, webhook_messages as messages, webhook_secrets as secrets,
+};
+
+/// Every event type a webhook can carry (the contract's list).
+pub const EVENT_TYPES: [&str; 8] = [
+    "invitation.sent",
+    "invitation.accepted",
+    "referral.signup",
+    "subscription.upgraded",
+    "subscription.downgraded",
+    "usage.limit_reached",
+    "user.activated",
+    "webhook.test",
+];
+/// Longest endpoint URL.
+pub const MAX_URL: usize = 2000;
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION: usize = 500;
+/// Most rotated secrets that keep signing beside the current one.
+pub const MAX_OLD_SECRETS: usize = 10;
+/// Longest grace period of a rotated secret.
+pub const MAX_GRACE_SECONDS: i64 = 30 * 24 * 3600;
+/// Default grace period of a rotated secret.
+pub const DEFAULT_GRACE_SECONDS: i64 = 24 * 3600;
+
+/// The state of a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// A 2xx answer was received.
+    Succeeded,
+    /// Retries are exhausted (or the endpoint is gone).
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> DeliveryStatus {
+        match s {
+            "succeeded" => DeliveryStatus::Succeeded,
+            "failed" => DeliveryStatus::Failed,
+            _ => DeliveryStatus::Pending,
+        }
+    }
+}
+
+/// Tenant-scoped query: the endpoints of one organization.
+pub fn endpoints_in_org(org: OrgId) -> Select<endpoints::Entity> {
+    endpoints::Entity::find().filter(endpoints::Column::OrganizationId.eq(org.0))
+}
+
+/// The platform endpoints (staff-managed, receiving every organization's events).
+pub fn platform_endpoints() -> Select<endpoints::Entity> {
+    endpoints::Entity::find().filter(endpoints::Column::OrganizationId.is_null())
+}
+
+/// Scoped query: the deliveries of one endpoint (callers checked access to it).
+pub fn deliveries_of(endpoint: WebhookEndpointId) -> Select<deliveries::Entity> {
+    deliveries::Entity::find().filter(deliveries::Column::EndpointId.eq(endpoint.0))
+}
+
+/// The event types an endpoint subscribes to (empty = all).
+pub fn event_types(e: &endpoints::Model) -> Vec<String> {
+    serde_json::from_value(e.event_types.clone()).unwrap_or_default()
+}
+
+/// Whether an endpoint wants messages of `event_type`.
+pub fn wants(e: &endpoints::Model, event_type: &str) -> bool {
+    match e.event_types.as_array() {
+        Some(types) if !types.is_empty() => types.iter().any(|t| t == event_type),
+        _ => true,
+    }
+}
+
+/// Validates an endpoint URL: http(s) with a host, https unless `KFACTOR_WEBHOOK_ALLOW_HTTP`,
+/// and (unless `KFACTOR_WEBHOOK_ALLOW_PRIVATE`) not a literal non-public address. Names are
+/// checked again on the resolved address at every connect.
+pub fn parse_url(svc: &Services, raw: &str, field: &[&str]) -> DomainResult<String> {
+    let raw = raw.trim();
+    let bad = |m: &str| Err(DomainError::invalid(field, m));
+    if raw.len() > MAX_URL {
+        return bad("A webhook URL can be at most 2000 characters long.");
+    }
+    let Ok(url) = reqwest::Url::parse(raw) else {
+        return bad("Enter a full URL like https://example.com/webhooks.");
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if svc.config.webhook_allow_http => {}
+        "http" => return bad("Webhook URLs must use https."),
+        _ => return bad("Enter a full URL like https://example.com/webhooks."),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return bad("Webhook URLs cannot contain a user name or password.");
+    }
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        return bad("Enter a full URL like https://example.com/webhooks.");
+    };
+    if !svc.config.webhook_allow_private {
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            if let Some(why) = ssrf::forbidden(ip) {
+                return bad(&format!("Webhook URLs cannot point to {why}."));
+            }
+        }
+    }
+    Ok(url.to_string())
+}
+
+/// Validates an event-type filter: known types, no duplicates (order kept).
+pub fn parse_event_types(raw: &[String], field: &[&str]) -> DomainResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        let t = t.trim();
+        if !EVENT_TYPES.contains(&t) {
+            let mut f: Vec<&str> = field.to_vec();
+            let idx = i.to_string();
+            f.push(&idx);
+            return Err(DomainError::invalid(
+                &f,
+                format!(
+                    "Unknown event type {t:?}. Known types: {}.",
+                    EVENT_TYPES.join(", ")
+                ),
+            ));
+        }
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn parse_description(raw: Option<&str>, field: &[&str]) -> DomainResult<Option<String>> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(d) if d.chars().count() > MAX_DESCRIPTION || d.chars().any(char::is_control) => {
+            Err(DomainError::invalid(
+                field,
+                format!("A description has at most {MAX_DESCRIPTION} characters."),
+            ))
+        }
+        Some(d) => Ok(Some(d.to_string())),
+    }
+}
+
+fn storage_key(svc: &Services) -> [u8; 32] {
+    svc.keys.subkey(b"webhook secrets")
+}
+
+/// The keys that sign a delivery now: the current one first, then each unexpired old one.
+pub async fn signing_keys(
+    svc: &Services,
+    db: &impl ConnectionTrait,
+    endpoint: Uuid,
+    now: DateTime<Utc>,
+) -> DomainResult<Vec<signing::SigningKey>> {
+    let rows = secrets::Entity::find()
+        .filter(secrets::Column::EndpointId.eq(endpoint))
+        .filter(
+            sea_orm::Condition::any()
+                .add(secrets::Column::ExpiresAt.is_null())
+                .add(secrets::Column::ExpiresAt.gt(now)),
+        )
+        .order_by(secrets::Column::Id, Order::Desc)
+        .all(db)
+        .await?;
+    let key = storage_key(svc);
+    let mut current = Vec::new();
+    let mut old = Vec::new();
+    for r in rows {
+        let k = signing::open(&key, r.id, &r.ciphertext)
+            .ok_or_else(|| anyhow::anyhow!("webhook secret {} is not decodable", r.id))?;
+        if r.expires_at.is_none() {
+            current.push(k);
+        } else {
+            old.push(k);
+        }
+    }
+    current.extend(old);
+    Ok(current)
+}
+
+async fn add_secret(
+    svc: &Services,
+    tx: &Tx,
+    endpoint: Uuid,
+    now: DateTime<Utc>,
+) -> DomainResult<String> {
+    let key = signing::SigningKey::generate();
+    let id = Uuid::now_v7();
+    secrets::ActiveModel {
+        id: Set(id),
+        endpoint_id: Set(endpoint),
+        ciphertext: Set(signing::seal(&storage_key(svc), id, &key)),
+        created_at: Set(now),
+        expires_at: Set(None),
+    }
+    .insert(&**tx)
+    .await?;
+    Ok(key.reveal())
+}
+
+/// The caller's right to manage an endpoint: an org endpoint needs ADMIN or OWNER there, a
+/// platform endpoint needs staff. Anyone else is told it does not exist.
+async fn manageable(
+    db: &impl ConnectionTrait,
+    caller: &users::Model,
+    id: WebhookEndpointId,
+) -> DomainResult<endpoints::Model> {
+    let not_found = DomainError::NotFound("Webhook endpoint");
+    let e = endpoints::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .ok_or(DomainError::NotFound("Webhook endpoint"))?;
+    match e.organization_id {
+        Some(org) => {
+            let access = match orgs::access(db, UserId(caller.id), OrgId(org)).await {
+                Ok(a) => a,
+                Err(DomainError::Forbidden | DomainError::NotFound(_)) => return Err(not_found),
+                Err(err) => return Err(err),
+            };
+            access.require(Role::Admin, "manage webhooks")?;
+        }
+        None if caller.is_staff => {}
+        None => return Err(not_found),
+    }
+    Ok(e)
+}
+
+/// An endpoint the caller may see (same rule as managing it).
+pub async fn get(
+    db: &impl ConnectionTrait,
+    caller: &users::Model,
+    id: WebhookEndpointId,
+) -> DomainResult<endpoints::Model> {
+    manageable(db, caller, id).await
+}
+
+/// The endpoints of an organization (ADMIN and OWNER).
+pub async fn list_for_org(
+    db: &impl ConnectionTrait,
+    caller: &users::Model,
+    org: OrgId,
+) -> DomainResult<Vec<endpoints::Model>> {
+    orgs::access(db, UserId(caller.id), org)
+        .await?
+        .require(Role::Admin, "see webhooks")?;
+    Ok(endpoints_in_org(org)
+        .order_by(endpoints::Column::Id, Order::Asc)
+        .all(db)
+        .await?)
+}
+
+/// The platform endpoints (staff).
+pub async fn list_platform(
+    db: &impl ConnectionTrait,
+    caller: &users::Model,
+) -> DomainResult<Vec<endpoints::Model>> {
+    if !caller.is_staff {
+        return Err(DomainError::PermissionDenied(
+            "Only staff can see platform webhooks.".into(),
+        ));
+    }
+    Ok(platform_endpoints()
+        .order_by(endpoints::Column::Id, Order::Asc)
+        .all(db)
+        .await?)
+}
+
+/// What a new endpoint should be.
+pub struct NewEndpoint<'a> {
+    /// The organization, or None for a platform endpoint (staff only).
+    pub org: Option<OrgId>,
+    /// Where to send.
+    pub url: &'a str,
+    /// Event types to receive; empty = all.
+    pub event_types: &'a [String],
+    /// A note for humans.
+    pub description: Option<&'a str>,
+}
+
+/// Creates an endpoint with a fresh secret; returns it with the secret's text form (shown
+/// this once).
+pub async fn create(
+    svc: &Services,
+    caller: &users::Model,
+    new: NewEndpoint<'_>,
+) -> DomainResult<(endpoints::Model, String)> {
+    let url = parse_url(svc, new.url, &["input", "url"])?;
+    let types = parse_event_types(new.event_types, &["input", "eventTypes"])?;
+    let description = parse_description(new.description, &["input", "description"])?;
+    let now = svc.now();
+    let tx = Tx::begin(&svc.db).await?;
+    match new.org {
+        Some(org) => {
+            let access = orgs::access(&*tx, UserId(caller.id), org).await?;
+            access.require(Role::Admin, "manage webhooks")?;
+            // Creating needs the plan feature; existing endpoints keep delivering after a
+            // downgrade.
+            super::entitlements::require(&*tx, svc, &access.org, "webhooks").await?;
+        }
+        None if caller.is_staff => {}
+        None => {
+            return Err(DomainError::PermissionDenied(
+                "Only staff can create platform webhooks.".into(),
+            ))
+        }
+    }
+    let e = endpoints::ActiveModel {
+        id: Set(WebhookEndpointId::generate().0),
+        organization_id: Set(new.org.map(|o| o.0)),
+        url: Set(url),
+        description: Set(description),
+        event_types: Set(json!(types)),
+        enabled: Set(true),
+        disabled_reason: Set(None),
+        failing_since: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&*tx)
+    .await?;
+    let secret = add_secret(svc, &tx, e.id, now).await?;
+    tx.commit(&svc.bus).await?;
+    Ok((e, secret))
+}
+
+/// Changes to an endpoint; None leaves a field as it is.
+#[derive(Default)]
+pub struct EndpointChanges<'a> {
+    /// New URL.
+    pub url: Option<&'a str>,
+    /// New filter.
+    pub event_types: Option<&'a [String]>,
+    /// Enable (clears `disabledReason`) or disable.
+    pub enabled: Option<bool>,
+    /// New description ("" clears it).
+    pub description: Option<&'a str>,
+}
+
+/// Updates an endpoint.
+pub async fn update(
+    svc: &Services,
+    caller: &users::Model,
+    id: WebhookEndpointId,
+    changes: EndpointChanges<'_>,
+) -> DomainResult<endpoints::Model> {
+    let url = changes
+        .url
+        .map(|u| parse_url(svc, u, &["url"]))
+        .transpose()?;
+    let types = changes
+        .event_types
+        .map(|t| parse_event_types(t, &["eventTypes"]))
+        .transpose()?;
+    let description = changes
+        .description
+        .map(|d| parse_description(Some(d), &["description"]))
+        .transpose()?;
+    let now = svc.now();
+    let mut tx = Tx::begin(&svc.db).await?;
+    let e = manageable(&*tx, caller, id).await?;
+    let mut am: endpoints::ActiveModel = e.clone().into();
+    if let Some(u) = url {
+        am.url = Set(u);
+    }
+    if let Some(t) = types {
+        am.event_types = Set(json!(t));
+    }
+    if let Some(d) = description {
+        am.description = Set(d);
+    }
+    match changes.enabled {
+        Some(true) if !e.enabled => {
+            am.enabled = Set(true);
+            am.disabled_reason = Set(None);
+            am.failing_since = Set(None);
+            // Deliveries that waited while it was disabled go out now.
+            tx.queued_webhook();
+        }
+        Some(false) if e.enabled => {
+            am.enabled = Set(false);
+            am.disabled_reason = Set(Some(format!("Disabled by {}.", caller.name)));
+        }
+        _ => {}
+    }
+    am.updated_at = Set(now);
+    let e = am.update(&*tx).await?;
+    tx.commit(&svc.bus).await?;
+    Ok(e)
+}
+
+/// Deletes an endpoint with its secrets, deliveries and attempts.
+pub async fn delete(
+    svc: &Services,
+    caller: &users::Model,
+    id: WebhookEndpointId,
+) -> DomainResult<WebhookEndpointId> {
+    let tx = Tx::begin(&svc.db).await?;
+    let e = manageable(&*tx, caller, id).await?;
+    endpoints::Entity::delete_by_id(e.id).exec(&*tx).await?;
+    tx.commit(&svc.bus).await?;
+    Ok(id)
+}
+
+/// Replaces the current secret. The old one keeps signing (a second signature) until
+/// `grace_seconds` from now; at most [`MAX_OLD_SECRETS`] old secrets are kept.
+pub async fn rotate_secret(
+    svc: &Services,
+    caller: &users::Model,
+    id: WebhookEndpointId,
+    grace_seconds: i64,
+) -> DomainResult<(endpoints::Model, String)> {
+    if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
+        return Err(DomainError::invalid(
+            &["expireOldAfterSeconds"],
+            format!("Keep the old secret for 0 to {MAX_GRACE_SECONDS} seconds."),
+        ));
+    }
+    let now = svc.now();
+    let tx = Tx::begin(&svc.db).await?;
+    let e = manageable(&*tx, caller, id).await?;
+    secrets::Entity::update_many()
+        .col_expr(
+            secrets::Column::ExpiresAt,
+            Expr::value(now + Duration::seconds(grace_seconds)),
+        )
+        .filter(secrets::Column::EndpointId.eq(e.id))
+        .filter(secrets::Column::ExpiresAt.is_null())
+        .exec(&*tx)
+        .await?;
+    // Expired secrets sign nothing any more; beyond the newest ten, old ones go too.
+    let old = secrets::Entity::find()
+        .filter(secrets::Column::EndpointId.eq(e.id))
+        .filter(secrets::Column::ExpiresAt.is_not_null())
+        .order_by(secrets::Column::Id, Order::Desc)
+        .all(&*tx)
+        .await?;
+    let drop: Vec<Uuid> = old
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| *i >= MAX_OLD_SECRETS || s.expires_at.is_some_and(|x| x <= now))
+        .map(|(_, s)| s.id)
+        .collect();
+    if !drop.is_empty() {
+        secrets::Entity::delete_many()
+            .filter(secrets::Column::Id.is_in(drop))
+            .exec(&*tx)
+            .await?;
+    }
+    let secret = add_secret(svc, &tx, e.id, now).await?;
+    tx.commit(&svc.bus).await?;
+    Ok((e, secret))
+}
+
+/// A delivery with its message.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The delivery row.
+    pub delivery: deliveries::Model,
+    /// The message it carries.
+    pub message: messages::Model,
+}
+
+/// Sends `webhook.test {endpoint_id}` to one endpoint (and no other).
+pub async fn send_test(
+    svc: &Services,
+    caller: &users::Model,
+    id: WebhookEndpointId,
+) -> DomainResult<Delivery> {
+    let now = svc.now();
+    let mut tx = Tx::begin(&svc.db).await?;
+    let e = manageable(&*tx, caller, id).await?;
+    if !e.enabled {
+        return Err(DomainError::invalid(
+            &["endpointId"],
+            "This endpoint is disabled. Enable it first.",
+        ));
+    }
+    let payload = json!({
+        "type": "webhook.test",
+        "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "data": { "endpoint_id": id.to_string() },
+    });
+    // Already dispatched: the fan-out must not send it to other endpoints.
+    let message = messages::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(e.organization_id),
+        event_type: Set("webhook.test".into()),
+        payload: Set(payload),
+        created_at: Set(now),
+        dispatched_at: Set(Some(now)),
+    }
+    .insert(&*tx)
+    .await?;
+    let delivery = new_delivery(e.id, message.id, now).insert(&*tx).await?;
+    tx.queued_webhook();
+    tx.commit(&svc.bus).await?;
+    Ok(Delivery { delivery, message })
+}
+
+/// A pending delivery of `message` to `endpoint`, due now.
+pub fn new_delivery(endpoint: Uuid, message: Uuid, now: DateTime<Utc>) -> deliveries::ActiveModel {
+    deliveries::ActiveModel {
+        id: Set(WebhookDeliveryId::generate().0),
+        endpoint_id: Set(endpoint),
+        message_id: Set(message),
+        status: Set(DeliveryStatus::Pending.as_str().into()),
+        attempts: Set(0),
+        next_attempt_at: Set(Some(now)),
+        locked_until: Set(None),
+        lease_id: Set(None),
+        manual: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+/// Sends a delivery again now, as a manual attempt with the same `webhook-id`. A failed
+/// manual attempt does not restart the retry schedule.
+pub async fn redeliver(
+    svc: &Services,
+    caller: &users::Model,
+    id: WebhookDeliveryId,
+) -> DomainResult<Delivery> {
+    let now = svc.now();
+    let mut tx = Tx::begin(&svc.db).await?;
+    let d = deliveries::Entity::find_by_id(id.0)
+        .one(&*tx)
+        .await?
+        .ok_or(DomainError::NotFound("Webhook delivery"))?;
+    let e = match manageable(&*tx, caller, WebhookEndpointId(d.endpoint_id)).await {
+        Err(DomainError::NotFound(_)) => return Err(DomainError::NotFound("Webhook delivery")),
+        other => other?,
+    };
+    if !e.enabled {
+        return Err(DomainError::invalid(
+            &["deliveryId"],
+            "This endpoint is disabled. Enable it first.",
+        ));
+    }
+    let mut am: deliveries::ActiveModel = d.into();
+    am.status = Set(DeliveryStatus::Pending.as_str().into());
+    am.next_attempt_at = Set(Some(now));
+    am.manual = Set(true);
+    am.updated_at = Set(now);
+    let delivery = am.update(&*tx).await?;
+    let message = messages::Entity::find_by_id(delivery.message_id)
+        .one(&*tx)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("message of delivery {} is gone", delivery.id))?;
+    tx.queued_webhook();
+    tx.commit(&svc.bus).await?;
+    Ok(Delivery { delivery, message })
+}
+
+/// One page of an endpoint's deliveries, newest first.
+pub async fn deliveries(
+    db: &impl ConnectionTrait,
+    endpoint: WebhookEndpointId,
+    status: Option<DeliveryStatus>,
+    req: PageRequest,
+) -> DomainResult<Page<Delivery>> {
+    let mut q = deliveries_of(endpoint);
+    if let Some(s) = status {
+        q = q.filter(deliveries::Column::Status.eq(s.as_str()));
+    }
+    let page = page::fetch(db, q, deliveries::Column::Id, Order::Desc, req).await?;
+    let ids: Vec<Uuid> = page.items.iter().map(|d| d.message_id).collect();
+    let msgs: std::collections::HashMap<Uuid, messages::Model> = messages::Entity::find()
+        .filter(messages::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    let mut items = Vec::with_capacity(page.items.len());
+    for d in page.items {
+        let message = msgs
+            .get(&d.message_id)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("message of delivery {} is gone", d.id))?;
+        items.push(Delivery {
+            delivery: d,
+            message,
+        });
+    }
+    Ok(Page {
+        items,
+        has_next: page.has_next,
+        total: page.total,
+    })
+}
+
+/// The attempts of a delivery, oldest first.
+pub async fn attempts_of(
+    db: &impl ConnectionTrait,
+    delivery: WebhookDeliveryId,
+) -> DomainResult<Vec<attempts::Model>> {
+    Ok(attempts::Entity::find()
+        .filter(attempts::Column::DeliveryId.eq(delivery.0))
+        .order_by(attempts::Column::Id, Order::Asc)
+        .all(db)
+        .await?)
+}

@@ -1,0 +1,673 @@
+//! The delivery engine.
+//!
+//! 1. **Fan-out**: outbox messages not yet dispatched are claimed (`FOR UPDATE SKIP LOCKED` on
+//!    PostgreSQL), turned into one delivery per matching enabled endpoint and marked
+//!    dispatched, in one transaction: every message fans out exactly once.
+//! 2. **Claim**: due deliveries are leased (`locked_until`, `lease_id`) in a short
+//!    transaction, again with SKIP LOCKED, so several instances never send the same attempt;
+//!    a lease that expires (its holder died) is claimed again.
+//! 3. **Send**: each claimed delivery is sent in its own task, bounded by a semaphore and by a
+//!    per-endpoint cap, so a slow or dead endpoint never delays the others.
+//! 4. **Finish**: the attempt is logged and the delivery moved on (succeeded, retry at the
+//!    next step of the schedule, or failed) under the sender's own lease.
+//!
+//! The dispatcher wakes when a transaction that wrote messages commits, and polls every
+//! second as a backup (other instances' messages, due retries).
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration as StdDuration, Instant},
+};
+
+use chrono::{DateTime, Duration, Utc};
+use rand::Rng;
+use sea_orm::{
+    sea_query::{Expr, LockBehavior, LockType, Query},
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore};
+use uuid::Uuid;
+
+use super::{signing, ssrf};
+use crate::{
+    domain::{
+        activity::ActivityType,
+        ids::{OrgId, WebhookEndpointId},
+        webhooks::{self as rules, DeliveryStatus},
+        Services,
+    },
+    outbox::{self, Actor, Event, Tx},
+};
+use entity::{
+    webhook_attempts as attempts, webhook_deliveries as deliveries, webhook_endpoints as endpoints,
+    webhook_messages as messages,
+};
+
+/// How long a dispatcher holds a claimed delivery: well beyond the request timeout.
+const LEASE_SECONDS: i64 = 60;
+/// Whole-request timeout of one attempt.
+pub const TIMEOUT: StdDuration = StdDuration::from_secs(15);
+/// How much of a response body the attempt log keeps.
+pub const MAX_RESPONSE_BODY: usize = 1024;
+/// An endpoint failing continuously for this long is disabled.
+pub const DISABLE_AFTER_DAYS: i64 = 5;
+/// Bounds of an honoured `Retry-After`.
+const RETRY_AFTER_MIN: i64 = 1;
+const RETRY_AFTER_MAX: i64 = 3600;
+/// Messages fanned out per transaction.
+const FAN_OUT_BATCH: u64 = 500;
+/// Deliveries claimed per transaction.
+const CLAIM_BATCH: usize = 200;
+
+/// One claimed delivery with everything needed to send it.
+struct Job {
+    delivery: deliveries::Model,
+    message: Arc<messages::Model>,
+    endpoint: Arc<endpoints::Model>,
+    keys: Arc<Vec<signing::SigningKey>>,
+    lease: Uuid,
+}
+
+/// What one HTTP attempt came to.
+#[derive(Debug, Default)]
+struct Outcome {
+    status: Option<u16>,
+    duration_ms: i32,
+    error: Option<String>,
+    body: Option<String>,
+    retry_after: Option<i64>,
+}
+
+impl Outcome {
+    fn success(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// The background sender of webhook deliveries.
+pub struct Dispatcher {
+    svc: Arc<Services>,
+    client: reqwest::Client,
+    permits: Arc<Semaphore>,
+    inflight: Mutex<HashMap<Uuid, usize>>,
+    per_endpoint: usize,
+    freed: Notify,
+}
+
+impl Dispatcher {
+    /// A dispatcher with an HTTP client that follows no redirects, times out after 15 s and
+    /// (unless private addresses are allowed) resolves names through the SSRF guard.
+    pub fn new(svc: Arc<Services>) -> anyhow::Result<Arc<Dispatcher>> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(StdDuration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would connect on our behalf and bypass the address check.
+            .no_proxy()
+            .user_agent(concat!("kfactor-webhooks/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(64);
+        if !svc.config.webhook_allow_private {
+            builder = builder.dns_resolver(ssrf::resolver());
+        }
+        let concurrency = svc.config.webhook_concurrency;
+        Ok(Arc::new(Dispatcher {
+            client: builder.build()?,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            inflight: Mutex::new(HashMap::new()),
+            per_endpoint: (concurrency / 4).max(1),
+            freed: Notify::new(),
+            svc,
+        }))
+    }
+
+    /// Runs forever: fans out and sends whenever woken, and at least every second.
+    pub async fn run(self: Arc<Self>) {
+        // Sends run in a set owned by this loop: when the dispatcher is stopped, its
+        // in-flight sends stop with it (their leases expire and another dispatcher resumes).
+        let mut sends = tokio::task::JoinSet::new();
+        let mut last_prune: Option<Instant> = None;
+        let mut last_gauge: Option<Instant> = None;
+        loop {
+            let mut busy = false;
+            match self.fan_out().await {
+                Ok(n) => busy |= n > 0,
+                Err(e) => tracing::error!(error = ?e, "webhook fan-out failed"),
+            }
+            while sends.try_join_next().is_some() {}
+            match self.claim_and_send(&mut sends).await {
+                Ok(n) => busy |= n > 0,
+                Err(e) => tracing::error!(error = ?e, "claiming webhook deliveries failed"),
+            }
+            if last_gauge.is_none_or(|t| t.elapsed() > StdDuration::from_secs(5)) {
+                last_gauge = Some(Instant::now());
+                if let Ok(n) = deliveries::Entity::find()
+                    .filter(deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+                    .count(&self.svc.db.read)
+                    .await
+                {
+                    metrics::gauge!("kfactor_webhook_queue_depth").set(n as f64);
+                }
+            }
+            if last_prune.is_none_or(|t| t.elapsed() > StdDuration::from_secs(3600)) {
+                last_prune = Some(Instant::now());
+                match prune(&self.svc).await {
+                    Ok(n) if n > 0 => tracing::info!(messages = n, "pruned old webhook messages"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = ?e, "pruning webhook messages failed"),
+                }
+            }
+            if busy {
+                continue;
+            }
+            tokio::select! {
+                _ = self.svc.bus.webhooks_woken() => {}
+                _ = self.freed.notified() => {}
+                _ = tokio::time::sleep(StdDuration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Turns undispatched messages into deliveries. Returns how many messages it handled.
+    pub async fn fan_out(&self) -> anyhow::Result<usize> {
+        let now = self.svc.now();
+        let tx = Tx::begin(&self.svc.db).await?;
+        let msgs = messages::Entity::find()
+            .filter(messages::Column::DispatchedAt.is_null())
+            .order_by(messages::Column::Id, Order::Asc)
+            .limit(FAN_OUT_BATCH)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .all(&*tx)
+            .await?;
+        if msgs.is_empty() {
+            return Ok(0);
+        }
+        let mut orgs: Vec<Uuid> = msgs.iter().filter_map(|m| m.organization_id).collect();
+        orgs.sort();
+        orgs.dedup();
+        let eps = endpoints::Entity::find()
+            .filter(endpoints::Column::Enabled.eq(true))
+            .filter(
+                Condition::any()
+                    .add(endpoints::Column::OrganizationId.is_null())
+                    .add(endpoints::Column::OrganizationId.is_in(orgs)),
+            )
+            .all(&*tx)
+            .await?;
+        let mut rows = Vec::new();
+        for m in &msgs {
+            for e in &eps {
+                let same_org =
+                    e.organization_id.is_none() || e.organization_id == m.organization_id;
+                if same_org && rules::wants(e, &m.event_type) {
+                    rows.push(rules::new_delivery(e.id, m.id, now));
+                }
+            }
+        }
+        let created = rows.len();
+        // 12 columns a row: stay far below SQLite's bound-parameter limit.
+        while !rows.is_empty() {
+            let rest = rows.split_off(rows.len().min(1000));
+            deliveries::Entity::insert_many(std::mem::replace(&mut rows, rest))
+                .exec(&*tx)
+                .await?;
+        }
+        messages::Entity::update_many()
+            .col_expr(messages::Column::DispatchedAt, Expr::value(Some(now)))
+            .filter(messages::Column::Id.is_in(msgs.iter().map(|m| m.id)))
+            .exec(&*tx)
+            .await?;
+        tx.commit(&self.svc.bus).await?;
+        metrics::counter!("kfactor_webhook_deliveries_created_total").increment(created as u64);
+        Ok(msgs.len())
+    }
+
+    /// Claims due deliveries up to the free capacity and starts sending them. Returns how
+    /// many it started.
+    pub async fn claim_and_send(
+        self: &Arc<Self>,
+        sends: &mut tokio::task::JoinSet<()>,
+    ) -> anyhow::Result<usize> {
+        let free = self.permits.available_permits().min(CLAIM_BATCH);
+        if free == 0 {
+            return Ok(0);
+        }
+        let saturated: Vec<Uuid> = {
+            let inflight = self.inflight.lock().expect("inflight lock");
+            inflight
+                .iter()
+                .filter(|(_, n)| **n >= self.per_endpoint)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let now = self.svc.now();
+        let tx = Tx::begin(&self.svc.db).await?;
+        let enabled = Query::select()
+            .column(endpoints::Column::Id)
+            .from(endpoints::Entity)
+            .and_where(endpoints::Column::Enabled.eq(true))
+            .to_owned();
+        let mut q = deliveries::Entity::find()
+            .filter(deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(deliveries::Column::NextAttemptAt.lte(now))
+            .filter(
+                Condition::any()
+                    .add(deliveries::Column::LockedUntil.is_null())
+                    .add(deliveries::Column::LockedUntil.lt(now)),
+            )
+            .filter(deliveries::Column::EndpointId.in_subquery(enabled));
+        if !saturated.is_empty() {
+            q = q.filter(deliveries::Column::EndpointId.is_not_in(saturated));
+        }
+        let due = q
+            .order_by(deliveries::Column::NextAttemptAt, Order::Asc)
+            .limit(free as u64)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .all(&*tx)
+            .await?;
+        // Respect the per-endpoint cap within this batch too.
+        let mut take = Vec::with_capacity(due.len());
+        {
+            let inflight = self.inflight.lock().expect("inflight lock");
+            let mut counts: HashMap<Uuid, usize> = HashMap::new();
+            for d in due {
+                let n = counts
+                    .entry(d.endpoint_id)
+                    .or_insert_with(|| inflight.get(&d.endpoint_id).copied().unwrap_or(0));
+                if *n < self.per_endpoint {
+                    *n += 1;
+                    take.push(d);
+                }
+            }
+        }
+        if take.is_empty() {
+            return Ok(0);
+        }
+        let lease = Uuid::now_v7();
+        deliveries::Entity::update_many()
+            .col_expr(
+                deliveries::Column::LockedUntil,
+                Expr::value(Some(now + Duration::seconds(LEASE_SECONDS))),
+            )
+            .col_expr(deliveries::Column::LeaseId, Expr::value(Some(lease)))
+            .filter(deliveries::Column::Id.is_in(take.iter().map(|d| d.id)))
+            .exec(&*tx)
+            .await?;
+        tx.commit(&self.svc.bus).await?;
+
+        let db = &self.svc.db.read;
+        let msgs: HashMap<Uuid, Arc<messages::Model>> = messages::Entity::find()
+            .filter(messages::Column::Id.is_in(take.iter().map(|d| d.message_id)))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| (m.id, Arc::new(m)))
+            .collect();
+        let eps: HashMap<Uuid, Arc<endpoints::Model>> = endpoints::Entity::find()
+            .filter(endpoints::Column::Id.is_in(take.iter().map(|d| d.endpoint_id)))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, Arc::new(e)))
+            .collect();
+        let mut keys: HashMap<Uuid, Arc<Vec<signing::SigningKey>>> = HashMap::new();
+        for id in eps.keys() {
+            let k = rules::signing_keys(&self.svc, db, *id, now).await?;
+            keys.insert(*id, Arc::new(k));
+        }
+        let started = take.len();
+        for d in take {
+            let (Some(message), Some(endpoint), Some(keys)) = (
+                msgs.get(&d.message_id).cloned(),
+                eps.get(&d.endpoint_id).cloned(),
+                keys.get(&d.endpoint_id).cloned(),
+            ) else {
+                // Deleted between claim and load: the cascade removed the delivery too.
+                continue;
+            };
+            let permit = self.permits.clone().acquire_owned().await?;
+            *self
+                .inflight
+                .lock()
+                .expect("inflight lock")
+                .entry(d.endpoint_id)
+                .or_insert(0) += 1;
+            let job = Job {
+                delivery: d,
+                message,
+                endpoint,
+                keys,
+                lease,
+            };
+            let this = self.clone();
+            sends.spawn(async move {
+                let endpoint_id = job.endpoint.id;
+                let outcome = this.attempt(&job).await;
+                if let Err(e) = this.finish(&job, outcome).await {
+                    tracing::error!(error = ?e, delivery_id = %job.delivery.id, "recording a webhook attempt failed");
+                }
+                {
+                    let mut inflight = this.inflight.lock().expect("inflight lock");
+                    if let Some(n) = inflight.get_mut(&endpoint_id) {
+                        *n -= 1;
+                        if *n == 0 {
+                            inflight.remove(&endpoint_id);
+                        }
+                    }
+                }
+                drop(permit);
+                this.freed.notify_one();
+            });
+        }
+        Ok(started)
+    }
+
+    /// Sends one attempt.
+    async fn attempt(&self, job: &Job) -> Outcome {
+        let started = Instant::now();
+        let mut out = Outcome::default();
+        let body = match serde_json::to_vec(&job.message.payload) {
+            Ok(b) => b,
+            Err(e) => {
+                out.error = Some(format!("cannot serialize the payload: {e}"));
+                return out;
+            }
+        };
+        if let Some(refused) = self.literal_refusal(&job.endpoint.url) {
+            out.error = Some(refused);
+            return out;
+        }
+        let msg_id = outbox::message_id(job.message.id);
+        let timestamp = self.svc.now().timestamp();
+        let signature = signing::signature_header(&job.keys, &msg_id, timestamp, &body);
+        let sent = self
+            .client
+            .post(&job.endpoint.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &msg_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(mut resp) => {
+                let status = resp.status().as_u16();
+                out.status = Some(status);
+                if status == 429 || status == 503 {
+                    out.retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<i64>().ok());
+                }
+                let mut buf = Vec::new();
+                while buf.len() < MAX_RESPONSE_BODY {
+                    match resp.chunk().await {
+                        Ok(Some(c)) => buf.extend_from_slice(&c),
+                        Ok(None) => break,
+                        Err(e) => {
+                            out.error = Some(format!("reading the response: {}", chain(&e)));
+                            break;
+                        }
+                    }
+                }
+                buf.truncate(MAX_RESPONSE_BODY);
+                out.body = (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned());
+                if out.error.is_none() && !out.success() {
+                    out.error = Some(format!("HTTP {status}"));
+                }
+            }
+            Err(e) => {
+                out.error = Some(if e.is_timeout() {
+                    format!("timed out after {} s", TIMEOUT.as_secs())
+                } else {
+                    chain(&e)
+                });
+            }
+        }
+        out.duration_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+        out
+    }
+
+    /// A URL whose host is a literal non-public address never reaches the resolver, so it
+    /// is checked here.
+    fn literal_refusal(&self, url: &str) -> Option<String> {
+        if self.svc.config.webhook_allow_private {
+            return None;
+        }
+        let url = reqwest::Url::parse(url).ok()?;
+        let host = url.host_str()?;
+        let ip: std::net::IpAddr = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?;
+        ssrf::forbidden(ip).map(|why| ssrf::refusal(&ip.to_string(), ip, why))
+    }
+
+    /// Logs the attempt and moves the delivery (and maybe the endpoint) on, under our lease.
+    async fn finish(&self, job: &Job, out: Outcome) -> anyhow::Result<()> {
+        let now = self.svc.now();
+        let d = &job.delivery;
+        let schedule = &self.svc.config.webhook_retry_schedule;
+        let attempts_made = if d.manual { d.attempts } else { d.attempts + 1 };
+        let gone = out.status == Some(410);
+        let exhausted = attempts_made as usize >= schedule.len();
+        let (status, next) = if out.success() {
+            (DeliveryStatus::Succeeded, None)
+        } else if gone || exhausted {
+            (DeliveryStatus::Failed, None)
+        } else {
+            let delay = match out.retry_after {
+                Some(s) => Duration::seconds(s.clamp(RETRY_AFTER_MIN, RETRY_AFTER_MAX)),
+                None => jitter(schedule[attempts_made as usize]),
+            };
+            (DeliveryStatus::Pending, Some(now + delay))
+        };
+
+        let mut tx = Tx::begin(&self.svc.db).await?;
+        attempts::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            delivery_id: Set(d.id),
+            at: Set(now),
+            response_status: Set(out.status.map(i32::from)),
+            duration_ms: Set(out.duration_ms),
+            error: Set(out.error.as_ref().map(|e| e.chars().take(1000).collect())),
+            response_body: Set(out.body.clone()),
+            manual: Set(d.manual),
+        }
+        .insert(&*tx)
+        .await?;
+        let moved = deliveries::Entity::update_many()
+            .col_expr(deliveries::Column::Status, Expr::value(status.as_str()))
+            .col_expr(deliveries::Column::Attempts, Expr::value(attempts_made))
+            .col_expr(deliveries::Column::NextAttemptAt, Expr::value(next))
+            .col_expr(
+                deliveries::Column::LockedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                deliveries::Column::LeaseId,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .col_expr(deliveries::Column::Manual, Expr::value(false))
+            .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
+            .filter(deliveries::Column::Id.eq(d.id))
+            .filter(deliveries::Column::LeaseId.eq(job.lease))
+            .exec(&*tx)
+            .await?
+            .rows_affected;
+        if moved == 0 {
+            // Our lease expired and someone else holds the delivery now: log the attempt
+            // (it happened) but leave the delivery to its new holder.
+            tracing::warn!(delivery_id = %d.id, "webhook lease lost before the attempt finished");
+            tx.commit(&self.svc.bus).await?;
+            return Ok(());
+        }
+
+        let endpoint_id = job.endpoint.id;
+        if out.success() {
+            endpoints::Entity::update_many()
+                .col_expr(
+                    endpoints::Column::FailingSince,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(endpoints::Column::Id.eq(endpoint_id))
+                .filter(endpoints::Column::FailingSince.is_not_null())
+                .exec(&*tx)
+                .await?;
+        } else if let Some(e) = endpoints::Entity::find_by_id(endpoint_id).one(&*tx).await? {
+            let reason = if gone {
+                Some("The endpoint answered 410 Gone.".to_string())
+            } else {
+                match e.failing_since {
+                    Some(since) if now - since >= Duration::days(DISABLE_AFTER_DAYS) => {
+                        Some(format!(
+                            "Every attempt failed for {DISABLE_AFTER_DAYS} days (since {}).",
+                            since.format("%Y-%m-%d %H:%M UTC")
+                        ))
+                    }
+                    _ => None,
+                }
+            };
+            let mut am: endpoints::ActiveModel = e.clone().into();
+            if e.failing_since.is_none() {
+                am.failing_since = Set(Some(now));
+            }
+            if let (Some(reason), true) = (&reason, e.enabled) {
+                am.enabled = Set(false);
+                am.disabled_reason = Set(Some(reason.clone()));
+                am.updated_at = Set(now);
+                disabled_event(&mut tx, now, &e, reason).await?;
+            }
+            am.update(&*tx).await?;
+        }
+        tx.commit(&self.svc.bus).await?;
+
+        let outcome = match status {
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Pending => "retry",
+        };
+        metrics::counter!("kfactor_webhook_attempts_total", "outcome" => outcome).increment(1);
+        metrics::histogram!("kfactor_webhook_attempt_duration_seconds")
+            .record(out.duration_ms as f64 / 1000.0);
+        if status == DeliveryStatus::Succeeded {
+            let latency = (now - job.message.created_at)
+                .num_microseconds()
+                .unwrap_or(0);
+            metrics::histogram!("kfactor_webhook_delivery_latency_seconds")
+                .record(latency as f64 / 1e6);
+        }
+        if status != DeliveryStatus::Pending {
+            metrics::counter!("kfactor_webhook_deliveries_total", "status" => outcome).increment(1);
+        }
+        if !out.success() {
+            tracing::info!(
+                delivery_id = %d.id,
+                endpoint_id = %WebhookEndpointId(endpoint_id),
+                status = ?out.status,
+                error = out.error.as_deref().unwrap_or(""),
+                next_attempt_at = ?next,
+                "webhook attempt failed"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Records the WEBHOOK_DISABLED activity of an org endpoint (platform endpoints have no feed;
+/// they are logged).
+async fn disabled_event(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    e: &endpoints::Model,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let id = WebhookEndpointId(e.id);
+    tracing::warn!(endpoint_id = %id, url = %e.url, reason, "webhook endpoint disabled");
+    metrics::counter!("kfactor_webhook_endpoints_disabled_total").increment(1);
+    if let Some(org) = e.organization_id {
+        outbox::record(
+            tx,
+            now,
+            Event {
+                org: OrgId(org),
+                kind: ActivityType::WebhookDisabled,
+                actor: Actor::default(),
+                resource: None,
+                summary: format!("Webhooks to {} were disabled: {reason}", e.url),
+                data: json!({ "endpointId": id.to_string(), "url": e.url, "reason": reason }),
+                webhook: None,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A schedule step with ±20% jitter, so retries of many deliveries do not arrive in step.
+fn jitter(step: StdDuration) -> Duration {
+    let ms = step.as_millis() as f64;
+    if ms == 0.0 {
+        return Duration::zero();
+    }
+    let factor = rand::rng().random_range(0.8..=1.2);
+    Duration::milliseconds((ms * factor) as i64)
+}
+
+/// An error and its causes, "outer: inner: root".
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Deletes messages older than the retention whose deliveries are all finished; their
+/// deliveries and attempts go with them. Returns how many messages were deleted.
+pub async fn prune(svc: &Services) -> anyhow::Result<u64> {
+    let cutoff = svc.now() - Duration::days(svc.config.webhook_retention_days);
+    let pending = Query::select()
+        .column(deliveries::Column::MessageId)
+        .from(deliveries::Entity)
+        .and_where(deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .to_owned();
+    let r = messages::Entity::delete_many()
+        .filter(messages::Column::CreatedAt.lt(cutoff))
+        .filter(messages::Column::DispatchedAt.is_not_null())
+        .filter(messages::Column::Id.not_in_subquery(pending))
+        .exec(&svc.db.write)
+        .await?;
+    Ok(r.rows_affected)
+}
+
+/// Starts the dispatcher in the background.
+pub fn spawn(svc: Arc<Services>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let d = Dispatcher::new(svc)?;
+    Ok(tokio::spawn(d.run()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        for _ in 0..200 {
+            let j = jitter(StdDuration::from_secs(100)).num_milliseconds();
+            assert!((80_000..=120_000).contains(&j), "{j}");
+        }
+        assert_eq!(jitter(StdDuration::ZERO), Duration::zero());
+    }
+}
