@@ -198,8 +198,9 @@ pub async fn create(
         if counts_as_new_pending {
             // A new pending invitation takes a member seat and one of the month's sends.
             let consumed = async {
-                entitlements::consume(&mut tx, svc, &access.org, "members", 1).await?;
-                entitlements::consume(&mut tx, svc, &access.org, "invitations_per_month", 1).await
+                entitlements::consume(&mut tx, svc, &access.org, "invitations_per_month", 1)
+                    .await?;
+                entitlements::consume(&mut tx, svc, &access.org, "members", 1).await
             }
             .await;
             if let Err(e) = consumed {

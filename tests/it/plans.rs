@@ -278,7 +278,7 @@ async fn monthly_invitations_roll_over_lazily_from_a_jan_31_anchor() {
     assert_eq!(e["kind"], "PERIODIC_LIMIT");
     assert_eq!(e["resetsAt"], "2027-02-28T09:00:00+00:00");
 
-    let invite = "mutation($o: ID!, $e: [String!]!) { createInvitations(input: {organizationId: $o, emails: $e}) { invitations { id } userErrors { code } } }";
+    let invite = "mutation($o: ID!, $e: [String!]!) { createInvitations(input: {organizationId: $o, emails: $e}) { invitations { id } userErrors { code message } } }";
     // 20 invitations this period (members limit lifted by Pro, which allows 500 a month;
     // revoke each so members do not run out).
     change_plan(&app, &ana, "pro").await;
@@ -303,6 +303,20 @@ async fn monthly_invitations_roll_over_lazily_from_a_jan_31_anchor() {
         (e["used"].clone(), e["limit"].clone(), e["status"].clone()),
         (json!(20), json!(20), json!("REACHED")),
         "a downgrade keeps the period's usage"
+    );
+    // On Free the 21st invitation of the period is refused, with the plan that lifts it.
+    let body = app
+        .gql(
+            Some(&ana.token),
+            invite,
+            json!({ "o": ana.org_id, "e": ["late@x.io"] }),
+        )
+        .await;
+    let p = &body["data"]["createInvitations"];
+    assert_eq!(user_error_codes(p), vec!["LIMIT_REACHED"], "{body}");
+    assert_eq!(
+        p["userErrors"][0]["message"],
+        "You've used 20 of 20 invitations this month on Free — upgrade to Pro for 500 invitations this month."
     );
 
     // Feb 28 09:00 starts the next period (Jan 31 clamped): nothing was reset, it is a new row.
