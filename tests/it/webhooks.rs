@@ -728,3 +728,138 @@ async fn other_tenants_and_members_cannot_see_or_touch_endpoints() {
     assert_eq!(eps[0]["url"], rx.url("/"));
     assert_eq!(rx.received().len(), 1);
 }
+
+/// A server process that the test can kill with SIGKILL.
+struct Process {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Process {
+    fn start(db_url: &str) -> Process {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_kfactor"))
+            .arg("serve")
+            .env("KFACTOR_DATABASE_URL", db_url)
+            .env("KFACTOR_BIND", format!("127.0.0.1:{port}"))
+            .env("KFACTOR_LOG", "warn")
+            .env("KFACTOR_WEBHOOK_ALLOW_HTTP", "true")
+            .env("KFACTOR_WEBHOOK_ALLOW_PRIVATE", "true")
+            .env("KFACTOR_WEBHOOK_RETRY_SCHEDULE", "0,1,1,1")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start kfactor");
+        Process {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn ready(&self, http: &reqwest::Client) {
+        for _ in 0..300 {
+            if http
+                .get(format!("{}/healthz", self.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            tokio::time::sleep(StdDuration::from_millis(50)).await;
+        }
+        panic!("kfactor did not become ready");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_pending_and_in_flight_deliveries_loses_nothing() {
+    // The test app creates the database and the endpoint, then steps aside: the deliveries
+    // are sent by a separate `kfactor serve` process that is killed with SIGKILL.
+    let app = wh_app(|_| {}).await;
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::Hang);
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let (id, secret) =
+        create_endpoint(&app, &ana.token, Some(&ana.org_id), &rx.url("/"), &[]).await;
+    app.kill();
+
+    let first = Process::start(&app.db_url);
+    first.ready(&app.http).await;
+    let test = "mutation($e: ID!) { sendTestWebhook(endpointId: $e) { delivery { id } userErrors { code } } }";
+    for _ in 0..3 {
+        let resp: Value = app
+            .http
+            .post(format!("{}/graphql", first.url))
+            .bearer_auth(&ana.token)
+            .json(&json!({ "query": test, "variables": { "e": id } }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp["data"]["sendTestWebhook"]["userErrors"],
+            json!([]),
+            "{resp}"
+        );
+    }
+    rx.wait_for(3).await; // three requests in flight
+    drop(first); // SIGKILL
+                 // A message committed after the crash, not yet fanned out.
+    emit(&app, &ana.org_id, "user.activated").await;
+    rx.set_default(Reply::Status(200));
+
+    // The dead process's leases (60 s) expire and the new process delivers everything.
+    let second = Process::start(&app.db_url);
+    second.ready(&app.http).await;
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(120);
+    loop {
+        let body: Value = app
+            .http
+            .post(format!("{}/graphql", second.url))
+            .bearer_auth(&ana.token)
+            .json(&json!({ "query": ENDPOINTS, "variables": { "o": ana.org_id } }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let nodes = body["data"]["organization"]["webhookEndpoints"][0]["deliveries"]["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if nodes.len() == 4 && nodes.iter().all(|d| d["status"] == "SUCCEEDED") {
+            let delivered: HashSet<String> = rx
+                .received()
+                .into_iter()
+                .skip(3)
+                .inspect(|r| assert!(verify(&secret, r)))
+                .map(|r| r.header("webhook-id").to_string())
+                .collect();
+            let want: HashSet<String> = nodes
+                .iter()
+                .map(|d| d["messageId"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(delivered, want, "every message delivered after kill -9");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered after the restart: {nodes:?}"
+        );
+        tokio::time::sleep(StdDuration::from_millis(250)).await;
+    }
+}
