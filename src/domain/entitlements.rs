@@ -129,10 +129,6 @@ fn lifts(enabled: bool, limit: Option<i64>, used: i64, kind: FeatureKind) -> boo
     }
 }
 
-fn plural_label(label: &str) -> &str {
-    label
-}
-
 /// The cheapest plan above the current one that lifts the feature for this usage.
 fn upgrade(
     svc: &Services,
@@ -153,7 +149,6 @@ fn upgrade(
             lifts(e, l, used, kind) && (kind == FeatureKind::Boolean || l.is_none() || l > limit)
         })?;
     let (_, target_limit) = plan_grant(target, feature);
-    let label = plural_label(label);
     let lifted = match (kind, target_limit) {
         (FeatureKind::Boolean, _) => format!("to get {label}"),
         (_, None) => format!("for unlimited {label}"),
