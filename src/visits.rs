@@ -6,13 +6,16 @@
 //! one transaction, and only then acknowledges each request. While one batch commits the next
 //! one queues up, so batches grow with load, and a request is acknowledged only after its
 //! visit is durable (an acknowledged visit survives kill -9).
-use std::{collections::BTreeMap, time::Instant};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Instant,
+};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::{Expr, ExprTrait, Func, OnConflict},
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
 };
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -50,7 +53,16 @@ pub struct Visit {
     pub at: DateTime<Utc>,
 }
 
-type Ack = oneshot::Sender<Result<(), String>>;
+/// Why a visit was not recorded.
+#[derive(Clone, Debug)]
+enum Refused {
+    /// The link was deleted (with its project) after it was resolved.
+    Gone,
+    /// The batch failed to commit.
+    Failed(String),
+}
+
+type Ack = oneshot::Sender<Result<(), Refused>>;
 
 /// Handle to the visit writer.
 #[derive(Clone, Debug)]
@@ -75,7 +87,8 @@ impl VisitRecorder {
             .map_err(|_| DomainError::Internal(anyhow::anyhow!("visit writer stopped")))?;
         match done.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(DomainError::Internal(anyhow::anyhow!(
+            Ok(Err(Refused::Gone)) => Err(DomainError::NotFound("Shared link")),
+            Ok(Err(Refused::Failed(e))) => Err(DomainError::Internal(anyhow::anyhow!(
                 "recording visits failed: {e}"
             ))),
             Err(_) => Err(DomainError::Internal(anyhow::anyhow!(
@@ -105,18 +118,23 @@ async fn writer(db: Db, bus: Bus, mut rx: mpsc::Receiver<(Visit, Ack)>) {
         let result = commit(&db, &visits).await;
         metrics::histogram!("kfactor_visit_batch_size").record(visits.len() as f64);
         metrics::histogram!("kfactor_visit_batch_seconds").record(started.elapsed().as_secs_f64());
-        let outcome = match result {
-            Ok(events) => {
+        match result {
+            Ok((events, gone)) => {
                 bus.publish(events);
-                Ok(())
+                for (visit, ack) in visits.iter().zip(acks) {
+                    let _ = ack.send(if gone.contains(&visit.link) {
+                        Err(Refused::Gone)
+                    } else {
+                        Ok(())
+                    });
+                }
             }
             Err(e) => {
                 tracing::error!(error = ?e, visits = visits.len(), "committing a visit batch failed");
-                Err(e.to_string())
+                for ack in acks {
+                    let _ = ack.send(Err(Refused::Failed(e.to_string())));
+                }
             }
-        };
-        for ack in acks {
-            let _ = ack.send(outcome.clone());
         }
     }
 }
@@ -127,8 +145,28 @@ async fn writer(db: Db, bus: Bus, mut rx: mpsc::Receiver<(Visit, Ack)>) {
 async fn commit(
     db: &Db,
     visits: &[Visit],
-) -> Result<Vec<crate::pubsub::ActivityMessage>, sea_orm::DbErr> {
+) -> Result<(Vec<crate::pubsub::ActivityMessage>, BTreeSet<Uuid>), sea_orm::DbErr> {
     let txn = db.write.begin().await?;
+    // A link deleted (with its project) after it was resolved must not fail everyone else's
+    // visits on its foreign key: its visits are answered NOT_FOUND instead.
+    let wanted: BTreeSet<Uuid> = visits.iter().map(|v| v.link).collect();
+    let present: BTreeSet<Uuid> = shared_links::Entity::find()
+        .select_only()
+        .column(shared_links::Column::Id)
+        .filter(shared_links::Column::Id.is_in(wanted.iter().copied()))
+        .into_tuple::<Uuid>()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .collect();
+    let gone: BTreeSet<Uuid> = wanted.difference(&present).copied().collect();
+    let visits: Vec<&Visit> = visits
+        .iter()
+        .filter(|v| present.contains(&v.link))
+        .collect();
+    if visits.is_empty() {
+        return Ok((Vec::new(), gone));
+    }
     link_visits::Entity::insert_many(visits.iter().map(|v| link_visits::ActiveModel {
         id: Set(Uuid::now_v7()),
         shared_link_id: Set(v.link),
@@ -141,7 +179,7 @@ async fn commit(
     .await?;
 
     let mut by_link: BTreeMap<Uuid, Vec<&Visit>> = BTreeMap::new();
-    for v in visits {
+    for v in visits.iter().copied() {
         by_link.entry(v.link).or_default().push(v);
     }
     let mut events = Vec::new();
@@ -220,5 +258,5 @@ async fn commit(
         }
     }
     txn.commit().await?;
-    Ok(events)
+    Ok((events, gone))
 }

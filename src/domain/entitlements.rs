@@ -357,11 +357,27 @@ pub async fn consume(
     feature: &str,
     n: i64,
 ) -> DomainResult<()> {
-    let Some(e) = check(&**tx, svc, org, feature).await? else {
-        return Ok(());
+    match ensure_room(&**tx, svc, org, feature, n).await? {
+        Some(e) => record(tx, svc, org, e, n).await,
+        None => Ok(()),
+    }
+}
+
+/// Checks that `n` more of a feature fit, writing nothing: LIMIT_REACHED or
+/// FEATURE_NOT_IN_PLAN (with an upgrade prompt) otherwise. Call it for every feature an
+/// action needs before consuming any, so a refusal never leaves a partial consumption.
+pub async fn ensure_room(
+    db: &impl ConnectionTrait,
+    svc: &Services,
+    org: &organizations::Model,
+    feature: &str,
+    n: i64,
+) -> DomainResult<Option<Entitlement>> {
+    let Some(e) = check(db, svc, org, feature).await? else {
+        return Ok(None);
     };
     if !e.enabled {
-        return require(&**tx, svc, org, feature).await;
+        require(db, svc, org, feature).await?;
     }
     let plan = plan_of(&svc.plans, org);
     if let Some(limit) = e.limit {
@@ -384,6 +400,18 @@ pub async fn consume(
             });
         }
     }
+    Ok(Some(e))
+}
+
+/// Records `n` more of a feature whose room was checked, and announces thresholds.
+async fn record(
+    tx: &mut Tx,
+    svc: &Services,
+    org: &organizations::Model,
+    e: Entitlement,
+    n: i64,
+) -> DomainResult<()> {
+    let feature = e.feature.as_str();
     let now = svc.now();
     let (start, _) = period(org.billing_anchor, now);
     let record_at = match e.kind {

@@ -13,8 +13,6 @@ use entity::idempotency_keys;
 
 /// How long a response is remembered.
 const TTL_HOURS: i64 = 24;
-/// A claim older than this without a response was abandoned (the process died).
-const ABANDONED_MINUTES: i64 = 5;
 
 /// What to do with a request carrying a key.
 #[derive(Debug, PartialEq, Eq)]
@@ -50,24 +48,30 @@ pub async fn begin(svc: &Services, scope: &str, key: &str, hash: &str) -> Domain
     let now = svc.now();
     let db = &svc.db.write;
     for _ in 0..2 {
-        if let Some(row) =
-            idempotency_keys::Entity::find_by_id((scope.to_string(), key.to_string()))
-                .one(db)
-                .await?
-        {
-            let expired = row.created_at + Duration::hours(TTL_HOURS) <= now;
-            let abandoned = row.response.is_none()
-                && row.created_at + Duration::minutes(ABANDONED_MINUTES) <= now;
-            if !(expired || abandoned) {
+        let existing = idempotency_keys::Entity::find_by_id((scope.to_string(), key.to_string()))
+            .one(db)
+            .await?;
+        if let Some(row) = existing {
+            // A claim without a response is never run again while it is remembered: the first
+            // request may have committed before its process died.
+            if row.created_at + Duration::hours(TTL_HOURS) > now {
                 return Ok(if row.request_hash != hash {
                     Begin::Mismatch
                 } else {
                     row.response.map_or(Begin::InProgress, Begin::Replay)
                 });
             }
-            idempotency_keys::Entity::delete_by_id((scope.to_string(), key.to_string()))
+            // Expired: reclaim exactly the row that was read (a concurrent reclaimer that got
+            // there first leaves nothing to delete, and this one looks again).
+            let reclaimed = idempotency_keys::Entity::delete_many()
+                .filter(idempotency_keys::Column::Scope.eq(scope))
+                .filter(idempotency_keys::Column::Key.eq(key))
+                .filter(idempotency_keys::Column::CreatedAt.eq(row.created_at))
                 .exec(db)
                 .await?;
+            if reclaimed.rows_affected == 0 {
+                continue;
+            }
         }
         let claimed = idempotency_keys::Entity::insert(idempotency_keys::ActiveModel {
             scope: Set(scope.into()),

@@ -339,9 +339,9 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
         }
     };
     let user = set_active_org(&*tx, user, Some(OrgId(org.id))).await?;
-    if let (Via::Share(_), Some(visitor)) = (&via, non_empty(&input.visitor_id)) {
+    if let (Via::Share(link), Some(visitor)) = (&via, non_empty(&input.visitor_id)) {
         // The guest's earlier comments become theirs.
-        sharing::claim_guest_comments(&tx, visitor, &user).await?;
+        sharing::claim_guest_comments(&tx, link, visitor, &user).await?;
     }
     credit_viral_signup(&mut tx, now, &via, &user).await?;
     let token = create_session(&*tx, svc, user.id).await?;

@@ -197,7 +197,11 @@ pub async fn create(
         }
         if counts_as_new_pending {
             // A new pending invitation takes a member seat and one of the month's sends.
+            // Both must fit before either is recorded.
             let consumed = async {
+                entitlements::ensure_room(&*tx, svc, &access.org, "invitations_per_month", 1)
+                    .await?;
+                entitlements::ensure_room(&*tx, svc, &access.org, "members", 1).await?;
                 entitlements::consume(&mut tx, svc, &access.org, "invitations_per_month", 1)
                     .await?;
                 entitlements::consume(&mut tx, svc, &access.org, "members", 1).await
@@ -613,6 +617,7 @@ pub(crate) async fn accept_in_tx(
         .col_expr(invitations::Column::AcceptedByUserId, Expr::value(user.id))
         .filter(invitations::Column::Id.eq(inv.id))
         .filter(invitations::Column::Status.eq("pending"))
+        .filter(invitations::Column::TokenVersion.eq(inv.token_version))
         .filter(invitations::Column::ExpiresAt.gt(now))
         .exec(&**tx)
         .await?;
@@ -622,6 +627,10 @@ pub(crate) async fn accept_in_tx(
             .await?
             .ok_or(DomainError::NotFound("Invitation"))?;
         usable(&fresh, now)?;
+        if fresh.token_version != inv.token_version {
+            // Re-sent meanwhile: the link used is no longer the current one.
+            return Err(DomainError::NotFound("Invitation"));
+        }
         return Err(DomainError::InvitationAlreadyAccepted);
     }
     let org = organizations::Entity::find_by_id(inv.organization_id)

@@ -7,6 +7,18 @@ use serde::Deserialize;
 /// The catalog compiled into the binary.
 pub const DEFAULT_CATALOG: &str = include_str!("../../plans.toml");
 
+/// Features the code asks for, with their kinds: a catalog must define them (others are free
+/// to add).
+pub const REQUIRED_FEATURES: &[(&str, FeatureKind)] = &[
+    ("projects", FeatureKind::Limit),
+    ("members", FeatureKind::Limit),
+    ("active_shared_links", FeatureKind::Limit),
+    ("invitations_per_month", FeatureKind::PeriodicLimit),
+    ("guest_comments", FeatureKind::Boolean),
+    ("edit_links", FeatureKind::Boolean),
+    ("webhooks", FeatureKind::Boolean),
+];
+
 /// How a feature is measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -123,6 +135,13 @@ impl Catalog {
                         p.key
                     ));
                 }
+            }
+        }
+        for (name, kind) in REQUIRED_FEATURES {
+            match c.features.get(*name) {
+                Some(f) if f.kind == *kind => {}
+                Some(_) => return Err(format!("feature {name:?} must be of kind {kind:?}")),
+                None => return Err(format!("feature {name:?} is missing: kfactor enforces it")),
             }
         }
         for (name, f) in &c.features {

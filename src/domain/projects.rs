@@ -2,7 +2,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    Order, QueryFilter, Select,
+    Order, PaginatorTrait, QueryFilter, Select,
 };
 use serde_json::json;
 
@@ -388,7 +388,14 @@ pub async fn merge_organization(
     }
     let me = UserId(caller.id);
     let tx = Tx::begin(&svc.db).await?;
-    let src = orgs::access_locked(&tx, me, source).await?;
+    // Lock both organizations in id order, so two opposite merges cannot deadlock.
+    let (src, dst) = if source < target {
+        let s = orgs::access_locked(&tx, me, source).await?;
+        (s, orgs::access_locked(&tx, me, target).await?)
+    } else {
+        let d = orgs::access_locked(&tx, me, target).await?;
+        (orgs::access_locked(&tx, me, source).await?, d)
+    };
     src.require(Role::Owner, "merge this organization")?;
     let members = orgs::members_in_org(source).all(&*tx).await?;
     if members.len() != 1 {
@@ -396,7 +403,21 @@ pub async fn merge_organization(
             "Only a workspace whose only member is you can be merged; remove the other members first.".into(),
         ));
     }
-    let dst = orgs::access_locked(&tx, me, target).await?;
+    // The moved projects and active links count against the target's plan.
+    let now = svc.now();
+    let moving = in_org(source).count(&*tx).await? as i64;
+    let moving_links = super::sharing::in_org(source)
+        .filter(entity::shared_links::Column::RevokedAt.is_null())
+        .filter(
+            sea_orm::Condition::any()
+                .add(entity::shared_links::Column::ExpiresAt.is_null())
+                .add(entity::shared_links::Column::ExpiresAt.gt(now)),
+        )
+        .count(&*tx)
+        .await? as i64;
+    super::entitlements::ensure_room(&*tx, svc, &dst.org, "projects", moving).await?;
+    super::entitlements::ensure_room(&*tx, svc, &dst.org, "active_shared_links", moving_links)
+        .await?;
     let moved = projects::Entity::update_many()
         .col_expr(projects::Column::OrganizationId, Expr::value(target.0))
         .filter(projects::Column::OrganizationId.eq(source.0))

@@ -525,10 +525,11 @@ pub async fn guest_edit(
     Ok((p, opened))
 }
 
-/// Gives a new user the guest comments they wrote with `visitor_id`, in the signup's
-/// transaction.
+/// Gives a new user the guest comments they wrote with `visitor_id` in the shared link's
+/// organization, in the signup's transaction.
 pub(crate) async fn claim_guest_comments(
     tx: &Tx,
+    link: &shared_links::Model,
     visitor_id: &str,
     user: &users::Model,
 ) -> DomainResult<u64> {
@@ -538,6 +539,9 @@ pub(crate) async fn claim_guest_comments(
             comments::Column::GuestName,
             Expr::value(Option::<String>::None),
         )
+        // Only comments made in the shared link's organization: a visitor id is client
+        // supplied, so it must not reach other tenants' comments.
+        .filter(comments::Column::OrganizationId.eq(link.organization_id))
         .filter(comments::Column::VisitorId.eq(visitor_id))
         .filter(comments::Column::AuthorUserId.is_null())
         .exec(&**tx)

@@ -240,6 +240,21 @@ fn idempotent_mutation(request: &Request) -> bool {
     })
 }
 
+/// Whether a response carries `code`, top-level or in a payload's `userErrors`.
+fn has_code(value: &serde_json::Value, code: &str) -> bool {
+    let top = value["errors"]
+        .as_array()
+        .is_some_and(|errs| errs.iter().any(|e| e["extensions"]["code"] == code));
+    let payloads = value["data"].as_object().is_some_and(|fields| {
+        fields.values().any(|p| {
+            p["userErrors"]
+                .as_array()
+                .is_some_and(|errs| errs.iter().any(|e| e["code"] == code))
+        })
+    });
+    top || payloads
+}
+
 async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: Media) -> Response {
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -266,29 +281,41 @@ async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: M
     ]);
     match idempotency::begin(&app.svc, &scope, &key, &hash).await {
         Ok(idempotency::Begin::Fresh) => {
-            let response = app.schema.execute(request.data(auth)).await;
-            let failed_on_our_side = response.errors.iter().any(|e| {
-                e.extensions
-                    .as_ref()
-                    .and_then(|x| x.get("code"))
-                    .is_some_and(|c| *c == async_graphql::Value::from("INTERNAL"))
+            // Run to completion even if the client goes away: the response must be stored
+            // (or the claim released) whatever happens to this connection.
+            let app = app.clone();
+            let job = tokio::spawn(async move {
+                let response = app.schema.execute(request.data(auth)).await;
+                let rendered = render(response, media);
+                let status = rendered.status();
+                let (parts, body) = rendered.into_parts();
+                let bytes = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                // Failures on our side and rate limits are worth retrying with the same key.
+                let retryable = status != StatusCode::OK
+                    || has_code(&value, "INTERNAL")
+                    || has_code(&value, "RATE_LIMITED");
+                let saved = if retryable {
+                    idempotency::abort(&app.svc, &scope, &key).await
+                } else {
+                    idempotency::complete(&app.svc, &scope, &key, &String::from_utf8_lossy(&bytes))
+                        .await
+                };
+                if let Err(e) = saved {
+                    tracing::error!(error = ?e, "recording an idempotent response failed");
+                }
+                Response::from_parts(parts, axum::body::Body::from(bytes))
             });
-            let rendered = render(response, media);
-            let status = rendered.status();
-            let (parts, body) = rendered.into_parts();
-            let bytes = axum::body::to_bytes(body, usize::MAX)
-                .await
-                .unwrap_or_default();
-            let stored = String::from_utf8_lossy(&bytes).into_owned();
-            let saved = if failed_on_our_side || status != StatusCode::OK {
-                idempotency::abort(&app.svc, &scope, &key).await
-            } else {
-                idempotency::complete(&app.svc, &scope, &key, &stored).await
-            };
-            if let Err(e) = saved {
-                tracing::error!(error = ?e, "recording an idempotent response failed");
-            }
-            Response::from_parts(parts, axum::body::Body::from(bytes))
+            job.await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "an idempotent request failed");
+                request_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    "Internal error.",
+                )
+            })
         }
         Ok(idempotency::Begin::Replay(body)) => {
             let ct = if media == Media::Json {

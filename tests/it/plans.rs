@@ -263,7 +263,9 @@ async fn flags_members_links_and_guest_comments() {
         (e["used"].clone(), e["status"].clone()),
         (json!(5), json!("REACHED"))
     );
-}
+
+    // The refused address consumed nothing: 4 invitations this month, not 5.
+    assert_eq!(entitlement(&app, &ana, "invitations_per_month").await["used"], 4);}
 
 #[tokio::test]
 async fn monthly_invitations_roll_over_lazily_from_a_jan_31_anchor() {
