@@ -55,6 +55,7 @@ impl App {
                  database. Fine for development; set KFACTOR_SECRET in production."
             );
         }
+        let is_sqlite = db.backend() == sea_orm::DatabaseBackend::Sqlite;
         let bus = pubsub::Bus::default();
         let visits = visits::VisitRecorder::spawn(db.clone(), bus.clone());
         let svc = Arc::new(Services {
@@ -65,6 +66,7 @@ impl App {
             bus,
             plans,
             visits,
+            link_cache: domain::sharing::LinkCache::new(is_sqlite),
         });
         let schema = graphql::schema(svc.clone());
         Ok(App { svc, schema })

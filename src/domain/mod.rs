@@ -42,6 +42,8 @@ pub struct Services {
     pub plans: Arc<plans::Catalog>,
     /// The group-committing writer of share-link visits.
     pub visits: crate::visits::VisitRecorder,
+    /// What shared links show, cached for the visit path (SQLite only).
+    pub link_cache: sharing::LinkCache,
 }
 
 impl Services {

@@ -283,10 +283,25 @@ pub async fn resolve(
     token: &str,
     viewer: Option<&users::Model>,
 ) -> DomainResult<Opened> {
+    resolve_with(svc, db, token, viewer, None).await
+}
+
+async fn resolve_with(
+    svc: &Services,
+    db: &impl ConnectionTrait,
+    token: &str,
+    viewer: Option<&users::Model>,
+    cache: Option<&LinkCache>,
+) -> DomainResult<Opened> {
     const GONE: DomainError = DomainError::NotFound("Shared link");
     let id = Keys::claimed_id(token).ok_or(GONE)?;
-    // The hot path of every visit: one query for the link and everything it shows.
-    let (link, project, organization, creator) = load_joined(db, id).await?.ok_or(GONE)?;
+    // The hot path of every visit: one query for the link and everything it shows (or none,
+    // from the cache, when nothing was written since).
+    let (link, project, organization, creator) = match cache {
+        Some(c) => c.get(svc, db, id).await?,
+        None => load_joined(db, id).await?,
+    }
+    .ok_or(GONE)?;
     if !svc
         .keys
         .verify(Purpose::SharedLink, token, link.id, link.token_version)
@@ -321,6 +336,59 @@ pub async fn resolve(
         creator,
         member_role,
     })
+}
+
+/// Caches what a link shows (link, project, organization, creator) for the visit hot path.
+///
+/// An entry is valid only while no write transaction of this process has committed since it
+/// was read (the bus's epoch), so it can never show a revoked link or an old version of a
+/// project. That is exact only when every writer is this process, i.e. on SQLite; on
+/// PostgreSQL, where other instances write too, the cache is off.
+#[derive(Debug)]
+pub struct LinkCache {
+    enabled: bool,
+    entries: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, (u64, Joined)>>,
+}
+
+impl LinkCache {
+    /// Most entries kept; the cache starts over when full.
+    const CAPACITY: usize = 10_000;
+
+    /// A cache, on or off.
+    pub fn new(enabled: bool) -> LinkCache {
+        LinkCache {
+            enabled,
+            entries: Default::default(),
+        }
+    }
+
+    async fn get(
+        &self,
+        svc: &Services,
+        db: &impl ConnectionTrait,
+        id: uuid::Uuid,
+    ) -> DomainResult<Option<Joined>> {
+        if !self.enabled {
+            return load_joined(db, id).await;
+        }
+        // Read the epoch before the database: a write committing meanwhile makes the entry
+        // stale at once.
+        let epoch = svc.bus.epoch();
+        if let Some((at, joined)) = self.entries.lock().expect("link cache").get(&id) {
+            if *at == epoch {
+                return Ok(Some(joined.clone()));
+            }
+        }
+        let joined = load_joined(db, id).await?;
+        if let Some(j) = &joined {
+            let mut entries = self.entries.lock().expect("link cache");
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+            entries.insert(id, (epoch, j.clone()));
+        }
+        Ok(joined)
+    }
 }
 
 type Joined = (
@@ -411,7 +479,7 @@ pub async fn open(
     visitor_id: Option<&str>,
 ) -> DomainResult<Opened> {
     let visitor = visitor_key(viewer, visitor_id)?;
-    let opened = resolve(svc, &svc.db.read, token, viewer).await?;
+    let opened = resolve_with(svc, &svc.db.read, token, viewer, Some(&svc.link_cache)).await?;
     svc.visits
         .record(Visit {
             link: opened.link.id,

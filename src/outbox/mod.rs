@@ -43,6 +43,7 @@ impl Tx {
     /// committing rolls it back and announces nothing.
     pub async fn commit(self, bus: &Bus) -> Result<(), DbErr> {
         self.txn.commit().await?;
+        bus.bump_epoch();
         bus.publish(self.activity);
         if self.webhooks {
             bus.wake_webhooks();

@@ -15,6 +15,7 @@ pub struct Bus {
     activity: broadcast::Sender<ActivityMessage>,
     webhooks: Arc<tokio::sync::Notify>,
     emails: Arc<tokio::sync::Notify>,
+    epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Bus {
@@ -26,6 +27,7 @@ impl Default for Bus {
             activity,
             webhooks: Arc::new(tokio::sync::Notify::new()),
             emails: Arc::new(tokio::sync::Notify::new()),
+            epoch: Arc::default(),
         }
     }
 }
@@ -52,6 +54,17 @@ impl Bus {
     /// Waits until webhook messages were committed.
     pub async fn webhooks_woken(&self) {
         self.webhooks.notified().await
+    }
+
+    /// Counts committed write transactions of this process; in-process caches compare it to
+    /// tell whether anything changed since they read.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks that a write transaction committed.
+    pub fn bump_epoch(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Wakes the mailer (emails were committed to the outbox).

@@ -265,7 +265,11 @@ async fn flags_members_links_and_guest_comments() {
     );
 
     // The refused address consumed nothing: 4 invitations this month, not 5.
-    assert_eq!(entitlement(&app, &ana, "invitations_per_month").await["used"], 4);}
+    assert_eq!(
+        entitlement(&app, &ana, "invitations_per_month").await["used"],
+        4
+    );
+}
 
 #[tokio::test]
 async fn monthly_invitations_roll_over_lazily_from_a_jan_31_anchor() {

@@ -470,3 +470,35 @@ async fn the_shared_page_renders_the_project_and_its_form() {
         404
     );
 }
+
+#[tokio::test]
+async fn repeated_opens_always_show_the_current_state() {
+    // Opens may be served from an in-process cache (SQLite): every change must show at once.
+    let (app, ana, project) = setup().await;
+    let (link_id, token) = share(&app, &ana, &project, "EDIT", None).await;
+    let view = "query($t: String!) { sharedLink(token: $t) { project { name content } organizationName } }";
+    let v = app.gql(None, view, json!({ "t": token })).await;
+    assert_eq!(v["data"]["sharedLink"]["project"]["content"], "Hello");
+    app.gql(None, GUEST_EDIT, json!({ "t": token, "c": "edited" }))
+        .await;
+    let v = app.gql(None, view, json!({ "t": token })).await;
+    assert_eq!(v["data"]["sharedLink"]["project"]["content"], "edited");
+    app.gql(
+        Some(&ana.token),
+        "mutation($o: ID!) { renameOrganization(id: $o, name: \"Acme\") { userErrors { code } } }",
+        json!({ "o": ana.org_id }),
+    )
+    .await;
+    let v = app.gql(None, view, json!({ "t": token })).await;
+    assert_eq!(v["data"]["sharedLink"]["organizationName"], "Acme");
+    app.gql(
+        Some(&ana.token),
+        "mutation($i: ID!) { revokeSharedLink(id: $i) { userErrors { code } } }",
+        json!({ "i": link_id }),
+    )
+    .await;
+    assert_eq!(
+        error_codes(&app.gql(None, view, json!({ "t": token })).await),
+        vec!["LINK_REVOKED"]
+    );
+}
