@@ -12,7 +12,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use sea_orm::{
     sea_query::{Expr, OnConflict},
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    ConnectionTrait, EntityTrait, PaginatorTrait,
 };
 use serde_json::json;
 
@@ -223,23 +223,13 @@ async fn used(
         (FeatureKind::Limit, "members") => {
             // Pending invitations count: they become members when accepted.
             let members = super::orgs::members_in_org(org).count(db).await?;
-            let pending = super::invitations::in_org(org)
-                .filter(entity::invitations::Column::Status.eq("pending"))
-                .filter(entity::invitations::Column::ExpiresAt.gt(now))
+            let pending = super::invitations::pending_in_org(org, now)
                 .count(db)
                 .await?;
             members + pending
         }
         (FeatureKind::Limit, "active_shared_links") => {
-            super::sharing::in_org(org)
-                .filter(entity::shared_links::Column::RevokedAt.is_null())
-                .filter(
-                    sea_orm::Condition::any()
-                        .add(entity::shared_links::Column::ExpiresAt.is_null())
-                        .add(entity::shared_links::Column::ExpiresAt.gt(now)),
-                )
-                .count(db)
-                .await?
+            super::sharing::active_in_org(org, now).count(db).await?
         }
         // Periodic limits, and limits the code does not measure itself, count what was consumed.
         (FeatureKind::PeriodicLimit, _) => return counter(db, org, feature, period_start).await,

@@ -334,12 +334,15 @@ fn may_invite(access: &orgs::OrgAccess, role: Role) -> DomainResult<()> {
     Ok(())
 }
 
-async fn pending_count(tx: &Tx, org: OrgId, now: DateTime<Utc>) -> DomainResult<u64> {
-    Ok(in_org(org)
+/// Tenant-scoped query: the invitations of one organization still pending at `now`.
+pub fn pending_in_org(org: OrgId, now: DateTime<Utc>) -> Select<invitations::Entity> {
+    in_org(org)
         .filter(invitations::Column::Status.eq("pending"))
         .filter(invitations::Column::ExpiresAt.gt(now))
-        .count(&**tx)
-        .await?)
+}
+
+async fn pending_count(tx: &Tx, org: OrgId, now: DateTime<Utc>) -> DomainResult<u64> {
+    Ok(pending_in_org(org, now).count(&**tx).await?)
 }
 
 async fn user_exists(db: &impl ConnectionTrait, email: &Email) -> DomainResult<bool> {
@@ -692,9 +695,7 @@ pub async fn list(
         None => q,
         Some(Status::Accepted) => q.filter(invitations::Column::Status.eq("accepted")),
         Some(Status::Revoked) => q.filter(invitations::Column::Status.eq("revoked")),
-        Some(Status::Pending) => q
-            .filter(invitations::Column::Status.eq("pending"))
-            .filter(invitations::Column::ExpiresAt.gt(now)),
+        Some(Status::Pending) => pending_in_org(org, now),
         Some(Status::Expired) => q
             .filter(invitations::Column::Status.eq("pending"))
             .filter(invitations::Column::ExpiresAt.lte(now)),

@@ -406,13 +406,7 @@ pub async fn merge_organization(
     // The moved projects and active links count against the target's plan.
     let now = svc.now();
     let moving = in_org(source).count(&*tx).await? as i64;
-    let moving_links = super::sharing::in_org(source)
-        .filter(entity::shared_links::Column::RevokedAt.is_null())
-        .filter(
-            sea_orm::Condition::any()
-                .add(entity::shared_links::Column::ExpiresAt.is_null())
-                .add(entity::shared_links::Column::ExpiresAt.gt(now)),
-        )
+    let moving_links = super::sharing::active_in_org(source, now)
         .count(&*tx)
         .await? as i64;
     super::entitlements::ensure_room(&*tx, svc, &dst.org, "projects", moving).await?;

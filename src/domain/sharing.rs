@@ -94,6 +94,18 @@ pub fn in_org(org: OrgId) -> Select<shared_links::Entity> {
     shared_links::Entity::find().filter(shared_links::Column::OrganizationId.eq(org.0))
 }
 
+/// Tenant-scoped query: the links of one organization still usable at `now` (not revoked,
+/// not expired): what the `active_shared_links` limit counts.
+pub fn active_in_org(org: OrgId, now: DateTime<Utc>) -> Select<shared_links::Entity> {
+    in_org(org)
+        .filter(shared_links::Column::RevokedAt.is_null())
+        .filter(
+            sea_orm::Condition::any()
+                .add(shared_links::Column::ExpiresAt.is_null())
+                .add(shared_links::Column::ExpiresAt.gt(now)),
+        )
+}
+
 /// The URL of a link: `PUBLIC_URL/s/{token}`.
 pub fn url(svc: &Services, link: &shared_links::Model) -> String {
     format!("{}/s/{}", svc.config.public_url, token(&svc.keys, link))
