@@ -250,23 +250,13 @@ pub async fn create(
                     am.opened_at = Set(None);
                     am.accepted_at = Set(None);
                     am.accepted_by_user_id = Set(None);
-                    referrals::record(
-                        &tx,
-                        now,
-                        Some(req.org),
-                        Some(me),
-                        "invited",
-                        Some(("invitation", e.id)),
-                        None,
-                    )
-                    .await?;
                 }
                 am.update(&*tx).await?
             }
             None => {
                 let team_invite =
                     email.as_str() == caller.email || user_exists(&*tx, &email).await?;
-                let inv = invitations::ActiveModel {
+                invitations::ActiveModel {
                     id: Set(InvitationId::generate().0),
                     organization_id: Set(req.org.0),
                     email: Set(email.as_str().into()),
@@ -285,21 +275,21 @@ pub async fn create(
                     accepted_by_user_id: Set(None),
                 }
                 .insert(&*tx)
-                .await?;
-                referrals::record(
-                    &tx,
-                    now,
-                    Some(req.org),
-                    Some(me),
-                    "invited",
-                    Some(("invitation", inv.id)),
-                    None,
-                )
-                .await?;
-                inv
+                .await?
             }
         };
         if counts_as_new_pending {
+            // A new invitation, or a new round of an old pair: the attribution log records it.
+            referrals::record(
+                &tx,
+                now,
+                Some(req.org),
+                Some(me),
+                "invited",
+                Some(("invitation", inv.id)),
+                None,
+            )
+            .await?;
             pending += 1;
         }
         budget -= 1;
