@@ -309,13 +309,11 @@ impl InvitationMutation {
         id: ID,
     ) -> async_graphql::Result<InvitationPayload> {
         let user = auth(ctx).user().map_err(top_level)?;
-        let r = async {
-            let m = inv::resend(svc(ctx), user, InvitationId::parse(&id)?).await?;
-            let org = org_of(ctx, UserId(user.id), m.organization_id).await?;
-            Ok(Invitation::new(m, org))
-        }
-        .await;
-        invitation_payload(r)
+        let r = match InvitationId::parse(&id) {
+            Ok(id) => inv::resend(svc(ctx), user, id).await,
+            Err(e) => Err(e),
+        };
+        invitation_payload(ctx, UserId(user.id), r).await
     }
 
     /// Revokes an invitation: its link stops working at once.
@@ -325,13 +323,11 @@ impl InvitationMutation {
         id: ID,
     ) -> async_graphql::Result<InvitationPayload> {
         let user = auth(ctx).user().map_err(top_level)?;
-        let r = async {
-            let m = inv::revoke(svc(ctx), user, InvitationId::parse(&id)?).await?;
-            let org = org_of(ctx, UserId(user.id), m.organization_id).await?;
-            Ok(Invitation::new(m, org))
-        }
-        .await;
-        invitation_payload(r)
+        let r = match InvitationId::parse(&id) {
+            Ok(id) => inv::revoke(svc(ctx), user, id).await,
+            Err(e) => Err(e),
+        };
+        invitation_payload(ctx, UserId(user.id), r).await
     }
 
     /// Accepts an invitation as the signed-in user, whose email must match it.
@@ -355,9 +351,18 @@ impl InvitationMutation {
     }
 }
 
-fn invitation_payload(
-    r: Result<Invitation, DomainError>,
+/// The payload of a mutation on one invitation, shown in its organization.
+async fn invitation_payload(
+    ctx: &Context<'_>,
+    viewer: UserId,
+    r: Result<rows::Model, DomainError>,
 ) -> async_graphql::Result<InvitationPayload> {
+    let r = match r {
+        Ok(m) => org_of(ctx, viewer, m.organization_id)
+            .await
+            .map(|org| Invitation::new(m, org)),
+        Err(e) => Err(e),
+    };
     payload(
         r,
         |i| InvitationPayload {
