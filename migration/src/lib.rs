@@ -2,6 +2,7 @@
 //! (the embedded default) and PostgreSQL.
 pub use sea_orm_migration::prelude::*;
 
+mod columns;
 mod m20261126_000001_foundation;
 mod m20261126_000002_invitations;
 mod m20261126_000003_sharing;

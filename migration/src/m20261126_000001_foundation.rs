@@ -1,6 +1,8 @@
 //! Identity, organizations, sessions, the activity log, the webhook outbox and settings.
 use sea_orm_migration::prelude::*;
 
+use crate::columns::*;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -86,21 +88,6 @@ enum Settings {
     Value,
 }
 
-fn uuid_pk<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col)
-        .uuid()
-        .not_null()
-        .primary_key()
-        .to_owned()
-}
-
-fn timestamp<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -115,8 +102,8 @@ impl MigrationTrait for Migration {
                         .not_null(),
                 )
                 .col(ColumnDef::new(Organizations::PlanKey).string().not_null())
-                .col(timestamp(Organizations::BillingAnchor))
-                .col(timestamp(Organizations::CreatedAt))
+                .col(ts(Organizations::BillingAnchor))
+                .col(ts(Organizations::CreatedAt))
                 .to_owned(),
         )
         .await?;
@@ -147,7 +134,7 @@ impl MigrationTrait for Migration {
                         .default(false),
                 )
                 .col(ColumnDef::new(Users::ActiveOrganizationId).uuid().null())
-                .col(timestamp(Users::CreatedAt))
+                .col(ts(Users::CreatedAt))
                 .foreign_key(
                     ForeignKey::create()
                         .from(Users::Table, Users::InvitedByUserId)
@@ -204,9 +191,9 @@ impl MigrationTrait for Migration {
                 .col(uuid_pk(Sessions::Id))
                 .col(ColumnDef::new(Sessions::UserId).uuid().not_null())
                 .col(ColumnDef::new(Sessions::TokenHash).string().not_null())
-                .col(timestamp(Sessions::CreatedAt))
-                .col(timestamp(Sessions::LastUsedAt))
-                .col(timestamp(Sessions::ExpiresAt))
+                .col(ts(Sessions::CreatedAt))
+                .col(ts(Sessions::LastUsedAt))
+                .col(ts(Sessions::ExpiresAt))
                 .foreign_key(
                     ForeignKey::create()
                         .from(Sessions::Table, Sessions::UserId)
@@ -245,7 +232,7 @@ impl MigrationTrait for Migration {
                 )
                 .col(ColumnDef::new(Memberships::UserId).uuid().not_null())
                 .col(ColumnDef::new(Memberships::Role).string().not_null())
-                .col(timestamp(Memberships::JoinedAt))
+                .col(ts(Memberships::JoinedAt))
                 .foreign_key(
                     ForeignKey::create()
                         .from(Memberships::Table, Memberships::OrganizationId)
@@ -308,7 +295,7 @@ impl MigrationTrait for Migration {
                         .json_binary()
                         .not_null(),
                 )
-                .col(timestamp(ActivityEvents::CreatedAt))
+                .col(ts(ActivityEvents::CreatedAt))
                 .foreign_key(
                     ForeignKey::create()
                         .from(ActivityEvents::Table, ActivityEvents::OrganizationId)
@@ -349,7 +336,7 @@ impl MigrationTrait for Migration {
                         .json_binary()
                         .not_null(),
                 )
-                .col(timestamp(WebhookMessages::CreatedAt))
+                .col(ts(WebhookMessages::CreatedAt))
                 .to_owned(),
         )
         .await?;

@@ -1,6 +1,8 @@
 //! Projects (the shared artifact), comments, shared links and their visits.
 use sea_orm_migration::prelude::*;
 
+use crate::columns::*;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -72,37 +74,9 @@ enum LinkVisitors {
 }
 
 #[derive(DeriveIden)]
-enum Organizations {
-    Table,
-    Id,
-}
-
-#[derive(DeriveIden)]
 enum Users {
     Table,
     Id,
-}
-
-fn ts<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-
-fn ts_null<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
-}
-
-fn fk_org<T: IntoIden + 'static>(table: T, col: T) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(table, col)
-        .to(Organizations::Table, Organizations::Id)
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
 }
 
 #[async_trait::async_trait]
@@ -119,7 +93,7 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(Projects::CreatedByGuestName).string().null())
                 .col(ts(Projects::CreatedAt))
                 .col(ts(Projects::UpdatedAt))
-                .foreign_key(&mut fk_org(Projects::Table, Projects::OrganizationId))
+                .foreign_key(&mut org_fk(Projects::Table, Projects::OrganizationId))
                 .foreign_key(
                     ForeignKey::create()
                         .from(Projects::Table, Projects::CreatedByUserId)
@@ -232,7 +206,7 @@ impl MigrationTrait for Migration {
                 )
                 .col(ts_null(SharedLinks::FirstAccessedAt))
                 .col(ts_null(SharedLinks::LastAccessedAt))
-                .foreign_key(&mut fk_org(SharedLinks::Table, SharedLinks::OrganizationId))
+                .foreign_key(&mut org_fk(SharedLinks::Table, SharedLinks::OrganizationId))
                 .foreign_key(
                     ForeignKey::create()
                         .from(SharedLinks::Table, SharedLinks::ResourceId)

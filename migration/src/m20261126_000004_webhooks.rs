@@ -2,6 +2,8 @@
 //! learns which messages were already turned into deliveries.
 use sea_orm_migration::prelude::*;
 
+use crate::columns::*;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -72,28 +74,6 @@ enum Organizations {
     Id,
 }
 
-fn ts<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-
-fn ts_null<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
-}
-
-fn pk<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col)
-        .uuid()
-        .not_null()
-        .primary_key()
-        .to_owned()
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -101,7 +81,7 @@ impl MigrationTrait for Migration {
         m.create_table(
             Table::create()
                 .table(WebhookEndpoints::Table)
-                .col(pk(WebhookEndpoints::Id))
+                .col(uuid_pk(WebhookEndpoints::Id))
                 .col(
                     ColumnDef::new(WebhookEndpoints::OrganizationId)
                         .uuid()
@@ -155,7 +135,7 @@ impl MigrationTrait for Migration {
         m.create_table(
             Table::create()
                 .table(WebhookSecrets::Table)
-                .col(pk(WebhookSecrets::Id))
+                .col(uuid_pk(WebhookSecrets::Id))
                 .col(ColumnDef::new(WebhookSecrets::EndpointId).uuid().not_null())
                 .col(
                     ColumnDef::new(WebhookSecrets::Ciphertext)
@@ -202,7 +182,7 @@ impl MigrationTrait for Migration {
         m.create_table(
             Table::create()
                 .table(WebhookDeliveries::Table)
-                .col(pk(WebhookDeliveries::Id))
+                .col(uuid_pk(WebhookDeliveries::Id))
                 .col(
                     ColumnDef::new(WebhookDeliveries::EndpointId)
                         .uuid()
@@ -281,7 +261,7 @@ impl MigrationTrait for Migration {
         m.create_table(
             Table::create()
                 .table(WebhookAttempts::Table)
-                .col(pk(WebhookAttempts::Id))
+                .col(uuid_pk(WebhookAttempts::Id))
                 .col(
                     ColumnDef::new(WebhookAttempts::DeliveryId)
                         .uuid()
