@@ -7,7 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{http::HeaderMap, Router};
+use axum::{
+    http::{HeaderMap, Uri},
+    Router,
+};
 use kfactor::{
     clock::SystemClock,
     config::Config,
@@ -19,7 +22,8 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use serde_json::json;
 use uuid::Uuid;
 
-type Seen = Arc<Mutex<Vec<(String, Instant)>>>;
+/// (endpoint path, webhook-id, when received)
+type Seen = Arc<Mutex<Vec<(String, String, Instant)>>>;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -34,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
 
     let seen: Seen = Arc::default();
     let s = seen.clone();
-    let app = Router::new().fallback(move |headers: HeaderMap| {
+    let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
         let s = s.clone();
         async move {
             let id = headers
@@ -42,7 +46,9 @@ async fn main() -> anyhow::Result<()> {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            s.lock().unwrap().push((id, Instant::now()));
+            s.lock()
+                .unwrap()
+                .push((uri.path().to_string(), id, Instant::now()));
             ""
         }
     });
@@ -125,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
         let c = committed.lock().unwrap();
         let mut l: Vec<f64> = seen.lock().unwrap()[from..]
             .iter()
-            .filter_map(|(id, at)| {
+            .filter_map(|(_, id, at)| {
                 c.get(id)
                     .map(|t| at.saturating_duration_since(*t).as_secs_f64() * 1000.0)
             })
@@ -144,7 +150,17 @@ async fn main() -> anyhow::Result<()> {
     wait_for(total).await;
     let secs = start.elapsed().as_secs_f64();
     let l = latencies(0);
-    println!("backlog: {events} events x {endpoints} endpoints = {total} deliveries in {secs:.2} s = {:.0} deliveries/s; latency p50 {:.1} ms p99 {:.1} ms", total as f64 / secs, pct(&l, 0.5), pct(&l, 0.99));
+    let backend = if db_url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    println!(
+        "webhooks backend={backend} phase=backlog events={events} endpoints={endpoints} deliveries={total} secs={secs:.2} deliveries_per_s={:.0} p50_ms={:.1} p99_ms={:.1}",
+        total as f64 / secs,
+        pct(&l, 0.5),
+        pct(&l, 0.99)
+    );
 
     // 2. Steady, not backlogged: one event every 20 ms for 200 events.
     let before = seen.lock().unwrap().len();
@@ -155,9 +171,46 @@ async fn main() -> anyhow::Result<()> {
     wait_for(before + 200 * endpoints).await;
     let l = latencies(before);
     println!(
-        "steady (50 events/s x {endpoints} endpoints): latency p50 {:.1} ms p99 {:.1} ms",
+        "webhooks backend={backend} phase=steady events_per_s=50 endpoints={endpoints} p50_ms={:.1} p99_ms={:.1}",
         pct(&l, 0.5),
         pct(&l, 0.99)
     );
+
+    // 3. Exactly once: every delivery recorded as succeeded with one attempt, and no
+    // endpoint received a message twice.
+    use entity::{webhook_attempts as attempts, webhook_deliveries as deliveries};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let expected = (events / 100 * 100 + 200) * endpoints;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let succeeded = loop {
+        let n = deliveries::Entity::find()
+            .filter(deliveries::Column::Status.eq("succeeded"))
+            .count(&svc.db.read)
+            .await? as usize;
+        if n >= expected || Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let recorded = deliveries::Entity::find().count(&svc.db.read).await? as usize;
+    let attempts = attempts::Entity::find().count(&svc.db.read).await? as usize;
+    let received = seen.lock().unwrap().len();
+    let distinct = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(path, id, _)| (path.clone(), id.clone()))
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    let exact = recorded == expected
+        && succeeded == expected
+        && attempts == expected
+        && received == expected
+        && distinct == expected;
+    println!(
+        "webhooks backend={backend} phase=check expected={expected} deliveries={recorded} succeeded={succeeded} attempts={attempts} received={received} duplicates={} exact={exact}",
+        received - distinct
+    );
+    anyhow::ensure!(exact, "deliveries were lost or duplicated");
     Ok(())
 }

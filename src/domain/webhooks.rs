@@ -49,7 +49,7 @@ pub const MAX_GRACE_SECONDS: i64 = 30 * 24 * 3600;
 pub const DEFAULT_GRACE_SECONDS: i64 = 24 * 3600;
 
 /// The state of a delivery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DeliveryStatus {
     /// Waiting for its next attempt.
     Pending,

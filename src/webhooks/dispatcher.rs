@@ -8,8 +8,12 @@
 //!    a lease that expires (its holder died) is claimed again.
 //! 3. **Send**: each claimed delivery is sent in its own task, bounded by a semaphore and by a
 //!    per-endpoint cap, so a slow or dead endpoint never delays the others.
-//! 4. **Finish**: the attempt is logged and the delivery moved on (succeeded, retry at the
-//!    next step of the schedule, or failed) under the sender's own lease.
+//! 4. **Record**: finished attempts are group-committed by one recorder task: it takes every
+//!    attempt that finished while the previous batch was committing and, in one transaction,
+//!    logs them and moves their deliveries on (succeeded, retry at the next step of the
+//!    schedule, or failed) where the sender's lease still holds. A commit costs about the same
+//!    for one attempt as for a hundred, so batches grow with load. An attempt keeps its
+//!    concurrency slot until it is recorded, so recording back-pressures sending.
 //!
 //! The dispatcher wakes when a transaction that wrote messages commits, and polls every
 //! second as a backup (other instances' messages, due retries).
@@ -29,7 +33,7 @@ use sea_orm::{
     QuerySelect,
 };
 use serde_json::json;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use super::{signing, ssrf};
@@ -62,6 +66,8 @@ const RETRY_AFTER_MAX: i64 = 3600;
 const FAN_OUT_BATCH: u64 = 500;
 /// Deliveries claimed per transaction.
 const CLAIM_BATCH: usize = 200;
+/// Most finished attempts recorded per transaction.
+const RECORD_BATCH: usize = 500;
 
 /// One claimed delivery with everything needed to send it.
 struct Job {
@@ -85,6 +91,82 @@ struct Outcome {
 impl Outcome {
     fn success(&self) -> bool {
         self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    fn gone(&self) -> bool {
+        self.status == Some(410)
+    }
+}
+
+/// One send's share of the dispatcher's capacity: a concurrency permit and a count against
+/// its endpoint's cap. Released (and the claim loop woken) when dropped, i.e. once the
+/// attempt is recorded.
+struct Slot {
+    dispatcher: Arc<Dispatcher>,
+    endpoint: Uuid,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        {
+            let mut inflight = self.dispatcher.inflight.lock().expect("inflight lock");
+            if let Some(n) = inflight.get_mut(&self.endpoint) {
+                *n -= 1;
+                if *n == 0 {
+                    inflight.remove(&self.endpoint);
+                }
+            }
+        }
+        // Release before waking, so the woken claim loop sees the free permit.
+        drop(self.permit.take());
+        self.dispatcher.freed.notify_one();
+    }
+}
+
+/// An attempt that was made and waits to be recorded.
+struct Finished {
+    job: Job,
+    out: Outcome,
+    /// When the attempt finished.
+    at: DateTime<Utc>,
+    _slot: Slot,
+}
+
+/// Where a delivery goes after an attempt.
+struct Step {
+    status: DeliveryStatus,
+    attempts: i32,
+    next: Option<DateTime<Utc>>,
+}
+
+impl Step {
+    /// Success ends the delivery; 410 or the last step of the schedule fails it; anything
+    /// else retries after `Retry-After` (429/503, clamped) or the next step of the schedule.
+    fn after(
+        d: &deliveries::Model,
+        out: &Outcome,
+        at: DateTime<Utc>,
+        schedule: &[StdDuration],
+    ) -> Step {
+        // A manual redelivery does not count against (or restart) the schedule.
+        let attempts = if d.manual { d.attempts } else { d.attempts + 1 };
+        let (status, next) = if out.success() {
+            (DeliveryStatus::Succeeded, None)
+        } else if out.gone() || attempts as usize >= schedule.len() {
+            (DeliveryStatus::Failed, None)
+        } else {
+            let delay = match out.retry_after {
+                Some(s) => Duration::seconds(s.clamp(RETRY_AFTER_MIN, RETRY_AFTER_MAX)),
+                None => jitter(schedule[attempts as usize]),
+            };
+            (DeliveryStatus::Pending, Some(at + delay))
+        };
+        Step {
+            status,
+            attempts,
+            next,
+        }
     }
 }
 
@@ -129,6 +211,9 @@ impl Dispatcher {
         // Sends run in a set owned by this loop: when the dispatcher is stopped, its
         // in-flight sends stop with it (their leases expire and another dispatcher resumes).
         let mut sends = tokio::task::JoinSet::new();
+        let (finished, queue) = mpsc::unbounded_channel();
+        let mut recorder = tokio::task::JoinSet::new();
+        recorder.spawn(self.clone().record_loop(queue));
         let mut last_prune: Option<Instant> = None;
         let mut last_gauge: Option<Instant> = None;
         loop {
@@ -138,7 +223,7 @@ impl Dispatcher {
                 Err(e) => tracing::error!(error = ?e, "webhook fan-out failed"),
             }
             while sends.try_join_next().is_some() {}
-            match self.claim_and_send(&mut sends).await {
+            match self.claim_and_send(&mut sends, &finished).await {
                 Ok(n) => busy |= n > 0,
                 Err(e) => tracing::error!(error = ?e, "claiming webhook deliveries failed"),
             }
@@ -227,9 +312,10 @@ impl Dispatcher {
 
     /// Claims due deliveries up to the free capacity and starts sending them. Returns how
     /// many it started.
-    pub async fn claim_and_send(
+    async fn claim_and_send(
         self: &Arc<Self>,
         sends: &mut tokio::task::JoinSet<()>,
+        finished: &mpsc::UnboundedSender<Finished>,
     ) -> anyhow::Result<usize> {
         let free = self.permits.available_permits().min(CLAIM_BATCH);
         if free == 0 {
@@ -335,6 +421,11 @@ impl Dispatcher {
                 .expect("inflight lock")
                 .entry(d.endpoint_id)
                 .or_insert(0) += 1;
+            let slot = Slot {
+                dispatcher: self.clone(),
+                endpoint: d.endpoint_id,
+                permit: Some(permit),
+            };
             let job = Job {
                 delivery: d,
                 message,
@@ -343,23 +434,18 @@ impl Dispatcher {
                 lease,
             };
             let this = self.clone();
+            let finished = finished.clone();
             sends.spawn(async move {
-                let endpoint_id = job.endpoint.id;
-                let outcome = this.attempt(&job).await;
-                if let Err(e) = this.finish(&job, outcome).await {
-                    tracing::error!(error = ?e, delivery_id = %job.delivery.id, "recording a webhook attempt failed");
-                }
-                {
-                    let mut inflight = this.inflight.lock().expect("inflight lock");
-                    if let Some(n) = inflight.get_mut(&endpoint_id) {
-                        *n -= 1;
-                        if *n == 0 {
-                            inflight.remove(&endpoint_id);
-                        }
-                    }
-                }
-                drop(permit);
-                this.freed.notify_one();
+                let out = this.attempt(&job).await;
+                let at = this.svc.now();
+                // Fails only when the dispatcher is stopping: the lease then expires and
+                // the delivery is attempted again (at least once).
+                let _ = finished.send(Finished {
+                    job,
+                    out,
+                    at,
+                    _slot: slot,
+                });
             });
         }
         Ok(started)
@@ -449,135 +535,242 @@ impl Dispatcher {
         ssrf::forbidden(ip).map(|why| ssrf::refusal(&ip.to_string(), ip, why))
     }
 
-    /// Logs the attempt and moves the delivery (and maybe the endpoint) on, under our lease.
-    async fn finish(&self, job: &Job, out: Outcome) -> anyhow::Result<()> {
-        let now = self.svc.now();
-        let d = &job.delivery;
-        let schedule = &self.svc.config.webhook_retry_schedule;
-        let attempts_made = if d.manual { d.attempts } else { d.attempts + 1 };
-        let gone = out.status == Some(410);
-        let exhausted = attempts_made as usize >= schedule.len();
-        let (status, next) = if out.success() {
-            (DeliveryStatus::Succeeded, None)
-        } else if gone || exhausted {
-            (DeliveryStatus::Failed, None)
-        } else {
-            let delay = match out.retry_after {
-                Some(s) => Duration::seconds(s.clamp(RETRY_AFTER_MIN, RETRY_AFTER_MAX)),
-                None => jitter(schedule[attempts_made as usize]),
-            };
-            (DeliveryStatus::Pending, Some(now + delay))
-        };
-
-        let mut tx = Tx::begin(&self.svc.db).await?;
-        attempts::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            delivery_id: Set(d.id),
-            at: Set(now),
-            response_status: Set(out.status.map(i32::from)),
-            duration_ms: Set(out.duration_ms),
-            error: Set(out.error.as_ref().map(|e| e.chars().take(1000).collect())),
-            response_body: Set(out.body.clone()),
-            manual: Set(d.manual),
+    /// Group-commits finished attempts until the dispatcher stops.
+    async fn record_loop(self: Arc<Self>, mut queue: mpsc::UnboundedReceiver<Finished>) {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while queue.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            let started = Instant::now();
+            if let Err(e) = self.record(&batch).await {
+                // One bad row must not cost the others their record: retry one by one.
+                tracing::warn!(error = ?e, attempts = batch.len(), "recording a batch of webhook attempts failed; recording them one by one");
+                for f in &batch {
+                    if let Err(e) = self.record(std::slice::from_ref(f)).await {
+                        // The lease expires and the delivery is attempted again.
+                        tracing::error!(error = ?e, delivery_id = %f.job.delivery.id, "recording a webhook attempt failed");
+                    }
+                }
+            }
+            metrics::histogram!("kfactor_webhook_record_batch_size").record(batch.len() as f64);
+            metrics::histogram!("kfactor_webhook_record_batch_seconds")
+                .record(started.elapsed().as_secs_f64());
+            // Dropping the attempts frees their slots.
+            batch.clear();
         }
-        .insert(&*tx)
-        .await?;
-        let moved = deliveries::Entity::update_many()
-            .col_expr(deliveries::Column::Status, Expr::value(status.as_str()))
-            .col_expr(deliveries::Column::Attempts, Expr::value(attempts_made))
-            .col_expr(deliveries::Column::NextAttemptAt, Expr::value(next))
-            .col_expr(
-                deliveries::Column::LockedUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(
-                deliveries::Column::LeaseId,
-                Expr::value(Option::<Uuid>::None),
-            )
-            .col_expr(deliveries::Column::Manual, Expr::value(false))
-            .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
-            .filter(deliveries::Column::Id.eq(d.id))
-            .filter(deliveries::Column::LeaseId.eq(job.lease))
-            .exec(&*tx)
+    }
+
+    /// Logs a batch of attempts and moves their deliveries (and maybe endpoints) on, in one
+    /// transaction. A delivery whose lease was lost (it expired and another dispatcher holds
+    /// it) gets its attempt logged but is left to its new holder.
+    async fn record(&self, batch: &[Finished]) -> anyhow::Result<()> {
+        let schedule = &self.svc.config.webhook_retry_schedule;
+        let mut tx = Tx::begin(&self.svc.db).await?;
+        // Locked in id order (PostgreSQL; SQLite has one writer), so a concurrent
+        // redelivery or endpoint deletion waits for this batch instead of racing it.
+        let mut ids: Vec<Uuid> = batch.iter().map(|f| f.job.delivery.id).collect();
+        ids.sort();
+        let leases: HashMap<Uuid, Option<Uuid>> = deliveries::Entity::find()
+            .select_only()
+            .column(deliveries::Column::Id)
+            .column(deliveries::Column::LeaseId)
+            .filter(deliveries::Column::Id.is_in(ids))
+            .order_by(deliveries::Column::Id, Order::Asc)
+            .lock(LockType::Update)
+            .into_tuple::<(Uuid, Option<Uuid>)>()
+            .all(&*tx)
             .await?
-            .rows_affected;
-        if moved == 0 {
-            // Our lease expired and someone else holds the delivery now: log the attempt
-            // (it happened) but leave the delivery to its new holder.
-            tracing::warn!(delivery_id = %d.id, "webhook lease lost before the attempt finished");
-            tx.commit(&self.svc.bus).await?;
+            .into_iter()
+            .collect();
+        // A delivery deleted meanwhile (its endpoint was deleted) has nothing to log against.
+        let present: Vec<&Finished> = batch
+            .iter()
+            .filter(|f| leases.contains_key(&f.job.delivery.id))
+            .collect();
+        if present.is_empty() {
             return Ok(());
         }
+        for chunk in present.chunks(1000) {
+            attempts::Entity::insert_many(chunk.iter().map(|f| attempts::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                delivery_id: Set(f.job.delivery.id),
+                at: Set(f.at),
+                response_status: Set(f.out.status.map(i32::from)),
+                duration_ms: Set(f.out.duration_ms),
+                error: Set(f.out.error.as_ref().map(|e| e.chars().take(1000).collect())),
+                response_body: Set(f.out.body.clone()),
+                manual: Set(f.job.delivery.manual),
+            }))
+            .exec_without_returning(&*tx)
+            .await?;
+        }
 
-        let endpoint_id = job.endpoint.id;
-        if out.success() {
+        // Deliveries still under our lease move on: terminal ones in one statement per
+        // (status, attempts), retries one by one (each has its own next attempt time).
+        let mut ended: HashMap<(DeliveryStatus, i32), Vec<Uuid>> = HashMap::new();
+        let mut moved: Vec<(&Finished, Step)> = Vec::with_capacity(present.len());
+        for f in present {
+            let d = &f.job.delivery;
+            if leases.get(&d.id) != Some(&Some(f.job.lease)) {
+                tracing::warn!(delivery_id = %d.id, "webhook lease lost before the attempt finished");
+                continue;
+            }
+            let step = Step::after(d, &f.out, f.at, schedule);
+            if step.next.is_some() {
+                moved_update(&tx, &[d.id], &step, f.at).await?;
+            } else {
+                ended
+                    .entry((step.status, step.attempts))
+                    .or_default()
+                    .push(d.id);
+            }
+            moved.push((f, step));
+        }
+        let now = self.svc.now();
+        for ((status, attempts), ids) in &ended {
+            let step = Step {
+                status: *status,
+                attempts: *attempts,
+                next: None,
+            };
+            moved_update(&tx, ids, &step, now).await?;
+        }
+
+        // Each endpoint's health follows its latest attempt in the batch; a 410 disables it.
+        let mut health: HashMap<Uuid, (bool, bool)> = HashMap::new();
+        for (f, _) in &moved {
+            let h = health.entry(f.job.endpoint.id).or_default();
+            h.0 = f.out.success();
+            h.1 |= f.out.gone();
+        }
+        let healthy: Vec<Uuid> = health
+            .iter()
+            .filter(|(_, (ok, gone))| *ok && !*gone)
+            .map(|(id, _)| *id)
+            .collect();
+        if !healthy.is_empty() {
             endpoints::Entity::update_many()
                 .col_expr(
                     endpoints::Column::FailingSince,
                     Expr::value(Option::<DateTime<Utc>>::None),
                 )
-                .filter(endpoints::Column::Id.eq(endpoint_id))
+                .filter(endpoints::Column::Id.is_in(healthy))
                 .filter(endpoints::Column::FailingSince.is_not_null())
                 .exec(&*tx)
                 .await?;
-        } else if let Some(e) = endpoints::Entity::find_by_id(endpoint_id).one(&*tx).await? {
-            let reason = if gone {
-                Some("The endpoint answered 410 Gone.".to_string())
-            } else {
-                match e.failing_since {
-                    Some(since) if now - since >= Duration::days(DISABLE_AFTER_DAYS) => {
-                        Some(format!(
-                            "Every attempt failed for {DISABLE_AFTER_DAYS} days (since {}).",
-                            since.format("%Y-%m-%d %H:%M UTC")
-                        ))
-                    }
-                    _ => None,
-                }
-            };
-            let mut am: endpoints::ActiveModel = e.clone().into();
-            if e.failing_since.is_none() {
-                am.failing_since = Set(Some(now));
-            }
-            if let (Some(reason), true) = (&reason, e.enabled) {
-                am.enabled = Set(false);
-                am.disabled_reason = Set(Some(reason.clone()));
-                am.updated_at = Set(now);
-                disabled_event(&mut tx, now, &e, reason).await?;
-            }
-            am.update(&*tx).await?;
+        }
+        let mut failing: Vec<(Uuid, bool)> = health
+            .into_iter()
+            .filter(|(_, (ok, gone))| !*ok || *gone)
+            .map(|(id, (_, gone))| (id, gone))
+            .collect();
+        failing.sort();
+        for (id, gone) in failing {
+            self.endpoint_failed(&mut tx, id, gone, now).await?;
         }
         tx.commit(&self.svc.bus).await?;
 
-        let outcome = match status {
+        for (f, step) in moved {
+            self.report(f, &step);
+        }
+        Ok(())
+    }
+
+    /// Marks an endpoint failing, and disables it after a 410 or five days of failures.
+    async fn endpoint_failed(
+        &self,
+        tx: &mut Tx,
+        id: Uuid,
+        gone: bool,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let Some(e) = endpoints::Entity::find_by_id(id).one(&**tx).await? else {
+            return Ok(());
+        };
+        let reason = if gone {
+            Some("The endpoint answered 410 Gone.".to_string())
+        } else {
+            match e.failing_since {
+                Some(since) if now - since >= Duration::days(DISABLE_AFTER_DAYS) => Some(format!(
+                    "Every attempt failed for {DISABLE_AFTER_DAYS} days (since {}).",
+                    since.format("%Y-%m-%d %H:%M UTC")
+                )),
+                _ => None,
+            }
+        };
+        let mut am: endpoints::ActiveModel = e.clone().into();
+        if e.failing_since.is_none() {
+            am.failing_since = Set(Some(now));
+        }
+        if let (Some(reason), true) = (&reason, e.enabled) {
+            am.enabled = Set(false);
+            am.disabled_reason = Set(Some(reason.clone()));
+            am.updated_at = Set(now);
+            disabled_event(tx, now, &e, reason).await?;
+        }
+        am.update(&**tx).await?;
+        Ok(())
+    }
+
+    /// Metrics and logs of a recorded attempt.
+    fn report(&self, f: &Finished, step: &Step) {
+        let outcome = match step.status {
             DeliveryStatus::Succeeded => "succeeded",
             DeliveryStatus::Failed => "failed",
             DeliveryStatus::Pending => "retry",
         };
         metrics::counter!("kfactor_webhook_attempts_total", "outcome" => outcome).increment(1);
         metrics::histogram!("kfactor_webhook_attempt_duration_seconds")
-            .record(out.duration_ms as f64 / 1000.0);
-        if status == DeliveryStatus::Succeeded {
-            let latency = (now - job.message.created_at)
+            .record(f.out.duration_ms as f64 / 1000.0);
+        if step.status == DeliveryStatus::Succeeded {
+            let latency = (f.at - f.job.message.created_at)
                 .num_microseconds()
                 .unwrap_or(0);
             metrics::histogram!("kfactor_webhook_delivery_latency_seconds")
                 .record(latency as f64 / 1e6);
         }
-        if status != DeliveryStatus::Pending {
+        if step.status != DeliveryStatus::Pending {
             metrics::counter!("kfactor_webhook_deliveries_total", "status" => outcome).increment(1);
         }
-        if !out.success() {
+        if !f.out.success() {
             tracing::info!(
-                delivery_id = %d.id,
-                endpoint_id = %WebhookEndpointId(endpoint_id),
-                status = ?out.status,
-                error = out.error.as_deref().unwrap_or(""),
-                next_attempt_at = ?next,
+                delivery_id = %f.job.delivery.id,
+                endpoint_id = %WebhookEndpointId(f.job.endpoint.id),
+                status = ?f.out.status,
+                error = f.out.error.as_deref().unwrap_or(""),
+                next_attempt_at = ?step.next,
                 "webhook attempt failed"
             );
         }
-        Ok(())
     }
+}
+
+/// Moves deliveries to `step` and releases their leases.
+async fn moved_update(
+    tx: &Tx,
+    ids: &[Uuid],
+    step: &Step,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    deliveries::Entity::update_many()
+        .col_expr(
+            deliveries::Column::Status,
+            Expr::value(step.status.as_str()),
+        )
+        .col_expr(deliveries::Column::Attempts, Expr::value(step.attempts))
+        .col_expr(deliveries::Column::NextAttemptAt, Expr::value(step.next))
+        .col_expr(
+            deliveries::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            deliveries::Column::LeaseId,
+            Expr::value(Option::<Uuid>::None),
+        )
+        .col_expr(deliveries::Column::Manual, Expr::value(false))
+        .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
+        .filter(deliveries::Column::Id.is_in(ids.iter().copied()))
+        .exec(&**tx)
+        .await?;
+    Ok(())
 }
 
 /// Records the WEBHOOK_DISABLED activity of an org endpoint (platform endpoints have no feed;

@@ -289,6 +289,80 @@ async fn failing_deliveries_retry_on_schedule_with_the_same_webhook_id_then_fail
     assert_eq!(d["nextAttemptAt"], Value::Null);
 }
 
+/// Attempts finishing together are recorded together (one transaction per batch): under a
+/// burst every delivery still gets exactly its own attempts and the right end state, and an
+/// endpoint's health follows its own answers, not its neighbours'.
+#[tokio::test]
+async fn a_burst_to_healthy_and_failing_endpoints_records_every_attempt_once() {
+    const N: usize = 100;
+    let app = wh_app(|c| c.webhook_retry_schedule = schedule(&[0])).await;
+    let ok = Receiver::start().await;
+    let bad = Receiver::start().await;
+    bad.set_default(Reply::Status(500));
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let (ok_id, _) = create_endpoint(&app, &ana.token, Some(&ana.org_id), &ok.url("/"), &[]).await;
+    let (bad_id, _) =
+        create_endpoint(&app, &ana.token, Some(&ana.org_id), &bad.url("/"), &[]).await;
+    for _ in 0..N {
+        emit(&app, &ana.org_id, "user.activated").await;
+    }
+    ok.wait_for(N).await;
+    bad.wait_for(N).await;
+
+    const Q: &str = "query($o: ID!) { organization(id: $o) { webhookEndpoints { id enabled disabledReason deliveries(first: 100) { totalCount nodes { status nextAttemptAt attempts { responseStatus } } } } } }";
+    let mut eps = Vec::new();
+    for _ in 0..500 {
+        let body = app
+            .gql(Some(&ana.token), Q, json!({ "o": ana.org_id }))
+            .await;
+        eps = body["data"]["organization"]["webhookEndpoints"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .clone();
+        let settled = eps.iter().all(|e| {
+            e["deliveries"]["nodes"]
+                .as_array()
+                .is_some_and(|ds| ds.len() == N && ds.iter().all(|d| d["status"] != "PENDING"))
+        });
+        if settled {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    for e in &eps {
+        let (status, code) = if e["id"] == ok_id.as_str() {
+            ("SUCCEEDED", 200)
+        } else {
+            assert_eq!(e["id"], bad_id.as_str());
+            ("FAILED", 500)
+        };
+        assert_eq!(e["deliveries"]["totalCount"], N, "{e}");
+        for d in e["deliveries"]["nodes"].as_array().unwrap() {
+            assert_eq!(d["status"], status, "{d}");
+            assert_eq!(d["nextAttemptAt"], Value::Null, "{d}");
+            assert_eq!(d["attempts"], json!([{ "responseStatus": code }]), "{d}");
+        }
+        // Failing for seconds is far from the five days that disable an endpoint.
+        assert_eq!(e["enabled"], true, "{e}");
+    }
+    let ids: HashSet<String> = ok
+        .received()
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        N,
+        "each message reached the healthy endpoint once"
+    );
+    assert_eq!(ok.received().len(), N);
+    assert_eq!(
+        bad.received().len(),
+        N,
+        "an exhausted delivery is not sent again"
+    );
+}
+
 #[tokio::test]
 async fn gone_disables_the_endpoint_and_retry_after_is_honoured() {
     let app = wh_app(|_| {}).await;
