@@ -14,7 +14,7 @@ use axum::{
 use kfactor::{
     clock::SystemClock,
     config::Config,
-    domain::ids::OrgId,
+    domain::{ids::OrgId, webhooks},
     outbox::{self, Tx, WebhookEvent},
     App,
 };
@@ -60,9 +60,16 @@ async fn main() -> anyhow::Result<()> {
     config.webhook_allow_http = true;
     config.webhook_allow_private = true;
     config.log = "warn".into();
+    if let Some(n) = std::env::var("KFACTOR_WEBHOOK_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.webhook_concurrency = n;
+    }
     let kf = App::build(config, Arc::new(SystemClock)).await?;
     let svc = kf.svc.clone();
-    // One organization with 10 endpoints (rows written directly: the bench measures delivery).
+    // One organization, and 10 platform endpoints (created by a staff user, with real
+    // signing secrets) that receive its events.
     let now = svc.now();
     let org = OrgId::generate();
     entity::organizations::ActiveModel {
@@ -75,20 +82,34 @@ async fn main() -> anyhow::Result<()> {
     }
     .insert(&svc.db.write)
     .await?;
+    let staff = entity::users::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set("bench@example.com".into()),
+        name: Set("Bench".into()),
+        password_hash: Set(String::new()),
+        acquisition_source: Set("organic".into()),
+        invited_by_user_id: Set(None),
+        invite_token_id: Set(None),
+        utm_source: Set(None),
+        referral_code: Set("bench".into()),
+        activated_at: Set(None),
+        is_staff: Set(true),
+        active_organization_id: Set(None),
+        created_at: Set(now),
+    }
+    .insert(&svc.db.write)
+    .await?;
     for i in 0..endpoints {
-        entity::webhook_endpoints::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            organization_id: Set(Some(org.0)),
-            url: Set(format!("http://{addr}/e{i}")),
-            description: Set(None),
-            event_types: Set(json!([])),
-            enabled: Set(true),
-            disabled_reason: Set(None),
-            failing_since: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&svc.db.write)
+        webhooks::create(
+            &svc,
+            &staff,
+            webhooks::NewEndpoint {
+                org: None,
+                url: &format!("http://{addr}/e{i}"),
+                event_types: &[],
+                description: None,
+            },
+        )
         .await?;
     }
     let _workers = kf.spawn_workers()?;

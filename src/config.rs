@@ -166,7 +166,7 @@ impl Default for Raw {
             webhook_allow_private: false,
             webhook_retry_schedule: StrOrNum::Str(DEFAULT_WEBHOOK_RETRY_SCHEDULE.into()),
             webhook_retention_days: 30,
-            webhook_concurrency: 64,
+            webhook_concurrency: 256,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Webhook endpoints and their deliveries: who may manage which endpoint, what a valid
 //! endpoint is, secret rotation, test sends and redelivery. Sending lives in
 //! `crate::webhooks` (the dispatcher); this module only writes rows in one transaction.
-use std::net::IpAddr;
+use std::{collections::HashMap, net::IpAddr};
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use sea_orm::{
@@ -183,37 +183,34 @@ fn storage_key(svc: &Services) -> [u8; 32] {
     svc.keys.subkey(b"webhook secrets")
 }
 
-/// The keys that sign a delivery now: the current one first, then each unexpired old one.
+/// The keys that sign deliveries to each of `endpoints` now: the current one first, then
+/// each unexpired old one, newest first.
 pub async fn signing_keys(
     svc: &Services,
     db: &impl ConnectionTrait,
-    endpoint: Uuid,
+    endpoints: impl IntoIterator<Item = Uuid>,
     now: DateTime<Utc>,
-) -> DomainResult<Vec<signing::SigningKey>> {
+) -> DomainResult<HashMap<Uuid, Vec<signing::SigningKey>>> {
     let rows = secrets::Entity::find()
-        .filter(secrets::Column::EndpointId.eq(endpoint))
+        .filter(secrets::Column::EndpointId.is_in(endpoints))
         .filter(
             sea_orm::Condition::any()
                 .add(secrets::Column::ExpiresAt.is_null())
                 .add(secrets::Column::ExpiresAt.gt(now)),
         )
+        // The current secret (no expiry) first, then the old ones, newest first.
+        .order_by(secrets::Column::ExpiresAt.is_null(), Order::Desc)
         .order_by(secrets::Column::Id, Order::Desc)
         .all(db)
         .await?;
     let key = storage_key(svc);
-    let mut current = Vec::new();
-    let mut old = Vec::new();
+    let mut keys: HashMap<Uuid, Vec<signing::SigningKey>> = HashMap::new();
     for r in rows {
         let k = signing::open(&key, r.id, &r.ciphertext)
             .ok_or_else(|| anyhow::anyhow!("webhook secret {} is not decodable", r.id))?;
-        if r.expires_at.is_none() {
-            current.push(k);
-        } else {
-            old.push(k);
-        }
+        keys.entry(r.endpoint_id).or_default().push(k);
     }
-    current.extend(old);
-    Ok(current)
+    Ok(keys)
 }
 
 async fn add_secret(

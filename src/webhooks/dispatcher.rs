@@ -399,17 +399,17 @@ impl Dispatcher {
             .into_iter()
             .map(|e| (e.id, Arc::new(e)))
             .collect();
-        let mut keys: HashMap<Uuid, Arc<Vec<signing::SigningKey>>> = HashMap::new();
-        for id in eps.keys() {
-            let k = rules::signing_keys(&self.svc, db, *id, now).await?;
-            keys.insert(*id, Arc::new(k));
-        }
+        let keys: HashMap<Uuid, Arc<Vec<signing::SigningKey>>> =
+            rules::signing_keys(&self.svc, db, eps.keys().copied(), now)
+                .await?
+                .into_iter()
+                .map(|(id, k)| (id, Arc::new(k)))
+                .collect();
         let started = take.len();
         for d in take {
-            let (Some(message), Some(endpoint), Some(keys)) = (
+            let (Some(message), Some(endpoint)) = (
                 msgs.get(&d.message_id).cloned(),
                 eps.get(&d.endpoint_id).cloned(),
-                keys.get(&d.endpoint_id).cloned(),
             ) else {
                 // Deleted between claim and load: the cascade removed the delivery too.
                 continue;
@@ -427,10 +427,10 @@ impl Dispatcher {
                 permit: Some(permit),
             };
             let job = Job {
+                keys: keys.get(&d.endpoint_id).cloned().unwrap_or_default(),
                 delivery: d,
                 message,
                 endpoint,
-                keys,
                 lease,
             };
             let this = self.clone();
@@ -462,6 +462,11 @@ impl Dispatcher {
                 return out;
             }
         };
+        if job.keys.is_empty() {
+            // Never send unsigned: receivers could not tell it from a forgery.
+            out.error = Some("the endpoint has no signing secret; rotate its secret".into());
+            return out;
+        }
         if let Some(refused) = self.literal_refusal(&job.endpoint.url) {
             out.error = Some(refused);
             return out;
