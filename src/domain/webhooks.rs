@@ -576,6 +576,10 @@ pub async fn redeliver(
     am.status = Set(DeliveryStatus::Pending.as_str().into());
     am.next_attempt_at = Set(Some(now));
     am.manual = Set(true);
+    // An attempt in flight no longer owns the delivery: it is logged when it finishes, but
+    // this redelivery is what happens next.
+    am.locked_until = Set(None);
+    am.lease_id = Set(None);
     am.updated_at = Set(now);
     let delivery = am.update(&*tx).await?;
     let message = messages::Entity::find_by_id(delivery.message_id)

@@ -489,11 +489,12 @@ impl Dispatcher {
                 let status = resp.status().as_u16();
                 out.status = Some(status);
                 if status == 429 || status == 503 {
+                    let now = self.svc.now();
                     out.retry_after = resp
                         .headers()
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<i64>().ok());
+                        .and_then(|v| retry_after_seconds(v, now));
                 }
                 let mut buf = Vec::new();
                 while buf.len() < MAX_RESPONSE_BODY {
@@ -818,6 +819,17 @@ fn jitter(step: StdDuration) -> Duration {
     Duration::milliseconds((ms * factor) as i64)
 }
 
+/// A `Retry-After` value in seconds from `now`: either delay-seconds or an HTTP-date
+/// (RFC 9110 §10.2.3). A date in the past means "now".
+fn retry_after_seconds(value: &str, now: DateTime<Utc>) -> Option<i64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<i64>() {
+        return Some(secs);
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?;
+    Some((at.with_timezone(&Utc) - now).num_seconds().max(0))
+}
+
 /// An error and its causes, "outer: inner: root".
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = vec![e.to_string()];
@@ -859,6 +871,22 @@ pub fn spawn(svc: Arc<Services>) -> anyhow::Result<tokio::task::JoinHandle<()>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let now: DateTime<Utc> = "2026-11-26T12:00:00Z".parse().unwrap();
+        assert_eq!(retry_after_seconds("120", now), Some(120));
+        assert_eq!(retry_after_seconds(" 5 ", now), Some(5));
+        assert_eq!(
+            retry_after_seconds("Thu, 26 Nov 2026 12:01:30 GMT", now),
+            Some(90)
+        );
+        assert_eq!(
+            retry_after_seconds("Thu, 26 Nov 2026 11:00:00 GMT", now),
+            Some(0)
+        );
+        assert_eq!(retry_after_seconds("soon", now), None);
+    }
 
     #[test]
     fn jitter_stays_within_twenty_percent() {
