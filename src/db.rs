@@ -4,9 +4,11 @@
 //! keeps limit checks race-free. PostgreSQL uses one pool for both, with row locks.
 use std::time::Duration;
 
+use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
-    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DbErr, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    TransactionTrait,
 };
 
 use crate::config::Config;
@@ -50,6 +52,35 @@ impl Db {
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<sea_orm::DatabaseTransaction, DbErr> {
         self.write.begin().await
+    }
+
+    /// Brings the schema up to date, all pending migrations in one transaction (a crash
+    /// leaves none half-applied). Instances that start at once on one database serialize
+    /// here: the first migrates, the others wait and then find nothing to do.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        let backend = self.backend();
+        if backend == DatabaseBackend::Sqlite {
+            // The transaction's first statement must be a write: a deferred transaction
+            // that read first could not upgrade once another process had migrated.
+            self.write
+                .execute_unprepared(
+                    "CREATE TABLE IF NOT EXISTS kfactor_migration_lock \
+                     (id INTEGER PRIMARY KEY, locked_at TEXT NOT NULL)",
+                )
+                .await?;
+        }
+        let txn = self.write.begin().await?;
+        let lock = match backend {
+            DatabaseBackend::Sqlite => {
+                "INSERT INTO kfactor_migration_lock (id, locked_at) VALUES (1, CURRENT_TIMESTAMP) \
+                 ON CONFLICT (id) DO UPDATE SET locked_at = excluded.locked_at"
+            }
+            // Released at commit or rollback. The key is b"kfactor\0" as a big-endian i64.
+            _ => "SELECT pg_advisory_xact_lock(7738980089465893376)",
+        };
+        txn.execute_unprepared(lock).await?;
+        Migrator::up(&txn, None).await?;
+        txn.commit().await
     }
 
     /// True when both pools answer.

@@ -7,7 +7,6 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use migration::MigratorTrait;
 
 pub mod cli;
 pub mod clock;
@@ -42,9 +41,7 @@ impl App {
         let db = db::Db::connect(&config)
             .await
             .context("connecting to the database")?;
-        migration::Migrator::up(&db.write, None)
-            .await
-            .context("running migrations")?;
+        db.migrate().await.context("running migrations")?;
         let (keys, generated) =
             domain::tokens::load_or_create_secret(&db.write, config.secret.clone().map(|s| s.0))
                 .await

@@ -102,3 +102,23 @@ fn plans_check_reports_broken_catalogs() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("webhooks") && err.contains("free"), "{err}");
 }
+
+/// Instances scaled out on one PostgreSQL database start at once: each migrates on start-up,
+/// and none may fail because another is creating the same tables.
+#[tokio::test]
+async fn instances_starting_at_once_on_one_database_all_migrate() {
+    let (url, _guard) = crate::helpers::fresh_database().await;
+    let starts = (0..4).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let config = kfactor::config::Config::for_database(&url);
+            kfactor::App::build(config, std::sync::Arc::new(kfactor::clock::SystemClock))
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        })
+    });
+    for started in futures_util::future::join_all(starts).await {
+        assert_eq!(started.unwrap(), Ok(()));
+    }
+}

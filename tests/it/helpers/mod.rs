@@ -23,7 +23,7 @@ pub struct TestApp {
     _db: Option<TestDb>,
 }
 
-enum TestDb {
+pub enum TestDb {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, name: String },
 }
@@ -54,7 +54,7 @@ impl Drop for TestDb {
 }
 
 /// The database URL for a new test, and the guard that removes it.
-async fn fresh_database() -> (String, TestDb) {
+pub async fn fresh_database() -> (String, TestDb) {
     match std::env::var("TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())
