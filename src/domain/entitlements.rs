@@ -12,7 +12,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use sea_orm::{
     sea_query::{Expr, OnConflict},
     ActiveValue::Set,
-    ConnectionTrait, EntityTrait, PaginatorTrait,
+    ConnectionTrait, EntityTrait, PaginatorTrait, QuerySelect,
 };
 use serde_json::json;
 
@@ -572,7 +572,10 @@ pub async fn set_override(
         ));
     }
     let tx = Tx::begin(&svc.db).await?;
+    // Locked: two overrides of one organization at once take turns (the later one wins)
+    // instead of both inserting after both deleted.
     let o = organizations::Entity::find_by_id(org.0)
+        .lock_exclusive()
         .one(&*tx)
         .await?
         .ok_or(DomainError::NotFound("Organization"))?;

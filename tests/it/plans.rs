@@ -513,6 +513,38 @@ async fn staff_overrides_are_more_generous_and_expire() {
     );
 }
 
+/// Two staff members (or a retried tool) setting the same override at once: both succeed,
+/// one of them wins, and exactly one override row remains.
+#[tokio::test]
+async fn concurrent_overrides_of_one_feature_all_succeed() {
+    let app = spawn().await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let staff = app.sign_up("Sam", "sam@kfactor.dev").await;
+    make_staff(&app, &staff).await;
+    let set = "mutation($o: ID!, $f: String!, $l: Int) { setEntitlementOverride(organizationId: $o, feature: $f, limit: $l) { limit overridden } }";
+    let calls = (0..8).map(|i| {
+        app.gql(
+            Some(&staff.token),
+            set,
+            json!({ "o": ana.org_id, "f": "projects", "l": 10 + i }),
+        )
+    });
+    for body in futures_util::future::join_all(calls).await {
+        assert_eq!(
+            body["data"]["setEntitlementOverride"]["overridden"], true,
+            "{body}"
+        );
+    }
+    let e = entitlement(&app, &ana, "projects").await;
+    let limit = e["limit"].as_i64().unwrap();
+    assert!((10..18).contains(&limit), "{e}");
+    let rows = entity::entitlement_overrides::Entity::find()
+        .all(&app.app.svc.db.read)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+}
+
 #[tokio::test]
 async fn idempotent_retries_return_the_first_result_and_consume_once() {
     let app = spawn().await;
