@@ -4,6 +4,11 @@
 //! spec wants `application/graphql-response+json`, 4xx for requests that could not start
 //! executing (unparsable JSON, invalid documents), mutations refused over GET, and no
 //! batching unless asked for. This module implements exactly that.
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
+
 use async_graphql::{
     parser::{parse_query, types::OperationType},
     Data, Request, Response as GqlResponse, Value,
@@ -11,10 +16,14 @@ use async_graphql::{
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
     body::Bytes,
-    extract::{Query, State, WebSocketUpgrade},
+    extract::{
+        ws::{CloseFrame, Message},
+        Query, State, WebSocketUpgrade,
+    },
     http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{Html, IntoResponse, Response},
 };
+use futures_util::{future, SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -391,7 +400,8 @@ fn render(response: GqlResponse, media: Media) -> Response {
 }
 
 /// `GET /graphql/ws`: graphql-transport-ws. Authentication comes from the `connection_init`
-/// payload `{"authorization": "Bearer <token>"}`.
+/// payload `{"authorization": "Bearer <token>"}`; a refused one closes the socket with 4403
+/// Forbidden, as the protocol recommends.
 pub async fn ws(
     State(app): State<AppState>,
     protocol: GraphQLProtocol,
@@ -400,8 +410,27 @@ pub async fn ws(
     let schema = app.schema.clone();
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
-            GraphQLWebSocket::new(stream, schema, protocol)
+        .on_upgrade(move |socket| {
+            // async-graphql closes a refused connection_init with 1002 (protocol error);
+            // the close frame is rewritten to 4403 once the refusal is known.
+            let refused = Arc::new(AtomicBool::new(false));
+            let (sink, stream) = socket.split();
+            let seen = refused.clone();
+            let sink = sink.with(move |msg: Message| {
+                let msg = match msg {
+                    Message::Close(Some(frame))
+                        if frame.code == 1002 && seen.load(Ordering::Acquire) =>
+                    {
+                        Message::Close(Some(CloseFrame {
+                            code: 4403,
+                            reason: frame.reason,
+                        }))
+                    }
+                    other => other,
+                };
+                future::ready(Ok::<_, axum::Error>(msg))
+            });
+            GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let header = ["authorization", "Authorization"]
                         .iter()
@@ -409,6 +438,7 @@ pub async fn ws(
                         .map(str::to_string);
                     let auth = Auth::from_header(&app.svc, header.as_deref()).await;
                     if let Auth::Invalid(why) = auth {
+                        refused.store(true, Ordering::Release);
                         return Err(async_graphql::Error::new(why));
                     }
                     let mut data = Data::default();

@@ -108,3 +108,32 @@ async fn subscriptions_need_membership() {
         "{msg}"
     );
 }
+
+/// graphql-transport-ws: a refused `connection_init` (a bad or expired token) closes the
+/// socket with 4403 Forbidden, so clients can tell "log in again" from a protocol error.
+#[tokio::test]
+async fn a_bad_token_closes_the_socket_with_4403() {
+    let app = spawn().await;
+    let mut req = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "authorization": "Bearer not-a-session" } });
+    ws.send(Message::text(init.to_string())).await.unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("an answer within 10 s")
+        .expect("stream open")
+        .expect("ws message");
+    match msg {
+        Message::Close(Some(frame)) => {
+            assert_eq!(u16::from(frame.code), 4403, "{frame:?}");
+            assert!(!frame.reason.is_empty());
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
