@@ -13,6 +13,8 @@ use entity::idempotency_keys;
 
 /// How long a response is remembered.
 const TTL_HOURS: i64 = 24;
+/// The subkey that encrypts stored responses.
+const SEAL_LABEL: &[u8] = b"idempotent responses";
 
 /// What to do with a request carrying a key.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,7 +60,10 @@ pub async fn begin(svc: &Services, scope: &str, key: &str, hash: &str) -> Domain
                 return Ok(if row.request_hash != hash {
                     Begin::Mismatch
                 } else {
-                    row.response.map_or(Begin::InProgress, Begin::Replay)
+                    match row.response {
+                        None => Begin::InProgress,
+                        Some(sealed) => Begin::Replay(open(svc, &sealed)?),
+                    }
                 });
             }
             // Expired: reclaim exactly the row that was read (a concurrent reclaimer that got
@@ -98,18 +103,37 @@ pub async fn begin(svc: &Services, scope: &str, key: &str, hash: &str) -> Domain
     Ok(Begin::InProgress)
 }
 
-/// Stores the response of a claimed key.
+/// Stores the response of a claimed key, encrypted: a response may carry a share or
+/// invitation link, which is otherwise never stored.
 pub async fn complete(svc: &Services, scope: &str, key: &str, response: &str) -> DomainResult<()> {
+    let sealed = svc.keys.seal(SEAL_LABEL, response.as_bytes());
     idempotency_keys::Entity::update_many()
         .col_expr(
             idempotency_keys::Column::Response,
-            sea_orm::sea_query::Expr::value(response),
+            sea_orm::sea_query::Expr::value(sealed),
         )
         .filter(idempotency_keys::Column::Scope.eq(scope))
         .filter(idempotency_keys::Column::Key.eq(key))
         .exec(&svc.db.write)
         .await?;
     Ok(())
+}
+
+/// A stored response in clear text. Responses stored before they were encrypted are
+/// plain JSON.
+fn open(svc: &Services, stored: &str) -> DomainResult<String> {
+    if stored.starts_with('{') {
+        return Ok(stored.to_string());
+    }
+    svc.keys
+        .open(SEAL_LABEL, stored)
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            // Sealed under another server secret (KFACTOR_SECRET changed).
+            DomainError::Internal(anyhow::anyhow!(
+                "a stored idempotent response is not decodable"
+            ))
+        })
 }
 
 /// Releases a claimed key (the request failed on our side and may be retried).

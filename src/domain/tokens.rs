@@ -16,6 +16,20 @@ use uuid::Uuid;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// `data` XORed with the keystream HMAC-SHA256(key, nonce ‖ block counter), 32 bytes a block.
+/// The same (key, nonce) must never encrypt two different texts.
+pub fn xor_keystream(key: &[u8; 32], nonce: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    for (block, chunk) in data.chunks(32).enumerate() {
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key size");
+        mac.update(nonce);
+        mac.update(&(block as u32).to_be_bytes());
+        let pad = mac.finalize().into_bytes();
+        out.extend(chunk.iter().zip(pad.iter()).map(|(a, b)| a ^ b));
+    }
+    out
+}
+
 /// What a derived token is for; part of the MAC so a token of one kind never verifies as
 /// another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +86,43 @@ impl Keys {
         mac.update(b"kfactor subkey\0");
         mac.update(label);
         mac.finalize().into_bytes().into()
+    }
+
+    /// Encrypts `data` for storage under the subkey `label`: a random nonce, the data XORed
+    /// with an HMAC-SHA256 keystream, and a 128-bit tag (encrypt-then-MAC), base64url. For
+    /// short-lived copies of what must not sit readable in the database.
+    pub fn seal(&self, label: &[u8], data: &[u8]) -> String {
+        let mut nonce = [0u8; 16];
+        rand::rng().fill_bytes(&mut nonce);
+        let mut out = nonce.to_vec();
+        out.extend(xor_keystream(&self.subkey(label), &nonce, data));
+        let tag = self.seal_tag(label, &out);
+        out.extend_from_slice(&tag);
+        format!("v1.{}", URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// Decrypts what [`Keys::seal`] produced under the same `label`; None if it was altered
+    /// or sealed under another key.
+    pub fn open(&self, label: &[u8], sealed: &str) -> Option<Vec<u8>> {
+        let raw = URL_SAFE_NO_PAD.decode(sealed.strip_prefix("v1.")?).ok()?;
+        if raw.len() < 32 {
+            return None;
+        }
+        let (body, tag) = raw.split_at(raw.len() - 16);
+        if !bool::from(self.seal_tag(label, body).ct_eq(tag)) {
+            return None;
+        }
+        let (nonce, ciphertext) = body.split_at(16);
+        Some(xor_keystream(&self.subkey(label), nonce, ciphertext))
+    }
+
+    fn seal_tag(&self, label: &[u8], body: &[u8]) -> [u8; 16] {
+        let mut mac = HmacSha256::new_from_slice(&self.subkey(&[label, b" tag"].concat()))
+            .expect("HMAC takes any key size");
+        mac.update(body);
+        mac.finalize().into_bytes()[..16]
+            .try_into()
+            .expect("16 of 32 bytes")
     }
 
     /// The token of row `id` at `version`.
@@ -160,6 +211,23 @@ pub async fn load_or_create_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_data_opens_only_unaltered_under_the_same_key_and_label() {
+        let keys = Keys::new(vec![7; 32]);
+        let text = br#"{"data":{"createSharedLink":{"url":"https://app/s/abc"}}}"#;
+        let sealed = keys.seal(b"label", text);
+        assert!(!sealed.contains("abc"));
+        assert_ne!(sealed, keys.seal(b"label", text), "a fresh nonce each time");
+        assert_eq!(keys.open(b"label", &sealed).as_deref(), Some(&text[..]));
+        assert_eq!(keys.open(b"other", &sealed), None);
+        assert_eq!(Keys::new(vec![8; 32]).open(b"label", &sealed), None);
+        let mut raw = URL_SAFE_NO_PAD.decode(&sealed[3..]).unwrap();
+        raw[20] ^= 1;
+        let tampered = format!("v1.{}", URL_SAFE_NO_PAD.encode(raw));
+        assert_eq!(keys.open(b"label", &tampered), None);
+        assert_eq!(keys.open(b"label", "v1.short"), None);
+    }
 
     #[test]
     fn derived_tokens_verify_only_for_their_version_and_purpose() {

@@ -6,6 +6,8 @@ use rand::RngCore;
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::domain::tokens::xor_keystream;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// The prefix of a secret's text form.
@@ -75,25 +77,17 @@ pub fn signature_header(keys: &[SigningKey], msg_id: &str, timestamp: i64, body:
 /// Encrypts a key for storage: XOR with an HMAC-SHA256 keystream bound to the secret's row id,
 /// under a key derived from the server secret. A database leak alone reveals no secret.
 pub fn seal(storage_key: &[u8; 32], row_id: Uuid, key: &SigningKey) -> String {
-    STANDARD.encode(xor_stream(storage_key, row_id, &key.0))
+    STANDARD.encode(xor_keystream(storage_key, row_id.as_bytes(), &key.0))
 }
 
 /// Decrypts what [`seal`] stored.
 pub fn open(storage_key: &[u8; 32], row_id: Uuid, sealed: &str) -> Option<SigningKey> {
     let bytes = STANDARD.decode(sealed).ok()?;
-    Some(SigningKey(xor_stream(storage_key, row_id, &bytes)))
-}
-
-fn xor_stream(storage_key: &[u8; 32], row_id: Uuid, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    for (block, chunk) in data.chunks(32).enumerate() {
-        let mut mac = HmacSha256::new_from_slice(storage_key).expect("HMAC takes any key size");
-        mac.update(row_id.as_bytes());
-        mac.update(&(block as u32).to_be_bytes());
-        let pad = mac.finalize().into_bytes();
-        out.extend(chunk.iter().zip(pad.iter()).map(|(a, b)| a ^ b));
-    }
-    out
+    Some(SigningKey(xor_keystream(
+        storage_key,
+        row_id.as_bytes(),
+        &bytes,
+    )))
 }
 
 #[cfg(test)]

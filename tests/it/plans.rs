@@ -577,6 +577,14 @@ async fn idempotent_retries_return_the_first_result_and_consume_once() {
     let (s2, r2, again) = send("key-1", "Roadmap").await;
     assert_eq!((s1, r1, s2, r2), (200, false, 200, true));
     assert_eq!(first, again, "the first result, replayed");
+    // Stored encrypted: a response may carry a share or invitation link.
+    let stored = entity::idempotency_keys::Entity::find()
+        .all(&app.app.svc.db.read)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    let response = stored[0].response.as_deref().unwrap();
+    assert!(!response.contains("Roadmap"), "{response}");
     assert_eq!(
         entitlement(&app, &ana, "projects").await["used"],
         1,
