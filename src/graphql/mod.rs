@@ -55,6 +55,8 @@ pub enum Auth {
     Anonymous,
     /// A token was sent but is not (or no longer) valid.
     Invalid(&'static str),
+    /// The token could not be checked (the database did not answer): not the caller's fault.
+    Unavailable,
     /// A signed-in user and their token.
     User {
         /// The user, as loaded at the start of the request.
@@ -70,6 +72,9 @@ impl Auth {
         match self {
             Auth::User { user, .. } => Ok(user),
             Auth::Invalid(why) => Err(DomainError::Unauthenticated(why)),
+            Auth::Unavailable => Err(DomainError::Internal(anyhow::anyhow!(
+                "the session could not be checked"
+            ))),
             Auth::Anonymous => Err(DomainError::Unauthenticated("Sign in to do this.")),
         }
     }
@@ -91,7 +96,7 @@ impl Auth {
             Err(DomainError::Unauthenticated(why)) => Auth::Invalid(why),
             Err(e) => {
                 tracing::error!(error = ?e, "authenticating a session failed");
-                Auth::Invalid("Your session could not be checked. Try again.")
+                Auth::Unavailable
             }
         }
     }

@@ -5,7 +5,7 @@
 //! executing (unparsable JSON, invalid documents), mutations refused over GET, and no
 //! batching unless asked for. This module implements exactly that.
 use std::sync::{
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicU16, Ordering},
     Arc,
 };
 
@@ -401,7 +401,7 @@ fn render(response: GqlResponse, media: Media) -> Response {
 
 /// `GET /graphql/ws`: graphql-transport-ws. Authentication comes from the `connection_init`
 /// payload `{"authorization": "Bearer <token>"}`; a refused one closes the socket with 4403
-/// Forbidden, as the protocol recommends.
+/// Forbidden, as the protocol recommends (4500 if the session could not be checked).
 pub async fn ws(
     State(app): State<AppState>,
     protocol: GraphQLProtocol,
@@ -412,17 +412,18 @@ pub async fn ws(
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
             // async-graphql closes a refused connection_init with 1002 (protocol error);
-            // the close frame is rewritten to 4403 once the refusal is known.
-            let refused = Arc::new(AtomicBool::new(false));
+            // the close frame is rewritten to the protocol's code for why it was refused:
+            // 4403 Forbidden for a bad token, 4500 when it could not be checked.
+            let refused = Arc::new(AtomicU16::new(0));
             let (sink, stream) = socket.split();
             let seen = refused.clone();
             let sink = sink.with(move |msg: Message| {
                 let msg = match msg {
                     Message::Close(Some(frame))
-                        if frame.code == 1002 && seen.load(Ordering::Acquire) =>
+                        if frame.code == 1002 && seen.load(Ordering::Acquire) != 0 =>
                     {
                         Message::Close(Some(CloseFrame {
-                            code: 4403,
+                            code: seen.load(Ordering::Acquire),
                             reason: frame.reason,
                         }))
                     }
@@ -437,8 +438,15 @@ pub async fn ws(
                         .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
                         .map(str::to_string);
                     let auth = Auth::from_header(&app.svc, header.as_deref()).await;
-                    if let Auth::Invalid(why) = auth {
-                        refused.store(true, Ordering::Release);
+                    let (code, why) = match auth {
+                        Auth::Invalid(why) => (4403, why),
+                        Auth::Unavailable => {
+                            (4500, "Your session could not be checked. Try again.")
+                        }
+                        _ => (0, ""),
+                    };
+                    if code != 0 {
+                        refused.store(code, Ordering::Release);
                         return Err(async_graphql::Error::new(why));
                     }
                     let mut data = Data::default();
