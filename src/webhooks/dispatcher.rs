@@ -18,7 +18,7 @@
 //! The dispatcher wakes when a transaction that wrote messages commits, and polls every
 //! second as a backup (other instances' messages, due retries).
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
     time::{Duration as StdDuration, Instant},
 };
@@ -26,7 +26,7 @@ use std::{
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use sea_orm::{
-    sea_query::{Expr, LockBehavior, LockType, Query},
+    sea_query::{Expr, LockBehavior, LockType, OnConflict, Query},
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
@@ -126,11 +126,25 @@ impl Drop for Slot {
 
 /// An attempt that was made and waits to be recorded.
 struct Finished {
+    /// The attempt row's id, fixed when the attempt finished: recording it twice (a commit
+    /// whose outcome was unknown, then retried) writes one row.
+    attempt_id: Uuid,
     job: Job,
     out: Outcome,
     /// When the attempt finished.
     at: DateTime<Utc>,
     _slot: Slot,
+}
+
+/// What a batch's attempts say about one endpoint.
+#[derive(Clone, Copy, Debug, Default)]
+struct Health {
+    /// Some attempt succeeded.
+    any_ok: bool,
+    /// The attempt that finished last succeeded.
+    last_ok: bool,
+    /// Some attempt was answered 410 Gone.
+    gone: bool,
 }
 
 /// Where a delivery goes after an attempt.
@@ -211,7 +225,7 @@ impl Dispatcher {
         // Sends run in a set owned by this loop: when the dispatcher is stopped, its
         // in-flight sends stop with it (their leases expire and another dispatcher resumes).
         let mut sends = tokio::task::JoinSet::new();
-        let (finished, queue) = mpsc::unbounded_channel();
+        let (mut finished, queue) = mpsc::unbounded_channel();
         let mut recorder = tokio::task::JoinSet::new();
         recorder.spawn(self.clone().record_loop(queue));
         let mut last_prune: Option<Instant> = None;
@@ -223,6 +237,14 @@ impl Dispatcher {
                 Err(e) => tracing::error!(error = ?e, "webhook fan-out failed"),
             }
             while sends.try_join_next().is_some() {}
+            if let Some(ended) = recorder.try_join_next() {
+                // Only a panic ends it. Attempts it had not recorded are sent again when
+                // their leases expire.
+                tracing::error!(?ended, "the webhook recorder stopped; restarting it");
+                let queue;
+                (finished, queue) = mpsc::unbounded_channel();
+                recorder.spawn(self.clone().record_loop(queue));
+            }
             match self.claim_and_send(&mut sends, &finished).await {
                 Ok(n) => busy |= n > 0,
                 Err(e) => tracing::error!(error = ?e, "claiming webhook deliveries failed"),
@@ -441,6 +463,7 @@ impl Dispatcher {
                 // Fails only when the dispatcher is stopping: the lease then expires and
                 // the delivery is attempted again (at least once).
                 let _ = finished.send(Finished {
+                    attempt_id: Uuid::now_v7(),
                     job,
                     out,
                     at,
@@ -508,7 +531,7 @@ impl Dispatcher {
                     }
                 }
                 buf.truncate(MAX_RESPONSE_BODY);
-                out.body = (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned());
+                out.body = (!buf.is_empty()).then(|| storable(&String::from_utf8_lossy(&buf)));
                 if out.error.is_none() && !out.success() {
                     out.error = Some(format!("HTTP {status}"));
                 }
@@ -570,8 +593,22 @@ impl Dispatcher {
     async fn record(&self, batch: &[Finished]) -> anyhow::Result<()> {
         let schedule = &self.svc.config.webhook_retry_schedule;
         let mut tx = Tx::begin(&self.svc.db).await?;
-        // Locked in id order (PostgreSQL; SQLite has one writer), so a concurrent
-        // redelivery or endpoint deletion waits for this batch instead of racing it.
+        // Endpoints, then deliveries, each in id order: the order in which deleting an
+        // endpoint takes them (its row, then its deliveries by cascade), so neither that nor
+        // another instance's batch can deadlock with this one; a concurrent redelivery or
+        // deletion waits for the batch. (PostgreSQL; SQLite has one writer.)
+        let mut endpoint_ids: Vec<Uuid> = batch.iter().map(|f| f.job.endpoint.id).collect();
+        endpoint_ids.sort();
+        endpoint_ids.dedup();
+        endpoints::Entity::find()
+            .select_only()
+            .column(endpoints::Column::Id)
+            .filter(endpoints::Column::Id.is_in(endpoint_ids))
+            .order_by(endpoints::Column::Id, Order::Asc)
+            .lock(LockType::NoKeyUpdate)
+            .into_tuple::<Uuid>()
+            .all(&*tx)
+            .await?;
         let mut ids: Vec<Uuid> = batch.iter().map(|f| f.job.delivery.id).collect();
         ids.sort();
         let leases: HashMap<Uuid, Option<Uuid>> = deliveries::Entity::find()
@@ -595,16 +632,27 @@ impl Dispatcher {
             return Ok(());
         }
         for chunk in present.chunks(1000) {
-            attempts::Entity::insert_many(chunk.iter().map(|f| attempts::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                delivery_id: Set(f.job.delivery.id),
-                at: Set(f.at),
-                response_status: Set(f.out.status.map(i32::from)),
-                duration_ms: Set(f.out.duration_ms),
-                error: Set(f.out.error.as_ref().map(|e| e.chars().take(1000).collect())),
-                response_body: Set(f.out.body.clone()),
-                manual: Set(f.job.delivery.manual),
+            attempts::Entity::insert_many(chunk.iter().map(|f| {
+                attempts::ActiveModel {
+                    id: Set(f.attempt_id),
+                    delivery_id: Set(f.job.delivery.id),
+                    at: Set(f.at),
+                    response_status: Set(f.out.status.map(i32::from)),
+                    duration_ms: Set(f.out.duration_ms),
+                    error: Set(f
+                        .out
+                        .error
+                        .as_deref()
+                        .map(|e| storable(&e.chars().take(1000).collect::<String>()))),
+                    response_body: Set(f.out.body.clone()),
+                    manual: Set(f.job.delivery.manual),
+                }
             }))
+            .on_conflict(
+                OnConflict::column(attempts::Column::Id)
+                    .do_nothing()
+                    .to_owned(),
+            )
             .exec_without_returning(&*tx)
             .await?;
         }
@@ -640,16 +688,17 @@ impl Dispatcher {
             moved_update(&tx, ids, &step, now).await?;
         }
 
-        // Each endpoint's health follows its latest attempt in the batch; a 410 disables it.
-        let mut health: HashMap<Uuid, (bool, bool)> = HashMap::new();
+        // Each endpoint's health follows its attempts in the batch, in the order they finished.
+        let mut health: BTreeMap<Uuid, Health> = BTreeMap::new();
         for (f, _) in &moved {
             let h = health.entry(f.job.endpoint.id).or_default();
-            h.0 = f.out.success();
-            h.1 |= f.out.gone();
+            h.last_ok = f.out.success();
+            h.any_ok |= h.last_ok;
+            h.gone |= f.out.gone();
         }
         let healthy: Vec<Uuid> = health
             .iter()
-            .filter(|(_, (ok, gone))| *ok && !*gone)
+            .filter(|(_, h)| h.last_ok && !h.gone)
             .map(|(id, _)| *id)
             .collect();
         if !healthy.is_empty() {
@@ -663,14 +712,10 @@ impl Dispatcher {
                 .exec(&*tx)
                 .await?;
         }
-        let mut failing: Vec<(Uuid, bool)> = health
-            .into_iter()
-            .filter(|(_, (ok, gone))| !*ok || *gone)
-            .map(|(id, (_, gone))| (id, gone))
-            .collect();
-        failing.sort();
-        for (id, gone) in failing {
-            self.endpoint_failed(&mut tx, id, gone, now).await?;
+        for (id, h) in health {
+            if !h.last_ok || h.gone {
+                self.endpoint_failed(&mut tx, id, h, now).await?;
+            }
         }
         tx.commit(&self.svc.bus).await?;
 
@@ -685,16 +730,18 @@ impl Dispatcher {
         &self,
         tx: &mut Tx,
         id: Uuid,
-        gone: bool,
+        h: Health,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let Some(e) = endpoints::Entity::find_by_id(id).one(&**tx).await? else {
             return Ok(());
         };
-        let reason = if gone {
+        // A success earlier in the batch ended the old streak: the new one starts now.
+        let since = if h.any_ok { None } else { e.failing_since };
+        let reason = if h.gone {
             Some("The endpoint answered 410 Gone.".to_string())
         } else {
-            match e.failing_since {
+            match since {
                 Some(since) if now - since >= Duration::days(DISABLE_AFTER_DAYS) => Some(format!(
                     "Every attempt failed for {DISABLE_AFTER_DAYS} days (since {}).",
                     since.format("%Y-%m-%d %H:%M UTC")
@@ -703,7 +750,7 @@ impl Dispatcher {
             }
         };
         let mut am: endpoints::ActiveModel = e.clone().into();
-        if e.failing_since.is_none() {
+        if since.is_none() {
             am.failing_since = Set(Some(now));
         }
         if let (Some(reason), true) = (&reason, e.enabled) {
@@ -828,6 +875,12 @@ fn retry_after_seconds(value: &str, now: DateTime<Utc>) -> Option<i64> {
     }
     let at = DateTime::parse_from_rfc2822(value).ok()?;
     Some((at.with_timezone(&Utc) - now).num_seconds().max(0))
+}
+
+/// Text as the attempt log can store it: PostgreSQL text cannot hold NUL, which binary
+/// response bodies contain.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 /// An error and its causes, "outer: inner: root".

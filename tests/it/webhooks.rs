@@ -18,7 +18,7 @@ use crate::helpers::{
 };
 
 const CREATE: &str = "mutation($i: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $i) { endpoint { id url eventTypes enabled description } secret userErrors { code message field } } }";
-const ENDPOINTS: &str = "query($o: ID!) { organization(id: $o) { webhookEndpoints { id url enabled disabledReason eventTypes deliveries { totalCount nodes { id messageId eventType status nextAttemptAt payload attempts { at responseStatus durationMs error manual } } } } } }";
+const ENDPOINTS: &str = "query($o: ID!) { organization(id: $o) { webhookEndpoints { id url enabled disabledReason eventTypes deliveries { totalCount nodes { id messageId eventType status nextAttemptAt payload attempts { at responseStatus durationMs error manual responseBody } } } } } }";
 
 fn schedule(secs: &[u64]) -> Vec<StdDuration> {
     secs.iter().map(|s| StdDuration::from_secs(*s)).collect()
@@ -361,6 +361,33 @@ async fn a_burst_to_healthy_and_failing_endpoints_records_every_attempt_once() {
         N,
         "an exhausted delivery is not sent again"
     );
+}
+
+/// A binary answer (NUL bytes, which PostgreSQL text cannot hold) is still logged, and the
+/// delivery still moves on.
+#[tokio::test]
+async fn binary_response_bodies_are_logged() {
+    let app = wh_app(|_| {}).await;
+    let rx = Receiver::start().await;
+    rx.script([
+        Reply::Body(500, b"\x00\x01oops\x00"),
+        Reply::Body(200, b"ok\x00"),
+    ]);
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let (id, _) = create_endpoint(&app, &ana.token, Some(&ana.org_id), &rx.url("/"), &[]).await;
+    send_test(&app, &ana.token, &id).await;
+    wait_delivery(&app, &ana, |d| retry_scheduled(&app, d, 1)).await;
+    app.advance(Duration::seconds(2));
+    let d = wait_delivery(&app, &ana, |d| d["status"] == "SUCCEEDED").await;
+    let bodies: Vec<&str> = d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["responseBody"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 2, "{d}");
+    assert!(bodies.iter().any(|b| b.contains("oops")), "{d}");
+    assert!(bodies.iter().any(|b| b.starts_with("ok")), "{d}");
 }
 
 #[tokio::test]

@@ -39,6 +39,8 @@ pub enum Reply {
     RetryAfter(u16, u64),
     /// Never answer (until the sender gives up or dies).
     Hang,
+    /// A status with this body.
+    Body(u16, &'static [u8]),
 }
 
 #[derive(Default)]
@@ -137,6 +139,7 @@ async fn handle(state: Arc<Inner>, uri: Uri, headers: HeaderMap, body: Bytes) ->
             "slow down",
         )
             .into_response(),
+        Reply::Body(s, body) => (StatusCode::from_u16(s).unwrap(), body).into_response(),
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()
