@@ -132,13 +132,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
     let public = config.public_url.clone();
     let app = App::build(config, Arc::new(SystemClock)).await?;
-    app.spawn_workers()?;
+    let mut workers = app.spawn_workers()?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| anyhow::anyhow!("KFACTOR_BIND {bind}: {e}"))?;
     tracing::info!(%bind, "kfactor listening; GraphiQL at {public}/graphql");
     println!("kfactor is serving GraphiQL at {public}/graphql");
     crate::serve(&app, listener, shutdown_signal()).await?;
+    tracing::info!("HTTP stopped; finishing background work");
+    workers.shutdown().await;
     Ok(())
 }
 

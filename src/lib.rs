@@ -71,10 +71,12 @@ impl App {
 
     /// Starts the background workers (the mailer and the webhook dispatcher).
     pub fn spawn_workers(&self) -> anyhow::Result<Workers> {
-        Ok(Workers(vec![
-            mailer::spawn(self.svc.clone())?,
-            webhooks::spawn(self.svc.clone())?,
-        ]))
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        Ok(Workers {
+            mailer: mailer::spawn(self.svc.clone())?,
+            webhooks: webhooks::spawn(self.svc.clone(), stopping)?,
+            stop,
+        })
     }
 
     /// The HTTP router.
@@ -88,13 +90,32 @@ impl App {
 }
 
 /// The background workers of an app.
-pub struct Workers(Vec<tokio::task::JoinHandle<()>>);
+pub struct Workers {
+    mailer: tokio::task::JoinHandle<()>,
+    webhooks: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
 
 impl Workers {
     /// Stops every worker where it stands, as a crash would (tests of recovery use this).
     pub fn abort(&self) {
-        for h in &self.0 {
-            h.abort();
+        self.mailer.abort();
+        self.webhooks.abort();
+    }
+
+    /// Stops gracefully (SIGTERM): webhook attempts in flight finish, within their request
+    /// timeout, and are recorded, so a restart or deploy sends none of them again. The
+    /// mailer stops where it stands: an email being sent is retried when its lease expires.
+    pub async fn shutdown(&mut self) {
+        let _ = self.stop.send(true);
+        self.mailer.abort();
+        let grace = webhooks::dispatcher::TIMEOUT + std::time::Duration::from_secs(5);
+        if tokio::time::timeout(grace, &mut self.webhooks)
+            .await
+            .is_err()
+        {
+            tracing::warn!("webhook dispatcher did not stop in time; aborting it");
+            self.webhooks.abort();
         }
     }
 }

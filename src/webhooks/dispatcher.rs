@@ -33,7 +33,7 @@ use sea_orm::{
     QuerySelect,
 };
 use serde_json::json;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use super::{signing, ssrf};
@@ -221,16 +221,20 @@ impl Dispatcher {
     }
 
     /// Runs forever: fans out and sends whenever woken, and at least every second.
-    pub async fn run(self: Arc<Self>) {
-        // Sends run in a set owned by this loop: when the dispatcher is stopped, its
-        // in-flight sends stop with it (their leases expire and another dispatcher resumes).
+    /// Runs until `stop` turns true: then it claims nothing more, lets the attempts in
+    /// flight finish (each within the request timeout) and records them, so a restart sends
+    /// nothing twice.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        // Sends run in a set owned by this loop: when the dispatcher is aborted (a crash),
+        // its in-flight sends stop with it (their leases expire and another dispatcher
+        // resumes).
         let mut sends = tokio::task::JoinSet::new();
         let (mut finished, queue) = mpsc::unbounded_channel();
         let mut recorder = tokio::task::JoinSet::new();
         recorder.spawn(self.clone().record_loop(queue));
         let mut last_prune: Option<Instant> = None;
         let mut last_gauge: Option<Instant> = None;
-        loop {
+        while !*stop.borrow() {
             let mut busy = false;
             match self.fan_out().await {
                 Ok(n) => busy |= n > 0,
@@ -273,9 +277,16 @@ impl Dispatcher {
             tokio::select! {
                 _ = self.svc.bus.webhooks_woken() => {}
                 _ = self.freed.notified() => {}
+                _ = stop.changed() => {}
                 _ = tokio::time::sleep(StdDuration::from_secs(1)) => {}
             }
         }
+        tracing::info!(in_flight = sends.len(), "webhook dispatcher stopping");
+        while sends.join_next().await.is_some() {}
+        // The sends held the other senders: once this one is gone the recorder drains its
+        // queue and ends.
+        drop(finished);
+        while recorder.join_next().await.is_some() {}
     }
 
     /// Turns undispatched messages into deliveries. Returns how many messages it handled.
@@ -916,9 +927,12 @@ pub async fn prune(svc: &Services) -> anyhow::Result<u64> {
 }
 
 /// Starts the dispatcher in the background.
-pub fn spawn(svc: Arc<Services>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+pub fn spawn(
+    svc: Arc<Services>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let d = Dispatcher::new(svc)?;
-    Ok(tokio::spawn(d.run()))
+    Ok(tokio::spawn(d.run(stop)))
 }
 
 #[cfg(test)]

@@ -390,6 +390,37 @@ async fn binary_response_bodies_are_logged() {
     assert!(bodies.iter().any(|b| b.starts_with("ok")), "{d}");
 }
 
+/// A graceful stop (SIGTERM, a deploy): attempts in flight finish and are recorded before the
+/// dispatcher stops, so the next instance sends none of them again; nothing new is claimed.
+#[tokio::test]
+async fn a_graceful_stop_records_the_attempts_in_flight() {
+    let mut app = wh_app(|_| {}).await;
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::Delay(500));
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    create_endpoint(&app, &ana.token, Some(&ana.org_id), &rx.url("/"), &[]).await;
+    for _ in 0..3 {
+        emit(&app, &ana.org_id, "user.activated").await;
+    }
+    rx.wait_for(3).await;
+    app.workers.shutdown().await;
+
+    let eps = endpoints(&app, &ana).await;
+    let nodes = eps[0]["deliveries"]["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes.len(), 3);
+    for d in &nodes {
+        assert_eq!(d["status"], "SUCCEEDED", "{d}");
+        assert_eq!(attempts(d), 1, "{d}");
+    }
+    emit(&app, &ana.org_id, "user.activated").await;
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    assert_eq!(
+        rx.received().len(),
+        3,
+        "a stopped dispatcher sends nothing new"
+    );
+}
+
 #[tokio::test]
 async fn gone_disables_the_endpoint_and_retry_after_is_honoured() {
     let app = wh_app(|_| {}).await;

@@ -41,6 +41,8 @@ pub enum Reply {
     Hang,
     /// A status with this body.
     Body(u16, &'static [u8]),
+    /// 200 after this many milliseconds.
+    Delay(u64),
 }
 
 #[derive(Default)]
@@ -140,6 +142,10 @@ async fn handle(state: Arc<Inner>, uri: Uri, headers: HeaderMap, body: Bytes) ->
         )
             .into_response(),
         Reply::Body(s, body) => (StatusCode::from_u16(s).unwrap(), body).into_response(),
+        Reply::Delay(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            StatusCode::OK.into_response()
+        }
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()
