@@ -56,18 +56,21 @@ pub async fn begin(svc: &Services, scope: &str, key: &str, hash: &str) -> Domain
         if let Some(row) = existing {
             // A claim without a response is never run again while it is remembered: the first
             // request may have committed before its process died.
-            if row.created_at + Duration::hours(TTL_HOURS) > now {
-                return Ok(if row.request_hash != hash {
-                    Begin::Mismatch
-                } else {
-                    match row.response {
-                        None => Begin::InProgress,
-                        Some(sealed) => Begin::Replay(open(svc, &sealed)?),
-                    }
-                });
+            let remembered = match (
+                &row.response,
+                row.created_at + Duration::hours(TTL_HOURS) > now,
+            ) {
+                (_, false) => None,
+                _ if row.request_hash != hash => Some(Begin::Mismatch),
+                (None, true) => Some(Begin::InProgress),
+                (Some(sealed), true) => open(svc, sealed).map(Begin::Replay),
+            };
+            if let Some(answer) = remembered {
+                return Ok(answer);
             }
-            // Expired: reclaim exactly the row that was read (a concurrent reclaimer that got
-            // there first leaves nothing to delete, and this one looks again).
+            // Expired, or its response unreadable: reclaim exactly the row that was read (a
+            // concurrent reclaimer that got there first leaves nothing to delete, and this one
+            // looks again).
             let reclaimed = idempotency_keys::Entity::delete_many()
                 .filter(idempotency_keys::Column::Scope.eq(scope))
                 .filter(idempotency_keys::Column::Key.eq(key))
@@ -119,21 +122,21 @@ pub async fn complete(svc: &Services, scope: &str, key: &str, response: &str) ->
     Ok(())
 }
 
-/// A stored response in clear text. Responses stored before they were encrypted are
-/// plain JSON.
-fn open(svc: &Services, stored: &str) -> DomainResult<String> {
+/// A stored response in clear text (responses stored before they were encrypted are plain
+/// JSON). None if it was sealed under another server secret (`KFACTOR_SECRET` changed): it
+/// cannot be replayed, so the key is treated as expired.
+fn open(svc: &Services, stored: &str) -> Option<String> {
     if stored.starts_with('{') {
-        return Ok(stored.to_string());
+        return Some(stored.to_string());
     }
-    svc.keys
+    let text = svc
+        .keys
         .open(SEAL_LABEL, stored)
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| {
-            // Sealed under another server secret (KFACTOR_SECRET changed).
-            DomainError::Internal(anyhow::anyhow!(
-                "a stored idempotent response is not decodable"
-            ))
-        })
+        .and_then(|b| String::from_utf8(b).ok());
+    if text.is_none() {
+        tracing::warn!("a stored idempotent response is not decodable (was KFACTOR_SECRET changed?); its key starts afresh");
+    }
+    text
 }
 
 /// Releases a claimed key (the request failed on our side and may be retried).

@@ -602,6 +602,28 @@ async fn idempotent_retries_return_the_first_result_and_consume_once() {
         later["data"]["createProject"]["project"]["id"],
         first["data"]["createProject"]["project"]["id"]
     );
+
+    // A response sealed under another server secret cannot be replayed: the key starts
+    // afresh instead of failing for 24 hours.
+    let (_, _, first) = send("key-2", "Launch").await;
+    entity::idempotency_keys::Entity::update_many()
+        .col_expr(
+            entity::idempotency_keys::Column::Response,
+            sea_orm::sea_query::Expr::value("v1.c2VhbGVkIHVuZGVyIGFub3RoZXIgc2VjcmV0IGtleQ"),
+        )
+        .filter(entity::idempotency_keys::Column::Key.eq("key-2"))
+        .exec(&app.app.svc.db.write)
+        .await
+        .unwrap();
+    let (status, replayed, again) = send("key-2", "Launch").await;
+    assert_eq!((status, replayed), (200, false), "{again}");
+    assert!(first["data"]["createProject"]["project"]["id"].is_string());
+    // It ran again: the free plan's third project was "Launch", so this one is refused.
+    assert_eq!(
+        user_error_codes(&again["data"]["createProject"]),
+        vec!["LIMIT_REACHED"],
+        "{again}"
+    );
 }
 
 #[tokio::test]
