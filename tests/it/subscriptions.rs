@@ -10,7 +10,8 @@ use crate::helpers::{spawn, TestApp};
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(app: &TestApp, token: Option<&str>) -> Ws {
+/// An open graphql-transport-ws socket, before `connection_init`.
+async fn open_socket(app: &TestApp) -> Ws {
     let mut req = format!("ws://{}/graphql/ws", app.addr)
         .into_client_request()
         .unwrap();
@@ -18,7 +19,11 @@ async fn connect(app: &TestApp, token: Option<&str>) -> Ws {
         "sec-websocket-protocol",
         "graphql-transport-ws".parse().unwrap(),
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+async fn connect(app: &TestApp, token: Option<&str>) -> Ws {
+    let mut ws = open_socket(app).await;
     let payload = match token {
         Some(t) => json!({ "authorization": format!("Bearer {t}") }),
         None => json!({}),
@@ -114,14 +119,7 @@ async fn subscriptions_need_membership() {
 #[tokio::test]
 async fn a_bad_token_closes_the_socket_with_4403() {
     let app = spawn().await;
-    let mut req = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut ws = open_socket(&app).await;
     let init = json!({ "type": "connection_init", "payload": { "authorization": "Bearer not-a-session" } });
     ws.send(Message::text(init.to_string())).await.unwrap();
     let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
