@@ -69,12 +69,22 @@ impl App {
         Ok(App { svc, schema })
     }
 
-    /// Starts the background workers (the mailer and the webhook dispatcher).
+    /// Starts the background workers: the mailer, the webhook dispatcher and, on
+    /// PostgreSQL, the listener for other instances' announcements.
     pub fn spawn_workers(&self) -> anyhow::Result<Workers> {
         let (stop, stopping) = tokio::sync::watch::channel(false);
+        let svc = &self.svc;
+        let listener = (svc.db.backend() == sea_orm::DatabaseBackend::Postgres).then(|| {
+            tokio::spawn(
+                svc.bus
+                    .clone()
+                    .listen(svc.config.database_url.clone(), svc.db.read.clone()),
+            )
+        });
         Ok(Workers {
-            mailer: mailer::spawn(self.svc.clone())?,
-            webhooks: webhooks::spawn(self.svc.clone(), stopping)?,
+            mailer: mailer::spawn(svc.clone())?,
+            webhooks: webhooks::spawn(svc.clone(), stopping)?,
+            listener,
             stop,
         })
     }
@@ -93,6 +103,8 @@ impl App {
 pub struct Workers {
     mailer: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
+    /// PostgreSQL: republishes what other instances committed.
+    listener: Option<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -101,6 +113,9 @@ impl Workers {
     pub fn abort(&self) {
         self.mailer.abort();
         self.webhooks.abort();
+        if let Some(l) = &self.listener {
+            l.abort();
+        }
     }
 
     /// Stops gracefully (SIGTERM): webhook attempts in flight finish, within their request
@@ -109,6 +124,9 @@ impl Workers {
     pub async fn shutdown(&mut self) {
         let _ = self.stop.send(true);
         self.mailer.abort();
+        if let Some(l) = &self.listener {
+            l.abort();
+        }
         let grace = webhooks::dispatcher::TIMEOUT + std::time::Duration::from_secs(5);
         if tokio::time::timeout(grace, &mut self.webhooks)
             .await

@@ -115,7 +115,7 @@ async fn writer(db: Db, bus: Bus, mut rx: mpsc::Receiver<(Visit, Ack)>) {
         }
         let started = Instant::now();
         let (visits, acks): (Vec<Visit>, Vec<Ack>) = batch.drain(..).unzip();
-        let result = commit(&db, &visits).await;
+        let result = commit(&db, &bus, &visits).await;
         metrics::histogram!("kfactor_visit_batch_size").record(visits.len() as f64);
         metrics::histogram!("kfactor_visit_batch_seconds").record(started.elapsed().as_secs_f64());
         match result {
@@ -144,6 +144,7 @@ async fn writer(db: Db, bus: Bus, mut rx: mpsc::Receiver<(Visit, Ack)>) {
 /// transaction as the rows they count, so they cannot drift.
 async fn commit(
     db: &Db,
+    bus: &Bus,
     visits: &[Visit],
 ) -> Result<(Vec<crate::pubsub::ActivityMessage>, BTreeSet<Uuid>), sea_orm::DbErr> {
     let txn = db.write.begin().await?;
@@ -257,6 +258,7 @@ async fn commit(
             events.push(std::sync::Arc::new(row));
         }
     }
+    bus.announce(&txn, &events, false).await?;
     txn.commit().await?;
     Ok((events, gone))
 }

@@ -42,6 +42,8 @@ impl Tx {
     /// Commits, then wakes subscribers and the webhook dispatcher. Dropping a `Tx` without
     /// committing rolls it back and announces nothing.
     pub async fn commit(self, bus: &Bus) -> Result<(), DbErr> {
+        bus.announce(&self.txn, &self.activity, self.webhooks)
+            .await?;
         self.txn.commit().await?;
         bus.bump_epoch();
         bus.publish(self.activity);

@@ -135,3 +135,27 @@ async fn a_bad_token_closes_the_socket_with_4403() {
         other => panic!("expected a close frame, got {other:?}"),
     }
 }
+
+/// Scaled out on PostgreSQL: a subscriber connected to one instance hears of changes
+/// committed through another.
+#[tokio::test]
+async fn subscribers_on_one_instance_hear_changes_made_through_another() {
+    if std::env::var("TEST_DATABASE_URL").map_or(true, |u| u.is_empty()) {
+        eprintln!("skipped: needs TEST_DATABASE_URL (PostgreSQL)");
+        return;
+    }
+    let a = spawn().await;
+    let b = crate::helpers::spawn_on(&a.db_url, |_| {}).await;
+    let ana = a.sign_up("Ana", "ana@example.com").await;
+    let mut ws = connect(&b, Some(&ana.token)).await;
+    subscribe(&mut ws, &ana.org_id).await;
+    // The subscription is registered once the server has processed the message; a short
+    // pause keeps the test from racing it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    crate::projects::create_project(&a, &ana, "Roadmap").await;
+    let event = next_json(&mut ws).await;
+    assert_eq!(event["type"], "next", "{event}");
+    let e = &event["payload"]["data"]["activity"];
+    assert_eq!(e["type"], "PROJECT_CREATED", "{event}");
+    assert_eq!(e["organizationId"], ana.org_id.as_str());
+}
