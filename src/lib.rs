@@ -82,7 +82,7 @@ impl App {
             )
         });
         Ok(Workers {
-            mailer: mailer::spawn(svc.clone())?,
+            mailer: mailer::spawn(svc.clone(), stopping.clone())?,
             webhooks: webhooks::spawn(svc.clone(), stopping)?,
             listener,
             stop,
@@ -118,22 +118,21 @@ impl Workers {
         }
     }
 
-    /// Stops gracefully (SIGTERM): webhook attempts in flight finish, within their request
-    /// timeout, and are recorded, so a restart or deploy sends none of them again. The
-    /// mailer stops where it stands: an email being sent is retried when its lease expires.
+    /// Stops gracefully (SIGTERM): webhook attempts and emails in flight finish, within
+    /// their timeouts, and are recorded, so a restart or deploy sends none of them again.
     pub async fn shutdown(&mut self) {
         let _ = self.stop.send(true);
-        self.mailer.abort();
         if let Some(l) = &self.listener {
             l.abort();
         }
         let grace = webhooks::dispatcher::TIMEOUT + std::time::Duration::from_secs(5);
-        if tokio::time::timeout(grace, &mut self.webhooks)
-            .await
-            .is_err()
-        {
-            tracing::warn!("webhook dispatcher did not stop in time; aborting it");
-            self.webhooks.abort();
+        let stopped = async {
+            let _ = (&mut self.webhooks).await;
+            let _ = (&mut self.mailer).await;
+        };
+        if tokio::time::timeout(grace, stopped).await.is_err() {
+            tracing::warn!("background workers did not stop in time; aborting them");
+            self.abort();
         }
     }
 }

@@ -107,9 +107,10 @@ impl Mailer {
         })
     }
 
-    /// Runs forever: sends what is due whenever woken, and at least every second.
-    pub async fn run(self) {
-        loop {
+    /// Sends what is due whenever woken, and at least every second, until `stop` turns
+    /// true; a pass that started (emails being sent) finishes and is recorded first.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        while !*stop.borrow() {
             match self.send_due().await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
@@ -117,6 +118,7 @@ impl Mailer {
             }
             tokio::select! {
                 _ = self.svc.bus.mailer_woken() => {}
+                _ = stop.changed() => {}
                 _ = tokio::time::sleep(StdDuration::from_secs(1)) => {}
             }
         }
@@ -286,7 +288,10 @@ pub fn invitation_message(
 }
 
 /// Starts the mailer in the background.
-pub fn spawn(svc: Arc<Services>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+pub fn spawn(
+    svc: Arc<Services>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let mailer = Mailer::new(svc)?;
-    Ok(tokio::spawn(mailer.run()))
+    Ok(tokio::spawn(mailer.run(stop)))
 }

@@ -403,7 +403,9 @@ async fn a_graceful_stop_records_the_attempts_in_flight() {
         emit(&app, &ana.org_id, "user.activated").await;
     }
     rx.wait_for(3).await;
-    app.workers.shutdown().await;
+    tokio::time::timeout(StdDuration::from_secs(10), app.workers.shutdown())
+        .await
+        .expect("the workers stop once the attempts in flight are recorded");
 
     let eps = endpoints(&app, &ana).await;
     let nodes = eps[0]["deliveries"]["nodes"].as_array().unwrap().clone();
