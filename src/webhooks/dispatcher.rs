@@ -611,15 +611,16 @@ impl Dispatcher {
         let mut endpoint_ids: Vec<Uuid> = batch.iter().map(|f| f.job.endpoint.id).collect();
         endpoint_ids.sort();
         endpoint_ids.dedup();
-        endpoints::Entity::find()
-            .select_only()
-            .column(endpoints::Column::Id)
+        // Read under the lock: their health below starts from these rows.
+        let mut locked: HashMap<Uuid, endpoints::Model> = endpoints::Entity::find()
             .filter(endpoints::Column::Id.is_in(endpoint_ids))
             .order_by(endpoints::Column::Id, Order::Asc)
             .lock(LockType::NoKeyUpdate)
-            .into_tuple::<Uuid>()
             .all(&*tx)
-            .await?;
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
         let mut ids: Vec<Uuid> = batch.iter().map(|f| f.job.delivery.id).collect();
         ids.sort();
         let leases: HashMap<Uuid, Option<Uuid>> = deliveries::Entity::find()
@@ -707,9 +708,12 @@ impl Dispatcher {
             h.any_ok |= h.last_ok;
             h.gone |= f.out.gone();
         }
+        // Only endpoints that were failing have a streak to end.
         let healthy: Vec<Uuid> = health
             .iter()
-            .filter(|(_, h)| h.last_ok && !h.gone)
+            .filter(|(id, h)| {
+                h.last_ok && !h.gone && locked.get(id).is_some_and(|e| e.failing_since.is_some())
+            })
             .map(|(id, _)| *id)
             .collect();
         if !healthy.is_empty() {
@@ -719,13 +723,12 @@ impl Dispatcher {
                     Expr::value(Option::<DateTime<Utc>>::None),
                 )
                 .filter(endpoints::Column::Id.is_in(healthy))
-                .filter(endpoints::Column::FailingSince.is_not_null())
                 .exec(&*tx)
                 .await?;
         }
         for (id, h) in health {
-            if !h.last_ok || h.gone {
-                self.endpoint_failed(&mut tx, id, h, now).await?;
+            if let (true, Some(e)) = (!h.last_ok || h.gone, locked.remove(&id)) {
+                self.endpoint_failed(&mut tx, e, h, now).await?;
             }
         }
         tx.commit(&self.svc.bus).await?;
@@ -740,13 +743,10 @@ impl Dispatcher {
     async fn endpoint_failed(
         &self,
         tx: &mut Tx,
-        id: Uuid,
+        e: endpoints::Model,
         h: Health,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let Some(e) = endpoints::Entity::find_by_id(id).one(&**tx).await? else {
-            return Ok(());
-        };
         // A success earlier in the batch ended the old streak: the new one starts now.
         let since = if h.any_ok { None } else { e.failing_since };
         let reason = if h.gone {
