@@ -575,6 +575,28 @@ async fn private_addresses_are_refused_at_connect_time_unless_allowed() {
         .contains("https"));
 }
 
+/// The crash tests' end state: once all four deliveries (three in flight at the crash, one
+/// written after it) succeeded, the requests since the crash carried exactly their messages,
+/// correctly signed. False while some are still pending.
+fn recovered(rx: &Receiver, secret: &str, nodes: &[Value], what: &str) -> bool {
+    if nodes.len() != 4 || nodes.iter().any(|d| d["status"] != "SUCCEEDED") {
+        return false;
+    }
+    let delivered: HashSet<String> = rx
+        .received()
+        .into_iter()
+        .skip(3)
+        .inspect(|r| assert!(verify(secret, r)))
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
+    let want: HashSet<String> = nodes
+        .iter()
+        .map(|d| d["messageId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(delivered, want, "{what}");
+    true
+}
+
 #[tokio::test]
 async fn pending_and_in_flight_deliveries_survive_a_crash() {
     let app = wh_app(|_| {}).await;
@@ -598,19 +620,12 @@ async fn pending_and_in_flight_deliveries_survive_a_crash() {
     for _ in 0..1000 {
         let eps = endpoints(&restarted, &ana).await;
         let nodes = eps[0]["deliveries"]["nodes"].as_array().unwrap().clone();
-        if nodes.len() == 4 && nodes.iter().all(|d| d["status"] == "SUCCEEDED") {
-            let ok: HashSet<String> = rx
-                .received()
-                .into_iter()
-                .skip(3)
-                .inspect(|r| assert!(verify(&secret, r)))
-                .map(|r| r.header("webhook-id").to_string())
-                .collect();
-            let want: HashSet<String> = nodes
-                .iter()
-                .map(|d| d["messageId"].as_str().unwrap().to_string())
-                .collect();
-            assert_eq!(ok, want, "every message delivered after the restart");
+        if recovered(
+            &rx,
+            &secret,
+            &nodes,
+            "every message delivered after the restart",
+        ) {
             return;
         }
         tokio::time::sleep(StdDuration::from_millis(20)).await;
@@ -975,19 +990,12 @@ async fn kill_9_with_pending_and_in_flight_deliveries_loses_nothing() {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        if nodes.len() == 4 && nodes.iter().all(|d| d["status"] == "SUCCEEDED") {
-            let delivered: HashSet<String> = rx
-                .received()
-                .into_iter()
-                .skip(3)
-                .inspect(|r| assert!(verify(&secret, r)))
-                .map(|r| r.header("webhook-id").to_string())
-                .collect();
-            let want: HashSet<String> = nodes
-                .iter()
-                .map(|d| d["messageId"].as_str().unwrap().to_string())
-                .collect();
-            assert_eq!(delivered, want, "every message delivered after kill -9");
+        if recovered(
+            &rx,
+            &secret,
+            &nodes,
+            "every message delivered after kill -9",
+        ) {
             return;
         }
         assert!(
