@@ -96,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         is_staff: Set(true),
         active_organization_id: Set(None),
         created_at: Set(now),
+        attributed_organization_id: Set(None),
     }
     .insert(&svc.db.write)
     .await?;

@@ -62,6 +62,53 @@ pub struct Config {
     pub webhook_retention_days: i64,
     /// Most webhook requests in flight at once (per instance).
     pub webhook_concurrency: usize,
+    /// The growth metrics' attribution window W (METRICS.md).
+    pub attribution_window: chrono::Duration,
+    /// What activates a user (METRICS.md: a first project or comment by default).
+    pub activation_events: Vec<ActivationEvent>,
+}
+
+/// An action that can count as a user's activation (`KFACTOR_ACTIVATION_EVENTS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActivationEvent {
+    /// Creating a project.
+    ProjectCreated,
+    /// Commenting on a project.
+    CommentAdded,
+    /// Sending an invitation.
+    InvitationSent,
+    /// Creating a shared link.
+    SharedLinkCreated,
+}
+
+impl ActivationEvent {
+    const ALL: [(ActivationEvent, &'static str); 4] = [
+        (ActivationEvent::ProjectCreated, "project_created"),
+        (ActivationEvent::CommentAdded, "comment_added"),
+        (ActivationEvent::InvitationSent, "invitation_sent"),
+        (ActivationEvent::SharedLinkCreated, "shared_link_created"),
+    ];
+
+    /// Parses a comma-separated list such as `project_created,comment_added`.
+    pub fn parse_list(s: &str) -> Result<Vec<ActivationEvent>, String> {
+        let mut out = Vec::new();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let Some((e, _)) = Self::ALL.iter().find(|(_, n)| *n == name) else {
+                let valid: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
+                return Err(format!(
+                    "{name:?} is not an activation event; use some of {}",
+                    valid.join(", ")
+                ));
+            };
+            if !out.contains(e) {
+                out.push(*e);
+            }
+        }
+        if out.is_empty() {
+            return Err("must name at least one activation event".into());
+        }
+        Ok(out)
+    }
 }
 
 /// A secret that never prints itself.
@@ -101,6 +148,8 @@ struct Raw {
     webhook_retry_schedule: StrOrNum,
     webhook_retention_days: i64,
     webhook_concurrency: usize,
+    attribution_window_days: i64,
+    activation_events: String,
 }
 
 /// An environment value figment may have read as a number (`KFACTOR_X=5`) or a string.
@@ -167,6 +216,8 @@ impl Default for Raw {
             webhook_retry_schedule: StrOrNum::Str(DEFAULT_WEBHOOK_RETRY_SCHEDULE.into()),
             webhook_retention_days: 30,
             webhook_concurrency: 256,
+            attribution_window_days: 30,
+            activation_events: "project_created,comment_added".into(),
         }
     }
 }
@@ -333,6 +384,11 @@ impl Config {
         if !(1..=10_000).contains(&raw.webhook_concurrency) {
             return Err(err("webhook_concurrency", "must be between 1 and 10000"));
         }
+        if !(1..=365).contains(&raw.attribution_window_days) {
+            return Err(err("attribution_window_days", "must be between 1 and 365"));
+        }
+        let activation_events = ActivationEvent::parse_list(&raw.activation_events)
+            .map_err(|m| err("activation_events", m))?;
         tracing_subscriber::EnvFilter::try_new(&raw.log)
             .map_err(|e| err("log", format!("invalid filter: {e}")))?;
         let cors_origins = raw
@@ -366,6 +422,8 @@ impl Config {
             webhook_retry_schedule,
             webhook_retention_days: raw.webhook_retention_days,
             webhook_concurrency: raw.webhook_concurrency,
+            attribution_window: chrono::Duration::days(raw.attribution_window_days),
+            activation_events,
         })
     }
 
@@ -456,6 +514,47 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.key, "KFACTOR_SECRET");
         assert!(!format!("{e}").contains("short"), "secrets never echo");
+    }
+
+    #[test]
+    fn growth_keys_are_validated() {
+        let c = Config::for_database("sqlite::memory:");
+        assert_eq!(c.attribution_window, chrono::Duration::days(30));
+        assert_eq!(
+            c.activation_events,
+            [
+                ActivationEvent::ProjectCreated,
+                ActivationEvent::CommentAdded
+            ]
+        );
+        let c = Config::validate(Raw {
+            activation_events: " invitation_sent ,project_created".into(),
+            ..Raw::default()
+        })
+        .unwrap();
+        assert_eq!(
+            c.activation_events,
+            [
+                ActivationEvent::InvitationSent,
+                ActivationEvent::ProjectCreated
+            ]
+        );
+        for bad in ["", "signup", "project_created,nope"] {
+            let e = Config::validate(Raw {
+                activation_events: bad.into(),
+                ..Raw::default()
+            })
+            .unwrap_err();
+            assert_eq!(e.key, "KFACTOR_ACTIVATION_EVENTS", "{bad:?}");
+        }
+        for bad in [0, 366] {
+            let e = Config::validate(Raw {
+                attribution_window_days: bad,
+                ..Raw::default()
+            })
+            .unwrap_err();
+            assert_eq!(e.key, "KFACTOR_ATTRIBUTION_WINDOW_DAYS");
+        }
     }
 
     #[test]

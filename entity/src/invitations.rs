@@ -28,6 +28,14 @@ pub struct Model {
     pub opened_at: Option<DateTimeUtc>,
     pub accepted_at: Option<DateTimeUtc>,
     pub accepted_by_user_id: Option<Uuid>,
+    /// Who sent the first send; kept when a revival changes `invited_by_user_id`.
+    pub first_sent_by_user_id: Option<Uuid>,
+    /// First open of any round's link (an accept counts as an open); never reset.
+    pub first_opened_at: Option<DateTimeUtc>,
+    /// First acceptance of any round; never reset.
+    pub first_accepted_at: Option<DateTimeUtc>,
+    /// Who accepted first; never reset.
+    pub first_accepted_by_user_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,9 @@ pub struct Model {
     pub is_staff: bool,
     pub active_organization_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
+    /// The organization credited with the signup, frozen at signup: the invitation's or the
+    /// shared link's organization, or the referrer's active organization.
+    pub attributed_organization_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -289,11 +289,20 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
 
     let mut tx = Tx::begin(&svc.db).await?;
     let user_id = UserId::generate();
-    let (invited_by, invitation_id) = match &via {
-        Via::Invite(inv) => (Some(inv.invited_by_user_id), Some(inv.id)),
-        Via::Share(link) => (Some(link.created_by_user_id), Some(link.id)),
-        Via::Referral(r) => (Some(r.id), None),
-        Via::Organic | Via::Paid => (None, None),
+    // Who and which organization the signup is credited to, frozen here (METRICS.md).
+    let (invited_by, invitation_id, attributed_org) = match &via {
+        Via::Invite(inv) => (
+            Some(inv.invited_by_user_id),
+            Some(inv.id),
+            Some(inv.organization_id),
+        ),
+        Via::Share(link) => (
+            Some(link.created_by_user_id),
+            Some(link.id),
+            Some(link.organization_id),
+        ),
+        Via::Referral(r) => (Some(r.id), None, r.active_organization_id),
+        Via::Organic | Via::Paid => (None, None, None),
     };
     let user = users::ActiveModel {
         id: Set(user_id.0),
@@ -309,6 +318,7 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
         is_staff: Set(false),
         active_organization_id: Set(None),
         created_at: Set(now),
+        attributed_organization_id: Set(attributed_org),
     }
     .insert(&*tx)
     .await

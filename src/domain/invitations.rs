@@ -5,8 +5,11 @@
 //! working, and nothing in the database is a usable token.
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    Order, PaginatorTrait, QueryFilter, QueryOrder, Select,
+    sea_query::{Expr, Func},
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    Select,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -273,6 +276,10 @@ pub async fn create(
                     opened_at: Set(None),
                     accepted_at: Set(None),
                     accepted_by_user_id: Set(None),
+                    first_sent_by_user_id: Set(Some(me.0)),
+                    first_opened_at: Set(None),
+                    first_accepted_at: Set(None),
+                    first_accepted_by_user_id: Set(None),
                 }
                 .insert(&*tx)
                 .await?
@@ -295,6 +302,17 @@ pub async fn create(
         budget -= 1;
         record_send(&mut tx, now, caller, &access.org, &inv).await?;
         sent.invitations.push(inv);
+    }
+    if !sent.invitations.is_empty() {
+        super::activation::on(
+            &mut tx,
+            &svc.config,
+            crate::config::ActivationEvent::InvitationSent,
+            now,
+            caller,
+            req.org,
+        )
+        .await?;
     }
     tx.commit(&svc.bus).await?;
     Ok(sent)
@@ -537,6 +555,14 @@ pub async fn preview(svc: &Services, token: &str) -> DomainResult<Preview> {
         let now = svc.now();
         invitations::Entity::update_many()
             .col_expr(invitations::Column::OpenedAt, Expr::value(now))
+            .col_expr(
+                invitations::Column::FirstOpenedAt,
+                Func::coalesce([
+                    Expr::col(invitations::Column::FirstOpenedAt).into(),
+                    Expr::value(now),
+                ])
+                .into(),
+            )
             .filter(invitations::Column::Id.eq(inv.id))
             .filter(invitations::Column::OpenedAt.is_null())
             .exec(&svc.db.write)
@@ -608,6 +634,32 @@ pub(crate) async fn accept_in_tx(
         .col_expr(invitations::Column::Status, Expr::value("accepted"))
         .col_expr(invitations::Column::AcceptedAt, Expr::value(now))
         .col_expr(invitations::Column::AcceptedByUserId, Expr::value(user.id))
+        // The pair's first acceptance (and, since accepting needs the link, its first open)
+        // outlive later rounds.
+        .col_expr(
+            invitations::Column::FirstAcceptedAt,
+            Func::coalesce([
+                Expr::col(invitations::Column::FirstAcceptedAt).into(),
+                Expr::value(now),
+            ])
+            .into(),
+        )
+        .col_expr(
+            invitations::Column::FirstAcceptedByUserId,
+            Func::coalesce([
+                Expr::col(invitations::Column::FirstAcceptedByUserId).into(),
+                Expr::value(user.id),
+            ])
+            .into(),
+        )
+        .col_expr(
+            invitations::Column::FirstOpenedAt,
+            Func::coalesce([
+                Expr::col(invitations::Column::FirstOpenedAt).into(),
+                Expr::value(now),
+            ])
+            .into(),
+        )
         .filter(invitations::Column::Id.eq(inv.id))
         .filter(invitations::Column::Status.eq("pending"))
         .filter(invitations::Column::TokenVersion.eq(inv.token_version))

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{clock::Clock, config::Config, db::Db, pubsub::Bus};
 
+pub mod activation;
 pub mod activity;
 pub mod entitlements;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod invitations;
+pub mod metrics;
 pub mod orgs;
 pub mod page;
 pub mod plans;

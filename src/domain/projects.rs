@@ -8,13 +8,15 @@ use serde_json::json;
 
 use super::{
     activity::ActivityType,
-    identity::AcquisitionSource,
     ids::{CommentId, OrgId, ProjectId, UserId},
     orgs::{self, OrgAccess, Role},
     page::{self, Page, PageRequest},
     DomainError, DomainResult, Services,
 };
-use crate::outbox::{self, Actor, Event, Tx, WebhookEvent};
+use crate::{
+    config::{ActivationEvent, Config},
+    outbox::{self, Actor, Event, Tx},
+};
 use entity::{comments, projects, users};
 
 /// Longest project name, in characters.
@@ -123,7 +125,15 @@ pub async fn create(
         },
     )
     .await?;
-    activate(&mut tx, now, caller, OrgId(access.org.id)).await?;
+    super::activation::on(
+        &mut tx,
+        &svc.config,
+        ActivationEvent::ProjectCreated,
+        now,
+        caller,
+        OrgId(access.org.id),
+    )
+    .await?;
     tx.commit(&svc.bus).await?;
     Ok(p)
 }
@@ -229,6 +239,7 @@ pub(crate) struct Author<'a> {
 /// Writes a comment with its COMMENT_ADDED event (and activation for a user).
 pub(crate) async fn insert_comment(
     tx: &mut Tx,
+    config: &Config,
     now: DateTime<Utc>,
     p: &projects::Model,
     body: String,
@@ -275,7 +286,15 @@ pub(crate) async fn insert_comment(
     )
     .await?;
     if let Some(u) = author.user {
-        activate(tx, now, u, OrgId(p.organization_id)).await?;
+        super::activation::on(
+            tx,
+            config,
+            ActivationEvent::CommentAdded,
+            now,
+            u,
+            OrgId(p.organization_id),
+        )
+        .await?;
     }
     Ok(c)
 }
@@ -293,6 +312,7 @@ pub async fn add_comment(
     let (p, _) = get(&*tx, UserId(caller.id), project).await?;
     let c = insert_comment(
         &mut tx,
+        &svc.config,
         now,
         &p,
         body,
@@ -306,44 +326,6 @@ pub async fn add_comment(
     .await?;
     tx.commit(&svc.bus).await?;
     Ok(c)
-}
-
-/// Activation (METRICS.md): the first project or comment sets `activated_at` once and writes
-/// a `user.activated` webhook message.
-async fn activate(
-    tx: &mut Tx,
-    now: DateTime<Utc>,
-    user: &users::Model,
-    org: OrgId,
-) -> DomainResult<()> {
-    if user.activated_at.is_some() {
-        return Ok(());
-    }
-    let res = users::Entity::update_many()
-        .col_expr(users::Column::ActivatedAt, Expr::value(now))
-        .filter(users::Column::Id.eq(user.id))
-        .filter(users::Column::ActivatedAt.is_null())
-        .exec(&**tx)
-        .await?;
-    if res.rows_affected == 1 {
-        let source = AcquisitionSource::parse(&user.acquisition_source)
-            .unwrap_or(AcquisitionSource::Organic);
-        outbox::webhook(
-            tx,
-            now,
-            Some(org),
-            WebhookEvent {
-                event_type: "user.activated",
-                data: json!({
-                    "user_id": UserId(user.id).to_string(),
-                    "organization_id": org.to_string(),
-                    "source": source.as_str().to_uppercase(),
-                }),
-            },
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// One page of an organization's projects, newest first.

@@ -217,6 +217,15 @@ pub async fn create(
         },
     )
     .await?;
+    super::activation::on(
+        &mut tx,
+        &svc.config,
+        crate::config::ActivationEvent::SharedLinkCreated,
+        now,
+        caller,
+        org,
+    )
+    .await?;
     tx.commit(&svc.bus).await?;
     Ok(link)
 }
@@ -548,6 +557,7 @@ pub async fn guest_comment(
     }
     let c = projects::insert_comment(
         &mut tx,
+        &svc.config,
         now,
         &opened.project,
         body,

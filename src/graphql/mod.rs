@@ -11,6 +11,7 @@ use entity::users;
 pub mod connection;
 pub mod error;
 pub mod extensions;
+pub mod growth;
 mod identity;
 pub mod invitations;
 pub mod loaders;
@@ -30,6 +31,7 @@ pub struct Query(
     projects::ProjectQuery,
     sharing::SharingQuery,
     webhooks::WebhookQuery,
+    growth::GrowthQuery,
 );
 
 /// The root mutation type.

@@ -371,6 +371,14 @@ impl Organization {
     pub fn role(&self) -> DRole {
         self.role
     }
+
+    /// The organization as the caller may see it.
+    pub fn access(&self) -> orgs::OrgAccess {
+        orgs::OrgAccess {
+            org: self.model.clone(),
+            role: self.role,
+        }
+    }
 }
 
 impl From<orgs::OrgAccess> for Organization {
@@ -558,6 +566,26 @@ impl Organization {
             |e| e.id,
             |e| ActivityEvent(Arc::new(e)),
         ))
+    }
+
+    /// Growth of this organization in `[from, to)` (METRICS.md): ADMINs and OWNERs only, null
+    /// and FORBIDDEN for anyone else. Without the plan's advanced metrics, `series`,
+    /// `surfaces` and `topInviters` are null and `upgrade` says which plan has them.
+    async fn growth(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        #[graphql(default_with = "Some(super::growth::Interval::Week)")] interval: Option<
+            super::growth::Interval,
+        >,
+    ) -> async_graphql::Result<Option<super::growth::GrowthMetrics>> {
+        super::growth::organization(
+            ctx,
+            self.access(),
+            super::growth::question(from, to, interval),
+        )
+        .await
     }
 }
 

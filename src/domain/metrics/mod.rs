@@ -1,0 +1,449 @@
+//! Growth metrics exactly as METRICS.md defines them: the cohort, the viral coefficient K
+//! and its factors, the share coefficient, funnels, top inviters, surfaces, a series, and
+//! the median viral cycle time, for the whole platform or one organization.
+//!
+//! Every number is computed in the database from stored facts (users, memberships,
+//! invitations, shared links and visits) by a fixed set of aggregate statements, whatever
+//! the window or interval, inside one read-only snapshot so the parts of one answer agree.
+//! Only the parts a caller asks for are computed.
+mod sql;
+mod window;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{AccessMode, DatabaseBackend, IsolationLevel, TransactionTrait};
+use uuid::Uuid;
+
+pub use window::{Interval, Window, MAX_BUCKETS};
+
+use super::{
+    entitlements::{self, UpgradePrompt},
+    identity::AcquisitionSource,
+    ids::OrgId,
+    orgs::{OrgAccess, Role},
+    DomainError, DomainResult, Services,
+};
+use entity::users;
+use sql::{count, Params, Sql};
+
+/// The plan feature that unlocks the series, surfaces and top inviters in organization scope.
+pub const ADVANCED_FEATURE: &str = "advanced_metrics";
+/// Most top inviters one answer lists.
+pub const TOP_INVITERS_MAX: usize = 100;
+
+/// Whose growth: everything, or one organization's members, invitations and links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Platform staff: every user and organization.
+    Platform,
+    /// One organization.
+    Organization(OrgId),
+}
+
+/// Which parts of the answer to compute.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Parts {
+    /// signups, signupsBySource, cohortSize.
+    pub signups: bool,
+    /// invitationsPerUser, invitationConversionRate, viralCoefficient, shareCoefficient,
+    /// amplification.
+    pub cohort: bool,
+    /// invitationsSent, inviteFunnel.
+    pub invitations: bool,
+    /// shareFunnel.
+    pub share_funnel: bool,
+    /// topInviters.
+    pub top_inviters: bool,
+    /// surfaces.
+    pub surfaces: bool,
+    /// series.
+    pub series: bool,
+    /// medianViralCycleHours.
+    pub median: bool,
+}
+
+/// Acquisition sources in contract (enum) order: the index of a source in every
+/// `by_source` array.
+pub const SOURCES: [AcquisitionSource; 5] = [
+    AcquisitionSource::Organic,
+    AcquisitionSource::Invite,
+    AcquisitionSource::Referral,
+    AcquisitionSource::Share,
+    AcquisitionSource::Paid,
+];
+
+/// Additive counts of one day, one bucket or the whole window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Signups (organization scope: memberships begun) by source, in [`SOURCES`] order.
+    pub by_source: [i64; 5],
+    /// Viral invitations the cohort first sent within W of its start.
+    pub cohort_invitations: i64,
+    /// Those that became signups through the invitation within W of the send.
+    pub cohort_conversions: i64,
+    /// SHARE and REFERRAL signups credited to the cohort within W of its start.
+    pub cohort_shares: i64,
+    /// Invitations first sent (team and viral).
+    pub sent: i64,
+    /// Of those, opened at any time (an accept counts as an open).
+    pub opened: i64,
+    /// Of those, accepted at any time.
+    pub accepted: i64,
+    /// Of those, whose accepting user is activated.
+    pub activated: i64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        for (a, b) in self.by_source.iter_mut().zip(o.by_source) {
+            *a += b;
+        }
+        self.cohort_invitations += o.cohort_invitations;
+        self.cohort_conversions += o.cohort_conversions;
+        self.cohort_shares += o.cohort_shares;
+        self.sent += o.sent;
+        self.opened += o.opened;
+        self.accepted += o.accepted;
+        self.activated += o.activated;
+    }
+
+    /// All signups; also the cohort size (the cohort is who signed up, or joined, in it).
+    pub fn signups(&self) -> i64 {
+        self.by_source.iter().sum()
+    }
+
+    /// INVITE + SHARE + REFERRAL signups.
+    pub fn viral_signups(&self) -> i64 {
+        self.by_source[1] + self.by_source[2] + self.by_source[3]
+    }
+
+    /// i: viral invitations per cohort member (0 for an empty cohort).
+    pub fn invitations_per_user(&self) -> f64 {
+        ratio(self.cohort_invitations, self.signups())
+    }
+
+    /// c: the share of those invitations that converted (0 when none were sent).
+    pub fn conversion_rate(&self) -> f64 {
+        ratio(self.cohort_conversions, self.cohort_invitations)
+    }
+
+    /// K = i × c, computed as conversions ÷ cohort so it is exact.
+    pub fn viral_coefficient(&self) -> f64 {
+        ratio(self.cohort_conversions, self.signups())
+    }
+
+    /// SHARE and REFERRAL signups credited to the cohort per member.
+    pub fn share_coefficient(&self) -> f64 {
+        ratio(self.cohort_shares, self.signups())
+    }
+
+    /// 1 / (1 − K) while K < 1 (as cohort ÷ (cohort − conversions), exactly); 1 for an empty
+    /// cohort; `None` when K ≥ 1.
+    pub fn amplification(&self) -> Option<f64> {
+        let (n, k) = (self.signups(), self.cohort_conversions);
+        if n == 0 {
+            Some(1.0)
+        } else if k < n {
+            Some(n as f64 / (n - k) as f64)
+        } else {
+            None
+        }
+    }
+}
+
+fn ratio(a: i64, b: i64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// The share funnel of the window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShareFunnel {
+    /// Links created in the window.
+    pub links_created: i64,
+    /// Link opens in the window.
+    pub visits: i64,
+    /// Distinct visitor ids among those opens.
+    pub unique_visitors: i64,
+    /// SHARE signups in the window (organization scope: through its links).
+    pub signups: i64,
+}
+
+impl ShareFunnel {
+    /// signups ÷ uniqueVisitors, 0 without visitors.
+    pub fn conversion_rate(&self) -> f64 {
+        ratio(self.signups, self.unique_visitors)
+    }
+}
+
+/// One inviter of the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InviterStat {
+    /// The user who first sent the invitations.
+    pub user_id: Uuid,
+    /// Invitations they first sent in the window.
+    pub invitations_sent: i64,
+    /// Of those, accepted.
+    pub accepted: i64,
+}
+
+/// One product surface of the window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SurfaceStat {
+    /// The label ("unknown" when none was given).
+    pub surface: String,
+    /// Invitations first sent from it.
+    pub invitations_sent: i64,
+    /// Shared links created from it.
+    pub shares_created: i64,
+    /// INVITE and SHARE signups whose invitation or link came from it.
+    pub viral_signups: i64,
+}
+
+/// One bucket of the series.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    /// The (clipped) start of the bucket.
+    pub period_start: DateTime<Utc>,
+    /// The bucket's counts; its cohort is who signed up (joined) in it.
+    pub counts: Counts,
+}
+
+/// The answer to a growth question; each part is `Some` when it was asked for (and, for the
+/// gated parts, allowed by the plan).
+#[derive(Clone, Debug)]
+pub struct Growth {
+    /// The window asked about.
+    pub window: Window,
+    /// Window totals.
+    pub totals: Option<Counts>,
+    /// The share funnel.
+    pub share_funnel: Option<ShareFunnel>,
+    /// Top inviters, best first (at most [`TOP_INVITERS_MAX`]).
+    pub top_inviters: Option<Vec<InviterStat>>,
+    /// Surfaces, most viral signups first.
+    pub surfaces: Option<Vec<SurfaceStat>>,
+    /// One point per bucket, oldest first, empty buckets included.
+    pub series: Option<Vec<Point>>,
+    /// Median hours from a cohort member's start to an invitee's signup.
+    pub median_viral_cycle_hours: Option<f64>,
+    /// False while conversions can still land: until `to + 2W` has passed.
+    pub complete: bool,
+    /// Set when the plan withholds the series, surfaces and top inviters.
+    pub upgrade: Option<UpgradePrompt>,
+}
+
+/// The question: a window `[from, to)` cut into buckets of `interval`.
+#[derive(Clone, Copy, Debug)]
+pub struct Question {
+    /// Inclusive start.
+    pub from: DateTime<Utc>,
+    /// Exclusive end.
+    pub to: DateTime<Utc>,
+    /// Series bucket length.
+    pub interval: Interval,
+}
+
+/// Platform growth: staff only. The caller is authorized before the question is checked, so
+/// a refusal reveals nothing.
+pub async fn platform(
+    svc: &Services,
+    caller: &users::Model,
+    q: Question,
+    parts: Parts,
+) -> DomainResult<Growth> {
+    if !caller.is_staff {
+        return Err(DomainError::PermissionDenied(
+            "Platform growth is for platform staff.".into(),
+        ));
+    }
+    let window = Window::new(q.from, q.to, q.interval)?;
+    compute(svc, Scope::Platform, window, parts, None).await
+}
+
+/// An organization's growth: its ADMINs and OWNERs. Without the plan's advanced metrics the
+/// series, surfaces and top inviters are withheld and `upgrade` says how to get them.
+pub async fn organization(
+    svc: &Services,
+    access: &OrgAccess,
+    q: Question,
+    parts: Parts,
+) -> DomainResult<Growth> {
+    access.require(Role::Admin, "see this organization's growth")?;
+    let window = Window::new(q.from, q.to, q.interval)?;
+    let gate = entitlements::check(&svc.db.read, svc, &access.org, ADVANCED_FEATURE).await?;
+    // A catalog without the feature has nothing to sell: nothing is withheld.
+    let upgrade = match gate {
+        Some(e) if !e.enabled => Some(e.upgrade.unwrap_or_else(|| UpgradePrompt {
+            feature: ADVANCED_FEATURE.into(),
+            message: "Advanced metrics are not included in your plan.".into(),
+            plan_key: entitlements::plan_of(&svc.plans, &access.org).key.clone(),
+            url: svc.config.upgrade_url(),
+        })),
+        _ => None,
+    };
+    let scope = Scope::Organization(OrgId(access.org.id));
+    compute(svc, scope, window, parts, upgrade).await
+}
+
+async fn compute(
+    svc: &Services,
+    scope: Scope,
+    window: Window,
+    mut parts: Parts,
+    upgrade: Option<UpgradePrompt>,
+) -> DomainResult<Growth> {
+    let w = svc.config.attribution_window;
+    let mut out = Growth {
+        complete: svc.now() >= window.to + w + w,
+        totals: None,
+        share_funnel: None,
+        top_inviters: None,
+        surfaces: None,
+        series: None,
+        median_viral_cycle_hours: None,
+        upgrade: None,
+        window,
+    };
+    let window = out.window.clone();
+    if upgrade.is_some() {
+        parts.series = false;
+        parts.surfaces = false;
+        parts.top_inviters = false;
+    }
+    out.upgrade = upgrade;
+    let p = Params {
+        from: window.from,
+        to: window.to,
+        w_ms: w.num_milliseconds(),
+        scope,
+    };
+    let backend = svc.db.backend();
+    let sql = Sql::new(backend);
+    // One snapshot for every statement of the answer.
+    let txn = if backend == DatabaseBackend::Postgres {
+        svc.db
+            .read
+            .begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await?
+    } else {
+        svc.db.read.begin().await?
+    };
+    let db = &txn;
+
+    let want_days = parts.signups || parts.cohort || parts.invitations || parts.series;
+    if want_days {
+        let mut days: std::collections::BTreeMap<NaiveDate, Counts> = Default::default();
+        let day = |row: &sea_orm::QueryResult| -> DomainResult<NaiveDate> {
+            let d: String = row.try_get("", "d")?;
+            NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                .map_err(|e| DomainError::Internal(anyhow::anyhow!("bad day {d:?}: {e}")))
+        };
+        if parts.signups || parts.cohort || parts.series {
+            for row in sql::rows(db, &sql, sql::signups(&p), &p).await? {
+                let src: String = row.try_get("", "src")?;
+                let i = SOURCES
+                    .iter()
+                    .position(|s| s.as_str() == src)
+                    .ok_or_else(|| {
+                        DomainError::Internal(anyhow::anyhow!("unknown stored source {src:?}"))
+                    })?;
+                days.entry(day(&row)?).or_default().by_source[i] += count(&row, "n")?;
+            }
+        }
+        if parts.cohort || parts.series {
+            for row in sql::rows(db, &sql, sql::cohort_invitations(&p), &p).await? {
+                let c = days.entry(day(&row)?).or_default();
+                c.cohort_invitations += count(&row, "invitations")?;
+                c.cohort_conversions += count(&row, "conversions")?;
+            }
+        }
+        if parts.cohort {
+            for row in sql::rows(db, &sql, sql::cohort_shares(&p), &p).await? {
+                days.entry(day(&row)?).or_default().cohort_shares += count(&row, "n")?;
+            }
+        }
+        if parts.invitations || parts.series {
+            for row in sql::rows(db, &sql, sql::invitations(&p), &p).await? {
+                let c = days.entry(day(&row)?).or_default();
+                c.sent += count(&row, "sent")?;
+                c.opened += count(&row, "opened")?;
+                c.accepted += count(&row, "accepted")?;
+                c.activated += count(&row, "activated")?;
+            }
+        }
+        let mut totals = Counts::default();
+        let mut buckets = vec![Counts::default(); window.starts().len()];
+        for (d, c) in &days {
+            totals.add(c);
+            buckets[window.bucket_of(*d)].add(c);
+        }
+        out.totals = Some(totals);
+        if parts.series {
+            out.series = Some(
+                window
+                    .starts()
+                    .iter()
+                    .zip(buckets)
+                    .map(|(s, counts)| Point {
+                        period_start: *s,
+                        counts,
+                    })
+                    .collect(),
+            );
+        }
+    }
+
+    if parts.share_funnel {
+        if let Some(row) = sql::rows(db, &sql, sql::share_funnel(&p), &p)
+            .await?
+            .first()
+        {
+            out.share_funnel = Some(ShareFunnel {
+                links_created: count(row, "links")?,
+                visits: count(row, "visits")?,
+                unique_visitors: count(row, "visitors")?,
+                signups: count(row, "signups")?,
+            });
+        }
+    }
+    if parts.top_inviters {
+        let mut top = Vec::new();
+        for row in sql::rows(db, &sql, sql::top_inviters(&p), &p).await? {
+            top.push(InviterStat {
+                user_id: sql::uuid(&row, "uid")?,
+                invitations_sent: count(&row, "sent")?,
+                accepted: count(&row, "accepted")?,
+            });
+        }
+        out.top_inviters = Some(top);
+    }
+    if parts.surfaces {
+        let mut all = Vec::new();
+        for row in sql::rows(db, &sql, sql::surfaces(&p), &p).await? {
+            all.push(SurfaceStat {
+                surface: row.try_get("", "s")?,
+                invitations_sent: count(&row, "invitations")?,
+                shares_created: count(&row, "links")?,
+                viral_signups: count(&row, "signups")?,
+            });
+        }
+        out.surfaces = Some(all);
+    }
+    if parts.median {
+        out.median_viral_cycle_hours = match sql::rows(db, &sql, sql::median_cycle(&p), &p)
+            .await?
+            .first()
+        {
+            Some(row) => row.try_get::<Option<f64>>("", "median")?,
+            None => None,
+        };
+    }
+    txn.rollback().await?;
+    Ok(out)
+}
