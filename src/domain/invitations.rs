@@ -257,8 +257,12 @@ pub async fn create(
                 am.update(&*tx).await?
             }
             None => {
-                let team_invite =
-                    email.as_str() == caller.email || user_exists(&*tx, &email).await?;
+                // A team invitation cannot create a new user, so it never counts in K: the
+                // address has an account, or is the inviter's own mailbox (`ana+2@` is
+                // `ana@`), which would let anyone inflate K with aliases of themselves.
+                let team_invite = referrals::mailbox(email.as_str())
+                    == referrals::mailbox(&caller.email)
+                    || user_exists(&*tx, &email).await?;
                 invitations::ActiveModel {
                     id: Set(InvitationId::generate().0),
                     organization_id: Set(req.org.0),

@@ -52,7 +52,7 @@ pub async fn referrer(db: &impl ConnectionTrait, code: &str) -> DomainResult<use
 }
 
 /// The mailbox an address delivers to, for self-referral checks: `ana+2@x.io` is `ana@x.io`.
-fn mailbox(email: &str) -> String {
+pub(crate) fn mailbox(email: &str) -> String {
     match email.split_once('@') {
         Some((local, domain)) => {
             let local = local.split('+').next().unwrap_or(local);

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     auth,
-    error::{internal, top_level},
+    error::{internal, or_null, top_level},
     loaders, svc,
     types::{AcquisitionSource, UpgradePrompt, User},
 };
@@ -364,8 +364,8 @@ pub async fn organization(
 ) -> async_graphql::Result<Option<GrowthMetrics>> {
     let growth = metrics::organization(svc(ctx), &access, q, selected_parts(ctx))
         .await
-        .map_err(top_level)?;
-    Ok(Some(GrowthMetrics { growth }))
+        .map_err(top_level);
+    or_null(ctx, growth.map(|growth| Some(GrowthMetrics { growth })))
 }
 
 /// Growth queries.
@@ -383,7 +383,7 @@ impl GrowthQuery {
         to: DateTime<Utc>,
         #[graphql(default_with = "Some(Interval::Week)")] interval: Option<Interval>,
     ) -> async_graphql::Result<Option<GrowthMetrics>> {
-        platform(ctx, question(from, to, interval)).await
+        or_null(ctx, platform(ctx, question(from, to, interval)).await)
     }
 }
 

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod cli;
+mod growth;
 mod http;
 mod identity;
 mod invitations;

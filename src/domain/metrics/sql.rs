@@ -316,16 +316,18 @@ pub(super) fn surfaces(p: &Params) -> &'static str {
 }
 
 /// The median hours from a cohort member's start to the signup of an invitee credited to
-/// them (the mean of the two middle values for an even count); NULL when there are none.
+/// them through a viral invitation (the mean of the two middle values for an even count);
+/// NULL when there are none.
 pub(super) fn median_cycle(p: &Params) -> &'static str {
     match p.scope {
         Scope::Platform => {
             "SELECT AVG(h) AS median FROM (
                SELECT h, ROW_NUMBER() OVER (ORDER BY h) AS rn, COUNT(*) OVER () AS n FROM (
                  SELECT CAST({ms:v.created_at} - {ms:u.created_at} AS DOUBLE PRECISION) / 3600000.0 AS h
-                 FROM users u JOIN users v ON v.invited_by_user_id = u.id
+                 FROM users u
+                 JOIN users v ON v.invited_by_user_id = u.id AND v.acquisition_source = 'invite'
+                 JOIN invitations i ON i.id = v.invite_token_id AND i.team_invite = FALSE
                  WHERE u.created_at >= :from AND u.created_at < :to
-                   AND v.acquisition_source = 'invite'
                ) c
              ) r WHERE rn IN ((n + 1) / 2, (n + 2) / 2)"
         }
@@ -334,10 +336,11 @@ pub(super) fn median_cycle(p: &Params) -> &'static str {
                SELECT h, ROW_NUMBER() OVER (ORDER BY h) AS rn, COUNT(*) OVER () AS n FROM (
                  SELECT CAST({ms:v.created_at} - {ms:m.joined_at} AS DOUBLE PRECISION) / 3600000.0 AS h
                  FROM memberships m
-                 JOIN users v ON v.invited_by_user_id = m.user_id
+                 JOIN users v ON v.invited_by_user_id = m.user_id AND v.acquisition_source = 'invite'
                       AND v.attributed_organization_id = m.organization_id
+                 JOIN invitations i ON i.id = v.invite_token_id AND i.team_invite = FALSE
                  WHERE m.organization_id = :org AND m.joined_at >= :from AND m.joined_at < :to
-                   AND v.acquisition_source = 'invite' AND v.created_at >= m.joined_at
+                   AND v.created_at >= m.joined_at
                ) c
              ) r WHERE rn IN ((n + 1) / 2, (n + 2) / 2)"
         }
