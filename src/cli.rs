@@ -1,4 +1,4 @@
-//! Command line: `kfactor [serve|migrate|schema|staff grant EMAIL|staff revoke EMAIL|plans check]`.
+//! Command line: `kfactor [serve|migrate|schema|seed-demo|staff grant EMAIL|staff revoke EMAIL|plans check]`.
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::{Parser, Subcommand};
@@ -32,6 +32,18 @@ pub enum Command {
         /// grant or revoke.
         #[command(subcommand)]
         action: StaffAction,
+    },
+    /// Fill an empty database with a realistic, deterministic demo dataset.
+    SeedDemo {
+        /// Users in all.
+        #[arg(long, default_value_t = 3000)]
+        users: usize,
+        /// Weeks of history, ending today.
+        #[arg(long, default_value_t = 12)]
+        weeks: u32,
+        /// Random seed: the same seed makes the same dataset.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// The plan catalog.
     Plans {
@@ -94,6 +106,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             println!("migrations are up to date");
         }),
         Command::Staff { action } => staff(config, action).await,
+        Command::SeedDemo { users, weeks, seed } => {
+            seed_demo(config, crate::seed::Options { users, weeks, seed }).await
+        }
         Command::Schema => unreachable!("handled above"),
     };
     match result {
@@ -161,6 +176,26 @@ async fn staff(config: Config, action: StaffAction) -> anyhow::Result<()> {
         Ok(false) => anyhow::bail!("no user with email {email}"),
         Err(e) => anyhow::bail!("{e}"),
     }
+}
+
+async fn seed_demo(config: Config, opts: crate::seed::Options) -> anyhow::Result<()> {
+    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let r = crate::seed::run(&app.svc, opts).await?;
+    println!(
+        "seeded {} users over {} weeks (seed {}) in {:.1} s:",
+        opts.users, opts.weeks, opts.seed, r.seconds
+    );
+    for (table, rows) in &r.tables {
+        println!("  {table:<18} {rows:>10}");
+    }
+    println!("  largest organization: {} ({} members)", r.largest.0, r.largest.1);
+    println!(
+        "log in as platform staff: {} / {}",
+        r.staff_email,
+        crate::seed::PASSWORD
+    );
+    println!("every demo user's password is {}", crate::seed::PASSWORD);
+    Ok(())
 }
 
 async fn shutdown_signal() {
