@@ -45,6 +45,12 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The growth rollups.
+    Metrics {
+        /// verify or rebuild.
+        #[command(subcommand)]
+        action: MetricsAction,
+    },
     /// The plan catalog.
     Plans {
         /// check.
@@ -66,6 +72,15 @@ pub enum StaffAction {
         /// The user's email.
         email: String,
     },
+}
+
+/// Growth rollup commands.
+#[derive(Subcommand, Debug)]
+pub enum MetricsAction {
+    /// Recompute every rollup from the facts and compare; exits 1 on any difference.
+    Verify,
+    /// Replace every rollup with what the facts say (after a bulk import).
+    Rebuild,
 }
 
 /// Catalog commands.
@@ -106,6 +121,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             println!("migrations are up to date");
         }),
         Command::Staff { action } => staff(config, action).await,
+        Command::Metrics { action } => metrics(config, action).await,
         Command::SeedDemo { users, weeks, seed } => {
             seed_demo(config, crate::seed::Options { users, weeks, seed }).await
         }
@@ -178,6 +194,43 @@ async fn staff(config: Config, action: StaffAction) -> anyhow::Result<()> {
     }
 }
 
+async fn metrics(config: Config, action: MetricsAction) -> anyhow::Result<()> {
+    use crate::domain::metrics::rebuild;
+    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let started = std::time::Instant::now();
+    match action {
+        MetricsAction::Verify => {
+            let diffs = rebuild::verify(&app.svc)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if diffs.is_empty() {
+                println!(
+                    "growth rollups equal a recomputation from the facts ({:.1} s)",
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
+            for d in diffs.iter().take(50) {
+                println!("{d}");
+            }
+            anyhow::bail!(
+                "{} rollup rows differ from the facts; `kfactor metrics rebuild` replaces them",
+                diffs.len()
+            )
+        }
+        MetricsAction::Rebuild => {
+            rebuild::rebuild(&app.svc)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "growth rollups rebuilt from the facts ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+    }
+}
+
 async fn seed_demo(config: Config, opts: crate::seed::Options) -> anyhow::Result<()> {
     let app = App::build(config, Arc::new(SystemClock)).await?;
     let r = crate::seed::run(&app.svc, opts).await?;
@@ -188,7 +241,10 @@ async fn seed_demo(config: Config, opts: crate::seed::Options) -> anyhow::Result
     for (table, rows) in &r.tables {
         println!("  {table:<18} {rows:>10}");
     }
-    println!("  largest organization: {} ({} members)", r.largest.0, r.largest.1);
+    println!(
+        "  largest organization: {} ({} members)",
+        r.largest.0, r.largest.1
+    );
     println!(
         "log in as platform staff: {} / {}",
         r.staff_email,

@@ -18,6 +18,7 @@ pub mod http;
 pub mod mailer;
 pub mod outbox;
 pub mod pubsub;
+pub mod rollups;
 pub mod seed;
 pub mod visits;
 pub mod webhooks;

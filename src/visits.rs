@@ -139,6 +139,29 @@ async fn writer(db: Db, bus: Bus, mut rx: mpsc::Receiver<(Visit, Ack)>) {
     }
 }
 
+/// The growth rollups of a batch of visits: opens per day, and the days each visitor came
+/// (for distinct visitors), on the platform and in each link's organization.
+async fn growth(
+    txn: &sea_orm::DatabaseTransaction,
+    visits: &[&Visit],
+) -> Result<(), sea_orm::DbErr> {
+    use crate::rollups::{col, day_of, Rollup, PLATFORM};
+    let mut r = Rollup::default();
+    let mut seen = BTreeSet::new();
+    for v in visits {
+        let day = day_of(v.at);
+        for scope in [PLATFORM, v.org] {
+            r.days.entry((scope, day.clone())).or_insert([0; 15])[col::VISITS] += 1;
+            seen.insert((scope, v.visitor_id.clone(), day.clone()));
+        }
+    }
+    let firsts = crate::domain::metrics::visitors::visited(txn, &seen)
+        .await
+        .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+    r.merge(&firsts);
+    crate::rollups::flush(txn, &r).await
+}
+
 /// Writes one batch: the visit rows, new distinct visitors, the links' counters and one
 /// SHARED_LINK_VISITED event per link that gained visitors. Counters change in the same
 /// transaction as the rows they count, so they cannot drift.
@@ -178,6 +201,7 @@ async fn commit(
     }))
     .exec_without_returning(&txn)
     .await?;
+    growth(&txn, &visits).await?;
 
     let mut by_link: BTreeMap<Uuid, Vec<&Visit>> = BTreeMap::new();
     for v in visits.iter().copied() {

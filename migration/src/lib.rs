@@ -9,6 +9,7 @@ mod m20261126_000003_sharing;
 mod m20261126_000004_webhooks;
 mod m20261126_000005_plans;
 mod m20261201_000001_growth;
+mod m20261201_000002_growth_rollups;
 
 /// Applies kfactor's migrations in order.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_webhooks::Migration),
             Box::new(m20261126_000005_plans::Migration),
             Box::new(m20261201_000001_growth::Migration),
+            Box::new(m20261201_000002_growth_rollups::Migration),
         ]
     }
 }

@@ -9,10 +9,14 @@ use serde_json::json;
 use super::{
     identity::AcquisitionSource,
     ids::{OrgId, UserId},
-    DomainResult,
+    metrics::{
+        probe::{Probe, Scopes},
+        sql::Only,
+    },
+    DomainResult, Services,
 };
 use crate::{
-    config::{ActivationEvent, Config},
+    config::ActivationEvent,
     outbox::{self, Tx, WebhookEvent},
 };
 use entity::users;
@@ -21,15 +25,27 @@ use entity::users;
 /// they were not activated yet.
 pub(crate) async fn on(
     tx: &mut Tx,
-    config: &Config,
+    svc: &Services,
     event: ActivationEvent,
     now: DateTime<Utc>,
     user: &users::Model,
     org: OrgId,
 ) -> DomainResult<()> {
-    if user.activated_at.is_some() || !config.activation_events.contains(&event) {
+    if user.activated_at.is_some() || !svc.config.activation_events.contains(&event) {
         return Ok(());
     }
+    // The invitations this user accepted now count as activated in their funnels.
+    let probe = Probe::open(
+        tx,
+        svc,
+        Only {
+            accepted_by: vec![user.id],
+            ..Only::default()
+        },
+        &[user.id],
+        Scopes::Both,
+    )
+    .await?;
     // Conditional: of two concurrent first actions, one activates.
     let res = users::Entity::update_many()
         .col_expr(users::Column::ActivatedAt, Expr::value(now))
@@ -38,6 +54,7 @@ pub(crate) async fn on(
         .exec(&**tx)
         .await?;
     if res.rows_affected == 1 {
+        probe.close(tx, svc).await?;
         let source = AcquisitionSource::parse(&user.acquisition_source)
             .unwrap_or(AcquisitionSource::Organic);
         outbox::webhook(

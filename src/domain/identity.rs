@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     ids::{InvitationId, OrgId, ProjectId, SharedLinkId, UserId},
-    invitations,
+    invitations, metrics,
     orgs::{self, Role},
     referrals, sharing, tokens, DomainError, DomainResult, Services,
 };
@@ -289,6 +289,7 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
 
     let mut tx = Tx::begin(&svc.db).await?;
     let user_id = UserId::generate();
+    let probe = growth_probe(&tx, svc, &via, user_id).await?;
     // Who and which organization the signup is credited to, frozen here (METRICS.md).
     let (invited_by, invitation_id, attributed_org) = match &via {
         Via::Invite(inv) => (
@@ -354,6 +355,7 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
         sharing::claim_guest_comments(&tx, link, visitor, &user).await?;
     }
     credit_viral_signup(&mut tx, now, &via, &user).await?;
+    probe.close(&mut tx, svc).await?;
     let token = create_session(&*tx, svc, user.id).await?;
     tx.commit(&svc.bus).await?;
     tracing::info!(user_id = %UserId(user.id), source = source.as_str(), "user signed up");
@@ -362,6 +364,33 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
         user,
         organization: Some((org, role)),
     })
+}
+
+/// The growth facts a signup touches: the new user, the invitation it came through, and the
+/// people whose cohort numbers it can change (the invitation's senders, the credited user).
+async fn growth_probe(
+    tx: &Tx,
+    svc: &Services,
+    via: &Via,
+    user: UserId,
+) -> DomainResult<metrics::probe::Probe> {
+    let mut only = metrics::sql::Only {
+        users: vec![user.0],
+        ..Default::default()
+    };
+    let people = match via {
+        Via::Invite(inv) => {
+            only.invitations.push(inv.id);
+            vec![
+                inv.invited_by_user_id,
+                inv.first_sent_by_user_id.unwrap_or(inv.invited_by_user_id),
+            ]
+        }
+        Via::Share(link) => vec![link.created_by_user_id],
+        Via::Referral(r) => vec![r.id],
+        Via::Organic | Via::Paid => vec![],
+    };
+    metrics::probe::Probe::open(tx, svc, only, &people, metrics::probe::Scopes::Both).await
 }
 
 /// A viral signup is credited to whoever caused it: a `signed_up` attribution row and a

@@ -19,6 +19,10 @@ use super::{
     entitlements,
     identity::Email,
     ids::{InvitationId, OrgId, UserId},
+    metrics::{
+        probe::{Probe, Scopes},
+        sql::Only,
+    },
     orgs::{self, InvitePolicy, Role},
     page::{self, Page, PageRequest},
     referrals,
@@ -146,6 +150,8 @@ pub async fn create(
     let mut pending = pending_count(&tx, req.org, now).await?;
 
     let mut sent = Sent::default();
+    // Invitations this call created (not re-sent): new growth facts.
+    let mut created: Vec<Uuid> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for (i, raw) in req.emails.iter().enumerate() {
         let email = match Email::parse(raw) {
@@ -263,7 +269,7 @@ pub async fn create(
                 let team_invite = referrals::mailbox(email.as_str())
                     == referrals::mailbox(&caller.email)
                     || user_exists(&*tx, &email).await?;
-                invitations::ActiveModel {
+                let inv = invitations::ActiveModel {
                     id: Set(InvitationId::generate().0),
                     organization_id: Set(req.org.0),
                     email: Set(email.as_str().into()),
@@ -286,7 +292,9 @@ pub async fn create(
                     first_accepted_by_user_id: Set(None),
                 }
                 .insert(&*tx)
-                .await?
+                .await?;
+                created.push(inv.id);
+                inv
             }
         };
         if counts_as_new_pending {
@@ -307,10 +315,22 @@ pub async fn create(
         record_send(&mut tx, now, caller, &access.org, &inv).await?;
         sent.invitations.push(inv);
     }
+    if !created.is_empty() {
+        Probe::created(
+            &mut tx,
+            svc,
+            Only {
+                invitations: created,
+                ..Only::default()
+            },
+            &[me.0],
+        )
+        .await?;
+    }
     if !sent.invitations.is_empty() {
         super::activation::on(
             &mut tx,
-            &svc.config,
+            svc,
             crate::config::ActivationEvent::InvitationSent,
             now,
             caller,
@@ -557,6 +577,18 @@ pub async fn preview(svc: &Services, token: &str) -> DomainResult<Preview> {
     let mut inv = by_token(svc, &svc.db.read, token).await?;
     if inv.opened_at.is_none() {
         let now = svc.now();
+        let mut tx = Tx::begin(&svc.db).await?;
+        let probe = Probe::open(
+            &tx,
+            svc,
+            Only {
+                invitations: vec![inv.id],
+                ..Only::default()
+            },
+            &[],
+            Scopes::Both,
+        )
+        .await?;
         invitations::Entity::update_many()
             .col_expr(invitations::Column::OpenedAt, Expr::value(now))
             .col_expr(
@@ -569,8 +601,10 @@ pub async fn preview(svc: &Services, token: &str) -> DomainResult<Preview> {
             )
             .filter(invitations::Column::Id.eq(inv.id))
             .filter(invitations::Column::OpenedAt.is_null())
-            .exec(&svc.db.write)
+            .exec(&*tx)
             .await?;
+        probe.close(&mut tx, svc).await?;
+        tx.commit(&svc.bus).await?;
         inv.opened_at = Some(now);
     }
     let organization = organizations::Entity::find_by_id(inv.organization_id)
@@ -618,9 +652,27 @@ pub async fn accept(
     {
         return Err(DomainError::AlreadyMember);
     }
+    let probe = Probe::open(
+        &tx,
+        svc,
+        Only {
+            users: vec![user.id],
+            invitations: vec![inv.id],
+            ..Only::default()
+        },
+        &[user.id, inv.invited_by_user_id, first_sender(&inv)],
+        Scopes::Both,
+    )
+    .await?;
     let m = accept_in_tx(&mut tx, now, &inv, user, "invitation").await?;
+    probe.close(&mut tx, svc).await?;
     tx.commit(&svc.bus).await?;
     Ok(m)
+}
+
+/// Who sent an invitation first (rows from before the column existed fall back to the inviter).
+fn first_sender(inv: &invitations::Model) -> Uuid {
+    inv.first_sent_by_user_id.unwrap_or(inv.invited_by_user_id)
 }
 
 /// Marks the invitation accepted by `user` (only if still pending), adds the membership and

@@ -10,6 +10,7 @@ use super::{
     activity::ActivityType,
     identity::{self, Name},
     ids::{MembershipId, OrgId, UserId},
+    metrics,
     page::{self, Page, PageRequest},
     DomainError, DomainResult, Services,
 };
@@ -358,7 +359,7 @@ pub async fn remove_member(
             "Only owners can remove an owner.".into(),
         ));
     }
-    let removed = delete_membership(&mut tx, svc.now(), &a.org, m, caller).await?;
+    let removed = delete_membership(&mut tx, svc, &a.org, m, caller).await?;
     tx.commit(&svc.bus).await?;
     Ok(removed)
 }
@@ -374,18 +375,19 @@ pub async fn leave(
     let m = membership(&*tx, org, UserId(caller.id))
         .await?
         .ok_or(DomainError::Forbidden)?;
-    let removed = delete_membership(&mut tx, svc.now(), &a.org, m, caller).await?;
+    let removed = delete_membership(&mut tx, svc, &a.org, m, caller).await?;
     tx.commit(&svc.bus).await?;
     Ok(removed)
 }
 
 async fn delete_membership(
     tx: &mut Tx,
-    now: DateTime<Utc>,
+    svc: &Services,
     org: &organizations::Model,
     m: memberships::Model,
     caller: &users::Model,
 ) -> DomainResult<MembershipId> {
+    let now = svc.now();
     let org_id = OrgId(org.id);
     if Role::parse(&m.role) == Role::Owner && count_owners(tx, org_id).await? <= 1 {
         return Err(DomainError::LastOwner);
@@ -394,7 +396,21 @@ async fn delete_membership(
         .one(&**tx)
         .await?
         .ok_or(DomainError::NotFound("Member"))?;
+    // The organization's growth numbers describe its current members: what this membership
+    // contributed leaves with it.
+    let probe = metrics::probe::Probe::open(
+        tx,
+        svc,
+        metrics::sql::Only {
+            members: vec![target.id],
+            ..Default::default()
+        },
+        &[target.id],
+        metrics::probe::Scopes::Orgs,
+    )
+    .await?;
     memberships::Entity::delete_by_id(m.id).exec(&**tx).await?;
+    probe.close(tx, svc).await?;
     // Whoever had this organization active lands in another of theirs (or none).
     if target.active_organization_id == Some(org.id) {
         let next = memberships::Entity::find()

@@ -6,6 +6,10 @@ use sea_orm::{
 };
 use serde_json::json;
 
+use super::metrics::{
+    probe::{Probe, Scopes},
+    sql::Only,
+};
 use super::{
     activity::ActivityType,
     ids::{CommentId, OrgId, ProjectId, UserId},
@@ -14,7 +18,7 @@ use super::{
     DomainError, DomainResult, Services,
 };
 use crate::{
-    config::{ActivationEvent, Config},
+    config::ActivationEvent,
     outbox::{self, Actor, Event, Tx},
 };
 use entity::{comments, projects, users};
@@ -127,7 +131,7 @@ pub async fn create(
     .await?;
     super::activation::on(
         &mut tx,
-        &svc.config,
+        svc,
         ActivationEvent::ProjectCreated,
         now,
         caller,
@@ -217,14 +221,93 @@ pub async fn delete(
     caller: &users::Model,
     id: ProjectId,
 ) -> DomainResult<ProjectId> {
-    let tx = Tx::begin(&svc.db).await?;
+    let mut tx = Tx::begin(&svc.db).await?;
     let (p, access) = get(&*tx, UserId(caller.id), id).await?;
     if p.created_by_user_id != Some(caller.id) {
         access.require(Role::Admin, "delete other people's projects")?;
     }
+    // Its links and their visits go with it, and with them what they counted.
+    let links = super::sharing::of_resource(&*tx, OrgId(p.organization_id), id).await?;
+    let probe = links_probe(&tx, svc, links).await?;
     projects::Entity::delete_by_id(p.id).exec(&*tx).await?;
+    probe.close(&mut tx, svc).await?;
     tx.commit(&svc.bus).await?;
     Ok(id)
+}
+
+/// A probe on shared links whose visits are about to be deleted: the links, and their
+/// visitors on the platform and in the links' organization.
+async fn links_probe(tx: &Tx, svc: &Services, links: Vec<uuid::Uuid>) -> DomainResult<Probe> {
+    let visitors = super::sharing::visitors_of(&**tx, &links).await?;
+    let mut scopes = std::collections::BTreeSet::new();
+    for (org, v) in visitors {
+        scopes.insert((crate::rollups::PLATFORM, v.clone()));
+        scopes.insert((org, v));
+    }
+    Ok(Probe::open(
+        tx,
+        svc,
+        Only {
+            links,
+            ..Only::default()
+        },
+        &[],
+        Scopes::Both,
+    )
+    .await?
+    .with_visitors(scopes))
+}
+
+/// What a merge of `source` into `target` touches: the source's invitations, links (with
+/// their visitors) and the users credited to it.
+async fn merge_probe(
+    tx: &Tx,
+    svc: &Services,
+    source: OrgId,
+    target: OrgId,
+    caller: UserId,
+) -> DomainResult<Probe> {
+    use sea_orm::QuerySelect;
+    let invitations: Vec<uuid::Uuid> = super::invitations::in_org(source)
+        .select_only()
+        .column(entity::invitations::Column::Id)
+        .into_tuple()
+        .all(&**tx)
+        .await?;
+    let links: Vec<uuid::Uuid> = super::sharing::in_org(source)
+        .select_only()
+        .column(entity::shared_links::Column::Id)
+        .into_tuple()
+        .all(&**tx)
+        .await?;
+    let users: Vec<uuid::Uuid> = users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
+        .filter(users::Column::AttributedOrganizationId.eq(source.0))
+        .into_tuple()
+        .all(&**tx)
+        .await?;
+    let visitors = super::sharing::visitors_of(&**tx, &links).await?;
+    let mut scopes = std::collections::BTreeSet::new();
+    for (org, v) in visitors {
+        scopes.insert((org, v.clone()));
+        scopes.insert((target.0, v));
+    }
+    Ok(Probe::open(
+        tx,
+        svc,
+        Only {
+            users,
+            invitations,
+            links,
+            ..Only::default()
+        },
+        &[caller.0],
+        Scopes::Both,
+    )
+    .await?
+    .with_visitors(scopes)
+    .deleting_scope(source.0))
 }
 
 /// Who wrote a comment.
@@ -239,7 +322,7 @@ pub(crate) struct Author<'a> {
 /// Writes a comment with its COMMENT_ADDED event (and activation for a user).
 pub(crate) async fn insert_comment(
     tx: &mut Tx,
-    config: &Config,
+    svc: &Services,
     now: DateTime<Utc>,
     p: &projects::Model,
     body: String,
@@ -288,7 +371,7 @@ pub(crate) async fn insert_comment(
     if let Some(u) = author.user {
         super::activation::on(
             tx,
-            config,
+            svc,
             ActivationEvent::CommentAdded,
             now,
             u,
@@ -312,7 +395,7 @@ pub async fn add_comment(
     let (p, _) = get(&*tx, UserId(caller.id), project).await?;
     let c = insert_comment(
         &mut tx,
-        &svc.config,
+        svc,
         now,
         &p,
         body,
@@ -369,7 +452,7 @@ pub async fn merge_organization(
         ));
     }
     let me = UserId(caller.id);
-    let tx = Tx::begin(&svc.db).await?;
+    let mut tx = Tx::begin(&svc.db).await?;
     // Lock both organizations in id order, so two opposite merges cannot deadlock.
     let (src, dst) = if source < target {
         let s = orgs::access_locked(&tx, me, source).await?;
@@ -394,6 +477,9 @@ pub async fn merge_organization(
     super::entitlements::ensure_room(&*tx, svc, &dst.org, "projects", moving).await?;
     super::entitlements::ensure_room(&*tx, svc, &dst.org, "active_shared_links", moving_links)
         .await?;
+    // Growth: the source's links, visits and the signups credited to it move to the
+    // target; its invitations go with it (and out of the platform numbers).
+    let probe = merge_probe(&tx, svc, source, target, me).await?;
     let moved = projects::Entity::update_many()
         .col_expr(projects::Column::OrganizationId, Expr::value(target.0))
         .filter(projects::Column::OrganizationId.eq(source.0))
@@ -427,9 +513,20 @@ pub async fn merge_organization(
         .filter(users::Column::ActiveOrganizationId.eq(source.0))
         .exec(&*tx)
         .await?;
+    // Signups credited to the source (through its links, or referrals while it was active)
+    // are the target's now, like the links themselves.
+    users::Entity::update_many()
+        .col_expr(
+            users::Column::AttributedOrganizationId,
+            Expr::value(target.0),
+        )
+        .filter(users::Column::AttributedOrganizationId.eq(source.0))
+        .exec(&*tx)
+        .await?;
     entity::organizations::Entity::delete_by_id(src.org.id)
         .exec(&*tx)
         .await?;
+    probe.close(&mut tx, svc).await?;
     tx.commit(&svc.bus).await?;
     Ok((dst, moved))
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    Order, QueryFilter, Select,
+    Order, QueryFilter, QuerySelect, Select,
 };
 use serde_json::json;
 
@@ -17,6 +17,7 @@ use super::{
     entitlements,
     identity::Name,
     ids::{OrgId, ProjectId, SharedLinkId, UserId},
+    metrics::{probe::Probe, sql::Only},
     orgs::{self, Role},
     page::{self, Page, PageRequest},
     projects::{self, Author},
@@ -217,9 +218,19 @@ pub async fn create(
         },
     )
     .await?;
+    Probe::created(
+        &mut tx,
+        svc,
+        Only {
+            links: vec![link.id],
+            ..Only::default()
+        },
+        &[],
+    )
+    .await?;
     super::activation::on(
         &mut tx,
-        &svc.config,
+        svc,
         crate::config::ActivationEvent::SharedLinkCreated,
         now,
         caller,
@@ -557,7 +568,7 @@ pub async fn guest_comment(
     }
     let c = projects::insert_comment(
         &mut tx,
-        &svc.config,
+        svc,
         now,
         &opened.project,
         body,
@@ -667,6 +678,40 @@ pub async fn of_project(
         q = q.filter(shared_links::Column::CreatedByUserId.eq(c.0));
     }
     Ok(q.order_by(shared_links::Column::Id, Order::Asc)
+        .all(db)
+        .await?)
+}
+
+/// Tenant-scoped: the ids of an organization's links to one resource.
+pub(crate) async fn of_resource(
+    db: &impl ConnectionTrait,
+    org: OrgId,
+    project: ProjectId,
+) -> DomainResult<Vec<uuid::Uuid>> {
+    Ok(in_org(org)
+        .select_only()
+        .column(shared_links::Column::Id)
+        .filter(shared_links::Column::ResourceId.eq(project.0))
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+/// The distinct (organization, visitor id) pairs of some links' visits.
+pub(crate) async fn visitors_of(
+    db: &impl ConnectionTrait,
+    links: &[uuid::Uuid],
+) -> DomainResult<Vec<(uuid::Uuid, String)>> {
+    if links.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(entity::link_visits::Entity::find()
+        .select_only()
+        .column(entity::link_visits::Column::OrganizationId)
+        .column(entity::link_visits::Column::VisitorId)
+        .distinct()
+        .filter(entity::link_visits::Column::SharedLinkId.is_in(links.iter().copied()))
+        .into_tuple()
         .all(db)
         .await?)
 }

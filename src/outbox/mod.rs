@@ -19,6 +19,8 @@ pub struct Tx {
     activity: Vec<ActivityMessage>,
     webhooks: bool,
     emails: bool,
+    /// Changes to the growth rollups, written just before commit.
+    rollup: crate::rollups::Rollup,
 }
 
 impl Deref for Tx {
@@ -36,12 +38,14 @@ impl Tx {
             activity: Vec::new(),
             webhooks: false,
             emails: false,
+            rollup: Default::default(),
         })
     }
 
     /// Commits, then wakes subscribers and the webhook dispatcher. Dropping a `Tx` without
     /// committing rolls it back and announces nothing.
     pub async fn commit(self, bus: &Bus) -> Result<(), DbErr> {
+        crate::rollups::flush(&self.txn, &self.rollup).await?;
         bus.announce(&self.txn, &self.activity, self.webhooks)
             .await?;
         self.txn.commit().await?;
@@ -54,6 +58,11 @@ impl Tx {
             bus.wake_mailer();
         }
         Ok(())
+    }
+
+    /// Adds changes to the growth rollups, written with the facts at commit.
+    pub fn add_rollup(&mut self, change: &crate::rollups::Rollup) {
+        self.rollup.merge(change);
     }
 
     /// Notes that webhook deliveries were queued, so the dispatcher is woken after commit.

@@ -81,6 +81,10 @@ pub async fn run(svc: &Services, opts: Options) -> anyhow::Result<Report> {
     // The founder of the largest organization is platform staff.
     let staff = 0;
     let tables = write::world(&svc.db.write, &world, &hash, staff, end.timestamp_millis()).await?;
+    // The growth rollups of everything just written, computed from it.
+    crate::domain::metrics::rebuild::rebuild(svc)
+        .await
+        .map_err(|e| anyhow::anyhow!("building the growth rollups: {e}"))?;
     let mut sizes = vec![0usize; world.orgs.len()];
     for m in &world.members {
         sizes[m.org] += 1;

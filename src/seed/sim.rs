@@ -153,7 +153,12 @@ pub struct Spec {
     pub seed: u64,
 }
 
-const SURFACES: [&str; 4] = ["onboarding", "project-share-dialog", "settings-members", "empty-state"];
+const SURFACES: [&str; 4] = [
+    "onboarding",
+    "project-share-dialog",
+    "settings-members",
+    "empty-state",
+];
 const LINK_SURFACES: [&str; 3] = ["share-dialog", "project-header", "export-menu"];
 
 struct Sim {
@@ -191,7 +196,13 @@ pub fn run(spec: Spec) -> World {
         let mut sim = Sim::resume(spec, w);
         for _ in 0..missing {
             let t = sim.rng.random_range(spec.start..spec.end);
-            sim.push(t, Via::Seed { paid: false, acme: false });
+            sim.push(
+                t,
+                Via::Seed {
+                    paid: false,
+                    acme: false,
+                },
+            );
         }
         w = sim.simulate();
     }
@@ -311,18 +322,34 @@ impl Sim {
         let (source, utm, invited_by, via_token, attributed_org) = match (invitation, via) {
             (Some(inv), _) => {
                 let i = &self.w.invitations[inv];
-                (Source::Invite, None, Some(i.inviter), Some(i.id), Some(i.org))
+                (
+                    Source::Invite,
+                    None,
+                    Some(i.inviter),
+                    Some(i.id),
+                    Some(i.org),
+                )
             }
             (None, Via::Seed { paid, .. }) => (
                 if paid { Source::Paid } else { Source::Organic },
-                paid.then_some(if n % 2 == 0 { "google-ads" } else { "newsletter" }),
+                paid.then_some(if n % 2 == 0 {
+                    "google-ads"
+                } else {
+                    "newsletter"
+                }),
                 None,
                 None,
                 None,
             ),
             (None, Via::Share { link }) => {
                 let l = &self.w.links[link];
-                (Source::Share, None, Some(l.creator), Some(l.id), Some(l.org))
+                (
+                    Source::Share,
+                    None,
+                    Some(l.creator),
+                    Some(l.id),
+                    Some(l.org),
+                )
             }
             (None, Via::Referral(referrer)) => (
                 Source::Referral,
@@ -360,7 +387,11 @@ impl Sim {
             org,
             activated: None,
         });
-        let role = if invitation.is_some() { "member" } else { "owner" };
+        let role = if invitation.is_some() {
+            "member"
+        } else {
+            "owner"
+        };
         self.join(org, n, role, at);
         self.behave(n, at);
     }
@@ -626,5 +657,3 @@ impl Sim {
         }
     }
 }
-
-

@@ -23,7 +23,9 @@ fn at(ms: Ms) -> DateTime<Utc> {
 /// A time-ordered (v7) id for a row made at `ms`, derived from `key` so every run makes the
 /// same ids (multiplying by an odd constant is a bijection on u128).
 fn derived(ms: Ms, key: u128) -> Uuid {
-    let mixed = key.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835).to_be_bytes();
+    let mixed = key
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+        .to_be_bytes();
     let bytes: [u8; 10] = mixed[..10].try_into().expect("10 bytes");
     uuid::Builder::from_unix_timestamp_millis(ms.max(0) as u64, &bytes).into_uuid()
 }
@@ -66,7 +68,9 @@ impl Table {
         for row in self.rows.drain(..) {
             q.values_panic(row.into_iter().map(Into::into));
         }
-        w.exec(&q, n).await?;
+        w.exec(&q, n)
+            .await
+            .map_err(|e| DbErr::Custom(format!("writing {}: {e}", self.name)))?;
         self.written += n as u64;
         Ok(())
     }
@@ -80,7 +84,11 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    async fn exec(&mut self, q: &sea_orm::sea_query::InsertStatement, rows: usize) -> Result<(), DbErr> {
+    async fn exec(
+        &mut self,
+        q: &sea_orm::sea_query::InsertStatement,
+        rows: usize,
+    ) -> Result<(), DbErr> {
         if self.txn.is_none() {
             self.txn = Some(self.db.begin().await?);
         }
@@ -129,7 +137,14 @@ pub async fn world(
     // Organizations, with their plan as it is now.
     let mut t = Table::new(
         "organizations",
-        &["id", "name", "invite_policy", "plan_key", "billing_anchor", "created_at"],
+        &[
+            "id",
+            "name",
+            "invite_policy",
+            "plan_key",
+            "billing_anchor",
+            "created_at",
+        ],
     );
     for o in &w.orgs {
         t.push(
@@ -360,17 +375,6 @@ pub async fn world(
         )
         .await?;
         for (k, when) in std::iter::once(i.sent).chain(i.resent).enumerate() {
-            sends
-                .push(
-                    &mut wr,
-                    vec![
-                        derived(when, i.id.as_u128() ^ (k as u128 + 1)).into(),
-                        i.id.into(),
-                        inviter.id.into(),
-                        at(when).into(),
-                    ],
-                )
-                .await?;
             activity
                 .push(
                     &mut wr,
@@ -396,7 +400,14 @@ pub async fn world(
         attribution
             .push(
                 &mut wr,
-                log(Some(org.id), inviter.id, "invited", ("invitation", i.id), None, i.sent),
+                log(
+                    Some(org.id),
+                    inviter.id,
+                    "invited",
+                    ("invitation", i.id),
+                    None,
+                    i.sent,
+                ),
             )
             .await?;
         if let Some((when, u)) = i.accepted {
@@ -404,7 +415,14 @@ pub async fn world(
             attribution
                 .push(
                     &mut wr,
-                    log(Some(org.id), user.id, "accepted", ("invitation", i.id), None, when),
+                    log(
+                        Some(org.id),
+                        user.id,
+                        "accepted",
+                        ("invitation", i.id),
+                        None,
+                        when,
+                    ),
                 )
                 .await?;
             activity
@@ -416,7 +434,10 @@ pub async fn world(
                         "INVITATION_ACCEPTED",
                         Some(user.id),
                         None,
-                        format!("Demo User {} accepted the invitation to {}", user.n, org.name),
+                        format!(
+                            "Demo User {} accepted the invitation to {}",
+                            user.n, org.name
+                        ),
                         json!({ "invitationId": InvitationId(i.id).to_string() }),
                         when,
                     ),
@@ -425,6 +446,22 @@ pub async fn world(
         }
     }
     done!(t);
+    // After every invitation is in: a send references its invitation.
+    for i in &w.invitations {
+        for (k, when) in std::iter::once(i.sent).chain(i.resent).enumerate() {
+            sends
+                .push(
+                    &mut wr,
+                    vec![
+                        derived(when, i.id.as_u128() ^ (k as u128 + 1)).into(),
+                        i.id.into(),
+                        w.users[i.inviter].id.into(),
+                        at(when).into(),
+                    ],
+                )
+                .await?;
+        }
+    }
     done!(sends);
 
     // Viral signups are credited in the attribution log like the server does it.
@@ -559,7 +596,14 @@ pub async fn world(
     );
     let mut visits = Table::new(
         "link_visits",
-        &["id", "shared_link_id", "organization_id", "visitor_id", "user_id", "created_at"],
+        &[
+            "id",
+            "shared_link_id",
+            "organization_id",
+            "visitor_id",
+            "user_id",
+            "created_at",
+        ],
     );
     let mut visitors = Table::new(
         "link_visitors",
@@ -613,7 +657,14 @@ pub async fn world(
         attribution
             .push(
                 &mut wr,
-                log(Some(org.id), w.users[l.creator].id, "shared", ("shared_link", l.id), None, l.created),
+                log(
+                    Some(org.id),
+                    w.users[l.creator].id,
+                    "shared",
+                    ("shared_link", l.id),
+                    None,
+                    l.created,
+                ),
             )
             .await?;
     }
@@ -637,7 +688,10 @@ pub async fn world(
                 .await?;
             if seen.insert(v.as_str()) {
                 visitors
-                    .push(&mut wr, vec![l.id.into(), v.clone().into(), at(*when).into()])
+                    .push(
+                        &mut wr,
+                        vec![l.id.into(), v.clone().into(), at(*when).into()],
+                    )
                     .await?;
             }
         }

@@ -47,6 +47,7 @@ impl<'a> Growth<'a> {
     }
 
     async fn platform(&self, from: DateTime<Utc>, to: DateTime<Utc>, interval: &str) -> Value {
+        verify(self.app).await;
         let q = format!(
             "query($f: DateTime!, $t: DateTime!) {{ growth(from: $f, to: $t, interval: {interval}) {{ {ALL} }} }}"
         );
@@ -58,6 +59,18 @@ impl<'a> Growth<'a> {
         assert!(body.get("errors").is_none(), "{body}");
         body["data"]["growth"].clone()
     }
+}
+
+/// The rollups equal a recomputation from the facts (what `kfactor metrics verify` checks).
+pub async fn verify(app: &TestApp) {
+    let diffs = kfactor::domain::metrics::rebuild::verify(&app.app.svc)
+        .await
+        .unwrap();
+    assert!(
+        diffs.is_empty(),
+        "rollups differ from the facts:\n{}",
+        diffs.join("\n")
+    );
 }
 
 /// A fresh session at the clock's current time (the test moves the clock across months).
@@ -104,6 +117,7 @@ async fn org_growth(
     let q = format!(
         "query($o: ID!, $f: DateTime!, $t: DateTime!) {{ organization(id: $o) {{ name growth(from: $f, to: $t, interval: {interval}) {{ {ALL} }} }} }}"
     );
+    verify(app).await;
     let token = login(app, &who.email).await;
     let body = app
         .gql(Some(&token), &q, json!({ "o": org, "f": from, "t": to }))
@@ -906,4 +920,44 @@ async fn activation_follows_the_configured_events() {
     assert!(me["data"]["me"]["activatedAt"].is_string());
     let m = g.platform(day(0), day(1), "DAY").await;
     assert_eq!(m["inviteFunnel"]["activated"], 1);
+}
+
+/// An organization's numbers describe its current members: someone who left drops out of its
+/// cohort and K, while the organization's own invitations still count; platform numbers stay.
+#[tokio::test]
+async fn a_member_who_left_drops_out_of_the_organization_cohort() {
+    let app = spawn().await;
+    let g = Growth::new(&app).await;
+    app.clock.set(day(0));
+    let ana = app.sign_up("Ana", "ana@acme.test").await;
+    let to_bo = invite(&app, &ana, &ana.org_id, "bo@x.test", "s").await;
+    app.clock.set(day(1));
+    let bo = sign_up_with(&app, "Bo", "bo@x.test", json!({ "inviteToken": to_bo })).await;
+    let to_dee = invite(&app, &bo, &ana.org_id, "dee@x.test", "s").await;
+    app.clock.set(day(2));
+    sign_up_with(&app, "Dee", "dee@x.test", json!({ "inviteToken": to_dee })).await;
+    let before = org_growth(&app, &ana, &ana.org_id, day(0), day(7), "WEEK").await;
+    assert_eq!(before["cohortSize"], 3);
+    close(&before["viralCoefficient"], 2.0 / 3.0);
+    let platform_before = g.platform(day(0), day(7), "WEEK").await;
+
+    app.clock.set(day(3));
+    let left = app
+        .gql(
+            Some(&bo.token),
+            "mutation($o: ID!) { leaveOrganization(id: $o) { userErrors { code } } }",
+            json!({ "o": ana.org_id }),
+        )
+        .await;
+    assert_eq!(left["data"]["leaveOrganization"]["userErrors"], json!([]));
+    let after = org_growth(&app, &ana, &ana.org_id, day(0), day(7), "WEEK").await;
+    assert_eq!(after["cohortSize"], 2);
+    assert_eq!(by_source(&after["signupsBySource"]), sources(1, 1, 0, 0, 0));
+    // Ana's invitation (to Bo) converted; Bo's (to Dee) left with Bo.
+    close(&after["invitationsPerUser"], 0.5);
+    close(&after["viralCoefficient"], 0.5);
+    assert_eq!(after["invitationsSent"], 2);
+    assert_eq!(after["inviteFunnel"]["accepted"], 2);
+    let platform_after = g.platform(day(0), day(7), "WEEK").await;
+    assert_eq!(platform_after, platform_before);
 }

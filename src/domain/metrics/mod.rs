@@ -2,14 +2,21 @@
 //! and its factors, the share coefficient, funnels, top inviters, surfaces, a series, and
 //! the median viral cycle time, for the whole platform or one organization.
 //!
-//! Every number is computed in the database from stored facts (users, memberships,
-//! invitations, shared links and visits) by a fixed set of aggregate statements, whatever
-//! the window or interval, inside one read-only snapshot so the parts of one answer agree.
-//! Only the parts a caller asks for are computed.
-mod sql;
+//! Every number comes from stored facts (users, memberships, invitations, shared links and
+//! visits): whole UTC days from per-day rollups that are kept equal to the facts in the facts'
+//! own transactions ([`probe`]), the partial first and last day of a window from the facts
+//! themselves ([`facts`]). A fixed set of statements answers any window or interval, inside
+//! one read-only snapshot so the parts of one answer agree. Only the parts a caller asks for
+//! are computed.
+mod facts;
+pub mod probe;
+mod read;
+pub mod rebuild;
+pub mod sql;
+pub mod visitors;
 mod window;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use sea_orm::{AccessMode, DatabaseBackend, IsolationLevel, TransactionTrait};
 use uuid::Uuid;
 
@@ -23,7 +30,8 @@ use super::{
     DomainError, DomainResult, Services,
 };
 use entity::users;
-use sql::{count, Params, Sql};
+use read::{Span, Who};
+use sql::{Mode, Sql};
 
 /// The plan feature that unlocks the series, surfaces and top inviters in organization scope.
 pub const ADVANCED_FEATURE: &str = "advanced_metrics";
@@ -71,6 +79,37 @@ pub const SOURCES: [AcquisitionSource; 5] = [
     AcquisitionSource::Paid,
 ];
 
+/// The whole of time, as far as facts go (bounds of rebuilds and measurements).
+pub fn all_time() -> (DateTime<Utc>, DateTime<Utc>) {
+    (
+        Utc.with_ymd_and_hms(1900, 1, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(9999, 1, 1, 0, 0, 0).unwrap(),
+    )
+}
+
+/// 00:00 UTC of a `YYYY-MM-DD` day.
+pub(crate) fn midnight(day: &str) -> DateTime<Utc> {
+    let d = NaiveDate::parse_from_str(day, "%Y-%m-%d").expect("a stored day");
+    Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight"))
+}
+
+/// 00:00 UTC of the day after a `YYYY-MM-DD` day.
+pub(crate) fn next_midnight(day: &str) -> DateTime<Utc> {
+    midnight(day) + chrono::Duration::days(1)
+}
+
+/// A PostgreSQL advisory lock key for some bytes.
+pub(crate) fn lock_key(parts: &[&[u8]]) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"kfactor-growth");
+    for p in parts {
+        h.update((p.len() as u32).to_be_bytes());
+        h.update(p);
+    }
+    i64::from_be_bytes(h.finalize()[..8].try_into().expect("8 bytes"))
+}
+
 /// Additive counts of one day, one bucket or the whole window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -93,6 +132,22 @@ pub struct Counts {
 }
 
 impl Counts {
+    fn from_row(v: &[i64; 15]) -> Counts {
+        use crate::rollups::col;
+        let mut by_source = [0; 5];
+        by_source.copy_from_slice(&v[col::SIGNUPS..col::SIGNUPS + 5]);
+        Counts {
+            by_source,
+            cohort_invitations: v[col::COHORT_INVITATIONS],
+            cohort_conversions: v[col::COHORT_CONVERSIONS],
+            cohort_shares: v[col::COHORT_SHARES],
+            sent: v[col::SENT],
+            opened: v[col::OPENED],
+            accepted: v[col::ACCEPTED],
+            activated: v[col::ACTIVATED],
+        }
+    }
+
     fn add(&mut self, o: &Counts) {
         for (a, b) in self.by_source.iter_mut().zip(o.by_source) {
             *a += b;
@@ -307,19 +362,25 @@ async fn compute(
         upgrade: None,
         window,
     };
-    let window = out.window.clone();
     if upgrade.is_some() {
         parts.series = false;
         parts.surfaces = false;
         parts.top_inviters = false;
     }
     out.upgrade = upgrade;
-    let p = Params {
-        from: window.from,
-        to: window.to,
-        w_ms: w.num_milliseconds(),
-        scope,
+    let window = out.window.clone();
+    let who = match scope {
+        Scope::Platform => Who {
+            scope: crate::rollups::PLATFORM,
+            mode: Mode::Platform,
+        },
+        Scope::Organization(org) => Who {
+            scope: org.0,
+            mode: Mode::Org(org),
+        },
     };
+    let span = Span::new(window.from, window.to);
+    let w_ms = w.num_milliseconds();
     let backend = svc.db.backend();
     let sql = Sql::new(backend);
     // One snapshot for every statement of the answer.
@@ -336,52 +397,22 @@ async fn compute(
     };
     let db = &txn;
 
-    let want_days = parts.signups || parts.cohort || parts.invitations || parts.series;
-    if want_days {
-        let mut days: std::collections::BTreeMap<NaiveDate, Counts> = Default::default();
-        let day = |row: &sea_orm::QueryResult| -> DomainResult<NaiveDate> {
-            let d: String = row.try_get("", "d")?;
-            NaiveDate::parse_from_str(&d, "%Y-%m-%d")
-                .map_err(|e| DomainError::Internal(anyhow::anyhow!("bad day {d:?}: {e}")))
-        };
-        if parts.signups || parts.cohort || parts.series {
-            for row in sql::rows(db, &sql, sql::signups(&p), &p).await? {
-                let src: String = row.try_get("", "src")?;
-                let i = SOURCES
-                    .iter()
-                    .position(|s| s.as_str() == src)
-                    .ok_or_else(|| {
-                        DomainError::Internal(anyhow::anyhow!("unknown stored source {src:?}"))
-                    })?;
-                days.entry(day(&row)?).or_default().by_source[i] += count(&row, "n")?;
-            }
-        }
-        if parts.cohort || parts.series {
-            for row in sql::rows(db, &sql, sql::cohort_invitations(&p), &p).await? {
-                let c = days.entry(day(&row)?).or_default();
-                c.cohort_invitations += count(&row, "invitations")?;
-                c.cohort_conversions += count(&row, "conversions")?;
-            }
-        }
-        if parts.cohort {
-            for row in sql::rows(db, &sql, sql::cohort_shares(&p), &p).await? {
-                days.entry(day(&row)?).or_default().cohort_shares += count(&row, "n")?;
-            }
-        }
-        if parts.invitations || parts.series {
-            for row in sql::rows(db, &sql, sql::invitations(&p), &p).await? {
-                let c = days.entry(day(&row)?).or_default();
-                c.sent += count(&row, "sent")?;
-                c.opened += count(&row, "opened")?;
-                c.accepted += count(&row, "accepted")?;
-                c.activated += count(&row, "activated")?;
-            }
-        }
+    if parts.signups || parts.cohort || parts.invitations || parts.series || parts.share_funnel {
+        let cohort = parts.cohort || parts.series;
+        let days = read::days(db, &sql, who, &span, w_ms, cohort).await?;
         let mut totals = Counts::default();
         let mut buckets = vec![Counts::default(); window.starts().len()];
-        for (d, c) in &days {
-            totals.add(c);
-            buckets[window.bucket_of(*d)].add(c);
+        let (mut links, mut visits, mut share_signups) = (0, 0, 0);
+        for (d, row) in &days {
+            use crate::rollups::col;
+            let c = Counts::from_row(row);
+            totals.add(&c);
+            let day = NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|e| DomainError::Internal(anyhow::anyhow!("bad day {d:?}: {e}")))?;
+            buckets[window.bucket_of(day)].add(&c);
+            links += row[col::LINKS];
+            visits += row[col::VISITS];
+            share_signups += row[col::SHARE_SIGNUPS];
         }
         out.totals = Some(totals);
         if parts.series {
@@ -397,52 +428,23 @@ async fn compute(
                     .collect(),
             );
         }
-    }
-
-    if parts.share_funnel {
-        if let Some(row) = sql::rows(db, &sql, sql::share_funnel(&p), &p)
-            .await?
-            .first()
-        {
+        if parts.share_funnel {
             out.share_funnel = Some(ShareFunnel {
-                links_created: count(row, "links")?,
-                visits: count(row, "visits")?,
-                unique_visitors: count(row, "visitors")?,
-                signups: count(row, "signups")?,
+                links_created: links,
+                visits,
+                unique_visitors: read::unique_visitors(db, who, &span).await?,
+                signups: share_signups,
             });
         }
     }
     if parts.top_inviters {
-        let mut top = Vec::new();
-        for row in sql::rows(db, &sql, sql::top_inviters(&p), &p).await? {
-            top.push(InviterStat {
-                user_id: sql::uuid(&row, "uid")?,
-                invitations_sent: count(&row, "sent")?,
-                accepted: count(&row, "accepted")?,
-            });
-        }
-        out.top_inviters = Some(top);
+        out.top_inviters = Some(read::top_inviters(db, who, &span).await?);
     }
     if parts.surfaces {
-        let mut all = Vec::new();
-        for row in sql::rows(db, &sql, sql::surfaces(&p), &p).await? {
-            all.push(SurfaceStat {
-                surface: row.try_get("", "s")?,
-                invitations_sent: count(&row, "invitations")?,
-                shares_created: count(&row, "links")?,
-                viral_signups: count(&row, "signups")?,
-            });
-        }
-        out.surfaces = Some(all);
+        out.surfaces = Some(read::surfaces(db, &sql, who, &span, w_ms).await?);
     }
     if parts.median {
-        out.median_viral_cycle_hours = match sql::rows(db, &sql, sql::median_cycle(&p), &p)
-            .await?
-            .first()
-        {
-            Some(row) => row.try_get::<Option<f64>>("", "median")?,
-            None => None,
-        };
+        out.median_viral_cycle_hours = read::median_cycle_hours(db, who, &span).await?;
     }
     txn.rollback().await?;
     Ok(out)

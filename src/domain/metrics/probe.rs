@@ -1,0 +1,183 @@
+//! Keeping the rollups equal to the facts as the facts change.
+//!
+//! An operation that changes growth facts opens a [`Probe`] on the facts it touches before
+//! changing anything and closes it after: the probe measures the rollup rows of those facts
+//! (the same statements that define the rows, restricted to those facts) before and after, and
+//! the difference joins the transaction's rollup changes, written just before commit. So a
+//! rollup row is always what the facts say, by construction, whatever the operation.
+//!
+//! On PostgreSQL the probe first takes transaction-scoped advisory locks on every fact and
+//! person it depends on, so two operations that share one cannot measure in between each
+//! other's changes.
+use std::collections::BTreeSet;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
+use uuid::Uuid;
+
+use super::{
+    all_time,
+    facts::{self, Families},
+    lock_key,
+    sql::{Mode, Only, Params, Sql},
+    visitors,
+};
+use crate::{
+    domain::{DomainResult, Services},
+    outbox::Tx,
+    rollups::Rollup,
+};
+
+/// Which scopes an operation can change.
+#[derive(Clone, Copy, Debug)]
+pub enum Scopes {
+    /// The platform and organizations.
+    Both,
+    /// Organizations only (a membership changed).
+    Orgs,
+}
+
+/// An open measurement of the facts one operation touches.
+pub struct Probe {
+    only: Only,
+    scopes: Scopes,
+    visitors: BTreeSet<visitors::Visitor>,
+    gone: Option<Uuid>,
+    before: Rollup,
+}
+
+impl Probe {
+    /// Locks (PostgreSQL) and measures the facts in `only` before the operation changes them.
+    /// `people` are users whose memberships or signups the measurements depend on.
+    pub async fn open(
+        tx: &Tx,
+        svc: &Services,
+        only: Only,
+        people: &[Uuid],
+        scopes: Scopes,
+    ) -> DomainResult<Probe> {
+        lock(&**tx, &only, people).await?;
+        let before = measure(tx, svc, &only, scopes).await?;
+        Ok(Probe {
+            only,
+            scopes,
+            visitors: BTreeSet::new(),
+            gone: None,
+            before,
+        })
+    }
+
+    /// For facts the operation just created (nothing of them can have been measured before):
+    /// locks (PostgreSQL), measures them and adds them to the transaction's rollup changes.
+    pub async fn created(
+        tx: &mut Tx,
+        svc: &Services,
+        only: Only,
+        people: &[Uuid],
+    ) -> DomainResult<()> {
+        lock(&**tx, &only, people).await?;
+        Probe {
+            only,
+            scopes: Scopes::Both,
+            visitors: BTreeSet::new(),
+            gone: None,
+            before: Rollup::default(),
+        }
+        .close(tx, svc)
+        .await
+    }
+
+    /// Also brings these visitors' days back in line with the visit rows when closed (their
+    /// visits were deleted or moved).
+    pub fn with_visitors(mut self, visitors: BTreeSet<visitors::Visitor>) -> Self {
+        self.visitors = visitors;
+        self
+    }
+
+    /// The operation deletes this organization: its rollups go instead of being adjusted.
+    pub fn deleting_scope(mut self, org: Uuid) -> Self {
+        self.gone = Some(org);
+        self
+    }
+
+    /// Measures again and adds the difference to the transaction's rollup changes.
+    pub async fn close(self, tx: &mut Tx, svc: &Services) -> DomainResult<()> {
+        let after = measure(tx, svc, &self.only, self.scopes).await?;
+        let mut change = Rollup::change(&self.before, &after);
+        if !self.visitors.is_empty() {
+            change.merge(&visitors::repair(&**tx, &self.visitors).await?);
+        }
+        if let Some(gone) = self.gone {
+            change.days.retain(|(s, _), _| *s != gone);
+            change.surfaces.retain(|(s, _, _), _| *s != gone);
+            change.inviters.retain(|(s, _, _), _| *s != gone);
+            change.firsts.retain(|(s, _, _), _| *s != gone);
+            change.cycles.retain(|(s, _), _| *s != gone);
+            for table in super::rebuild::TABLES {
+                tx.execute_raw(Statement::from_sql_and_values(
+                    tx.get_database_backend(),
+                    format!("DELETE FROM {table} WHERE scope_id = $1"),
+                    [gone.into()],
+                ))
+                .await?;
+            }
+        }
+        tx.add_rollup(&change);
+        Ok(())
+    }
+}
+
+async fn measure(tx: &Tx, svc: &Services, only: &Only, scopes: Scopes) -> DomainResult<Rollup> {
+    let sql = Sql::new(svc.db.backend());
+    let mut out = Rollup::default();
+    let modes: &[Mode] = match scopes {
+        Scopes::Both => &[Mode::Platform, Mode::Orgs],
+        Scopes::Orgs => &[Mode::Orgs],
+    };
+    for mode in modes {
+        let p = Params {
+            from: all_time().0,
+            to: all_time().1,
+            w_ms: svc.config.attribution_window.num_milliseconds(),
+            mode: *mode,
+            only: Some(only),
+        };
+        facts::measure(&**tx, &sql, &p, Families::ALL, &mut out).await?;
+    }
+    Ok(out)
+}
+
+/// PostgreSQL: one transaction at a time per touched fact or person, keys in order.
+async fn lock(db: &impl ConnectionTrait, only: &Only, people: &[Uuid]) -> DomainResult<()> {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    let mut keys: Vec<i64> = only
+        .users
+        .iter()
+        .chain(&only.members)
+        .chain(&only.invitations)
+        .chain(&only.accepted_by)
+        .chain(&only.links)
+        .chain(people)
+        .map(|id| lock_key(&[id.as_bytes()]))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let list = (1..=keys.len())
+        .map(|i| format!("(${i}::bigint)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    db.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        format!(
+            "SELECT COUNT(pg_advisory_xact_lock(k)) AS n FROM \
+             (SELECT k FROM (VALUES {list}) AS t(k) ORDER BY k OFFSET 0) AS s"
+        ),
+        keys.into_iter().map(Value::from).collect::<Vec<_>>(),
+    ))
+    .await?;
+    Ok(())
+}
