@@ -961,3 +961,215 @@ async fn a_member_who_left_drops_out_of_the_organization_cohort() {
     let platform_after = g.platform(day(0), day(7), "WEEK").await;
     assert_eq!(platform_after, platform_before);
 }
+
+async fn project_with_link(app: &TestApp, who: &TestUser, surface: &str) -> (String, String) {
+    let body = app
+        .gql(
+            Some(&who.token),
+            "mutation($o: ID!) { createProject(input: {organizationId: $o, name: \"Doc\"}) { project { id } userErrors { code } } }",
+            json!({ "o": who.org_id }),
+        )
+        .await;
+    let project = body["data"]["createProject"]["project"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_string();
+    let body = app
+        .gql(
+            Some(&who.token),
+            "mutation($p: ID!, $s: String) { createSharedLink(input: {resourceType: PROJECT, resourceId: $p, permission: VIEW, surface: $s}) { sharedLink { url } userErrors { code } } }",
+            json!({ "p": project, "s": surface }),
+        )
+        .await;
+    let url = body["data"]["createSharedLink"]["sharedLink"]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    (project, url.rsplit('/').next().unwrap().to_string())
+}
+
+async fn open(app: &TestApp, token: &str, visitor: &str) {
+    let body = app
+        .gql(
+            None,
+            "query($t: String!, $v: String) { sharedLink(token: $t, visitorId: $v) { permission } }",
+            json!({ "t": token, "v": visitor }),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+/// Deleting a project takes its links and their visits out of every number (visits, distinct
+/// visitors across days, links created) while the signups they brought stay, under the surface
+/// "unknown"; the rollups stay equal to the facts.
+#[tokio::test]
+async fn deleting_a_project_takes_its_links_and_visits_with_it() {
+    let app = spawn().await;
+    let g = Growth::new(&app).await;
+    app.clock.set(day(0));
+    let ana = app.sign_up("Ana", "ana@acme.test").await;
+    let (doomed, doomed_link) = project_with_link(&app, &ana, "header").await;
+    let (_, kept_link) = project_with_link(&app, &ana, "footer").await;
+    for (d, visitor, link) in [
+        (1, "v1", &doomed_link),
+        (1, "v2", &doomed_link),
+        (2, "v1", &kept_link),
+        (3, "v1", &doomed_link),
+        (3, "v3", &kept_link),
+    ] {
+        app.clock.set(day(d));
+        open(&app, link, visitor).await;
+    }
+    app.clock.set(day(4));
+    sign_up_with(
+        &app,
+        "Gus",
+        "gus@x.test",
+        json!({ "shareToken": doomed_link, "visitorId": "v2" }),
+    )
+    .await;
+    let before = g.platform(day(0), day(7), "WEEK").await;
+    assert_eq!(
+        before["shareFunnel"],
+        json!({ "linksCreated": 2, "visits": 5, "uniqueVisitors": 3, "signups": 1, "conversionRate": 1.0 / 3.0 })
+    );
+    let body = app
+        .gql(
+            Some(&ana.token),
+            "mutation($p: ID!) { deleteProject(id: $p) { deletedId userErrors { code } } }",
+            json!({ "p": doomed }),
+        )
+        .await;
+    assert_eq!(body["data"]["deleteProject"]["userErrors"], json!([]));
+    // verify() inside platform() checks the rollups against the facts.
+    let after = g.platform(day(0), day(7), "WEEK").await;
+    assert_eq!(
+        after["shareFunnel"],
+        json!({ "linksCreated": 1, "visits": 2, "uniqueVisitors": 2, "signups": 1, "conversionRate": 0.5 })
+    );
+    let surfaces: Vec<(String, i64, i64)> = after["surfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["surface"].as_str().unwrap().to_string(),
+                s["sharesCreated"].as_i64().unwrap(),
+                s["viralSignups"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        surfaces,
+        [("unknown".to_string(), 0, 1), ("footer".to_string(), 1, 0)]
+    );
+    // Day 3 alone: only v3's open of the kept link remains.
+    let d3 = g.platform(day(3), day(4), "DAY").await;
+    assert_eq!(d3["shareFunnel"]["uniqueVisitors"], 1);
+    assert_eq!(d3["shareFunnel"]["visits"], 1);
+}
+
+/// Merging a workspace into another moves its links, their visits and the signups credited
+/// to it into the target's numbers; the workspace's own invitations leave with it.
+#[tokio::test]
+async fn merging_a_workspace_moves_its_growth_into_the_target() {
+    let app = spawn().await;
+    let g = Growth::new(&app).await;
+    app.clock.set(day(0));
+    let ana = app.sign_up("Ana", "ana@acme.test").await;
+    let bo = app.sign_up("Bo", "bo@acme.test").await;
+    app.enable_feature(&ana.org_id, "advanced_metrics").await;
+    // Bo joins Ana's organization, and keeps his own workspace with a shared link.
+    let to_bo = invite(&app, &ana, &ana.org_id, "bo@acme.test", "team").await;
+    let body = app
+        .gql(
+            Some(&bo.token),
+            "mutation($t: String!) { acceptInvitation(token: $t) { userErrors { code } } }",
+            json!({ "t": to_bo }),
+        )
+        .await;
+    assert_eq!(body["data"]["acceptInvitation"]["userErrors"], json!([]));
+    let (_, link) = project_with_link(&app, &bo, "bo-page").await;
+    invite(&app, &bo, &bo.org_id, "zed@x.test", "bo-invites").await;
+    app.clock.set(day(1));
+    open(&app, &link, "guest-1").await;
+    open(&app, &link, "guest-2").await;
+    sign_up_with(
+        &app,
+        "Gus",
+        "gus@x.test",
+        json!({ "shareToken": link, "visitorId": "guest-1" }),
+    )
+    .await;
+    let platform_before = g.platform(day(0), day(7), "WEEK").await;
+    assert_eq!(platform_before["invitationsSent"], 2);
+
+    let body = app
+        .gql(
+            Some(&bo.token),
+            "mutation($s: ID!, $t: ID!) { mergeOrganization(sourceId: $s, targetId: $t) { movedProjects userErrors { code message } } }",
+            json!({ "s": bo.org_id, "t": ana.org_id }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["mergeOrganization"]["userErrors"],
+        json!([]),
+        "{body}"
+    );
+    let o = org_growth(&app, &ana, &ana.org_id, day(0), day(7), "WEEK").await;
+    assert_eq!(
+        o["shareFunnel"],
+        json!({ "linksCreated": 1, "visits": 2, "uniqueVisitors": 2, "signups": 1, "conversionRate": 0.5 })
+    );
+    // Bo (a member since day 0) is credited with Gus's share signup within W.
+    assert_eq!(o["cohortSize"], 2);
+    close(&o["shareCoefficient"], 0.5);
+    assert_eq!(
+        o["invitationsSent"], 1,
+        "Bo's workspace invitation left with it"
+    );
+    let platform = g.platform(day(0), day(7), "WEEK").await;
+    assert_eq!(platform["invitationsSent"], 1);
+    assert_eq!(platform["shareFunnel"], platform_before["shareFunnel"]);
+}
+
+/// Concurrent opens by the same visitors (on PostgreSQL through two instances at once) count
+/// each visitor once, across days, and leave the rollups equal to the facts.
+#[tokio::test]
+async fn concurrent_opens_count_each_visitor_once() {
+    let app = spawn().await;
+    let g = Growth::new(&app).await;
+    app.clock.set(day(0));
+    let ana = app.sign_up("Ana", "ana@acme.test").await;
+    let (_, link) = project_with_link(&app, &ana, "s").await;
+    let second = if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+        Some(crate::helpers::spawn_on(&app.db_url, |_| {}).await)
+    } else {
+        None
+    };
+    for d in [1, 2] {
+        app.clock.set(day(d));
+        if let Some(b) = &second {
+            b.clock.set(day(d));
+        }
+        let mut opens = Vec::new();
+        for n in 0..120 {
+            let target = match (&second, n % 2) {
+                (Some(b), 1) => b,
+                _ => &app,
+            };
+            let link = link.clone();
+            // Day 1: visitors 0..29; day 2: visitors 15..44.
+            let visitor = format!("v{}", 15 * (d - 1) + n % 30);
+            opens.push(async move { open(target, &link, &visitor).await });
+        }
+        futures_util::future::join_all(opens).await;
+    }
+    let m = g.platform(day(0), day(7), "WEEK").await;
+    assert_eq!(m["shareFunnel"]["visits"], 240);
+    assert_eq!(m["shareFunnel"]["uniqueVisitors"], 45);
+    let d2 = g.platform(day(2), day(3), "DAY").await;
+    assert_eq!(d2["shareFunnel"]["uniqueVisitors"], 30);
+    // A window starting at noon of day 1 sees day 1's afternoon (nothing) and day 2.
+    let half = g.platform(day(1) + Duration::hours(3), day(3), "DAY").await;
+    assert_eq!(half["shareFunnel"]["uniqueVisitors"], 30);
+}
