@@ -8,6 +8,8 @@ mod m20261126_000002_invitations;
 mod m20261126_000003_sharing;
 mod m20261126_000004_webhooks;
 mod m20261126_000005_plans;
+mod m20261202_000001_api_keys;
+mod m20261202_000002_billing;
 
 /// Applies kfactor's migrations in order.
 pub struct Migrator;
@@ -21,6 +23,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_sharing::Migration),
             Box::new(m20261126_000004_webhooks::Migration),
             Box::new(m20261126_000005_plans::Migration),
+            Box::new(m20261202_000001_api_keys::Migration),
+            Box::new(m20261202_000002_billing::Migration),
         ]
     }
 }
