@@ -276,6 +276,22 @@ async fn an_upgrade_through_signed_events_lifts_a_limit_at_once() {
         "applied"
     );
     assert_eq!(plan(&app, &bo).await, "business");
+
+    // A workspace someone pays for is not merged away under its subscription.
+    app.add_member(&bo.org_id, &ana.id, "member").await;
+    let merged = app
+        .gql(
+            Some(&ana.token),
+            "mutation($s: ID!, $t: ID!) { mergeOrganization(sourceId: $s, targetId: $t) { movedProjects userErrors { code message } } }",
+            json!({ "s": ana.org_id, "t": bo.org_id }),
+        )
+        .await;
+    assert_eq!(
+        user_error_codes(&merged["data"]["mergeOrganization"]),
+        vec!["PERMISSION_DENIED"],
+        "{merged}"
+    );
+    assert_eq!(plan(&app, &ana).await, "pro");
 }
 
 #[tokio::test]

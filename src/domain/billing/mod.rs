@@ -68,6 +68,17 @@ pub fn subscriptions_in_org(org: OrgId) -> Select<subscriptions::Entity> {
     subscriptions::Entity::find().filter(subscriptions::Column::OrganizationId.eq(org.0))
 }
 
+/// Tenant-scoped query: the organization's subscriptions that are attached (their state
+/// arrived and they have not ended).
+pub fn attached_in_org(org: OrgId) -> Select<subscriptions::Entity> {
+    subscriptions_in_org(org)
+        .filter(subscriptions::Column::Status.is_not_null())
+        .filter(subscriptions::Column::Status.is_not_in([
+            SubscriptionStatus::Canceled,
+            SubscriptionStatus::IncompleteExpired,
+        ]))
+}
+
 /// Whether a subscription in this state pays for its plan. A renewal that failed
 /// (`past_due`) keeps the plan while Stripe retries; a subscription set to cancel at period
 /// end is still `active` until Stripe deletes it.
@@ -241,10 +252,7 @@ pub async fn billing_of(
     svc: &Services,
     org: &organizations::Model,
 ) -> DomainResult<Billing> {
-    let subs = subscriptions_in_org(OrgId(org.id))
-        .filter(subscriptions::Column::Status.is_not_null())
-        .all(db)
-        .await?;
+    let subs = attached_in_org(OrgId(org.id)).all(db).await?;
     let rank = |s: &subscriptions::Model| {
         let prices = price_ids(s);
         let paying = s.status.is_some_and(grants_plan);
@@ -254,15 +262,7 @@ pub async fn billing_of(
             .map_or(i32::MIN, |p| p.rank);
         (paying, plan, s.updated_at)
     };
-    let subscription = subs
-        .into_iter()
-        .filter(|s| {
-            !matches!(
-                s.status,
-                Some(SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired)
-            )
-        })
-        .max_by_key(rank);
+    let subscription = subs.into_iter().max_by_key(rank);
     Ok(Billing {
         plan: entitlements::plan_of(&svc.plans, org).clone(),
         period: entitlements::period(org.billing_anchor, svc.now()),
