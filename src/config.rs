@@ -474,6 +474,19 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.key, "KFACTOR_SECRET");
         assert!(!format!("{e}").contains("short"), "secrets never echo");
+        let e = Config::validate(Raw {
+            stripe_webhook_secret: Some("sk_live_not_a_signing_secret".into()),
+            ..Raw::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key, "KFACTOR_STRIPE_WEBHOOK_SECRET");
+        assert!(!format!("{e}").contains("sk_live"), "secrets never echo");
+        let c = Config::validate(Raw {
+            stripe_webhook_secret: Some(" whsec_abcdefgh ".into()),
+            ..Raw::default()
+        })
+        .unwrap();
+        assert_eq!(c.stripe_webhook_secret.unwrap().0, b"whsec_abcdefgh");
     }
 
     #[test]

@@ -89,8 +89,8 @@ pub async fn revoke(svc: &Services, id: ApiKeyId) -> DomainResult<api_keys::Mode
         .ok_or(DomainError::NotFound("API key"))
 }
 
-/// The key behind a bearer token: one lookup by hash. Its last-used time is written after
-/// the request has been answered, at most once a minute per key.
+/// The key behind a bearer token: one lookup by hash. Its last-used time is written in the
+/// background (the request does not wait for it), at most once a minute per key.
 pub async fn authenticate(svc: &Services, token: &str) -> DomainResult<ApiKey> {
     const INVALID: &str = "This API key is not valid.";
     let row = api_keys::Entity::find()

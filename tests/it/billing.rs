@@ -277,8 +277,18 @@ async fn an_upgrade_through_signed_events_lifts_a_limit_at_once() {
     );
     assert_eq!(plan(&app, &bo).await, "business");
 
-    // A workspace someone pays for is not merged away under its subscription.
+    // Billing is for admins and owners (and staff, and API keys), not every member.
     app.add_member(&bo.org_id, &ana.id, "member").await;
+    let body = app
+        .gql(Some(&ana.token), BILLING, json!({ "o": bo.org_id }))
+        .await;
+    assert_eq!(
+        crate::helpers::error_codes(&body),
+        vec!["FORBIDDEN"],
+        "{body}"
+    );
+
+    // A workspace someone pays for is not merged away under its subscription.
     let merged = app
         .gql(
             Some(&ana.token),
