@@ -579,7 +579,8 @@ impl Organization {
         ))
     }
 
-    /// Webhook endpoints of this organization (ADMIN and OWNER only).
+    /// Webhook endpoints of this organization (ADMIN and OWNER, or an API key with
+    /// `webhooks:write`).
     async fn webhook_endpoints(
         &self,
         ctx: &Context<'_>,
