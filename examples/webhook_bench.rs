@@ -103,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..endpoints {
         webhooks::create(
             &svc,
-            &staff,
+            kfactor::domain::access::Caller::User(&staff),
             webhooks::NewEndpoint {
                 org: None,
                 url: &format!("http://{addr}/e{i}"),

@@ -1,4 +1,5 @@
-//! Command line: `kfactor [serve|migrate|schema|seed-demo|staff grant EMAIL|staff revoke EMAIL|plans check]`.
+//! Command line: `kfactor [serve|migrate|schema|seed-demo|metrics verify|metrics rebuild|
+//! staff grant EMAIL|staff revoke EMAIL|plans check|api-keys create|list|revoke]`.
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::{Parser, Subcommand};
@@ -57,6 +58,34 @@ pub enum Command {
         #[command(subcommand)]
         action: PlansAction,
     },
+    /// Server-to-server API keys.
+    ApiKeys {
+        /// create, list or revoke.
+        #[command(subcommand)]
+        action: ApiKeyAction,
+    },
+}
+
+/// API key commands.
+#[derive(Subcommand, Debug)]
+pub enum ApiKeyAction {
+    /// Create a key and print it (shown this once; only its hash is stored).
+    Create {
+        /// What the key is for, e.g. "billing".
+        #[arg(long)]
+        name: String,
+        /// A scope: plans:write, growth:read or webhooks:write. Repeat (or separate with
+        /// commas) for several; a key without scopes can do nothing.
+        #[arg(long = "scope", value_delimiter = ',')]
+        scopes: Vec<String>,
+    },
+    /// List every key with its scopes and last use.
+    List,
+    /// Revoke a key (by its id, `key_…`); it stops working at once.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
 }
 
 /// Staff flag changes.
@@ -111,7 +140,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(&config.log);
+    // The server logs to stdout; one-off commands to stderr, so their output stays theirs.
+    init_tracing(&config.log, matches!(command, Command::Serve));
     let result = match command {
         Command::Plans {
             action: PlansAction::Check { path },
@@ -125,6 +155,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::SeedDemo { users, weeks, seed } => {
             seed_demo(config, crate::seed::Options { users, weeks, seed }).await
         }
+        Command::ApiKeys { action } => api_keys(config, action).await,
         Command::Schema => unreachable!("handled above"),
     };
     match result {
@@ -254,6 +285,79 @@ async fn seed_demo(config: Config, opts: crate::seed::Options) -> anyhow::Result
     Ok(())
 }
 
+async fn api_keys(config: Config, action: ApiKeyAction) -> anyhow::Result<()> {
+    use crate::domain::{
+        access::Scope,
+        api_keys::{self, scopes_of},
+        ids::ApiKeyId,
+    };
+    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let svc = &app.svc;
+    let names = |k: &entity::api_keys::Model| {
+        let s: Vec<&str> = scopes_of(k).into_iter().map(Scope::as_str).collect();
+        if s.is_empty() {
+            "(no scopes)".to_string()
+        } else {
+            s.join(",")
+        }
+    };
+    match action {
+        ApiKeyAction::Create { name, scopes } => {
+            let scopes = scopes
+                .iter()
+                .map(|s| Scope::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
+            let (key, token) = api_keys::create(svc, &name, &scopes)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            // The key alone on stdout, so `KEY=$(kfactor api-keys create …)` captures it.
+            eprintln!(
+                "created {} \"{}\" with scopes {}; store the key now, it is not shown again:",
+                ApiKeyId(key.id),
+                key.name,
+                names(&key)
+            );
+            println!("{token}");
+        }
+        ApiKeyAction::List => {
+            let keys = api_keys::list(&svc.db.read)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if keys.is_empty() {
+                eprintln!("no API keys");
+            }
+            let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or("never".to_string(), |t| {
+                    t.format("%Y-%m-%d %H:%M").to_string()
+                })
+            };
+            for k in keys {
+                println!(
+                    "{}  {:<20}  {:<40}  created {}  last used {}{}",
+                    ApiKeyId(k.id),
+                    k.name,
+                    names(&k),
+                    time(Some(k.created_at)),
+                    time(k.last_used_at),
+                    k.revoked_at
+                        .map_or(String::new(), |t| format!("  REVOKED {}", time(Some(t))))
+                );
+            }
+        }
+        ApiKeyAction::Revoke { id } => {
+            let id = ApiKeyId::parse(id.trim()).map_err(|_| anyhow::anyhow!("no API key {id}"))?;
+            let key = match api_keys::revoke(svc, id).await {
+                Ok(k) => k,
+                Err(crate::domain::DomainError::NotFound(_)) => anyhow::bail!("no API key {id}"),
+                Err(e) => anyhow::bail!("{e}"),
+            };
+            println!("{id} \"{}\" revoked", key.name);
+        }
+    }
+    Ok(())
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -271,11 +375,25 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn init_tracing(filter: &str) {
+fn init_tracing(filter: &str, to_stdout: bool) {
     use std::io::IsTerminal;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    let (writer, terminal) = if to_stdout {
+        (
+            BoxMakeWriter::new(std::io::stdout),
+            std::io::stdout().is_terminal(),
+        )
+    } else {
+        (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        )
+    };
     let filter = tracing_subscriber::EnvFilter::new(filter);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if std::io::stdout().is_terminal() {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    let _ = if terminal {
         builder.try_init()
     } else {
         builder

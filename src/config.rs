@@ -49,8 +49,12 @@ pub struct Config {
     pub invitation_sends_per_hour: u64,
     /// Lifetime of the referral cookie set by `/r/{code}`.
     pub referral_cookie_days: i64,
-    /// Upgrade URL template with `{plan}` and `{feature}`; `None` = the default.
+    /// Upgrade (checkout) URL template with `{organization}`, `{plan}` and `{feature}`;
+    /// `None` = the default.
     pub upgrade_url: Option<String>,
+    /// Signing secret (`whsec_…`) of the Stripe webhook endpoint; `None` turns
+    /// `POST /billing/stripe` off.
+    pub stripe_webhook_secret: Option<Secret>,
     /// Allow `http://` webhook URLs (development, tests); otherwise https is required.
     pub webhook_allow_http: bool,
     /// Allow webhook deliveries to loopback, private, link-local, CGNAT and metadata
@@ -143,6 +147,7 @@ struct Raw {
     invitation_sends_per_hour: u64,
     referral_cookie_days: i64,
     upgrade_url: Option<String>,
+    stripe_webhook_secret: Option<String>,
     webhook_allow_http: bool,
     webhook_allow_private: bool,
     webhook_retry_schedule: StrOrNum,
@@ -211,6 +216,7 @@ impl Default for Raw {
             invitation_sends_per_hour: 100,
             referral_cookie_days: 90,
             upgrade_url: None,
+            stripe_webhook_secret: None,
             webhook_allow_http: false,
             webhook_allow_private: false,
             webhook_retry_schedule: StrOrNum::Str(DEFAULT_WEBHOOK_RETRY_SCHEDULE.into()),
@@ -376,6 +382,17 @@ impl Config {
                 "invitation limits must be at least 1",
             ));
         }
+        let stripe_webhook_secret = match raw.stripe_webhook_secret.map(|s| s.trim().to_string()) {
+            Some(s) if s.is_empty() => None,
+            Some(s) if s.starts_with("whsec_") && s.len() > 10 => Some(Secret(s.into_bytes())),
+            Some(_) => {
+                return Err(err(
+                    "stripe_webhook_secret",
+                    "must be the endpoint's signing secret from Stripe, starting with whsec_",
+                ))
+            }
+            None => None,
+        };
         let webhook_retry_schedule = parse_retry_schedule(&raw.webhook_retry_schedule.text())
             .map_err(|m| err("webhook_retry_schedule", m))?;
         if raw.webhook_retention_days < 1 {
@@ -417,6 +434,7 @@ impl Config {
             invitation_sends_per_hour: raw.invitation_sends_per_hour,
             referral_cookie_days: raw.referral_cookie_days,
             upgrade_url: raw.upgrade_url.filter(|u| !u.trim().is_empty()),
+            stripe_webhook_secret,
             webhook_allow_http: raw.webhook_allow_http,
             webhook_allow_private: raw.webhook_allow_private,
             webhook_retry_schedule,
@@ -446,12 +464,12 @@ impl Config {
         url
     }
 
-    /// The upgrade URL template: `KFACTOR_UPGRADE_URL`, else
-    /// `PUBLIC_URL/upgrade?plan={plan}&feature={feature}`.
+    /// The upgrade (checkout) URL template: `KFACTOR_UPGRADE_URL`, else
+    /// `PUBLIC_URL/upgrade?organization={organization}&plan={plan}&feature={feature}`.
     pub fn upgrade_url(&self) -> String {
         self.upgrade_url.clone().unwrap_or_else(|| {
             format!(
-                "{}/upgrade?plan={{plan}}&feature={{feature}}",
+                "{}/upgrade?organization={{organization}}&plan={{plan}}&feature={{feature}}",
                 self.public_url
             )
         })
@@ -514,6 +532,19 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.key, "KFACTOR_SECRET");
         assert!(!format!("{e}").contains("short"), "secrets never echo");
+        let e = Config::validate(Raw {
+            stripe_webhook_secret: Some("sk_live_not_a_signing_secret".into()),
+            ..Raw::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key, "KFACTOR_STRIPE_WEBHOOK_SECRET");
+        assert!(!format!("{e}").contains("sk_live"), "secrets never echo");
+        let c = Config::validate(Raw {
+            stripe_webhook_secret: Some(" whsec_abcdefgh ".into()),
+            ..Raw::default()
+        })
+        .unwrap();
+        assert_eq!(c.stripe_webhook_secret.unwrap().0, b"whsec_abcdefgh");
     }
 
     #[test]

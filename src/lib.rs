@@ -66,6 +66,7 @@ impl App {
             plans,
             visits,
             link_cache: domain::sharing::LinkCache::new(is_sqlite),
+            api_key_usage: Default::default(),
         });
         let schema = graphql::schema(svc.clone());
         Ok(App { svc, schema })

@@ -1,6 +1,7 @@
 //! SeaORM entities, one module a table. No business rules live here: the domain layer
 //! (`kfactor::domain`) decides what is valid and who may see what.
 pub mod activity_events;
+pub mod api_keys;
 pub mod comments;
 pub mod emails;
 pub mod entitlement_overrides;
@@ -16,6 +17,8 @@ pub mod referral_events;
 pub mod sessions;
 pub mod settings;
 pub mod shared_links;
+pub mod stripe_events;
+pub mod stripe_subscriptions;
 pub mod usage_alerts;
 pub mod usage_counters;
 pub mod users;

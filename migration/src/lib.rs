@@ -10,6 +10,8 @@ mod m20261126_000004_webhooks;
 mod m20261126_000005_plans;
 mod m20261201_000001_growth;
 mod m20261201_000002_growth_rollups;
+mod m20261202_000001_api_keys;
+mod m20261202_000002_billing;
 
 /// Applies kfactor's migrations in order.
 pub struct Migrator;
@@ -25,6 +27,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_plans::Migration),
             Box::new(m20261201_000001_growth::Migration),
             Box::new(m20261201_000002_growth_rollups::Migration),
+            Box::new(m20261202_000001_api_keys::Migration),
+            Box::new(m20261202_000002_billing::Migration),
         ]
     }
 }

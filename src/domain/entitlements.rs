@@ -129,9 +129,22 @@ fn lifts(enabled: bool, limit: Option<i64>, used: i64, kind: FeatureKind) -> boo
     }
 }
 
+/// Where an upgrade prompt sends people: `KFACTOR_UPGRADE_URL` (a checkout URL template)
+/// with `{organization}`, `{plan}` and `{feature}` filled in.
+pub fn upgrade_url(svc: &Services, org: OrgId, plan: &str, feature: &str) -> String {
+    use crate::config::urlencode;
+    svc.config
+        .upgrade_url()
+        .replace("{organization}", &org.to_string())
+        .replace("{plan}", &urlencode(plan))
+        .replace("{feature}", &urlencode(feature))
+}
+
 /// The cheapest plan above the current one that lifts the feature for this usage.
+#[allow(clippy::too_many_arguments)]
 fn upgrade(
     svc: &Services,
+    org: OrgId,
     plan: &Plan,
     feature: &str,
     label: &str,
@@ -167,11 +180,7 @@ fn upgrade(
         ),
         (_, None) => format!("Upgrade to {} {lifted}.", target.name),
     };
-    let url = svc
-        .config
-        .upgrade_url()
-        .replace("{plan}", &target.key)
-        .replace("{feature}", feature);
+    let url = upgrade_url(svc, org, &target.key, feature);
     Some(UpgradePrompt {
         feature: feature.to_string(),
         message,
@@ -296,7 +305,16 @@ pub async fn check(
         upgrade: None,
     };
     if !e.enabled || e.status() != UsageStatus::Ok {
-        e.upgrade = upgrade(svc, plan, feature, &f.label, f.kind, used, e.limit);
+        e.upgrade = upgrade(
+            svc,
+            OrgId(org.id),
+            plan,
+            feature,
+            &f.label,
+            f.kind,
+            used,
+            e.limit,
+        );
     }
     Ok(Some(e))
 }
@@ -373,7 +391,16 @@ pub async fn ensure_room(
     if let Some(limit) = e.limit {
         if e.used + n > limit {
             let label = &svc.plans.features[feature].label;
-            let prompt = upgrade(svc, plan, feature, label, e.kind, e.used, Some(limit));
+            let prompt = upgrade(
+                svc,
+                OrgId(org.id),
+                plan,
+                feature,
+                label,
+                e.kind,
+                e.used,
+                Some(limit),
+            );
             let message = prompt
                 .as_ref()
                 .map(|p| p.message.clone())

@@ -76,6 +76,15 @@ pub enum DomainError {
         /// Which plan has it.
         upgrade: Option<Box<super::entitlements::UpgradePrompt>>,
     },
+    /// Plan changes go through the billing provider: the caller (an owner) is sent to
+    /// checkout instead.
+    #[error("{message}")]
+    CheckoutRequired {
+        /// Human message.
+        message: String,
+        /// Where to pay for the plan asked for.
+        upgrade: Box<super::entitlements::UpgradePrompt>,
+    },
     /// Too many requests; try again later.
     #[error("Too many requests. Try again in {retry_after_seconds} seconds.")]
     RateLimited {

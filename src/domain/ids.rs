@@ -77,6 +77,9 @@ typed_id!(
 typed_id!(
     /// A webhook delivery (one message to one endpoint).
     WebhookDeliveryId, "whd", "Webhook delivery");
+typed_id!(
+    /// A server-to-server API key.
+    ApiKeyId, "key", "API key");
 
 #[cfg(test)]
 mod tests {

@@ -594,7 +594,7 @@ pub async fn preview(svc: &Services, token: &str) -> DomainResult<Preview> {
             .col_expr(
                 invitations::Column::FirstOpenedAt,
                 Func::coalesce([
-                    Expr::col(invitations::Column::FirstOpenedAt).into(),
+                    Expr::col(invitations::Column::FirstOpenedAt),
                     Expr::value(now),
                 ])
                 .into(),
@@ -695,7 +695,7 @@ pub(crate) async fn accept_in_tx(
         .col_expr(
             invitations::Column::FirstAcceptedAt,
             Func::coalesce([
-                Expr::col(invitations::Column::FirstAcceptedAt).into(),
+                Expr::col(invitations::Column::FirstAcceptedAt),
                 Expr::value(now),
             ])
             .into(),
@@ -703,7 +703,7 @@ pub(crate) async fn accept_in_tx(
         .col_expr(
             invitations::Column::FirstAcceptedByUserId,
             Func::coalesce([
-                Expr::col(invitations::Column::FirstAcceptedByUserId).into(),
+                Expr::col(invitations::Column::FirstAcceptedByUserId),
                 Expr::value(user.id),
             ])
             .into(),
@@ -711,7 +711,7 @@ pub(crate) async fn accept_in_tx(
         .col_expr(
             invitations::Column::FirstOpenedAt,
             Func::coalesce([
-                Expr::col(invitations::Column::FirstOpenedAt).into(),
+                Expr::col(invitations::Column::FirstOpenedAt),
                 Expr::value(now),
             ])
             .into(),

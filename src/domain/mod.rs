@@ -7,8 +7,11 @@ use chrono::{DateTime, Utc};
 
 use crate::{clock::Clock, config::Config, db::Db, pubsub::Bus};
 
+pub mod access;
 pub mod activation;
 pub mod activity;
+pub mod api_keys;
+pub mod billing;
 pub mod entitlements;
 pub mod error;
 pub mod idempotency;
@@ -46,6 +49,8 @@ pub struct Services {
     pub visits: crate::visits::VisitRecorder,
     /// What shared links show, cached for the visit path (SQLite only).
     pub link_cache: sharing::LinkCache,
+    /// Writes API keys' last-used times off the request path.
+    pub api_key_usage: api_keys::UsageRecorder,
 }
 
 impl Services {

@@ -71,6 +71,10 @@ pub struct Plan {
     pub default: bool,
     /// Grants by feature name.
     pub features: BTreeMap<String, Grant>,
+    /// Stripe price ids (`price_…`) that buy this plan: a subscription to one of them puts
+    /// the organization on this plan.
+    #[serde(default)]
+    pub stripe_price_ids: Vec<String>,
 }
 
 /// The validated catalog.
@@ -104,6 +108,25 @@ impl Catalog {
                     "plans {:?} and another share rank {}",
                     p.key, p.rank
                 ));
+            }
+            for price in &p.stripe_price_ids {
+                if let Some(q) = c.plans[..i]
+                    .iter()
+                    .find(|q| q.stripe_price_ids.contains(price))
+                {
+                    return Err(format!(
+                        "Stripe price {price:?} is mapped to both {:?} and {:?}",
+                        q.key, p.key
+                    ));
+                }
+                if price.trim().is_empty()
+                    || p.stripe_price_ids.iter().filter(|x| *x == price).count() > 1
+                {
+                    return Err(format!(
+                        "plan {:?}: stripe_price_ids must be distinct, non-empty price ids",
+                        p.key
+                    ));
+                }
             }
             for name in p.features.keys() {
                 if !c.features.contains_key(name) {
@@ -172,92 +195,18 @@ impl Catalog {
     pub fn plan(&self, key: &str) -> Option<&Plan> {
         self.plans.iter().find(|p| p.key == key)
     }
-}
 
-/// Changes an organization's plan (its OWNER, or platform staff), effective at once. Usage
-/// counted in the current period is kept and the billing anchor does not move; a downgrade
-/// takes nothing away, it only refuses new creation beyond the new limits. Writes
-/// PLAN_CHANGED and `subscription.upgraded` / `subscription.downgraded` (by rank).
-/// Returns the organization (with the caller's role, if a member) and the previous plan.
-pub async fn change_plan(
-    svc: &super::Services,
-    caller: &entity::users::Model,
-    org: super::ids::OrgId,
-    plan_key: &str,
-) -> super::DomainResult<(
-    entity::organizations::Model,
-    Option<super::orgs::Role>,
-    Plan,
-)> {
-    use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QuerySelect};
-
-    use super::{activity::ActivityType, ids::UserId, orgs, DomainError};
-    use crate::outbox::{self, Actor, Event, Tx, WebhookEvent};
-
-    let target = svc
-        .plans
-        .plan(plan_key.trim())
-        .ok_or_else(|| DomainError::invalid(&["plan"], format!("Unknown plan {plan_key:?}.")))?
-        .clone();
-    let now = svc.now();
-    let mut tx = Tx::begin(&svc.db).await?;
-    let (current, role) = match orgs::access_locked(&tx, UserId(caller.id), org).await {
-        Ok(a) => {
-            if !caller.is_staff {
-                a.require(orgs::Role::Owner, "change the plan")?;
-            }
-            (a.org, Some(a.role))
-        }
-        Err(DomainError::Forbidden) if caller.is_staff => {
-            let o = entity::organizations::Entity::find_by_id(org.0)
-                .lock_exclusive()
-                .one(&*tx)
-                .await?
-                .ok_or(DomainError::NotFound("Organization"))?;
-            (o, None)
-        }
-        Err(e) => return Err(e),
-    };
-    let previous = super::entitlements::plan_of(&svc.plans, &current).clone();
-    if previous.key == target.key {
-        return Ok((current, role, previous));
+    /// The best plan bought by any of `prices` (Stripe price ids), if one is mapped.
+    pub fn plan_for_prices<'a>(&self, prices: impl IntoIterator<Item = &'a str>) -> Option<&Plan> {
+        prices
+            .into_iter()
+            .filter_map(|id| {
+                self.plans
+                    .iter()
+                    .find(|p| p.stripe_price_ids.iter().any(|x| x == id))
+            })
+            .max_by_key(|p| p.rank)
     }
-    let mut am: entity::organizations::ActiveModel = current.clone().into();
-    am.plan_key = Set(target.key.clone());
-    let updated = am.update(&*tx).await?;
-    let event_type = if target.rank > previous.rank {
-        "subscription.upgraded"
-    } else {
-        "subscription.downgraded"
-    };
-    outbox::record(
-        &mut tx,
-        now,
-        Event {
-            org,
-            kind: ActivityType::PlanChanged,
-            actor: Actor::user(caller.id),
-            resource: None,
-            summary: format!(
-                "{} moved {} from {} to {}",
-                caller.name, updated.name, previous.name, target.name
-            ),
-            data: serde_json::json!({ "fromPlan": previous.key, "toPlan": target.key }),
-            webhook: Some(WebhookEvent {
-                event_type,
-                data: serde_json::json!({
-                    "organization_id": org.to_string(),
-                    "from_plan": previous.key,
-                    "to_plan": target.key,
-                    "changed_by": UserId(caller.id).to_string(),
-                }),
-            }),
-        },
-    )
-    .await?;
-    super::entitlements::alert_all(&mut tx, svc, &updated).await?;
-    tx.commit(&svc.bus).await?;
-    Ok((updated, role, previous))
 }
 
 #[cfg(test)]
@@ -273,6 +222,32 @@ mod tests {
             c.plan("free").unwrap().features["projects"],
             Grant::Count(3)
         );
+    }
+
+    #[test]
+    fn prices_map_to_one_plan_each() {
+        let mapped = DEFAULT_CATALOG
+            .replace(
+                "key = \"pro\"",
+                "key = \"pro\"\nstripe_price_ids = [\"price_pro_m\", \"price_pro_y\"]",
+            )
+            .replace(
+                "key = \"business\"",
+                "key = \"business\"\nstripe_price_ids = [\"price_biz\"]",
+            );
+        let c = Catalog::parse(&mapped).unwrap();
+        assert_eq!(c.plan_for_prices(["price_pro_y"]).unwrap().key, "pro");
+        assert_eq!(
+            c.plan_for_prices(["price_other", "price_pro_m", "price_biz"])
+                .unwrap()
+                .key,
+            "business",
+            "the best mapped plan wins"
+        );
+        assert!(c.plan_for_prices(["price_other"]).is_none());
+        let twice = mapped.replace("[\"price_biz\"]", "[\"price_pro_m\"]");
+        let e = Catalog::parse(&twice).unwrap_err();
+        assert!(e.contains("price_pro_m") && e.contains("both"), "{e}");
     }
 
     #[test]

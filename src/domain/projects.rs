@@ -468,6 +468,13 @@ pub async fn merge_organization(
             "Only a workspace whose only member is you can be merged; remove the other members first.".into(),
         ));
     }
+    // Deleting a workspace someone pays for would leave the subscription paying for nothing.
+    if super::billing::attached_in_org(source).count(&*tx).await? > 0 {
+        return Err(DomainError::PermissionDenied(
+            "This workspace has a paid subscription: cancel it first, or merge the other way."
+                .into(),
+        ));
+    }
     // The moved projects and active links count against the target's plan.
     let now = svc.now();
     let moving = in_org(source).count(&*tx).await? as i64;

@@ -12,6 +12,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
+    access::{Caller, Scope},
     ids::{OrgId, UserId, WebhookDeliveryId, WebhookEndpointId},
     orgs::{self, Role},
     page::{self, Page, PageRequest},
@@ -22,7 +23,7 @@ use crate::{
     webhooks::{signing, ssrf},
 };
 use entity::{
-    users, webhook_attempts as attempts, webhook_deliveries as deliveries,
+    organizations, webhook_attempts as attempts, webhook_deliveries as deliveries,
     webhook_endpoints as endpoints, webhook_messages as messages, webhook_secrets as secrets,
 };
 
@@ -233,11 +234,12 @@ async fn add_secret(
     Ok(key.reveal())
 }
 
-/// The caller's right to manage an endpoint: an org endpoint needs ADMIN or OWNER there, a
-/// platform endpoint needs staff. Anyone else is told it does not exist.
+/// The caller's right to manage an endpoint: an org endpoint needs ADMIN or OWNER there (or
+/// an API key with `webhooks:write`), a platform endpoint needs staff. Anyone else is told it
+/// does not exist.
 async fn manageable(
     db: &impl ConnectionTrait,
-    caller: &users::Model,
+    caller: Caller<'_>,
     id: WebhookEndpointId,
 ) -> DomainResult<endpoints::Model> {
     let not_found = DomainError::NotFound("Webhook endpoint");
@@ -245,39 +247,62 @@ async fn manageable(
         .one(db)
         .await?
         .ok_or(DomainError::NotFound("Webhook endpoint"))?;
-    match e.organization_id {
-        Some(org) => {
-            let access = match orgs::access(db, UserId(caller.id), OrgId(org)).await {
+    match (e.organization_id, caller) {
+        (Some(_), Caller::Key(k)) => k.require(Scope::WebhooksWrite)?,
+        (Some(org), Caller::User(u)) => {
+            let access = match orgs::access(db, UserId(u.id), OrgId(org)).await {
                 Ok(a) => a,
                 Err(DomainError::Forbidden | DomainError::NotFound(_)) => return Err(not_found),
                 Err(err) => return Err(err),
             };
             access.require(Role::Admin, "manage webhooks")?;
         }
-        None if caller.is_staff => {}
-        None => return Err(not_found),
+        (None, c) if c.is_staff() => {}
+        (None, _) => return Err(not_found),
     }
     Ok(e)
+}
+
+/// The organization whose endpoints the caller manages: ADMIN or OWNER there, or an API key
+/// with `webhooks:write`.
+async fn managed_org(
+    db: &impl ConnectionTrait,
+    caller: Caller<'_>,
+    org: OrgId,
+    what: &str,
+) -> DomainResult<organizations::Model> {
+    match caller {
+        Caller::Key(k) => {
+            k.require(Scope::WebhooksWrite)?;
+            organizations::Entity::find_by_id(org.0)
+                .one(db)
+                .await?
+                .ok_or(DomainError::NotFound("Organization"))
+        }
+        Caller::User(u) => {
+            let access = orgs::access(db, UserId(u.id), org).await?;
+            access.require(Role::Admin, what)?;
+            Ok(access.org)
+        }
+    }
 }
 
 /// An endpoint the caller may see (same rule as managing it).
 pub async fn get(
     db: &impl ConnectionTrait,
-    caller: &users::Model,
+    caller: Caller<'_>,
     id: WebhookEndpointId,
 ) -> DomainResult<endpoints::Model> {
     manageable(db, caller, id).await
 }
 
-/// The endpoints of an organization (ADMIN and OWNER).
+/// The endpoints of an organization (ADMIN and OWNER, or a key with `webhooks:write`).
 pub async fn list_for_org(
     db: &impl ConnectionTrait,
-    caller: &users::Model,
+    caller: Caller<'_>,
     org: OrgId,
 ) -> DomainResult<Vec<endpoints::Model>> {
-    orgs::access(db, UserId(caller.id), org)
-        .await?
-        .require(Role::Admin, "see webhooks")?;
+    managed_org(db, caller, org, "see webhooks").await?;
     Ok(endpoints_in_org(org)
         .order_by(endpoints::Column::Id, Order::Asc)
         .all(db)
@@ -287,9 +312,9 @@ pub async fn list_for_org(
 /// The platform endpoints (staff).
 pub async fn list_platform(
     db: &impl ConnectionTrait,
-    caller: &users::Model,
+    caller: Caller<'_>,
 ) -> DomainResult<Vec<endpoints::Model>> {
-    if !caller.is_staff {
+    if !caller.is_staff() {
         return Err(DomainError::PermissionDenied(
             "Only staff can see platform webhooks.".into(),
         ));
@@ -316,7 +341,7 @@ pub struct NewEndpoint<'a> {
 /// this once).
 pub async fn create(
     svc: &Services,
-    caller: &users::Model,
+    caller: Caller<'_>,
     new: NewEndpoint<'_>,
 ) -> DomainResult<(endpoints::Model, String)> {
     let url = parse_url(svc, new.url, &["input", "url"])?;
@@ -326,13 +351,12 @@ pub async fn create(
     let tx = Tx::begin(&svc.db).await?;
     match new.org {
         Some(org) => {
-            let access = orgs::access(&*tx, UserId(caller.id), org).await?;
-            access.require(Role::Admin, "manage webhooks")?;
+            let org = managed_org(&*tx, caller, org, "manage webhooks").await?;
             // Creating needs the plan feature; existing endpoints keep delivering after a
             // downgrade.
-            super::entitlements::require(&*tx, svc, &access.org, "webhooks").await?;
+            super::entitlements::require(&*tx, svc, &org, "webhooks").await?;
         }
-        None if caller.is_staff => {}
+        None if caller.is_staff() => {}
         None => {
             return Err(DomainError::PermissionDenied(
                 "Only staff can create platform webhooks.".into(),
@@ -374,7 +398,7 @@ pub struct EndpointChanges<'a> {
 /// Updates an endpoint.
 pub async fn update(
     svc: &Services,
-    caller: &users::Model,
+    caller: Caller<'_>,
     id: WebhookEndpointId,
     changes: EndpointChanges<'_>,
 ) -> DomainResult<endpoints::Model> {
@@ -413,7 +437,7 @@ pub async fn update(
         }
         Some(false) if e.enabled => {
             am.enabled = Set(false);
-            am.disabled_reason = Set(Some(format!("Disabled by {}.", caller.name)));
+            am.disabled_reason = Set(Some(format!("Disabled by {}.", caller.display_name())));
         }
         _ => {}
     }
@@ -426,7 +450,7 @@ pub async fn update(
 /// Deletes an endpoint with its secrets, deliveries and attempts.
 pub async fn delete(
     svc: &Services,
-    caller: &users::Model,
+    caller: Caller<'_>,
     id: WebhookEndpointId,
 ) -> DomainResult<WebhookEndpointId> {
     let tx = Tx::begin(&svc.db).await?;
@@ -440,7 +464,7 @@ pub async fn delete(
 /// `grace_seconds` from now; at most [`MAX_OLD_SECRETS`] old secrets are kept.
 pub async fn rotate_secret(
     svc: &Services,
-    caller: &users::Model,
+    caller: Caller<'_>,
     id: WebhookEndpointId,
     grace_seconds: i64,
 ) -> DomainResult<(endpoints::Model, String)> {
@@ -498,7 +522,7 @@ pub struct Delivery {
 /// Sends `webhook.test {endpoint_id}` to one endpoint (and no other).
 pub async fn send_test(
     svc: &Services,
-    caller: &users::Model,
+    caller: Caller<'_>,
     id: WebhookEndpointId,
 ) -> DomainResult<Delivery> {
     let now = svc.now();
@@ -553,7 +577,7 @@ pub fn new_delivery(endpoint: Uuid, message: Uuid, now: DateTime<Utc>) -> delive
 /// manual attempt does not restart the retry schedule.
 pub async fn redeliver(
     svc: &Services,
-    caller: &users::Model,
+    caller: Caller<'_>,
     id: WebhookDeliveryId,
 ) -> DomainResult<Delivery> {
     let now = svc.now();

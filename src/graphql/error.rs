@@ -116,9 +116,9 @@ pub fn top_level(e: DomainError) -> async_graphql::Error {
     use TopLevelCode as C;
     match e {
         DomainError::Unauthenticated(m) => top(C::Unauthenticated, m),
-        DomainError::Forbidden | DomainError::PermissionDenied(_) => {
-            top(C::Forbidden, e.to_string())
-        }
+        DomainError::Forbidden
+        | DomainError::PermissionDenied(_)
+        | DomainError::CheckoutRequired { .. } => top(C::Forbidden, e.to_string()),
         DomainError::NotFound(_) => top(C::NotFound, e.to_string()),
         DomainError::RateLimited {
             retry_after_seconds,
@@ -197,6 +197,11 @@ pub fn user_error(e: DomainError) -> async_graphql::Result<UserError> {
         DomainError::FeatureNotInPlan { upgrade, .. } => {
             let mut ue = UserError::new(C::FeatureNotInPlan, e.to_string(), None);
             ue.upgrade = upgrade.as_deref().cloned().map(Into::into);
+            return Ok(ue);
+        }
+        DomainError::CheckoutRequired { upgrade, .. } => {
+            let mut ue = UserError::new(C::PermissionDenied, e.to_string(), None);
+            ue.upgrade = Some((**upgrade).clone().into());
             return Ok(ue);
         }
         DomainError::RateLimited { .. }

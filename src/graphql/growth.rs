@@ -12,8 +12,8 @@ use super::{
 };
 use crate::domain::{
     identity::AcquisitionSource as DSource,
+    ids::OrgId,
     metrics::{self, Counts, Parts, Question},
-    orgs::OrgAccess,
 };
 
 /// The length of a series bucket (UTC; weeks start on Monday).
@@ -344,27 +344,31 @@ fn selected_parts(ctx: &Context<'_>) -> Parts {
     }
 }
 
-/// `Query.growth`: platform staff only.
+/// `Query.growth`: platform staff and API keys with `growth:read`.
 pub async fn platform(
     ctx: &Context<'_>,
     q: Question,
 ) -> async_graphql::Result<Option<GrowthMetrics>> {
-    let user = auth(ctx).user().map_err(top_level)?;
-    let growth = metrics::platform(svc(ctx), user, q, selected_parts(ctx))
+    let caller = auth(ctx).caller().map_err(top_level)?;
+    let growth = metrics::platform(svc(ctx), caller, q, selected_parts(ctx))
         .await
         .map_err(top_level)?;
     Ok(Some(GrowthMetrics { growth }))
 }
 
-/// `Organization.growth`: the organization's ADMINs and OWNERs.
+/// `Organization.growth`: the organization's ADMINs and OWNERs, platform staff, and API keys
+/// with `growth:read`.
 pub async fn organization(
     ctx: &Context<'_>,
-    access: OrgAccess,
+    org: OrgId,
     q: Question,
 ) -> async_graphql::Result<Option<GrowthMetrics>> {
-    let growth = metrics::organization(svc(ctx), &access, q, selected_parts(ctx))
-        .await
-        .map_err(top_level);
+    let growth = match auth(ctx).caller() {
+        Ok(caller) => metrics::organization(svc(ctx), caller, org, q, selected_parts(ctx))
+            .await
+            .map_err(top_level),
+        Err(e) => Err(top_level(e)),
+    };
     or_null(ctx, growth.map(|growth| Some(GrowthMetrics { growth })))
 }
 

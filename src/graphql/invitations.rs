@@ -134,7 +134,8 @@ impl Invitation {
     async fn url(&self, ctx: &Context<'_>) -> Option<String> {
         let svc = svc(ctx);
         let viewer = auth(ctx).user().ok()?;
-        let allowed = viewer.id == self.model.invited_by_user_id || self.org.role() >= DRole::Admin;
+        let allowed =
+            viewer.id == self.model.invited_by_user_id || self.org.role() >= Some(DRole::Admin);
         (allowed && inv::status(&self.model, svc.now()) == Status::Pending)
             .then(|| inv::link(svc, &self.model))
     }

@@ -5,9 +5,13 @@ use std::sync::Arc;
 
 use async_graphql::{dataloader::DataLoader, Context, MergedObject, Schema};
 
-use crate::domain::{DomainError, Services};
+use crate::domain::{
+    access::{ApiKey, Caller},
+    api_keys, DomainError, Services,
+};
 use entity::users;
 
+mod billing;
 pub mod connection;
 pub mod error;
 pub mod extensions;
@@ -66,6 +70,8 @@ pub enum Auth {
         /// The bearer token (for logOut).
         token: String,
     },
+    /// A server-to-server API key (`kfk_…`): acts for no user, only within its scopes.
+    ApiKey(Box<ApiKey>),
 }
 
 impl Auth {
@@ -78,6 +84,17 @@ impl Auth {
                 "the session could not be checked"
             ))),
             Auth::Anonymous => Err(DomainError::Unauthenticated("Sign in to do this.")),
+            Auth::ApiKey(_) => Err(DomainError::PermissionDenied(
+                "API keys act for no user: this needs a signed-in user.".into(),
+            )),
+        }
+    }
+
+    /// The caller as the domain sees it: a user or an API key; UNAUTHENTICATED otherwise.
+    pub fn caller(&self) -> Result<Caller<'_>, DomainError> {
+        match self {
+            Auth::ApiKey(k) => Ok(Caller::Key(k)),
+            other => other.user().map(Caller::User),
         }
     }
 
@@ -90,6 +107,16 @@ impl Auth {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
             _ => return Auth::Invalid("Use `Authorization: Bearer <token>`."),
         };
+        if token.starts_with(api_keys::PREFIX) {
+            return match api_keys::authenticate(svc, token).await {
+                Ok(key) => Auth::ApiKey(Box::new(key)),
+                Err(DomainError::Unauthenticated(why)) => Auth::Invalid(why),
+                Err(e) => {
+                    tracing::error!(error = ?e, "authenticating an API key failed");
+                    Auth::Unavailable
+                }
+            };
+        }
         match crate::domain::identity::authenticate(svc, token).await {
             Ok(user) => Auth::User {
                 user: Box::new(user),

@@ -8,6 +8,7 @@ use super::{
     types::{Entitlement, InvitePolicy, Membership, Organization, Plan, Role},
 };
 use crate::domain::{
+    access, billing,
     ids::{MembershipId, OrgId, UserId},
     orgs, DomainResult,
 };
@@ -110,16 +111,18 @@ pub struct OrgQuery;
 #[Object]
 impl OrgQuery {
     /// An organization the caller belongs to. Non-members get null and a FORBIDDEN error.
+    /// Platform staff and API keys with a scope see any organization, from the outside:
+    /// its name, plan, billing and entitlements, not its members, projects, links or activity.
     async fn organization(
         &self,
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<Organization>> {
-        let user = auth(ctx).user().map_err(top_level)?;
+        let caller = auth(ctx).caller().map_err(top_level)?;
         let org = OrgId::parse(&id).map_err(top_level)?;
-        orgs::access(&svc(ctx).db.read, UserId(user.id), org)
+        access::org_view(&svc(ctx).db.read, caller, org)
             .await
-            .map(|a| Some(a.into()))
+            .map(|v| Some(v.into()))
             .map_err(top_level)
     }
 
@@ -239,26 +242,26 @@ impl OrgMutation {
         deleted(r)
     }
 
-    /// Changes the plan (OWNER, or platform staff), effective at once. Usage counted in the
-    /// current period is kept; a downgrade takes nothing away, it only refuses new creation
-    /// beyond the new limits. This is what a billing system's callback calls.
+    /// Changes the plan, effective at once: platform staff or an API key with `plans:write`.
+    /// Owners upgrade through checkout: they get PERMISSION_DENIED with an `upgrade` prompt
+    /// whose URL leads there. Usage counted in the current period is kept; a downgrade takes
+    /// nothing away, it only refuses new creation beyond the new limits.
     async fn change_plan(
         &self,
         ctx: &Context<'_>,
         organization_id: ID,
         plan: String,
     ) -> async_graphql::Result<ChangePlanPayload> {
-        let user = auth(ctx).user().map_err(top_level)?;
+        let caller = auth(ctx).caller().map_err(top_level)?;
         let r = async {
             let org = OrgId::parse(&organization_id)?;
-            crate::domain::plans::change_plan(svc(ctx), user, org, &plan).await
+            billing::change_plan(svc(ctx), caller, org, &plan).await
         }
         .await;
         payload(
             r,
-            |(o, role, previous)| ChangePlanPayload {
-                // Staff who are not members see the plan change but not the organization.
-                organization: role.map(|r| Organization::new(o, r)),
+            |(view, previous)| ChangePlanPayload {
+                organization: Some(view.into()),
                 previous_plan: Some(Plan(previous)),
                 user_errors: vec![],
             },

@@ -112,7 +112,7 @@ impl Project {
     async fn shared_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SharedLink>> {
         let org = self.members_only()?;
         let viewer = auth(ctx).user().map_err(top_level)?;
-        let only_creator = (org.role() < DRole::Admin).then_some(UserId(viewer.id));
+        let only_creator = (org.role() < Some(DRole::Admin)).then_some(UserId(viewer.id));
         let links = sharing::of_project(&svc(ctx).db.read, ProjectId(self.model.id), only_creator)
             .await
             .map_err(top_level)?;

@@ -354,36 +354,58 @@ impl User {
 pub struct Organization {
     model: organizations::Model,
     /// The caller's role: constructing an `Organization` is proof the caller may see it.
-    role: DRole,
+    /// None: seen from the platform side (staff who are not members, API keys), which shows
+    /// the organization but not what is inside it.
+    role: Option<DRole>,
 }
 
 impl Organization {
     /// An organization the caller holds `role` in.
     pub fn new(model: organizations::Model, role: DRole) -> Self {
-        Organization { model, role }
+        Organization {
+            model,
+            role: Some(role),
+        }
     }
 
     fn org_id(&self) -> OrgId {
         OrgId(self.model.id)
     }
 
-    /// The caller's role here.
-    pub fn role(&self) -> DRole {
+    /// The organization row.
+    pub fn model(&self) -> &organizations::Model {
+        &self.model
+    }
+
+    /// The caller's role here; None when seen from the platform side.
+    pub fn role(&self) -> Option<DRole> {
         self.role
     }
 
-    /// The organization as the caller may see it.
-    pub fn access(&self) -> orgs::OrgAccess {
-        orgs::OrgAccess {
-            org: self.model.clone(),
-            role: self.role,
-        }
+    /// Members only: what is inside an organization (its people, projects, links and
+    /// activity) is never shown to API keys or to staff who are not members.
+    fn member(&self) -> async_graphql::Result<DRole> {
+        self.role.ok_or_else(|| {
+            top(
+                TopLevelCode::Forbidden,
+                "Only members see this; API keys and platform staff see the organization, not what is inside it.",
+            )
+        })
     }
 }
 
 impl From<orgs::OrgAccess> for Organization {
     fn from(a: orgs::OrgAccess) -> Self {
         Organization::new(a.org, a.role)
+    }
+}
+
+impl From<domain::access::OrgView> for Organization {
+    fn from(v: domain::access::OrgView) -> Self {
+        Organization {
+            model: v.org,
+            role: v.role,
+        }
     }
 }
 
@@ -409,9 +431,9 @@ impl Organization {
         DPolicy::parse(&self.model.invite_policy).into()
     }
 
-    /// The caller's role here.
+    /// The caller's role here (null for API keys and for staff who are not members).
     async fn viewer_role(&self) -> Option<Role> {
-        Some(self.role.into())
+        self.role.map(Into::into)
     }
 
     /// The organization's plan.
@@ -427,6 +449,18 @@ impl Organization {
     async fn billing_period(&self, ctx: &Context<'_>) -> BillingPeriod {
         let (start, end) = domain::entitlements::period(self.model.billing_anchor, svc(ctx).now());
         BillingPeriod { start, end }
+    }
+
+    /// Plan, period and the billing provider's subscription (ADMIN and OWNER, staff, API
+    /// keys).
+    async fn billing(&self, ctx: &Context<'_>) -> async_graphql::Result<super::billing::Billing> {
+        if self.role.is_some_and(|r| r < DRole::Admin) {
+            return Err(top(
+                TopLevelCode::Forbidden,
+                "Only admins and owners see billing.",
+            ));
+        }
+        super::billing::of(ctx, &self.model).await
     }
 
     /// Every feature of the catalog, for this organization.
@@ -463,6 +497,7 @@ impl Organization {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<MembershipConnection> {
+        self.member()?;
         let req = page_request(first, after)?;
         let page = orgs::members(&svc(ctx).db.read, self.org_id(), req)
             .await
@@ -487,6 +522,7 @@ impl Organization {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<super::invitations::InvitationConnection> {
+        self.member()?;
         let req = page_request(first, after)?;
         let page = domain::invitations::list(svc(ctx), self.org_id(), status.map(Into::into), req)
             .await
@@ -507,6 +543,7 @@ impl Organization {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<super::projects::ProjectConnection> {
+        self.member()?;
         let req = page_request(first, after)?;
         let page = domain::projects::list(&svc(ctx).db.read, self.org_id(), req)
             .await
@@ -528,9 +565,10 @@ impl Organization {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<super::sharing::SharedLinkConnection> {
+        let role = self.member()?;
         let viewer = auth(ctx).user().map_err(top_level)?;
         let req = page_request(first, after)?;
-        let only_creator = (self.role < DRole::Admin).then_some(UserId(viewer.id));
+        let only_creator = (role < DRole::Admin).then_some(UserId(viewer.id));
         let page = domain::sharing::list(&svc(ctx).db.read, self.org_id(), only_creator, req)
             .await
             .map_err(top_level)?;
@@ -541,7 +579,8 @@ impl Organization {
         ))
     }
 
-    /// Webhook endpoints of this organization (ADMIN and OWNER only).
+    /// Webhook endpoints of this organization (ADMIN and OWNER, or an API key with
+    /// `webhooks:write`).
     async fn webhook_endpoints(
         &self,
         ctx: &Context<'_>,
@@ -557,6 +596,7 @@ impl Organization {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<ActivityEventConnection> {
+        self.member()?;
         let req = page_request(first, after)?;
         let page = orgs::activity(&svc(ctx).db.read, self.org_id(), req)
             .await
@@ -568,8 +608,8 @@ impl Organization {
         ))
     }
 
-    /// Growth of this organization in `[from, to)` (METRICS.md): ADMINs and OWNERs only, null
-    /// and FORBIDDEN for anyone else. Without the plan's advanced metrics, `series`,
+    /// Growth of this organization in `[from, to)` (METRICS.md): its ADMINs and OWNERs,
+    /// platform staff and API keys with `growth:read`; null and FORBIDDEN for anyone else. Without the plan's advanced metrics, `series`,
     /// `surfaces` and `topInviters` are null and `upgrade` says which plan has them.
     async fn growth(
         &self,
@@ -582,7 +622,7 @@ impl Organization {
     ) -> async_graphql::Result<Option<super::growth::GrowthMetrics>> {
         super::growth::organization(
             ctx,
-            self.access(),
+            self.org_id(),
             super::growth::question(from, to, interval),
         )
         .await

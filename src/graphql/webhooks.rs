@@ -266,8 +266,8 @@ pub async fn org_endpoints(
     ctx: &Context<'_>,
     org: OrgId,
 ) -> async_graphql::Result<Vec<WebhookEndpoint>> {
-    let user = auth(ctx).user().map_err(top_level)?;
-    let rows = rules::list_for_org(&svc(ctx).db.read, user, org)
+    let caller = auth(ctx).caller().map_err(top_level)?;
+    let rows = rules::list_for_org(&svc(ctx).db.read, caller, org)
         .await
         .map_err(top_level)?;
     Ok(rows.into_iter().map(WebhookEndpoint).collect())
@@ -284,8 +284,8 @@ impl WebhookQuery {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<WebhookEndpoint>> {
-        let user = auth(ctx).user().map_err(top_level)?;
-        let rows = rules::list_platform(&svc(ctx).db.read, user)
+        let caller = auth(ctx).caller().map_err(top_level)?;
+        let rows = rules::list_platform(&svc(ctx).db.read, caller)
             .await
             .map_err(top_level)?;
         Ok(rows.into_iter().map(WebhookEndpoint).collect())
@@ -305,7 +305,7 @@ impl WebhookMutation {
         ctx: &Context<'_>,
         input: CreateWebhookEndpointInput,
     ) -> async_graphql::Result<WebhookEndpointPayload> {
-        let user = auth(ctx).user().map_err(top_level)?;
+        let caller = auth(ctx).caller().map_err(top_level)?;
         let r = async {
             let org = input
                 .organization_id
@@ -315,7 +315,7 @@ impl WebhookMutation {
             let types = input.event_types.unwrap_or_default();
             let (e, secret) = rules::create(
                 svc(ctx),
-                user,
+                caller,
                 rules::NewEndpoint {
                     org,
                     url: &input.url,
@@ -341,12 +341,12 @@ impl WebhookMutation {
         enabled: Option<bool>,
         description: Option<String>,
     ) -> async_graphql::Result<WebhookEndpointPayload> {
-        let user = auth(ctx).user().map_err(top_level)?;
+        let caller = auth(ctx).caller().map_err(top_level)?;
         let r = async {
             let id = WebhookEndpointId::parse(&id)?;
             let e = rules::update(
                 svc(ctx),
-                user,
+                caller,
                 id,
                 rules::EndpointChanges {
                     url: url.as_deref(),
@@ -368,8 +368,9 @@ impl WebhookMutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<super::orgs::DeletePayload> {
-        let user = auth(ctx).user().map_err(top_level)?;
-        let r = async { rules::delete(svc(ctx), user, WebhookEndpointId::parse(&id)?).await }.await;
+        let caller = auth(ctx).caller().map_err(top_level)?;
+        let r =
+            async { rules::delete(svc(ctx), caller, WebhookEndpointId::parse(&id)?).await }.await;
         super::orgs::DeletePayload::from(r.map(|id| id.to_string()))
     }
 
@@ -381,13 +382,13 @@ impl WebhookMutation {
         id: ID,
         #[graphql(default = 86400)] expire_old_after_seconds: Option<i32>,
     ) -> async_graphql::Result<WebhookEndpointPayload> {
-        let user = auth(ctx).user().map_err(top_level)?;
+        let caller = auth(ctx).caller().map_err(top_level)?;
         let r = async {
             let id = WebhookEndpointId::parse(&id)?;
             let grace = expire_old_after_seconds
                 .map(i64::from)
                 .unwrap_or(rules::DEFAULT_GRACE_SECONDS);
-            let (e, secret) = rules::rotate_secret(svc(ctx), user, id, grace).await?;
+            let (e, secret) = rules::rotate_secret(svc(ctx), caller, id, grace).await?;
             Ok((e, Some(secret)))
         }
         .await;
@@ -400,9 +401,9 @@ impl WebhookMutation {
         ctx: &Context<'_>,
         endpoint_id: ID,
     ) -> async_graphql::Result<WebhookDeliveryPayload> {
-        let user = auth(ctx).user().map_err(top_level)?;
+        let caller = auth(ctx).caller().map_err(top_level)?;
         let r = async {
-            rules::send_test(svc(ctx), user, WebhookEndpointId::parse(&endpoint_id)?).await
+            rules::send_test(svc(ctx), caller, WebhookEndpointId::parse(&endpoint_id)?).await
         }
         .await;
         WebhookDeliveryPayload::from(r)
@@ -414,9 +415,9 @@ impl WebhookMutation {
         ctx: &Context<'_>,
         delivery_id: ID,
     ) -> async_graphql::Result<WebhookDeliveryPayload> {
-        let user = auth(ctx).user().map_err(top_level)?;
+        let caller = auth(ctx).caller().map_err(top_level)?;
         let r = async {
-            rules::redeliver(svc(ctx), user, WebhookDeliveryId::parse(&delivery_id)?).await
+            rules::redeliver(svc(ctx), caller, WebhookDeliveryId::parse(&delivery_id)?).await
         }
         .await;
         WebhookDeliveryPayload::from(r)

@@ -281,6 +281,7 @@ async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: M
     };
     let scope = match &auth {
         Auth::User { user, .. } => UserId(user.id).to_string(),
+        Auth::ApiKey(k) => k.id.to_string(),
         _ => "anonymous".to_string(),
     };
     let hash = idempotency::fingerprint(&[

@@ -26,6 +26,7 @@ use tower_http::{
 
 use crate::{domain::Services, graphql::KfSchema};
 
+mod billing;
 mod graphiql;
 mod graphql;
 mod pages;
@@ -64,6 +65,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/signup",
             get(pages::signup_form).post(pages::signup_submit),
+        )
+        .route(
+            "/billing/stripe",
+            axum::routing::post(billing::stripe).layer(DefaultBodyLimit::max(billing::MAX_BODY)),
         )
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))

@@ -122,3 +122,44 @@ async fn instances_starting_at_once_on_one_database_all_migrate() {
         assert_eq!(started.unwrap(), Ok(()));
     }
 }
+
+/// `seed-demo` fills an empty database (and refuses a second time), its growth rollups verify,
+/// and `metrics verify` notices a rollup that no longer matches the facts until `rebuild`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_demo_and_metrics_verify() {
+    use sea_orm::ConnectionTrait;
+    let (db_url, _guard) = crate::helpers::fresh_database().await;
+    let run = |args: &[&str]| {
+        let out = kfactor()
+            .env("KFACTOR_DATABASE_URL", &db_url)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = run(&["seed-demo", "--users", "300", "--weeks", "4", "--seed", "7"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("users") && out.contains("300"), "{out}");
+    assert!(out.contains("demo-password"), "{out}");
+    let (code, _, err) = run(&["seed-demo", "--users", "300"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("empty database"), "{err}");
+    let (code, out, err) = run(&["metrics", "verify"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // Break one rollup row behind the facts' back.
+    let db = sea_orm::Database::connect(&db_url).await.unwrap();
+    db.execute_unprepared("UPDATE growth_days SET signups_organic = signups_organic + 1")
+        .await
+        .unwrap();
+    let (code, out, _) = run(&["metrics", "verify"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("signups") || out.contains("day"), "{out}");
+    let (code, _, err) = run(&["metrics", "rebuild"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = run(&["metrics", "verify"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+}

@@ -614,12 +614,12 @@ async fn growth_refuses_members_bad_windows_and_non_staff() {
         let msg = body["errors"][0]["message"].as_str().unwrap();
         assert!(msg.contains(needle), "{msg}");
     }
-    let ok = format!("query($o: ID!, $f: DateTime!, $t: DateTime!) {{ organization(id: $o) {{ growth(from: $f, to: $t, interval: DAY) {{ signups }} }} }}");
+    let ok = "query($o: ID!, $f: DateTime!, $t: DateTime!) { organization(id: $o) { growth(from: $f, to: $t, interval: DAY) { signups } } }";
     let midnight = t("2026-03-02T00:00:00Z");
     let body = app
         .gql(
             Some(&ana.token),
-            &ok,
+            ok,
             json!({ "o": ana.org_id, "f": midnight, "t": midnight + Duration::days(400) }),
         )
         .await;
@@ -1172,4 +1172,32 @@ async fn concurrent_opens_count_each_visitor_once() {
     // A window starting at noon of day 1 sees day 1's afternoon (nothing) and day 2.
     let half = g.platform(day(1) + Duration::hours(3), day(3), "DAY").await;
     assert_eq!(half["shareFunnel"]["uniqueVisitors"], 30);
+}
+
+/// A server-to-server API key with `growth:read` reads the platform's and any organization's
+/// growth; a key without it gets null and FORBIDDEN.
+#[tokio::test]
+async fn api_keys_with_growth_read_see_every_scope() {
+    use kfactor::domain::{access::Scope, api_keys};
+    let app = spawn().await;
+    let ana = app.sign_up("Ana", "ana@acme.test").await;
+    let (_, reader) = api_keys::create(&app.app.svc, "warehouse", &[Scope::GrowthRead])
+        .await
+        .unwrap();
+    let (_, billing) = api_keys::create(&app.app.svc, "billing", &[Scope::PlansWrite])
+        .await
+        .unwrap();
+    let now = app.clock_now();
+    let vars =
+        json!({ "o": ana.org_id, "f": now - Duration::days(1), "t": now + Duration::days(1) });
+    let q = "query($o: ID!, $f: DateTime!, $t: DateTime!) { growth(from: $f, to: $t) { signups }
+      organization(id: $o) { name growth(from: $f, to: $t) { signups cohortSize } } }";
+    let body = app.gql(Some(&reader), q, vars.clone()).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["growth"]["signups"], 1);
+    assert_eq!(body["data"]["organization"]["growth"]["cohortSize"], 1);
+    let body = app.gql(Some(&billing), q, vars).await;
+    assert_eq!(body["data"]["growth"], Value::Null);
+    assert_eq!(body["data"]["organization"]["growth"], Value::Null);
+    assert_eq!(error_codes(&body), ["FORBIDDEN", "FORBIDDEN"]);
 }

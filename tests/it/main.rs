@@ -2,6 +2,8 @@
 //! and on PostgreSQL when TEST_DATABASE_URL is set.
 mod helpers;
 
+mod api_keys;
+mod billing;
 mod cli;
 mod growth;
 mod http;

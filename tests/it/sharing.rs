@@ -44,10 +44,7 @@ async fn share(
 async fn setup() -> (TestApp, TestUser, String) {
     let app = spawn().await;
     let ana = app.sign_up("Ana", "ana@example.com").await;
-    let up = app
-        .gql(Some(&ana.token), "mutation($o: ID!) { changePlan(organizationId: $o, plan: \"pro\") { userErrors { code } } }", json!({ "o": ana.org_id }))
-        .await;
-    assert_eq!(up["data"]["changePlan"]["userErrors"], json!([]), "{up}");
+    app.change_plan(&ana.org_id, "pro").await;
     let project = create_project(&app, &ana, "Roadmap").await;
     (app, ana, project)
 }

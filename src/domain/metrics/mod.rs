@@ -23,13 +23,12 @@ use uuid::Uuid;
 pub use window::{Interval, Window, MAX_BUCKETS};
 
 use super::{
+    access::{self, Caller},
     entitlements::{self, UpgradePrompt},
     identity::AcquisitionSource,
     ids::OrgId,
-    orgs::{OrgAccess, Role},
     DomainError, DomainResult, Services,
 };
-use entity::users;
 use read::{Span, Who};
 use sql::{Mode, Sql};
 
@@ -301,54 +300,56 @@ pub struct Question {
     pub interval: Interval,
 }
 
-/// Platform growth: staff only. The caller is authorized before the question is checked, so
-/// a refusal reveals nothing.
+/// Platform growth: staff and API keys with `growth:read`. The caller is authorized before the
+/// question is checked, so a refusal reveals nothing.
 pub async fn platform(
     svc: &Services,
-    caller: &users::Model,
+    caller: Caller<'_>,
     q: Question,
     parts: Parts,
 ) -> DomainResult<Growth> {
-    if !caller.is_staff {
-        return Err(DomainError::PermissionDenied(
-            "Platform growth is for platform staff.".into(),
-        ));
-    }
+    access::authorize_platform_growth(caller)?;
     let window = Window::new(q.from, q.to, q.interval)?;
     compute(svc, Scope::Platform, window, parts, None).await
 }
 
-/// An organization's growth: its ADMINs and OWNERs. Without the plan's advanced metrics the
-/// series, surfaces and top inviters are withheld and `upgrade` says how to get them.
+/// An organization's growth: its ADMINs and OWNERs, staff, and API keys with `growth:read`.
+/// Without the plan's advanced metrics the series, surfaces and top inviters are withheld and
+/// `upgrade` says how to get them.
 pub async fn organization(
     svc: &Services,
-    access: &OrgAccess,
+    caller: Caller<'_>,
+    org: OrgId,
     q: Question,
     parts: Parts,
 ) -> DomainResult<Growth> {
-    access.require(Role::Admin, "see this organization's growth")?;
+    let org = access::authorize_org_growth(&svc.db.read, caller, org).await?;
     let window = Window::new(q.from, q.to, q.interval)?;
-    let gate = entitlements::check(&svc.db.read, svc, &access.org, ADVANCED_FEATURE).await?;
-    // A catalog without the feature has nothing to sell: nothing is withheld.
-    let upgrade = match gate {
-        Some(e) if !e.enabled => Some(e.upgrade.unwrap_or_else(|| UpgradePrompt {
-            feature: ADVANCED_FEATURE.into(),
-            message: "Advanced metrics are not included in your plan.".into(),
-            plan_key: entitlements::plan_of(&svc.plans, &access.org).key.clone(),
-            url: svc.config.upgrade_url(),
-        })),
+    let gate = entitlements::check(&svc.db.read, svc, &org, ADVANCED_FEATURE).await?;
+    // A catalog without the feature has nothing to sell: nothing is withheld. When no plan of
+    // the catalog has it, the parts are withheld without a prompt.
+    let gated = match gate {
+        Some(e) if !e.enabled => Some(e.upgrade),
         _ => None,
     };
-    let scope = Scope::Organization(OrgId(access.org.id));
-    compute(svc, scope, window, parts, upgrade).await
+    compute(
+        svc,
+        Scope::Organization(OrgId(org.id)),
+        window,
+        parts,
+        gated,
+    )
+    .await
 }
 
+/// `gated`: the plan withholds the advanced parts (with the prompt that lifts it, if a plan
+/// does).
 async fn compute(
     svc: &Services,
     scope: Scope,
     window: Window,
     mut parts: Parts,
-    upgrade: Option<UpgradePrompt>,
+    gated: Option<Option<UpgradePrompt>>,
 ) -> DomainResult<Growth> {
     let w = svc.config.attribution_window;
     let mut out = Growth {
@@ -362,12 +363,12 @@ async fn compute(
         upgrade: None,
         window,
     };
-    if upgrade.is_some() {
+    if let Some(upgrade) = gated {
         parts.series = false;
         parts.surfaces = false;
         parts.top_inviters = false;
+        out.upgrade = upgrade;
     }
-    out.upgrade = upgrade;
     let window = out.window.clone();
     let who = match scope {
         Scope::Platform => Who {

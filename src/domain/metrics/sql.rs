@@ -54,11 +54,15 @@ impl Only {
 
 /// The bound values of one growth statement.
 pub struct Params<'a> {
+    /// Facts from (inclusive).
     pub from: DateTime<Utc>,
+    /// Facts until (exclusive).
     pub to: DateTime<Utc>,
     /// W in milliseconds.
     pub w_ms: i64,
+    /// Whose facts.
     pub mode: Mode,
+    /// Only these facts (absent: all).
     pub only: Option<&'a Only>,
 }
 
@@ -69,6 +73,7 @@ pub struct Sql {
 }
 
 impl Sql {
+    /// Statements in the dialect of `backend`.
     pub fn new(backend: DatabaseBackend) -> Sql {
         Sql { backend }
     }
@@ -94,7 +99,7 @@ impl Sql {
     pub fn statement(&self, template: &str, p: &Params<'_>) -> Statement {
         let mut values: Vec<Value> = Vec::new();
         let mut named: Vec<(&'static str, usize)> = Vec::new();
-        let mut bind = |values: &mut Vec<Value>, v: Value| {
+        let bind = |values: &mut Vec<Value>, v: Value| {
             values.push(v);
             format!("${}", values.len())
         };

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 pub mod receiver;
 pub mod smtp;
+pub mod stripe;
 use std::{net::SocketAddr, sync::Arc};
 
 use kfactor::{clock::ManualClock, config::Config, App};
@@ -242,6 +243,34 @@ impl TestApp {
         )
         .exec_without_returning(&self.app.svc.db.write)
         .await;
+    }
+
+    /// A server-to-server API key with `scopes` (as `kfactor api-keys create` makes one).
+    pub async fn api_key(&self, name: &str, scopes: &[&str]) -> String {
+        let scopes: Vec<_> = scopes
+            .iter()
+            .map(|s| kfactor::domain::access::Scope::parse(s).unwrap())
+            .collect();
+        kfactor::domain::api_keys::create(&self.app.svc, name, &scopes)
+            .await
+            .expect("create API key")
+            .1
+    }
+
+    /// Changes a plan as the billing system does: with an API key holding `plans:write`
+    /// (owners may not; they go through checkout). Returns the `changePlan` payload.
+    pub async fn change_plan(&self, org_id: &str, plan: &str) -> Value {
+        let key = self.api_key("billing", &["plans:write"]).await;
+        let body = self
+            .gql(
+                Some(&key),
+                "mutation($o: ID!, $p: String!) { changePlan(organizationId: $o, plan: $p) { organization { plan { key } } previousPlan { key } userErrors { code message } } }",
+                json!({ "o": org_id, "p": plan }),
+            )
+            .await;
+        let p = body["data"]["changePlan"].clone();
+        assert_eq!(p["userErrors"], json!([]), "{body}");
+        p
     }
 
     pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
