@@ -218,7 +218,7 @@ impl Sim {
         for i in 0..seeds {
             let u: f64 = sim.rng.random();
             let t = spec.start + (span * (1.0 + u * (g.exp() - 1.0)).ln() / g) as Ms;
-            let acme = i > 0 && sim.rng.random_bool(0.02);
+            let acme = i > 0 && sim.rng.random_bool(0.01);
             let paid = !acme && sim.rng.random_bool(0.2);
             // The first seed founds Acme, the large organization.
             let t = if i == 0 { spec.start } else { t };
@@ -477,7 +477,7 @@ impl Sim {
         let org = self.w.users[n].org;
         let end = self.spec.end;
         // Invitations: half of the users invite, three people on average; Acme hires more.
-        let inviting = self.rng.random_bool(if org == 0 { 0.7 } else { 0.55 });
+        let inviting = self.rng.random_bool(if org == 0 { 0.6 } else { 0.55 });
         let count = if inviting {
             1 + (self.exp(25) as usize / 10)
         } else {
@@ -510,7 +510,7 @@ impl Sim {
                 }
                 continue;
             }
-            let convert = self.rng.random_bool(if org == 0 { 0.5 } else { 0.38 });
+            let convert = self.rng.random_bool(if org == 0 { 0.42 } else { 0.38 });
             let when = sent + self.exp(DAY + DAY / 2);
             if convert && when < expires {
                 self.w.invitations[inv].opened = Some(sent + (when - sent) / 2);
