@@ -10,6 +10,9 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+mod safety;
+pub use safety::{Rate, Safety};
+
 /// The validated server configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -62,6 +65,8 @@ pub struct Config {
     pub webhook_retention_days: i64,
     /// Most webhook requests in flight at once (per instance).
     pub webhook_concurrency: usize,
+    /// Account safety and abuse limits (`config/safety.rs`).
+    pub safety: Safety,
 }
 
 /// A secret that never prints itself.
@@ -101,6 +106,8 @@ struct Raw {
     webhook_retry_schedule: StrOrNum,
     webhook_retention_days: i64,
     webhook_concurrency: usize,
+    #[serde(flatten)]
+    safety: safety::RawSafety,
 }
 
 /// An environment value figment may have read as a number (`KFACTOR_X=5`) or a string.
@@ -167,6 +174,7 @@ impl Default for Raw {
             webhook_retry_schedule: StrOrNum::Str(DEFAULT_WEBHOOK_RETRY_SCHEDULE.into()),
             webhook_retention_days: 30,
             webhook_concurrency: 256,
+            safety: Default::default(),
         }
     }
 }
@@ -366,6 +374,7 @@ impl Config {
             webhook_retry_schedule,
             webhook_retention_days: raw.webhook_retention_days,
             webhook_concurrency: raw.webhook_concurrency,
+            safety: raw.safety.validate()?,
         })
     }
 

@@ -55,6 +55,11 @@ impl App {
         let is_sqlite = db.backend() == sea_orm::DatabaseBackend::Sqlite;
         let bus = pubsub::Bus::default();
         let visits = visits::VisitRecorder::spawn(db.clone(), bus.clone());
+        let hasher = domain::passwords::Hasher::new(
+            config.safety.password_hashers,
+            config.safety.password_hash_max_wait,
+        );
+        let limiter = domain::ratelimit::Limiter::new(&db, &keys);
         let svc = Arc::new(Services {
             db,
             clock,
@@ -64,6 +69,8 @@ impl App {
             plans,
             visits,
             link_cache: domain::sharing::LinkCache::new(is_sqlite),
+            hasher,
+            limiter,
         });
         let schema = graphql::schema(svc.clone());
         Ok(App { svc, schema })
@@ -169,7 +176,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address is the client's (or its proxy's): rate limits and sessions need it.
+    axum::serve(
+        listener,
+        app.router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

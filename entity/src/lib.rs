@@ -2,6 +2,7 @@
 //! (`kfactor::domain`) decides what is valid and who may see what.
 pub mod activity_events;
 pub mod comments;
+pub mod email_tokens;
 pub mod emails;
 pub mod entitlement_overrides;
 pub mod idempotency_keys;
@@ -12,6 +13,7 @@ pub mod link_visits;
 pub mod memberships;
 pub mod organizations;
 pub mod projects;
+pub mod rate_limits;
 pub mod referral_events;
 pub mod sessions;
 pub mod settings;

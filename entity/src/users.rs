@@ -21,6 +21,11 @@ pub struct Model {
     pub is_staff: bool,
     pub active_organization_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
+    /// When the address was proven (a link that arrived by email was used); null: not yet.
+    pub email_verified_at: Option<DateTimeUtc>,
+    /// Set when the account was deleted: the row stays as an anonymous tombstone (no email,
+    /// no name, no password) so the growth facts that point at it survive.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

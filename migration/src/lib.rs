@@ -8,6 +8,7 @@ mod m20261126_000002_invitations;
 mod m20261126_000003_sharing;
 mod m20261126_000004_webhooks;
 mod m20261126_000005_plans;
+mod m20261203_000001_accounts;
 
 /// Applies kfactor's migrations in order.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_sharing::Migration),
             Box::new(m20261126_000004_webhooks::Migration),
             Box::new(m20261126_000005_plans::Migration),
+            Box::new(m20261203_000001_accounts::Migration),
         ]
     }
 }

@@ -1,10 +1,4 @@
 //! Identity: sign-up with attribution, log-in, sessions.
-use std::sync::LazyLock;
-
-use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Argon2,
-};
 use chrono::Duration;
 use rand::Rng;
 use sea_orm::{
@@ -17,6 +11,7 @@ use super::{
     ids::{InvitationId, OrgId, ProjectId, SharedLinkId, UserId},
     invitations,
     orgs::{self, Role},
+    ratelimit::{self, Client},
     referrals, sharing, tokens, DomainError, DomainResult, Services,
 };
 use crate::outbox::{self, Tx, WebhookEvent};
@@ -69,7 +64,7 @@ impl Email {
 }
 
 /// A password of 10 to 1024 characters.
-pub struct Password(String);
+pub struct Password(pub(crate) String);
 
 impl Password {
     /// Checks the length rule.
@@ -178,6 +173,8 @@ pub struct SignUpInput {
     pub referral_code: Option<String>,
     /// Paid campaign source (attribution PAID when no viral token).
     pub utm_source: Option<String>,
+    /// Who is signing up (rate limits, the session record).
+    pub client: Client,
 }
 
 /// A new session and where the user landed.
@@ -277,6 +274,7 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
             "utmSource can be at most 200 characters long.",
         ));
     }
+    ratelimit::sign_up(svc, &input.client, email.as_str()).await?;
     let via = attribution(svc, &input, &email, utm.is_some()).await?;
     let source = via.source();
 
@@ -284,7 +282,7 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
     if find_by_email(&svc.db.read, &email).await?.is_some() {
         return Err(DomainError::EmailTaken);
     }
-    let hash = hash_password(password).await?;
+    let hash = svc.hasher.hash(password.0).await?;
     let now = svc.now();
 
     let mut tx = Tx::begin(&svc.db).await?;
@@ -309,6 +307,8 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
         is_staff: Set(false),
         active_organization_id: Set(None),
         created_at: Set(now),
+        email_verified_at: Set(None),
+        deleted_at: Set(None),
     }
     .insert(&*tx)
     .await
@@ -344,7 +344,7 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
         sharing::claim_guest_comments(&tx, link, visitor, &user).await?;
     }
     credit_viral_signup(&mut tx, now, &via, &user).await?;
-    let token = create_session(&*tx, svc, user.id).await?;
+    let token = create_session(&*tx, svc, user.id, &input.client).await?;
     tx.commit(&svc.bus).await?;
     tracing::info!(user_id = %UserId(user.id), source = source.as_str(), "user signed up");
     Ok(SignedIn {
@@ -420,32 +420,40 @@ async fn credit_viral_signup(
 }
 
 /// Checks an email and password without starting a session. Unknown email and wrong
-/// password give the same error after the same work.
+/// password give the same error after the same work; failures count against the log-in
+/// limits of the address and of the client (`ratelimit::log_in`), so every door that takes
+/// a password (`logIn`, the invitation page's log-in form) shares them.
 pub async fn verify_credentials(
     svc: &Services,
+    client: &Client,
     email: &str,
     password: &str,
 ) -> DomainResult<users::Model> {
+    let attempt = ratelimit::log_in(svc, client, email).await?;
     let user = match Email::parse(email) {
         Ok(e) => find_by_email(&svc.db.read, &e).await?,
         Err(_) => None,
     };
-    let stored = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| DUMMY_HASH.clone());
-    let ok = verify_password(password.to_string(), stored).await?;
-    let user = match (ok, user) {
-        (true, Some(u)) => u,
-        _ => return Err(DomainError::InvalidCredentials),
-    };
-    Ok(user)
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = svc.hasher.verify(password.to_string(), stored).await?;
+    match (ok, user) {
+        (true, Some(u)) => {
+            attempt.succeeded(svc).await?;
+            Ok(u)
+        }
+        _ => Err(DomainError::InvalidCredentials),
+    }
 }
 
 /// Logs in: checks the credentials and starts a session.
-pub async fn log_in(svc: &Services, email: &str, password: &str) -> DomainResult<SignedIn> {
-    let user = verify_credentials(svc, email, password).await?;
-    let token = create_session(&svc.db.write, svc, user.id).await?;
+pub async fn log_in(
+    svc: &Services,
+    client: &Client,
+    email: &str,
+    password: &str,
+) -> DomainResult<SignedIn> {
+    let user = verify_credentials(svc, client, email, password).await?;
+    let token = create_session(&svc.db.write, svc, user.id, client).await?;
     let organization = match user.active_organization_id {
         Some(org) => orgs::find_with_role(&svc.db.read, OrgId(org), UserId(user.id)).await?,
         None => None,
@@ -561,10 +569,11 @@ async fn find_by_email(
         .await?)
 }
 
-async fn create_session(
+pub(crate) async fn create_session(
     db: &impl ConnectionTrait,
     svc: &Services,
     user_id: Uuid,
+    client: &Client,
 ) -> DomainResult<String> {
     let now = svc.now();
     let (token, hash) = tokens::new_session_token();
@@ -575,6 +584,8 @@ async fn create_session(
         created_at: Set(now),
         last_used_at: Set(now),
         expires_at: Set(now + Duration::days(svc.config.session_ttl_days)),
+        user_agent: Set(client.user_agent.clone()),
+        ip: Set((client != &Client::internal()).then(|| client.ip.to_string())),
     }
     .insert(db)
     .await?;
@@ -612,43 +623,6 @@ pub(crate) fn unique_violation(e: sea_orm::DbErr, err: DomainError) -> DomainErr
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => err,
         _ => e.into(),
     }
-}
-
-/// A hash of a random password, verified against when the email is unknown so both failure
-/// paths cost the same.
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(Uuid::new_v4().to_string().as_bytes(), &salt)
-        .expect("argon2 hash")
-        .to_string()
-});
-
-async fn hash_password(p: Password) -> DomainResult<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(p.0.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
-    })
-    .await
-    .map_err(anyhow::Error::from)?
-    .map_err(DomainError::from)
-}
-
-async fn verify_password(password: String, stored: String) -> DomainResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        Ok::<_, anyhow::Error>(
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-        )
-    })
-    .await
-    .map_err(anyhow::Error::from)?
-    .map_err(DomainError::from)
 }
 
 #[cfg(test)]

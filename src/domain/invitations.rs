@@ -18,6 +18,7 @@ use super::{
     ids::{InvitationId, OrgId, UserId},
     orgs::{self, InvitePolicy, Role},
     page::{self, Page, PageRequest},
+    ratelimit::{self, Client},
     referrals,
     tokens::Purpose,
     DomainError, DomainResult, Services,
@@ -81,12 +82,23 @@ pub struct Sent {
 }
 
 /// The per-user send budget: how many more sends are allowed now, and when one frees up.
+///
+/// The budget spans all of the sender's organizations, so the sender's row is locked first
+/// (after the organization's, the order every transaction here keeps): parallel sends into
+/// different organizations take turns on it instead of each reading the same budget.
+/// Unverified senders get a smaller budget (`KFACTOR_UNVERIFIED_INVITATION_SENDS_PER_HOUR`).
 async fn send_budget(
     svc: &Services,
     tx: &Tx,
     sender: UserId,
     now: DateTime<Utc>,
 ) -> DomainResult<(u64, u64)> {
+    use sea_orm::QuerySelect;
+    let me = users::Entity::find_by_id(sender.0)
+        .lock_exclusive()
+        .one(&**tx)
+        .await?
+        .ok_or(DomainError::Unauthenticated("Sign in to do this."))?;
     let window_start = now - Duration::hours(1);
     let recent = invitation_sends::Entity::find()
         .filter(invitation_sends::Column::SenderUserId.eq(sender.0))
@@ -94,11 +106,17 @@ async fn send_budget(
         .order_by(invitation_sends::Column::SentAt, Order::Asc)
         .all(&**tx)
         .await?;
-    let limit = svc.config.invitation_sends_per_hour;
+    let limit = if me.email_verified_at.is_some() {
+        svc.config.invitation_sends_per_hour
+    } else {
+        svc.config
+            .invitation_sends_per_hour
+            .min(svc.config.safety.unverified_invitation_sends_per_hour)
+    };
     let used = recent.len() as u64;
-    // The oldest send leaving the window frees the next slot.
+    // The send whose leaving the window brings the count under the limit frees a slot.
     let retry_after = recent
-        .first()
+        .get(used.saturating_sub(limit) as usize)
         .map(|s| (s.sent_at + Duration::hours(1) - now).num_seconds().max(1) as u64)
         .unwrap_or(1);
     Ok((limit.saturating_sub(used), retry_after))
@@ -531,7 +549,8 @@ pub struct Preview {
 }
 
 /// PUBLIC: the invitation behind a token. Records the first open.
-pub async fn preview(svc: &Services, token: &str) -> DomainResult<Preview> {
+pub async fn preview(svc: &Services, client: &Client, token: &str) -> DomainResult<Preview> {
+    ratelimit::public_lookup(svc, client)?;
     let mut inv = by_token(svc, &svc.db.read, token).await?;
     if inv.opened_at.is_none() {
         let now = svc.now();

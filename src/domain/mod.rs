@@ -16,8 +16,10 @@ pub mod ids;
 pub mod invitations;
 pub mod orgs;
 pub mod page;
+pub mod passwords;
 pub mod plans;
 pub mod projects;
+pub mod ratelimit;
 pub mod referrals;
 pub mod sharing;
 pub mod tokens;
@@ -44,6 +46,10 @@ pub struct Services {
     pub visits: crate::visits::VisitRecorder,
     /// What shared links show, cached for the visit path (SQLite only).
     pub link_cache: sharing::LinkCache,
+    /// The bounded Argon2 pool.
+    pub hasher: passwords::Hasher,
+    /// Rate-limit buckets.
+    pub limiter: ratelimit::Limiter,
 }
 
 impl Services {

@@ -192,6 +192,8 @@ pub(crate) async fn create_in_tx(
         plan_key: Set(plan_key.to_string()),
         billing_anchor: Set(now),
         created_at: Set(now),
+        deletion_scheduled_for: Set(None),
+        deleted_at: Set(None),
     }
     .insert(&**tx)
     .await?;

@@ -20,6 +20,7 @@ use super::{
     orgs::{self, Role},
     page::{self, Page, PageRequest},
     projects::{self, Author},
+    ratelimit::{self, Client},
     referrals,
     tokens::{Keys, Purpose},
     DomainError, DomainResult, Services,
@@ -486,11 +487,17 @@ pub fn visitor_key(
 /// PUBLIC: opens a link and counts the visit (group-committed; returns after it is durable).
 pub async fn open(
     svc: &Services,
+    client: &Client,
     token: &str,
     viewer: Option<&users::Model>,
     visitor_id: Option<&str>,
 ) -> DomainResult<Opened> {
-    let visitor = visitor_key(viewer, visitor_id)?;
+    ratelimit::public_lookup(svc, client)?;
+    let mut visitor = visitor_key(viewer, visitor_id)?;
+    if viewer.is_none() {
+        // Guests choose their ids; each address introduces only so many (ratelimit).
+        visitor = ratelimit::visitor(svc, client, visitor);
+    }
     let opened = resolve_with(svc, &svc.db.read, token, viewer, Some(&svc.link_cache)).await?;
     svc.visits
         .record(Visit {
@@ -523,6 +530,7 @@ fn require(opened: &Opened, needed: Permission) -> DomainResult<()> {
 /// PUBLIC: a guest comments through a COMMENT or EDIT link.
 pub async fn guest_comment(
     svc: &Services,
+    client: &Client,
     token: &str,
     body: &str,
     guest_name: &str,
@@ -543,6 +551,7 @@ pub async fn guest_comment(
     let mut tx = Tx::begin(&svc.db).await?;
     let opened = resolve(svc, &*tx, token, viewer).await?;
     require(&opened, Permission::Comment)?;
+    ratelimit::guest_comment(svc, client, opened.link.id, visitor.as_deref())?;
     if opened.member_role.is_none() {
         entitlements::require(&*tx, svc, &opened.organization, "guest_comments").await?;
     }

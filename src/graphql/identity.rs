@@ -2,7 +2,7 @@
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 
 use super::{
-    auth,
+    auth, client,
     error::{payload, top_level, UserError},
     svc,
     types::{Organization, User},
@@ -109,6 +109,7 @@ impl IdentityMutation {
                 visitor_id: input.visitor_id,
                 referral_code: input.referral_code,
                 utm_source: input.utm_source,
+                client: client(ctx).clone(),
             },
         )
         .await
@@ -122,7 +123,7 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         input: LogInInput,
     ) -> async_graphql::Result<AuthPayload> {
-        let r = identity::log_in(svc(ctx), &input.email, &input.password).await;
+        let r = identity::log_in(svc(ctx), client(ctx), &input.email, &input.password).await;
         payload(r, AuthPayload::from, failed)
     }
 

@@ -3,7 +3,7 @@ use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObj
 use chrono::{DateTime, Utc};
 
 use super::{
-    auth,
+    auth, client,
     error::{payload, top_level, user_error, ErrorCode, UserError},
     loaders, svc,
     types::{Membership, Organization, Role, User},
@@ -232,7 +232,9 @@ impl InvitationQuery {
         ctx: &Context<'_>,
         token: String,
     ) -> async_graphql::Result<Option<InvitationPreview>> {
-        let p = inv::preview(svc(ctx), &token).await.map_err(top_level)?;
+        let p = inv::preview(svc(ctx), client(ctx), &token)
+            .await
+            .map_err(top_level)?;
         Ok(Some(InvitationPreview {
             organization_name: p.organization.name,
             inviter_name: p.inviter.name,

@@ -26,6 +26,7 @@ use tower_http::{
 
 use crate::{domain::Services, graphql::KfSchema};
 
+pub mod client;
 mod graphiql;
 mod graphql;
 mod pages;
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(http)
         .route("/graphql/ws", get(graphql::ws))
+        .layer(middleware::from_fn_with_state(state.clone(), client::identify))
         .layer(middleware::from_fn(record_http))
         .layer(
             ServiceBuilder::new()

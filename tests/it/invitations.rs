@@ -570,13 +570,17 @@ async fn send_rate_and_pending_caps() {
     assert_eq!(user_error_codes(&p), vec!["RATE_LIMITED"]);
     assert_eq!(p["userErrors"][0]["field"], json!(["input", "emails", "3"]));
 
-    let body = app
-        .gql(
+    let (status, body) = app
+        .post(
             Some(&ana.token),
             INVITE,
             json!({ "o": ana.org_id, "e": ["e@x.io"] }),
         )
         .await;
+    assert_eq!(
+        status, 429,
+        "a whole request refused by a rate limit: {body}"
+    );
     assert_eq!(error_codes(&body), vec!["RATE_LIMITED"]);
     let retry = body["errors"][0]["extensions"]["retryAfterSeconds"]
         .as_u64()

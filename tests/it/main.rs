@@ -6,6 +6,7 @@ mod cli;
 mod http;
 mod identity;
 mod invitations;
+mod limits;
 mod orgs;
 mod outbox;
 mod plans;
