@@ -76,6 +76,15 @@ pub enum DomainError {
         /// Which plan has it.
         upgrade: Option<Box<super::entitlements::UpgradePrompt>>,
     },
+    /// The operation needs a verified email address; the message says where the link went.
+    #[error("{0}")]
+    EmailNotVerified(String),
+    /// A link sent by email (verification, password reset) has expired.
+    #[error("This link has expired. Ask for a new one.")]
+    TokenExpired,
+    /// A single-use link sent by email was already used.
+    #[error("This link was already used. Ask for a new one if you still need it.")]
+    TokenUsed,
     /// Too many requests; try again later.
     #[error("Too many requests. Try again in {retry_after_seconds} seconds.")]
     RateLimited {

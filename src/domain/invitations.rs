@@ -506,8 +506,9 @@ pub async fn revoke(
     Ok(inv)
 }
 
-/// The invitation a token names. A malformed, forged or superseded (re-sent) token is
-/// NOT_FOUND; the statuses are the caller's to check.
+/// The invitation a token names: the copyable token of `Invitation.url` or the one its
+/// email carries. A malformed, forged or superseded (re-sent) token is NOT_FOUND; the
+/// statuses are the caller's to check.
 pub async fn by_token(
     svc: &Services,
     db: &impl ConnectionTrait,
@@ -519,21 +520,36 @@ pub async fn by_token(
         .one(db)
         .await?
         .ok_or(GONE)?;
-    if svc
-        .keys
-        .verify(Purpose::Invitation, token, inv.id, inv.token_version)
-    {
+    let current = |purpose| svc.keys.verify(purpose, token, inv.id, inv.token_version);
+    if current(Purpose::Invitation) || current(Purpose::InvitationEmail) {
         Ok(inv)
     } else {
         Err(GONE)
     }
 }
 
-/// The link of an invitation, as printed in its email.
+/// Whether `token` is the invitation's emailed link (not the copyable one): whoever holds it
+/// received the email, so it proves the invited address.
+pub fn proves_email(svc: &Services, inv: &invitations::Model, token: &str) -> bool {
+    svc.keys
+        .verify(Purpose::InvitationEmail, token, inv.id, inv.token_version)
+}
+
+/// The copyable link of an invitation (`Invitation.url`): it opens the invitation, but
+/// joining through it needs a verified address.
 pub fn link(svc: &Services, inv: &invitations::Model) -> String {
     let token = svc
         .keys
         .derive(Purpose::Invitation, inv.id, inv.token_version);
+    format!("{}/invite/{token}", svc.config.public_url)
+}
+
+/// The link printed in the invitation's email: it also proves the address it was sent to,
+/// so signing up through it verifies that address at once. Never shown by the API.
+pub fn email_link(svc: &Services, inv: &invitations::Model) -> String {
+    let token = svc
+        .keys
+        .derive(Purpose::InvitationEmail, inv.id, inv.token_version);
     format!("{}/invite/{token}", svc.config.public_url)
 }
 
@@ -589,8 +605,13 @@ pub fn usable(inv: &invitations::Model, now: DateTime<Utc>) -> DomainResult<()> 
 
 /// A signed-in user accepts an invitation sent to their email. Single-use and atomic: of two
 /// concurrent accepts, one wins and the other gets INVITATION_ALREADY_ACCEPTED.
+///
+/// The address must be proven: either the user verified it already, or the token is the
+/// invitation's emailed link (which verifies it now). Otherwise EMAIL_NOT_VERIFIED, and a
+/// verification email goes out (within its rate limits).
 pub async fn accept(
     svc: &Services,
+    client: &Client,
     user: &users::Model,
     token: &str,
 ) -> DomainResult<memberships::Model> {
@@ -606,6 +627,14 @@ pub async fn accept(
         .is_some()
     {
         return Err(DomainError::AlreadyMember);
+    }
+    let proven = proves_email(svc, &inv, token);
+    if user.email_verified_at.is_none() && !proven {
+        drop(tx);
+        return Err(super::accounts::needs_verification(svc, client, user).await?);
+    }
+    if proven {
+        super::accounts::mark_verified(&*tx, now, user).await?;
     }
     let m = accept_in_tx(&mut tx, now, &inv, user, "invitation").await?;
     tx.commit(&svc.bus).await?;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{clock::Clock, config::Config, db::Db, pubsub::Bus};
 
+pub mod accounts;
 pub mod activity;
 pub mod entitlements;
 pub mod error;

@@ -36,14 +36,15 @@ pub fn comments_of(project: ProjectId) -> Select<comments::Entity> {
 
 /// A validated project name.
 pub fn parse_name(raw: &str, field: &[&str]) -> DomainResult<String> {
-    let n = raw.trim();
-    if n.is_empty() || n.chars().count() > MAX_NAME || n.chars().any(char::is_control) {
+    // Project names show on the shared page and in activity: cleaned like other names.
+    let n = super::identity::clean_name(raw);
+    if n.is_empty() || n.chars().count() > MAX_NAME {
         return Err(DomainError::invalid(
             field,
             format!("A project name has 1 to {MAX_NAME} characters."),
         ));
     }
-    Ok(n.to_string())
+    Ok(n)
 }
 
 /// Validated project content.

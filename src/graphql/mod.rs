@@ -8,6 +8,7 @@ use async_graphql::{dataloader::DataLoader, Context, MergedObject, Schema};
 use crate::domain::{DomainError, Services};
 use entity::users;
 
+mod accounts;
 pub mod connection;
 pub mod error;
 pub mod extensions;
@@ -36,6 +37,7 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     identity::IdentityMutation,
+    accounts::AccountMutation,
     orgs::OrgMutation,
     invitations::InvitationMutation,
     projects::ProjectMutation,

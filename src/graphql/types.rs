@@ -265,6 +265,12 @@ impl User {
         }
     }
 
+    /// When the user proved their email address (a link that arrived by email); null until
+    /// then, and for anyone but the user themselves.
+    async fn email_verified_at(&self, ctx: &Context<'_>) -> Option<DateTime<Utc>> {
+        self.model.email_verified_at.filter(|_| self.is_viewer(ctx))
+    }
+
     /// How the user came: frozen at signup.
     async fn acquisition_source(&self) -> AcquisitionSource {
         DSource::parse(&self.model.acquisition_source)

@@ -26,6 +26,7 @@ use tower_http::{
 
 use crate::{domain::Services, graphql::KfSchema};
 
+mod account_pages;
 pub mod client;
 mod graphiql;
 mod graphql;
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(pages::accept_invitation),
         )
         .route("/r/{code}", get(pages::referral))
+        .route("/verify-email/{token}", get(account_pages::verify_email))
         .route("/s/{token}", get(pages::shared))
         .route(
             "/s/{token}/comments",

@@ -26,7 +26,7 @@ use crate::domain::{
 /// The referral cookie `/r/{code}` sets; the sign-up page reads it.
 pub const REFERRAL_COOKIE: &str = "kf_ref";
 
-fn page(title: &str, body: Markup) -> Html<String> {
+pub(super) fn page(title: &str, body: Markup) -> Html<String> {
     Html(
         html! {
             (DOCTYPE)
@@ -128,7 +128,7 @@ pub async fn accept_invitation(
     let svc = &app.svc;
     let result = async {
         let user = identity::verify_credentials(svc, &client, &form.email, &form.password).await?;
-        invitations::accept(svc, &user, &token).await
+        invitations::accept(svc, &client, &user, &token).await
     }
     .await;
     match result {
@@ -320,7 +320,7 @@ pub async fn signup_submit(
 
 /// The page for what the visitor cannot fix: a rate limit (429 with `Retry-After`) or an
 /// internal error (logged, answered without detail).
-fn internal(e: DomainError) -> Response {
+pub(super) fn internal(e: DomainError) -> Response {
     if let DomainError::RateLimited {
         retry_after_seconds,
     } = e

@@ -2,6 +2,7 @@
 //! and on PostgreSQL when TEST_DATABASE_URL is set.
 mod helpers;
 
+mod accounts;
 mod cli;
 mod http;
 mod identity;

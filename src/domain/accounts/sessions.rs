@@ -1,0 +1,1 @@
+//! Sessions: list, revoke, log out everywhere.
