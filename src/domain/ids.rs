@@ -77,6 +77,9 @@ typed_id!(
 typed_id!(
     /// A webhook delivery (one message to one endpoint).
     WebhookDeliveryId, "whd", "Webhook delivery");
+typed_id!(
+    /// A signed-in session.
+    SessionId, "ses", "Session");
 
 #[cfg(test)]
 mod tests {

@@ -317,6 +317,17 @@ impl User {
         self.model.created_at
     }
 
+    /// Where the user is signed in (empty unless the caller is this user).
+    async fn sessions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<super::accounts::Session>> {
+        if !self.is_viewer(ctx) {
+            return Ok(vec![]);
+        }
+        super::accounts::sessions_of(ctx, UserId(self.model.id)).await
+    }
+
     /// The user's memberships (empty unless the caller is this user).
     async fn memberships(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Membership>> {
         if !self.is_viewer(ctx) {

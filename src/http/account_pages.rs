@@ -4,8 +4,10 @@ use axum::{
     extract::{Extension, Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
+    Form,
 };
 use maud::html;
+use serde::Deserialize;
 
 use super::{
     pages::{internal, page},
@@ -19,6 +21,7 @@ fn refused(e: DomainError) -> Response {
         DomainError::NotFound(_) => StatusCode::NOT_FOUND,
         DomainError::TokenExpired | DomainError::TokenUsed => StatusCode::GONE,
         DomainError::EmailTaken => StatusCode::CONFLICT,
+        DomainError::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         other => return internal(other),
     };
     let text = match e {
@@ -54,6 +57,63 @@ pub async fn verify_email(
             },
         )
         .into_response(),
+        Err(e) => refused(e),
+    }
+}
+
+fn reset_form(public_url: &str, token: &str, error: Option<String>) -> Response {
+    page(
+        "Choose a new password",
+        html! {
+            h1 { "Choose a new password" }
+            @if let Some(e) = error { p.error { (e) } }
+            form method="post" action=(format!("{public_url}/reset-password/{token}")) {
+                label for="password" { "New password (at least 10 characters)" }
+                input id="password" name="password" type="password" minlength="10" required;
+                button type="submit" { "Set password" }
+            }
+            p.muted { "Setting it signs you out everywhere." }
+        },
+    )
+    .into_response()
+}
+
+/// `GET /reset-password/{token}`: the form behind a reset email's link. Opening it uses
+/// nothing (mail scanners open links too); submitting it does.
+pub async fn reset_password_form(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+) -> Response {
+    reset_form(&app.svc.config.public_url, &token, None)
+}
+
+/// The reset form.
+#[derive(Deserialize)]
+pub struct ResetForm {
+    password: String,
+}
+
+/// `POST /reset-password/{token}`.
+pub async fn reset_password(
+    State(app): State<AppState>,
+    Extension(client): Extension<Client>,
+    Path(token): Path<String>,
+    Form(f): Form<ResetForm>,
+) -> Response {
+    match accounts::passwords::reset_password(&app.svc, &client, &token, &f.password).await {
+        Ok(s) => page(
+            "Password changed",
+            html! {
+                h1 { "Your password was changed" }
+                p.ok { "You are signed out everywhere. Log in with " (s.user.email) " and your new password." }
+            },
+        )
+        .into_response(),
+        Err(DomainError::InvalidInput { message, .. }) => {
+            let mut r = reset_form(&app.svc.config.public_url, &token, Some(message));
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            r
+        }
         Err(e) => refused(e),
     }
 }

@@ -59,6 +59,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/r/{code}", get(pages::referral))
         .route("/verify-email/{token}", get(account_pages::verify_email))
+        .route(
+            "/reset-password/{token}",
+            get(account_pages::reset_password_form).post(account_pages::reset_password),
+        )
         .route("/s/{token}", get(pages::shared))
         .route(
             "/s/{token}/comments",

@@ -14,6 +14,7 @@ mod plans;
 mod projects;
 mod referrals;
 mod schema;
+mod sessions;
 mod sharing;
 mod subscriptions;
 mod webhooks;

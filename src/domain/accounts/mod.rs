@@ -277,6 +277,49 @@ pub async fn verify_email(svc: &Services, client: &Client, token: &str) -> Domai
     Ok(Verified { user, joined })
 }
 
+/// Starts changing the signed-in user's address (the password is required): a link goes
+/// to the new address, and the change happens when it is opened (`verifyEmail`). Until
+/// then the account keeps its address.
+pub async fn change_email(
+    svc: &Services,
+    client: &Client,
+    user: &users::Model,
+    new_email: &str,
+    password: &str,
+) -> DomainResult<()> {
+    let email = Email::parse(new_email).map_err(|_| {
+        DomainError::invalid(
+            &["newEmail"],
+            "Enter a valid email address, like ana@example.com.",
+        )
+    })?;
+    if email.as_str() == user.email {
+        return Err(DomainError::invalid(
+            &["newEmail"],
+            "This is already your email address.",
+        ));
+    }
+    identity::verify_credentials(svc, client, &user.email, password).await?;
+    if identity::find_by_email(&svc.db.read, &email)
+        .await?
+        .is_some()
+    {
+        return Err(DomainError::EmailTaken);
+    }
+    ratelimit::verification_email(svc, client, email.as_str()).await?;
+    let mut tx = Tx::begin(&svc.db).await?;
+    issue(
+        &mut tx,
+        svc.now(),
+        Purpose::ChangeEmail,
+        Some(user.id),
+        email.as_str(),
+    )
+    .await?;
+    tx.commit(&svc.bus).await?;
+    Ok(())
+}
+
 /// A user that exists and is not deleted.
 pub(crate) async fn live_user(
     db: &impl ConnectionTrait,
