@@ -88,7 +88,23 @@ impl App {
                     .listen(svc.config.database_url.clone(), svc.db.read.clone()),
             )
         });
+        let purger = {
+            let (svc, mut stop) = (svc.clone(), stopping.clone());
+            // Organizations whose deletion grace period ended are purged every minute.
+            tokio::spawn(async move {
+                while !*stop.borrow() {
+                    if let Err(e) = domain::deletion::purge_due(&svc).await {
+                        tracing::error!(error = ?e, "purging deleted organizations failed");
+                    }
+                    tokio::select! {
+                        _ = stop.changed() => {}
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                    }
+                }
+            })
+        };
         Ok(Workers {
+            purger,
             mailer: mailer::spawn(svc.clone(), stopping.clone())?,
             webhooks: webhooks::spawn(svc.clone(), stopping)?,
             listener,
@@ -109,6 +125,8 @@ impl App {
 /// The background workers of an app.
 pub struct Workers {
     mailer: tokio::task::JoinHandle<()>,
+    /// Purges organizations after their deletion grace period.
+    purger: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
     /// PostgreSQL: republishes what other instances committed.
     listener: Option<tokio::task::JoinHandle<()>>,
@@ -119,6 +137,7 @@ impl Workers {
     /// Stops every worker where it stands, as a crash would (tests of recovery use this).
     pub fn abort(&self) {
         self.mailer.abort();
+        self.purger.abort();
         self.webhooks.abort();
         if let Some(l) = &self.listener {
             l.abort();
@@ -132,6 +151,7 @@ impl Workers {
         if let Some(l) = &self.listener {
             l.abort();
         }
+        self.purger.abort();
         let grace = webhooks::dispatcher::TIMEOUT + std::time::Duration::from_secs(5);
         let stopped = async {
             let _ = (&mut self.webhooks).await;

@@ -25,6 +25,10 @@ pub enum DomainError {
     /// The caller is known but their role does not allow this.
     #[error("{0}")]
     PermissionDenied(String),
+    /// Deleting the account would leave this organization, which has other members, without
+    /// an owner.
+    #[error("You are the last owner of {0}, which has other members. Make one of them an owner, or delete the organization, first.")]
+    LastOwnerOf(String),
     /// The person is already a member.
     #[error("Already a member of this organization.")]
     AlreadyMember,

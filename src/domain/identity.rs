@@ -545,6 +545,7 @@ pub async fn authenticate(svc: &Services, token: &str) -> DomainResult<users::Mo
         .await?
         .ok_or(DomainError::Unauthenticated(INVALID))?;
     let user = users::Entity::find_by_id(session.user_id)
+        .filter(users::Column::DeletedAt.is_null())
         .one(&svc.db.read)
         .await?
         .ok_or(DomainError::Unauthenticated(INVALID))?;
@@ -603,6 +604,7 @@ pub async fn set_staff(svc: &Services, email: &str, staff: bool) -> DomainResult
     let res = users::Entity::update_many()
         .col_expr(users::Column::IsStaff, Expr::value(staff))
         .filter(users::Column::Email.eq(email.as_str()))
+        .filter(users::Column::DeletedAt.is_null())
         .exec(&svc.db.write)
         .await?;
     Ok(res.rows_affected > 0)

@@ -356,6 +356,7 @@ async fn pending_count(tx: &Tx, org: OrgId, now: DateTime<Utc>) -> DomainResult<
 async fn user_exists(db: &impl ConnectionTrait, email: &Email) -> DomainResult<bool> {
     Ok(users::Entity::find()
         .filter(users::Column::Email.eq(email.as_str()))
+        .filter(users::Column::DeletedAt.is_null())
         .count(db)
         .await?
         > 0)
@@ -364,6 +365,7 @@ async fn user_exists(db: &impl ConnectionTrait, email: &Email) -> DomainResult<b
 async fn is_member(db: &impl ConnectionTrait, org: OrgId, email: &Email) -> DomainResult<bool> {
     let Some(user) = users::Entity::find()
         .filter(users::Column::Email.eq(email.as_str()))
+        .filter(users::Column::DeletedAt.is_null())
         .one(db)
         .await?
     else {
@@ -521,11 +523,18 @@ pub async fn by_token(
         .await?
         .ok_or(GONE)?;
     let current = |purpose| svc.keys.verify(purpose, token, inv.id, inv.token_version);
-    if current(Purpose::Invitation) || current(Purpose::InvitationEmail) {
-        Ok(inv)
-    } else {
-        Err(GONE)
+    if !(current(Purpose::Invitation) || current(Purpose::InvitationEmail)) {
+        return Err(GONE);
     }
+    // An organization being deleted invites nobody any more.
+    let closing = organizations::Entity::find_by_id(inv.organization_id)
+        .one(db)
+        .await?
+        .is_none_or(|o| o.deletion_scheduled_for.is_some());
+    if closing {
+        return Err(GONE);
+    }
+    Ok(inv)
 }
 
 /// Whether `token` is the invitation's emailed link (not the copyable one): whoever holds it

@@ -9,8 +9,10 @@ use crate::{clock::Clock, config::Config, db::Db, pubsub::Bus};
 
 pub mod accounts;
 pub mod activity;
+pub mod deletion;
 pub mod entitlements;
 pub mod error;
+pub mod export;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;

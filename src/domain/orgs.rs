@@ -123,6 +123,7 @@ pub async fn access(
     org: OrgId,
 ) -> DomainResult<OrgAccess> {
     let o = organizations::Entity::find_by_id(org.0)
+        .filter(organizations::Column::DeletedAt.is_null())
         .one(db)
         .await?
         .ok_or(DomainError::NotFound("Organization"))?;
@@ -140,6 +141,7 @@ pub async fn access(
 /// SQLite serializes all writes anyway).
 pub(crate) async fn access_locked(tx: &Tx, user: UserId, org: OrgId) -> DomainResult<OrgAccess> {
     let o = organizations::Entity::find_by_id(org.0)
+        .filter(organizations::Column::DeletedAt.is_null())
         .lock_exclusive()
         .one(&**tx)
         .await?

@@ -44,6 +44,7 @@ pub async fn referrer(db: &impl ConnectionTrait, code: &str) -> DomainResult<use
     let code = code.trim().to_lowercase();
     users::Entity::find()
         .filter(users::Column::ReferralCode.eq(code))
+        .filter(users::Column::DeletedAt.is_null())
         .one(db)
         .await?
         .ok_or_else(|| {

@@ -315,9 +315,11 @@ async fn resolve_with(
         None => load_joined(db, id).await?,
     }
     .ok_or(GONE)?;
+    // An organization being deleted shares nothing any more.
     if !svc
         .keys
         .verify(Purpose::SharedLink, token, link.id, link.token_version)
+        || organization.deletion_scheduled_for.is_some()
     {
         return Err(GONE);
     }

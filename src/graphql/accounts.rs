@@ -1,5 +1,5 @@
 //! Account safety: verifying an address, passwords, sessions.
-use async_graphql::{Context, Object, SimpleObject, ID};
+use async_graphql::{Context, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use super::{
@@ -49,6 +49,16 @@ impl Session {
             ip: m.ip,
         }
     }
+}
+
+/// Result of `exportMyData`.
+#[derive(SimpleObject, Default)]
+pub struct DataExportPayload {
+    /// The caller's data (`format: "kfactor.export.v1"`): `profile`, `memberships`,
+    /// `projects` they created, `comments` they wrote, `sessions`.
+    export: Option<Json<serde_json::Value>>,
+    /// What went wrong, if anything.
+    user_errors: Vec<UserError>,
 }
 
 /// Result of `changePassword`.
@@ -228,6 +238,38 @@ impl AccountMutation {
         }
         .await;
         DeletePayload::from(r.map(|id| id.to_string()))
+    }
+
+    /// Deletes the caller's account for good (the password is required). Refused with
+    /// LAST_OWNER while the caller is the last owner of an organization with other members;
+    /// organizations where the caller is the only member go with the account. What the
+    /// account did stays in growth metrics as anonymous facts (no email, no name).
+    async fn delete_account(
+        &self,
+        ctx: &Context<'_>,
+        password: String,
+    ) -> async_graphql::Result<DeletePayload> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        let r =
+            crate::domain::deletion::delete_account(svc(ctx), client(ctx), user, &password).await;
+        DeletePayload::from(r.map(|id| id.to_string()))
+    }
+
+    /// Everything kfactor holds about the caller, as one JSON document, at once.
+    async fn export_my_data(&self, ctx: &Context<'_>) -> async_graphql::Result<DataExportPayload> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        let r = crate::domain::export::export(svc(ctx), user).await;
+        payload(
+            r,
+            |doc| DataExportPayload {
+                export: Some(Json(doc)),
+                user_errors: vec![],
+            },
+            |user_errors| DataExportPayload {
+                export: None,
+                user_errors,
+            },
+        )
     }
 
     /// Logs out everywhere: every session of the caller ends, this one included. Returns

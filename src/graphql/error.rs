@@ -174,7 +174,7 @@ pub fn user_error(e: DomainError) -> async_graphql::Result<UserError> {
         DomainError::NotFound(_) => (C::NotFound, None),
         DomainError::PermissionDenied(_) | DomainError::Forbidden => (C::PermissionDenied, None),
         DomainError::AlreadyMember => (C::AlreadyMember, None),
-        DomainError::LastOwner => (C::LastOwner, None),
+        DomainError::LastOwner | DomainError::LastOwnerOf(_) => (C::LastOwner, None),
         DomainError::InvitationExpired => (C::InvitationExpired, None),
         DomainError::InvitationRevoked => (C::InvitationRevoked, None),
         DomainError::InvitationAlreadyAccepted => (C::InvitationAlreadyAccepted, None),

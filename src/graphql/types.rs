@@ -413,6 +413,12 @@ impl Organization {
         self.model.created_at
     }
 
+    /// Set after `deleteOrganization`: when it will be removed (unless an owner restores
+    /// it first).
+    async fn deletion_scheduled_for(&self) -> Option<DateTime<Utc>> {
+        self.model.deletion_scheduled_for
+    }
+
     /// Who may invite people.
     async fn invite_policy(&self) -> InvitePolicy {
         DPolicy::parse(&self.model.invite_policy).into()

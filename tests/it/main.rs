@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod cli;
+mod deletion;
 mod http;
 mod identity;
 mod invitations;
