@@ -494,11 +494,16 @@ pub async fn verify_credentials(
         Err(_) => None,
     };
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = svc.hasher.verify(password.to_string(), stored).await?;
-    match (ok, user) {
-        (true, Some(u)) => {
-            attempt.succeeded(svc).await?;
+    let checked = svc.hasher.verify(password.to_string(), stored).await;
+    match (checked, user) {
+        (Ok(true), Some(u)) => {
+            attempt.forgive(svc).await?;
             Ok(u)
+        }
+        // Not checked at all (no hasher was free): not a failure either.
+        (Err(e), _) => {
+            attempt.forgive(svc).await?;
+            Err(e)
         }
         _ => Err(DomainError::InvalidCredentials),
     }

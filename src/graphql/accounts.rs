@@ -86,7 +86,8 @@ fn session_token<'a>(
 /// Result of `verifyEmail`.
 #[derive(SimpleObject, Default)]
 pub struct VerifyEmailPayload {
-    /// The user whose address is now verified (with the new address after an email change).
+    /// The user whose address is now verified (with the new address after an email change);
+    /// fields of their own, like `sessions`, need their session.
     user: Option<User>,
     /// The organization joined now: set when the user had signed up through a copied
     /// invitation link and was waiting for this.
@@ -138,7 +139,9 @@ impl AccountMutation {
         payload(
             r,
             |v| VerifyEmailPayload {
-                user: Some(User::themselves(v.user)),
+                // The link proves the mailbox, not a session: the account's own fields
+                // (sessions, memberships, referral code) still need its session.
+                user: Some(User::co_member(v.user)),
                 organization: v.joined.map(|(o, r)| Organization::new(o, r)),
                 user_errors: vec![],
             },

@@ -383,14 +383,10 @@ fn render(response: GqlResponse, media: Media) -> Response {
         && response.errors.iter().all(|e| e.path.is_empty());
     let refused = refused_for(&response);
     let (status, content_type) = match media {
-        _ if refused.is_some() => (
-            StatusCode::TOO_MANY_REQUESTS,
-            if media == Media::Json {
-                JSON
-            } else {
-                GRAPHQL_RESPONSE
-            },
-        ),
+        Media::GraphqlResponse if refused.is_some() => {
+            (StatusCode::TOO_MANY_REQUESTS, GRAPHQL_RESPONSE)
+        }
+        Media::Json if refused.is_some() => (StatusCode::TOO_MANY_REQUESTS, JSON),
         Media::GraphqlResponse if request_failed => (StatusCode::BAD_REQUEST, GRAPHQL_RESPONSE),
         Media::GraphqlResponse => (StatusCode::OK, GRAPHQL_RESPONSE),
         Media::Json => (StatusCode::OK, JSON),

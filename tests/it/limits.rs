@@ -221,6 +221,10 @@ async fn sign_ups_are_limited_per_client_and_per_address() {
     app.clock.advance(Duration::seconds(1200));
     let (_, _, b) = sign_up("cy@example.com").await;
     assert_eq!(user_error_codes(&b["data"]["signUp"]), Vec::<String>::new());
+    // A full period after the refusals, the address may try again (it is taken).
+    app.clock.advance(Duration::seconds(1200));
+    let (_, _, b) = sign_up("ana@example.com").await;
+    assert_eq!(user_error_codes(&b["data"]["signUp"]), vec!["EMAIL_TAKEN"]);
     // The default sign-up page is the same door.
     let page = app
         .http

@@ -360,7 +360,15 @@ async fn changing_the_email_takes_effect_only_once_the_new_address_is_verified()
         v["data"]["verifyEmail"]["user"]["email"], "ana@new.io",
         "{v}"
     );
-    assert!(v["data"]["verifyEmail"]["user"]["emailVerifiedAt"].is_string());
+    let me = app
+        .gql(
+            Some(&ana.token),
+            "{ me { email emailVerifiedAt } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(me["data"]["me"]["email"], "ana@new.io");
+    assert!(me["data"]["me"]["emailVerifiedAt"].is_string());
     assert!(log_in(&app, "ana@new.io", PASSWORD).await["token"].is_string());
     assert_eq!(
         user_error_codes(&log_in(&app, "ana@example.com", PASSWORD).await),
@@ -373,39 +381,65 @@ async fn account_emails_are_limited_per_address_and_per_client() {
     let (app, _sink) = spawn_mailing(|c| {
         c.safety.reset_emails_per_address = Some(Rate::new(2, StdDuration::from_secs(3600)));
         c.safety.reset_emails_per_ip = Some(Rate::new(3, StdDuration::from_secs(3600)));
-        c.safety.verification_emails_per_ip = Some(Rate::new(1, StdDuration::from_secs(600)));
+        c.safety.verification_emails_per_address = Some(Rate::new(1, StdDuration::from_secs(1800)));
+        c.safety.verification_emails_per_ip = Some(Rate::new(2, StdDuration::from_secs(600)));
     })
     .await;
+    let refused = |r: &(u16, Value), wait: u64| {
+        assert_eq!(
+            (r.0, error_codes(&r.1)),
+            (429, vec!["RATE_LIMITED".to_string()]),
+            "{}",
+            r.1
+        );
+        assert_eq!(r.1["errors"][0]["extensions"]["retryAfterSeconds"], wait);
+    };
     let request = |email: &'static str| {
         let app = &app;
         async move { app.post(None, REQUEST_RESET, json!({ "e": email })).await }
     };
+    // Reset emails: 2 an hour per address, 3 an hour per client.
     assert_eq!(request("a@example.com").await.0, 200);
     assert_eq!(request("a@example.com").await.0, 200);
-    let (status, body) = request("a@example.com").await;
-    assert_eq!(
-        (status, error_codes(&body)),
-        (429, vec!["RATE_LIMITED".to_string()])
-    );
-    assert_eq!(body["errors"][0]["extensions"]["retryAfterSeconds"], 1800);
+    refused(&request("a@example.com").await, 1800);
     assert_eq!(
         request("b@example.com").await.0,
         200,
         "the refused one used no client place"
     );
-    let (status, body) = request("c@example.com").await;
-    assert_eq!(status, 429);
-    assert_eq!(body["errors"][0]["extensions"]["retryAfterSeconds"], 1200);
+    refused(&request("c@example.com").await, 1200);
     app.clock.advance(Duration::minutes(20));
     assert_eq!(request("c@example.com").await.0, 200);
+    app.clock.advance(Duration::minutes(40));
+    assert_eq!(
+        request("a@example.com").await.0,
+        200,
+        "the address refilled"
+    );
 
-    // Verification emails: per client too.
+    // Verification emails: 1 per 30 minutes per address, 2 per 10 minutes per client.
     let ana = app.sign_up("Ana", "ana@example.com").await;
     let bo = app.sign_up("Bo", "bo@example.com").await;
-    let resend = "mutation { resendVerificationEmail { ok } }";
-    assert_eq!(app.post(Some(&ana.token), resend, json!({})).await.0, 200);
-    let (status, body) = app.post(Some(&bo.token), resend, json!({})).await;
-    assert_eq!(status, 429, "{body}");
-    app.clock.advance(Duration::minutes(10));
-    assert_eq!(app.post(Some(&bo.token), resend, json!({})).await.0, 200);
+    let cy = app.sign_up("Cy", "cy@example.com").await;
+    let resend = |token: String| {
+        let app = &app;
+        async move {
+            app.post(
+                Some(&token),
+                "mutation { resendVerificationEmail { ok } }",
+                json!({}),
+            )
+            .await
+        }
+    };
+    assert_eq!(resend(ana.token.clone()).await.0, 200);
+    refused(&resend(ana.token.clone()).await, 1800);
+    assert_eq!(resend(bo.token.clone()).await.0, 200);
+    refused(&resend(cy.token.clone()).await, 300);
+    app.clock.advance(Duration::minutes(5));
+    assert_eq!(resend(cy.token.clone()).await.0, 200);
+    app.clock.advance(Duration::minutes(20));
+    refused(&resend(ana.token.clone()).await, 300); // the client has room; the address not yet
+    app.clock.advance(Duration::minutes(5));
+    assert_eq!(resend(ana.token.clone()).await.0, 200);
 }

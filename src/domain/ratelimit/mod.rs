@@ -173,15 +173,15 @@ fn address_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-/// A log-in attempt that holds its place in the failure budgets until it is known to have
-/// succeeded ([`Attempt::succeeded`] gives the places back: only failures count).
+/// A log-in attempt that holds its place in the failure budgets until it is known not to
+/// be a failure ([`Attempt::forgive`] gives the places back: only failures count).
 #[derive(Debug)]
 #[must_use]
 pub struct Attempt(Vec<Taken>);
 
 impl Attempt {
-    /// The password was right: this attempt does not count as a failure.
-    pub async fn succeeded(self, svc: &Services) -> DomainResult<()> {
+    /// The password was right (or was never checked): this attempt is not a failure.
+    pub async fn forgive(self, svc: &Services) -> DomainResult<()> {
         for t in self.0 {
             svc.limiter.refund(t).await?;
         }

@@ -84,7 +84,8 @@ impl Memory {
     }
 }
 
-/// Buckets in the `rate_limits` table, shared by every instance on the database.
+/// Buckets in the `rate_limits` table, shared by every instance on the database
+/// (PostgreSQL; SQLite serves one instance and keeps its buckets in [`Memory`]).
 #[derive(Debug)]
 pub(super) struct Shared {
     db: DatabaseConnection,
@@ -103,13 +104,7 @@ impl Shared {
     }
 
     fn stmt(&self, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-        let backend = self.db.get_database_backend();
-        // `$n` is PostgreSQL's placeholder; SQLite's numbered one is `?n`.
-        let sql = match backend {
-            DatabaseBackend::Postgres => sql.to_string(),
-            _ => sql.replace('$', "?"),
-        };
-        Statement::from_sql_and_values(backend, sql, values)
+        Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)
     }
 
     /// Takes `cost` tokens in one statement: the upsert only writes (and returns a row) when
