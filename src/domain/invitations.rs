@@ -83,9 +83,10 @@ pub struct Sent {
 
 /// The per-user send budget: how many more sends are allowed now, and when one frees up.
 ///
-/// The budget spans all of the sender's organizations, so the sender's row is locked first
-/// (after the organization's, the order every transaction here keeps): parallel sends into
-/// different organizations take turns on it instead of each reading the same budget.
+/// The budget spans all of the sender's organizations, so the sender's row is locked before
+/// it is read (after the organization's row: the order every transaction keeps), and
+/// parallel sends into different organizations take turns on it instead of each reading
+/// the same budget.
 /// Unverified senders get a smaller budget (`KFACTOR_UNVERIFIED_INVITATION_SENDS_PER_HOUR`).
 async fn send_budget(
     svc: &Services,

@@ -284,18 +284,21 @@ pub async fn signup_submit(
         client,
     };
     match identity::sign_up(&app.svc, input).await {
-        Ok(s) => {
-            let org = s.organization.map(|(o, _)| o.name).unwrap_or_default();
-            page(
-                "Welcome",
-                html! {
-                    h1 { "Welcome, " (s.user.name) }
-                    p.ok { "Your account is ready. You're in " strong { (org) } "." }
-                    p.muted { "Log in from the app with " (s.user.email) "." }
-                },
-            )
-            .into_response()
-        }
+        Ok(s) => page(
+            "Welcome",
+            html! {
+                h1 { "Welcome, " (s.user.name) }
+                @if let Some((org, _)) = &s.organization {
+                    p.ok { "Your account is ready. You're in " strong { (org.name) } "." }
+                } @else {
+                    p.ok { "Your account is ready." }
+                }
+                // E.g. a copied invitation link: joining waits for the verification email.
+                @if let Some(notice) = &s.notice { p { (notice.to_string()) } }
+                p.muted { "Log in from the app with " (s.user.email) "." }
+            },
+        )
+        .into_response(),
         Err(e @ (DomainError::Internal(_) | DomainError::RateLimited { .. })) => internal(e),
         Err(e) => {
             // A token or code that does not check out is dropped from the form, so the
