@@ -79,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         plan_key: Set("free".into()),
         billing_anchor: Set(now),
         created_at: Set(now),
+        ..Default::default()
     }
     .insert(&svc.db.write)
     .await?;
@@ -96,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
         is_staff: Set(true),
         active_organization_id: Set(None),
         created_at: Set(now),
-        attributed_organization_id: Set(None),
+        ..Default::default()
     }
     .insert(&svc.db.write)
     .await?;

@@ -10,6 +10,9 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+mod safety;
+pub use safety::{Rate, Safety};
+
 /// The validated server configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -70,6 +73,8 @@ pub struct Config {
     pub attribution_window: chrono::Duration,
     /// What activates a user (METRICS.md: a first project or comment by default).
     pub activation_events: Vec<ActivationEvent>,
+    /// Account safety and abuse limits (`config/safety.rs`).
+    pub safety: Safety,
 }
 
 /// An action that can count as a user's activation (`KFACTOR_ACTIVATION_EVENTS`).
@@ -155,6 +160,8 @@ struct Raw {
     webhook_concurrency: usize,
     attribution_window_days: i64,
     activation_events: String,
+    #[serde(flatten)]
+    safety: safety::RawSafety,
 }
 
 /// An environment value figment may have read as a number (`KFACTOR_X=5`) or a string.
@@ -224,6 +231,7 @@ impl Default for Raw {
             webhook_concurrency: 256,
             attribution_window_days: 30,
             activation_events: "project_created,comment_added".into(),
+            safety: Default::default(),
         }
     }
 }
@@ -442,6 +450,7 @@ impl Config {
             webhook_concurrency: raw.webhook_concurrency,
             attribution_window: chrono::Duration::days(raw.attribution_window_days),
             activation_events,
+            safety: raw.safety.validate()?,
         })
     }
 

@@ -57,6 +57,11 @@ impl App {
         let is_sqlite = db.backend() == sea_orm::DatabaseBackend::Sqlite;
         let bus = pubsub::Bus::default();
         let visits = visits::VisitRecorder::spawn(db.clone(), bus.clone());
+        let hasher = domain::passwords::Hasher::new(
+            config.safety.password_hashers,
+            config.safety.password_hash_max_wait,
+        );
+        let limiter = domain::ratelimit::Limiter::new(&db, &keys);
         let svc = Arc::new(Services {
             db,
             clock,
@@ -67,6 +72,8 @@ impl App {
             visits,
             link_cache: domain::sharing::LinkCache::new(is_sqlite),
             api_key_usage: Default::default(),
+            hasher,
+            limiter,
         });
         let schema = graphql::schema(svc.clone());
         Ok(App { svc, schema })
@@ -84,7 +91,23 @@ impl App {
                     .listen(svc.config.database_url.clone(), svc.db.read.clone()),
             )
         });
+        let purger = {
+            let (svc, mut stop) = (svc.clone(), stopping.clone());
+            // Organizations whose deletion grace period ended are purged every minute.
+            tokio::spawn(async move {
+                while !*stop.borrow() {
+                    if let Err(e) = domain::deletion::purge_due(&svc).await {
+                        tracing::error!(error = ?e, "purging deleted organizations failed");
+                    }
+                    tokio::select! {
+                        _ = stop.changed() => {}
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                    }
+                }
+            })
+        };
         Ok(Workers {
+            purger,
             mailer: mailer::spawn(svc.clone(), stopping.clone())?,
             webhooks: webhooks::spawn(svc.clone(), stopping)?,
             listener,
@@ -105,6 +128,8 @@ impl App {
 /// The background workers of an app.
 pub struct Workers {
     mailer: tokio::task::JoinHandle<()>,
+    /// Purges organizations after their deletion grace period.
+    purger: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
     /// PostgreSQL: republishes what other instances committed.
     listener: Option<tokio::task::JoinHandle<()>>,
@@ -115,6 +140,7 @@ impl Workers {
     /// Stops every worker where it stands, as a crash would (tests of recovery use this).
     pub fn abort(&self) {
         self.mailer.abort();
+        self.purger.abort();
         self.webhooks.abort();
         if let Some(l) = &self.listener {
             l.abort();
@@ -128,6 +154,7 @@ impl Workers {
         if let Some(l) = &self.listener {
             l.abort();
         }
+        self.purger.abort();
         let grace = webhooks::dispatcher::TIMEOUT + std::time::Duration::from_secs(5);
         let stopped = async {
             let _ = (&mut self.webhooks).await;
@@ -172,7 +199,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address is the client's (or its proxy's): rate limits and sessions need it.
+    axum::serve(
+        listener,
+        app.router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

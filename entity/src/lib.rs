@@ -3,6 +3,7 @@
 pub mod activity_events;
 pub mod api_keys;
 pub mod comments;
+pub mod email_tokens;
 pub mod emails;
 pub mod entitlement_overrides;
 pub mod idempotency_keys;
@@ -13,6 +14,7 @@ pub mod link_visits;
 pub mod memberships;
 pub mod organizations;
 pub mod projects;
+pub mod rate_limits;
 pub mod referral_events;
 pub mod sessions;
 pub mod settings;

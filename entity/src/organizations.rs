@@ -13,6 +13,11 @@ pub struct Model {
     /// The day the current plan started; periodic limits are counted from it.
     pub billing_anchor: DateTimeUtc,
     pub created_at: DateTimeUtc,
+    /// `deleteOrganization` was called: the organization is removed at this time unless an
+    /// owner restores it first.
+    pub deletion_scheduled_for: Option<DateTimeUtc>,
+    /// Removed: the row stays as an anonymous tombstone for the growth facts that point at it.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

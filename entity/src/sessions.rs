@@ -12,6 +12,10 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub last_used_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
+    /// The `User-Agent` the session was started with.
+    pub user_agent: Option<String>,
+    /// The client address the session was started from.
+    pub ip: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -24,6 +24,11 @@ pub struct Model {
     /// The organization credited with the signup, frozen at signup: the invitation's or the
     /// shared link's organization, or the referrer's active organization.
     pub attributed_organization_id: Option<Uuid>,
+    /// When the address was proven (a link that arrived by email was used); null: not yet.
+    pub email_verified_at: Option<DateTimeUtc>,
+    /// Set when the account was deleted: the row stays as an anonymous tombstone (no email,
+    /// no name, no password) so the growth facts that point at it survive.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

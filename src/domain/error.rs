@@ -25,6 +25,10 @@ pub enum DomainError {
     /// The caller is known but their role does not allow this.
     #[error("{0}")]
     PermissionDenied(String),
+    /// Deleting the account would leave this organization, which has other members, without
+    /// an owner.
+    #[error("You are the last owner of {0}, which has other members. Make one of them an owner, or delete the organization, first.")]
+    LastOwnerOf(String),
     /// The person is already a member.
     #[error("Already a member of this organization.")]
     AlreadyMember,
@@ -85,6 +89,15 @@ pub enum DomainError {
         /// Where to pay for the plan asked for.
         upgrade: Box<super::entitlements::UpgradePrompt>,
     },
+    /// The operation needs a verified email address; the message says where the link went.
+    #[error("{0}")]
+    EmailNotVerified(String),
+    /// A link sent by email (verification, password reset) has expired.
+    #[error("This link has expired. Ask for a new one.")]
+    TokenExpired,
+    /// A single-use link sent by email was already used.
+    #[error("This link was already used. Ask for a new one if you still need it.")]
+    TokenUsed,
     /// Too many requests; try again later.
     #[error("Too many requests. Try again in {retry_after_seconds} seconds.")]
     RateLimited {

@@ -1,10 +1,4 @@
 //! Identity: sign-up with attribution, log-in, sessions.
-use std::sync::LazyLock;
-
-use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Argon2,
-};
 use chrono::Duration;
 use rand::Rng;
 use sea_orm::{
@@ -14,13 +8,15 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
+    accounts,
     ids::{InvitationId, OrgId, ProjectId, SharedLinkId, UserId},
     invitations, metrics,
     orgs::{self, Role},
+    ratelimit::{self, Client},
     referrals, sharing, tokens, DomainError, DomainResult, Services,
 };
 use crate::outbox::{self, Tx, WebhookEvent};
-use entity::{memberships, organizations, sessions, users};
+use entity::{email_tokens::Purpose, memberships, organizations, sessions, users};
 use serde_json::json;
 
 /// A syntactically valid, normalised (trimmed, lower-cased) email address.
@@ -69,7 +65,7 @@ impl Email {
 }
 
 /// A password of 10 to 1024 characters.
-pub struct Password(String);
+pub struct Password(pub(crate) String);
 
 impl Password {
     /// Checks the length rule.
@@ -91,8 +87,9 @@ impl Password {
     }
 }
 
-/// A display name (of a person or an organization): trimmed, 1..=100 characters, no
-/// control characters.
+/// A display name (of a person, an organization or a guest): cleaned by [`clean_name`],
+/// trimmed, 1..=100 characters. Names end up in emails and pages, so what could disguise
+/// text there is removed when they are stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Name(String);
 
@@ -100,9 +97,9 @@ impl Name {
     /// The longest accepted name, in characters.
     pub const MAX: usize = 100;
 
-    /// Validates a name; `field` names the input for the error.
+    /// Cleans and validates a name; `field` names the input for the error.
     pub fn parse(raw: &str, field: &str) -> DomainResult<Name> {
-        let n = raw.trim();
+        let n = clean_name(raw);
         if n.is_empty() {
             return Err(DomainError::invalid(&[field], "Enter a name."));
         }
@@ -112,19 +109,36 @@ impl Name {
                 format!("Names can be at most {} characters long.", Self::MAX),
             ));
         }
-        if n.chars().any(char::is_control) {
-            return Err(DomainError::invalid(
-                &[field],
-                "Names cannot contain control characters.",
-            ));
-        }
-        Ok(Name(n.to_string()))
+        Ok(Name(n))
     }
 
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `c` is removed from names: control characters (Unicode Cc) and bidirectional
+/// controls (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069), which can reorder or
+/// hide what an email or page shows. Joiners (U+200C, U+200D), which emoji sequences and
+/// many scripts need, stay.
+fn is_disguising(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A name without control and bidirectional characters (line breaks and tabs become
+/// spaces), trimmed.
+pub fn clean_name(raw: &str) -> String {
+    raw.chars()
+        .filter_map(|c| match c {
+            c if c.is_control() && c.is_whitespace() => Some(' '),
+            c if is_disguising(c) => None,
+            c => Some(c),
+        })
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// How a user came to kfactor; frozen at signup.
@@ -178,10 +192,12 @@ pub struct SignUpInput {
     pub referral_code: Option<String>,
     /// Paid campaign source (attribution PAID when no viral token).
     pub utm_source: Option<String>,
+    /// Who is signing up (rate limits, the session record).
+    pub client: Client,
 }
 
 /// A new session and where the user landed.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct SignedIn {
     /// The bearer token; shown once.
     pub token: String,
@@ -189,6 +205,9 @@ pub struct SignedIn {
     pub user: users::Model,
     /// The organization the user landed in, with their role there.
     pub organization: Option<(organizations::Model, Role)>,
+    /// What still stands in the way, e.g. EMAIL_NOT_VERIFIED after a signup through a
+    /// copied invitation link (the account exists; joining waits for the verification).
+    pub notice: Option<DomainError>,
 }
 
 fn non_empty(v: &Option<String>) -> Option<&str> {
@@ -277,6 +296,7 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
             "utmSource can be at most 200 characters long.",
         ));
     }
+    ratelimit::sign_up(svc, &input.client, email.as_str()).await?;
     let via = attribution(svc, &input, &email, utm.is_some()).await?;
     let source = via.source();
 
@@ -284,8 +304,13 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
     if find_by_email(&svc.db.read, &email).await?.is_some() {
         return Err(DomainError::EmailTaken);
     }
-    let hash = hash_password(password).await?;
+    let hash = svc.hasher.hash(password.0).await?;
     let now = svc.now();
+    // The emailed invitation link proves the address; no other way of signing up does.
+    let proven = match (&via, non_empty(&input.invite_token)) {
+        (Via::Invite(inv), Some(token)) => invitations::proves_email(svc, inv, token),
+        _ => false,
+    };
 
     let mut tx = Tx::begin(&svc.db).await?;
     let user_id = UserId::generate();
@@ -320,49 +345,75 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
         active_organization_id: Set(None),
         created_at: Set(now),
         attributed_organization_id: Set(attributed_org),
+        email_verified_at: Set(proven.then_some(now)),
+        deleted_at: Set(None),
     }
     .insert(&*tx)
     .await
     .map_err(|e| unique_violation(e, DomainError::EmailTaken))?;
 
-    let (org, role) = match &via {
-        Via::Invite(inv) => {
+    let landed = match &via {
+        Via::Invite(inv) if proven => {
             let m = invitations::accept_in_tx(&mut tx, now, inv, &user, "invitation").await?;
             let org = entity::organizations::Entity::find_by_id(inv.organization_id)
                 .one(&*tx)
                 .await?
                 .ok_or(DomainError::NotFound("Organization"))?;
-            (org, Role::parse(&m.role))
+            Some((org, Role::parse(&m.role)))
         }
-        _ => {
-            let org_name = Name::parse(
-                &format!("{}'s workspace", first_chars(name.as_str(), 88)),
-                "name",
-            )?;
+        // A copied invitation link proves nothing about the address: the user joins once
+        // they have verified it (accounts::verify_email), and get no workspace meanwhile.
+        Via::Invite(_) => None,
+        _ => Some(
             orgs::create_in_tx(
                 &mut tx,
                 now,
                 &user,
-                &org_name,
+                &workspace_name(name.as_str())?,
                 &svc.plans.default_plan().key,
             )
-            .await?
-        }
+            .await?,
+        ),
     };
-    let user = set_active_org(&*tx, user, Some(OrgId(org.id))).await?;
+    let user = match &landed {
+        Some((org, _)) => set_active_org(&*tx, user, Some(OrgId(org.id))).await?,
+        None => user,
+    };
     if let (Via::Share(link), Some(visitor)) = (&via, non_empty(&input.visitor_id)) {
         // The guest's earlier comments become theirs.
         sharing::claim_guest_comments(&tx, link, visitor, &user).await?;
     }
     credit_viral_signup(&mut tx, now, &via, &user).await?;
     probe.close(&mut tx, svc).await?;
-    let token = create_session(&*tx, svc, user.id).await?;
+    let mut notice = None;
+    if !proven {
+        accounts::issue(
+            &mut tx,
+            now,
+            Purpose::VerifyEmail,
+            Some(user.id),
+            &user.email,
+        )
+        .await?;
+        if let Via::Invite(inv) = &via {
+            let org = entity::organizations::Entity::find_by_id(inv.organization_id)
+                .one(&*tx)
+                .await?
+                .ok_or(DomainError::NotFound("Organization"))?;
+            notice = Some(DomainError::EmailNotVerified(format!(
+                "We sent a verification link to {}. Open it to join {}.",
+                user.email, org.name
+            )));
+        }
+    }
+    let token = create_session(&*tx, svc, user.id, &input.client).await?;
     tx.commit(&svc.bus).await?;
     tracing::info!(user_id = %UserId(user.id), source = source.as_str(), "user signed up");
     Ok(SignedIn {
         token,
         user,
-        organization: Some((org, role)),
+        organization: landed,
+        notice,
     })
 }
 
@@ -391,6 +442,14 @@ async fn growth_probe(
         Via::Organic | Via::Paid => vec![],
     };
     metrics::probe::Probe::open(tx, svc, only, &people, metrics::probe::Scopes::Both).await
+}
+
+/// The name of a new user's own workspace: "<name>'s workspace".
+pub(crate) fn workspace_name(user_name: &str) -> DomainResult<Name> {
+    Name::parse(
+        &format!("{}'s workspace", first_chars(user_name, 88)),
+        "name",
+    )
 }
 
 /// A viral signup is credited to whoever caused it: a `signed_up` attribution row and a
@@ -459,32 +518,45 @@ async fn credit_viral_signup(
 }
 
 /// Checks an email and password without starting a session. Unknown email and wrong
-/// password give the same error after the same work.
+/// password give the same error after the same work; failures count against the log-in
+/// limits of the address and of the client (`ratelimit::log_in`), so every door that takes
+/// a password (`logIn`, the invitation page's log-in form) shares them.
 pub async fn verify_credentials(
     svc: &Services,
+    client: &Client,
     email: &str,
     password: &str,
 ) -> DomainResult<users::Model> {
+    let attempt = ratelimit::log_in(svc, client, email).await?;
     let user = match Email::parse(email) {
         Ok(e) => find_by_email(&svc.db.read, &e).await?,
         Err(_) => None,
     };
-    let stored = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| DUMMY_HASH.clone());
-    let ok = verify_password(password.to_string(), stored).await?;
-    let user = match (ok, user) {
-        (true, Some(u)) => u,
-        _ => return Err(DomainError::InvalidCredentials),
-    };
-    Ok(user)
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let checked = svc.hasher.verify(password.to_string(), stored).await;
+    match (checked, user) {
+        (Ok(true), Some(u)) => {
+            attempt.forgive(svc).await?;
+            Ok(u)
+        }
+        // Not checked at all (no hasher was free): not a failure either.
+        (Err(e), _) => {
+            attempt.forgive(svc).await?;
+            Err(e)
+        }
+        _ => Err(DomainError::InvalidCredentials),
+    }
 }
 
 /// Logs in: checks the credentials and starts a session.
-pub async fn log_in(svc: &Services, email: &str, password: &str) -> DomainResult<SignedIn> {
-    let user = verify_credentials(svc, email, password).await?;
-    let token = create_session(&svc.db.write, svc, user.id).await?;
+pub async fn log_in(
+    svc: &Services,
+    client: &Client,
+    email: &str,
+    password: &str,
+) -> DomainResult<SignedIn> {
+    let user = verify_credentials(svc, client, email, password).await?;
+    let token = create_session(&svc.db.write, svc, user.id, client).await?;
     let organization = match user.active_organization_id {
         Some(org) => orgs::find_with_role(&svc.db.read, OrgId(org), UserId(user.id)).await?,
         None => None,
@@ -493,6 +565,7 @@ pub async fn log_in(svc: &Services, email: &str, password: &str) -> DomainResult
         token,
         user,
         organization,
+        notice: None,
     })
 }
 
@@ -516,6 +589,7 @@ pub async fn authenticate(svc: &Services, token: &str) -> DomainResult<users::Mo
         .await?
         .ok_or(DomainError::Unauthenticated(INVALID))?;
     let user = users::Entity::find_by_id(session.user_id)
+        .filter(users::Column::DeletedAt.is_null())
         .one(&svc.db.read)
         .await?
         .ok_or(DomainError::Unauthenticated(INVALID))?;
@@ -574,6 +648,7 @@ pub async fn set_staff(svc: &Services, email: &str, staff: bool) -> DomainResult
     let res = users::Entity::update_many()
         .col_expr(users::Column::IsStaff, Expr::value(staff))
         .filter(users::Column::Email.eq(email.as_str()))
+        .filter(users::Column::DeletedAt.is_null())
         .exec(&svc.db.write)
         .await?;
     Ok(res.rows_affected > 0)
@@ -590,20 +665,23 @@ pub async fn set_active_org(
     Ok(am.update(db).await?)
 }
 
-async fn find_by_email(
+/// The live (not deleted) account of an address.
+pub(crate) async fn find_by_email(
     db: &impl ConnectionTrait,
     email: &Email,
 ) -> DomainResult<Option<users::Model>> {
     Ok(users::Entity::find()
         .filter(users::Column::Email.eq(email.as_str()))
+        .filter(users::Column::DeletedAt.is_null())
         .one(db)
         .await?)
 }
 
-async fn create_session(
+pub(crate) async fn create_session(
     db: &impl ConnectionTrait,
     svc: &Services,
     user_id: Uuid,
+    client: &Client,
 ) -> DomainResult<String> {
     let now = svc.now();
     let (token, hash) = tokens::new_session_token();
@@ -614,6 +692,8 @@ async fn create_session(
         created_at: Set(now),
         last_used_at: Set(now),
         expires_at: Set(now + Duration::days(svc.config.session_ttl_days)),
+        user_agent: Set(client.user_agent.clone()),
+        ip: Set((client != &Client::internal()).then(|| client.ip.to_string())),
     }
     .insert(db)
     .await?;
@@ -653,43 +733,6 @@ pub(crate) fn unique_violation(e: sea_orm::DbErr, err: DomainError) -> DomainErr
     }
 }
 
-/// A hash of a random password, verified against when the email is unknown so both failure
-/// paths cost the same.
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(Uuid::new_v4().to_string().as_bytes(), &salt)
-        .expect("argon2 hash")
-        .to_string()
-});
-
-async fn hash_password(p: Password) -> DomainResult<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(p.0.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
-    })
-    .await
-    .map_err(anyhow::Error::from)?
-    .map_err(DomainError::from)
-}
-
-async fn verify_password(password: String, stored: String) -> DomainResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        Ok::<_, anyhow::Error>(
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-        )
-    })
-    .await
-    .map_err(anyhow::Error::from)?
-    .map_err(DomainError::from)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,5 +765,30 @@ mod tests {
         assert!(Name::parse("   ", "name").is_err());
         assert!(Name::parse(&"n".repeat(101), "name").is_err());
         assert_eq!(Name::parse(" Ana ", "name").unwrap().as_str(), "Ana");
+    }
+
+    #[test]
+    fn names_lose_control_and_bidi_characters_but_keep_joiners() {
+        // "evil\u{202E}gpj.exe" would show as "evilexe.jpg" in a mail client.
+        assert_eq!(
+            Name::parse("evil\u{202E}gpj.exe", "name").unwrap().as_str(),
+            "evilgpj.exe"
+        );
+        assert_eq!(
+            clean_name("A\u{200E}na\u{2066}\u{2069}\u{061C}\u{0007}"),
+            "Ana"
+        );
+        assert_eq!(clean_name("Ana\nSmith\t"), "Ana Smith");
+        // ZWJ family emoji and a ZWNJ in Persian survive.
+        let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+        assert_eq!(clean_name(family), family);
+        assert_eq!(
+            clean_name("\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}"),
+            "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}"
+        );
+        assert!(
+            Name::parse("\u{202E}\u{200F}", "name").is_err(),
+            "nothing left"
+        );
     }
 }

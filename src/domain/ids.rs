@@ -80,6 +80,9 @@ typed_id!(
 typed_id!(
     /// A server-to-server API key.
     ApiKeyId, "key", "API key");
+typed_id!(
+    /// A signed-in session.
+    SessionId, "ses", "Session");
 
 #[cfg(test)]
 mod tests {

@@ -25,6 +25,7 @@ use super::{
     },
     orgs::{self, InvitePolicy, Role},
     page::{self, Page, PageRequest},
+    ratelimit::{self, Client},
     referrals,
     tokens::Purpose,
     DomainError, DomainResult, Services,
@@ -88,12 +89,24 @@ pub struct Sent {
 }
 
 /// The per-user send budget: how many more sends are allowed now, and when one frees up.
+///
+/// The budget spans all of the sender's organizations, so the sender's row is locked before
+/// it is read (after the organization's row: the order every transaction keeps), and
+/// parallel sends into different organizations take turns on it instead of each reading
+/// the same budget.
+/// Unverified senders get a smaller budget (`KFACTOR_UNVERIFIED_INVITATION_SENDS_PER_HOUR`).
 async fn send_budget(
     svc: &Services,
     tx: &Tx,
     sender: UserId,
     now: DateTime<Utc>,
 ) -> DomainResult<(u64, u64)> {
+    use sea_orm::QuerySelect;
+    let me = users::Entity::find_by_id(sender.0)
+        .lock_exclusive()
+        .one(&**tx)
+        .await?
+        .ok_or(DomainError::Unauthenticated("Sign in to do this."))?;
     let window_start = now - Duration::hours(1);
     let recent = invitation_sends::Entity::find()
         .filter(invitation_sends::Column::SenderUserId.eq(sender.0))
@@ -101,11 +114,17 @@ async fn send_budget(
         .order_by(invitation_sends::Column::SentAt, Order::Asc)
         .all(&**tx)
         .await?;
-    let limit = svc.config.invitation_sends_per_hour;
+    let limit = if me.email_verified_at.is_some() {
+        svc.config.invitation_sends_per_hour
+    } else {
+        svc.config
+            .invitation_sends_per_hour
+            .min(svc.config.safety.unverified_invitation_sends_per_hour)
+    };
     let used = recent.len() as u64;
-    // The oldest send leaving the window frees the next slot.
+    // The send whose leaving the window brings the count under the limit frees a slot.
     let retry_after = recent
-        .first()
+        .get(used.saturating_sub(limit) as usize)
         .map(|s| (s.sent_at + Duration::hours(1) - now).num_seconds().max(1) as u64)
         .unwrap_or(1);
     Ok((limit.saturating_sub(used), retry_after))
@@ -380,6 +399,7 @@ async fn pending_count(tx: &Tx, org: OrgId, now: DateTime<Utc>) -> DomainResult<
 async fn user_exists(db: &impl ConnectionTrait, email: &Email) -> DomainResult<bool> {
     Ok(users::Entity::find()
         .filter(users::Column::Email.eq(email.as_str()))
+        .filter(users::Column::DeletedAt.is_null())
         .count(db)
         .await?
         > 0)
@@ -388,6 +408,7 @@ async fn user_exists(db: &impl ConnectionTrait, email: &Email) -> DomainResult<b
 async fn is_member(db: &impl ConnectionTrait, org: OrgId, email: &Email) -> DomainResult<bool> {
     let Some(user) = users::Entity::find()
         .filter(users::Column::Email.eq(email.as_str()))
+        .filter(users::Column::DeletedAt.is_null())
         .one(db)
         .await?
     else {
@@ -530,8 +551,9 @@ pub async fn revoke(
     Ok(inv)
 }
 
-/// The invitation a token names. A malformed, forged or superseded (re-sent) token is
-/// NOT_FOUND; the statuses are the caller's to check.
+/// The invitation a token names: the copyable token of `Invitation.url` or the one its
+/// email carries. A malformed, forged or superseded (re-sent) token is NOT_FOUND; the
+/// statuses are the caller's to check.
 pub async fn by_token(
     svc: &Services,
     db: &impl ConnectionTrait,
@@ -543,21 +565,43 @@ pub async fn by_token(
         .one(db)
         .await?
         .ok_or(GONE)?;
-    if svc
-        .keys
-        .verify(Purpose::Invitation, token, inv.id, inv.token_version)
-    {
-        Ok(inv)
-    } else {
-        Err(GONE)
+    let current = |purpose| svc.keys.verify(purpose, token, inv.id, inv.token_version);
+    if !(current(Purpose::Invitation) || current(Purpose::InvitationEmail)) {
+        return Err(GONE);
     }
+    // An organization being deleted invites nobody any more.
+    let closing = organizations::Entity::find_by_id(inv.organization_id)
+        .one(db)
+        .await?
+        .is_none_or(|o| o.deletion_scheduled_for.is_some());
+    if closing {
+        return Err(GONE);
+    }
+    Ok(inv)
 }
 
-/// The link of an invitation, as printed in its email.
+/// Whether `token` is the invitation's emailed link (not the copyable one): whoever holds it
+/// received the email, so it proves the invited address.
+pub fn proves_email(svc: &Services, inv: &invitations::Model, token: &str) -> bool {
+    svc.keys
+        .verify(Purpose::InvitationEmail, token, inv.id, inv.token_version)
+}
+
+/// The copyable link of an invitation (`Invitation.url`): it opens the invitation, but
+/// joining through it needs a verified address.
 pub fn link(svc: &Services, inv: &invitations::Model) -> String {
     let token = svc
         .keys
         .derive(Purpose::Invitation, inv.id, inv.token_version);
+    format!("{}/invite/{token}", svc.config.public_url)
+}
+
+/// The link printed in the invitation's email: it also proves the address it was sent to,
+/// so signing up through it verifies that address at once. Never shown by the API.
+pub fn email_link(svc: &Services, inv: &invitations::Model) -> String {
+    let token = svc
+        .keys
+        .derive(Purpose::InvitationEmail, inv.id, inv.token_version);
     format!("{}/invite/{token}", svc.config.public_url)
 }
 
@@ -573,7 +617,8 @@ pub struct Preview {
 }
 
 /// PUBLIC: the invitation behind a token. Records the first open.
-pub async fn preview(svc: &Services, token: &str) -> DomainResult<Preview> {
+pub async fn preview(svc: &Services, client: &Client, token: &str) -> DomainResult<Preview> {
+    ratelimit::public_lookup(svc, client)?;
     let mut inv = by_token(svc, &svc.db.read, token).await?;
     if inv.opened_at.is_none() {
         let now = svc.now();
@@ -634,8 +679,13 @@ pub fn usable(inv: &invitations::Model, now: DateTime<Utc>) -> DomainResult<()> 
 
 /// A signed-in user accepts an invitation sent to their email. Single-use and atomic: of two
 /// concurrent accepts, one wins and the other gets INVITATION_ALREADY_ACCEPTED.
+///
+/// The address must be proven: either the user verified it already, or the token is the
+/// invitation's emailed link (which verifies it now). Otherwise EMAIL_NOT_VERIFIED, and a
+/// verification email goes out (within its rate limits).
 pub async fn accept(
     svc: &Services,
+    client: &Client,
     user: &users::Model,
     token: &str,
 ) -> DomainResult<memberships::Model> {
@@ -651,6 +701,14 @@ pub async fn accept(
         .is_some()
     {
         return Err(DomainError::AlreadyMember);
+    }
+    let proven = proves_email(svc, &inv, token);
+    if user.email_verified_at.is_none() && !proven {
+        drop(tx);
+        return Err(super::accounts::needs_verification(svc, client, user).await?);
+    }
+    if proven {
+        super::accounts::mark_verified(&*tx, now, user).await?;
     }
     let probe = Probe::open(
         &tx,

@@ -8,12 +8,15 @@ use chrono::{DateTime, Utc};
 use crate::{clock::Clock, config::Config, db::Db, pubsub::Bus};
 
 pub mod access;
+pub mod accounts;
 pub mod activation;
 pub mod activity;
 pub mod api_keys;
 pub mod billing;
+pub mod deletion;
 pub mod entitlements;
 pub mod error;
+pub mod export;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;
@@ -21,8 +24,10 @@ pub mod invitations;
 pub mod metrics;
 pub mod orgs;
 pub mod page;
+pub mod passwords;
 pub mod plans;
 pub mod projects;
+pub mod ratelimit;
 pub mod referrals;
 pub mod sharing;
 pub mod tokens;
@@ -51,6 +56,10 @@ pub struct Services {
     pub link_cache: sharing::LinkCache,
     /// Writes API keys' last-used times off the request path.
     pub api_key_usage: api_keys::UsageRecorder,
+    /// The bounded Argon2 pool.
+    pub hasher: passwords::Hasher,
+    /// Rate-limit buckets.
+    pub limiter: ratelimit::Limiter,
 }
 
 impl Services {

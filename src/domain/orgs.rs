@@ -124,6 +124,7 @@ pub async fn access(
     org: OrgId,
 ) -> DomainResult<OrgAccess> {
     let o = organizations::Entity::find_by_id(org.0)
+        .filter(organizations::Column::DeletedAt.is_null())
         .one(db)
         .await?
         .ok_or(DomainError::NotFound("Organization"))?;
@@ -141,6 +142,7 @@ pub async fn access(
 /// SQLite serializes all writes anyway).
 pub(crate) async fn access_locked(tx: &Tx, user: UserId, org: OrgId) -> DomainResult<OrgAccess> {
     let o = organizations::Entity::find_by_id(org.0)
+        .filter(organizations::Column::DeletedAt.is_null())
         .lock_exclusive()
         .one(&**tx)
         .await?
@@ -193,6 +195,8 @@ pub(crate) async fn create_in_tx(
         plan_key: Set(plan_key.to_string()),
         billing_anchor: Set(now),
         created_at: Set(now),
+        deletion_scheduled_for: Set(None),
+        deleted_at: Set(None),
     }
     .insert(&**tx)
     .await?;

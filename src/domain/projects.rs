@@ -6,10 +6,7 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use super::metrics::{
-    probe::{Probe, Scopes},
-    sql::Only,
-};
+use super::metrics::{probe::Probe, sql::Only};
 use super::{
     activity::ActivityType,
     ids::{CommentId, OrgId, ProjectId, UserId},
@@ -42,14 +39,15 @@ pub fn comments_of(project: ProjectId) -> Select<comments::Entity> {
 
 /// A validated project name.
 pub fn parse_name(raw: &str, field: &[&str]) -> DomainResult<String> {
-    let n = raw.trim();
-    if n.is_empty() || n.chars().count() > MAX_NAME || n.chars().any(char::is_control) {
+    // Project names show on the shared page and in activity: cleaned like other names.
+    let n = super::identity::clean_name(raw);
+    if n.is_empty() || n.chars().count() > MAX_NAME {
         return Err(DomainError::invalid(
             field,
             format!("A project name has 1 to {MAX_NAME} characters."),
         ));
     }
-    Ok(n.to_string())
+    Ok(n)
 }
 
 /// Validated project content.
@@ -228,34 +226,15 @@ pub async fn delete(
     }
     // Its links and their visits go with it, and with them what they counted.
     let links = super::sharing::of_resource(&*tx, OrgId(p.organization_id), id).await?;
-    let probe = links_probe(&tx, svc, links).await?;
+    let only = Only {
+        links,
+        ..Only::default()
+    };
+    let probe = Probe::open_with_links(&tx, svc, only, &[], None).await?;
     projects::Entity::delete_by_id(p.id).exec(&*tx).await?;
     probe.close(&mut tx, svc).await?;
     tx.commit(&svc.bus).await?;
     Ok(id)
-}
-
-/// A probe on shared links whose visits are about to be deleted: the links, and their
-/// visitors on the platform and in the links' organization.
-async fn links_probe(tx: &Tx, svc: &Services, links: Vec<uuid::Uuid>) -> DomainResult<Probe> {
-    let visitors = super::sharing::visitors_of(&**tx, &links).await?;
-    let mut scopes = std::collections::BTreeSet::new();
-    for (org, v) in visitors {
-        scopes.insert((crate::rollups::PLATFORM, v.clone()));
-        scopes.insert((org, v));
-    }
-    Ok(Probe::open(
-        tx,
-        svc,
-        Only {
-            links,
-            ..Only::default()
-        },
-        &[],
-        Scopes::Both,
-    )
-    .await?
-    .with_visitors(scopes))
 }
 
 /// What a merge of `source` into `target` touches: the source's invitations, links (with
@@ -287,27 +266,17 @@ async fn merge_probe(
         .into_tuple()
         .all(&**tx)
         .await?;
-    let visitors = super::sharing::visitors_of(&**tx, &links).await?;
-    let mut scopes = std::collections::BTreeSet::new();
-    for (org, v) in visitors {
-        scopes.insert((org, v.clone()));
-        scopes.insert((target.0, v));
-    }
-    Ok(Probe::open(
-        tx,
-        svc,
-        Only {
-            users,
-            invitations,
-            links,
-            ..Only::default()
-        },
-        &[caller.0],
-        Scopes::Both,
+    let only = Only {
+        users,
+        invitations,
+        links,
+        ..Only::default()
+    };
+    Ok(
+        Probe::open_with_links(tx, svc, only, &[caller.0], Some(target.0))
+            .await?
+            .deleting_scope(source.0),
     )
-    .await?
-    .with_visitors(scopes)
-    .deleting_scope(source.0))
 }
 
 /// Who wrote a comment.

@@ -44,11 +44,23 @@ pub async fn referrer(db: &impl ConnectionTrait, code: &str) -> DomainResult<use
     let code = code.trim().to_lowercase();
     users::Entity::find()
         .filter(users::Column::ReferralCode.eq(code))
+        .filter(users::Column::DeletedAt.is_null())
         .one(db)
         .await?
         .ok_or_else(|| {
             DomainError::invalid(&["referralCode"], "This referral code does not exist.")
         })
+}
+
+/// PUBLIC: the owner of a referral link's code, for `/r/{code}` (a public token lookup,
+/// rate-limited per client like the others).
+pub async fn open(
+    svc: &super::Services,
+    client: &super::ratelimit::Client,
+    code: &str,
+) -> DomainResult<users::Model> {
+    super::ratelimit::public_lookup(svc, client)?;
+    referrer(&svc.db.read, code).await
 }
 
 /// The mailbox an address delivers to, for self-referral checks: `ana+2@x.io` is `ana@x.io`.

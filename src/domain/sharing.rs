@@ -21,6 +21,7 @@ use super::{
     orgs::{self, Role},
     page::{self, Page, PageRequest},
     projects::{self, Author},
+    ratelimit::{self, Client},
     referrals,
     tokens::{Keys, Purpose},
     DomainError, DomainResult, Services,
@@ -334,9 +335,11 @@ async fn resolve_with(
         None => load_joined(db, id).await?,
     }
     .ok_or(GONE)?;
+    // An organization being deleted shares nothing any more.
     if !svc
         .keys
         .verify(Purpose::SharedLink, token, link.id, link.token_version)
+        || organization.deletion_scheduled_for.is_some()
     {
         return Err(GONE);
     }
@@ -506,11 +509,17 @@ pub fn visitor_key(
 /// PUBLIC: opens a link and counts the visit (group-committed; returns after it is durable).
 pub async fn open(
     svc: &Services,
+    client: &Client,
     token: &str,
     viewer: Option<&users::Model>,
     visitor_id: Option<&str>,
 ) -> DomainResult<Opened> {
-    let visitor = visitor_key(viewer, visitor_id)?;
+    ratelimit::public_lookup(svc, client)?;
+    let mut visitor = visitor_key(viewer, visitor_id)?;
+    if viewer.is_none() {
+        // Guests choose their ids; each address introduces only so many (ratelimit).
+        visitor = ratelimit::visitor(svc, client, visitor);
+    }
     let opened = resolve_with(svc, &svc.db.read, token, viewer, Some(&svc.link_cache)).await?;
     svc.visits
         .record(Visit {
@@ -543,6 +552,7 @@ fn require(opened: &Opened, needed: Permission) -> DomainResult<()> {
 /// PUBLIC: a guest comments through a COMMENT or EDIT link.
 pub async fn guest_comment(
     svc: &Services,
+    client: &Client,
     token: &str,
     body: &str,
     guest_name: &str,
@@ -563,6 +573,7 @@ pub async fn guest_comment(
     let mut tx = Tx::begin(&svc.db).await?;
     let opened = resolve(svc, &*tx, token, viewer).await?;
     require(&opened, Permission::Comment)?;
+    ratelimit::guest_comment(svc, client, opened.link.id, visitor.as_deref())?;
     if opened.member_role.is_none() {
         entitlements::require(&*tx, svc, &opened.organization, "guest_comments").await?;
     }
@@ -692,25 +703,6 @@ pub(crate) async fn of_resource(
         .select_only()
         .column(shared_links::Column::Id)
         .filter(shared_links::Column::ResourceId.eq(project.0))
-        .into_tuple()
-        .all(db)
-        .await?)
-}
-
-/// The distinct (organization, visitor id) pairs of some links' visits.
-pub(crate) async fn visitors_of(
-    db: &impl ConnectionTrait,
-    links: &[uuid::Uuid],
-) -> DomainResult<Vec<(uuid::Uuid, String)>> {
-    if links.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(entity::link_visits::Entity::find()
-        .select_only()
-        .column(entity::link_visits::Column::OrganizationId)
-        .column(entity::link_visits::Column::VisitorId)
-        .distinct()
-        .filter(entity::link_visits::Column::SharedLinkId.is_in(links.iter().copied()))
         .into_tuple()
         .all(db)
         .await?)

@@ -34,17 +34,27 @@ pub fn xor_keystream(key: &[u8; 32], nonce: &[u8], data: &[u8]) -> Vec<u8> {
 /// another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
-    /// An invitation link.
+    /// An invitation link, as copied from the API (`Invitation.url`).
     Invitation,
+    /// The same invitation's link as sent in its email: holding it proves the address.
+    InvitationEmail,
     /// A shared link.
     SharedLink,
+    /// An email link of [`entity::email_tokens`] (verify an address, reset a password,
+    /// confirm a new address).
+    EmailToken(entity::email_tokens::Purpose),
 }
 
 impl Purpose {
     fn label(self) -> &'static [u8] {
+        use entity::email_tokens::Purpose as E;
         match self {
             Purpose::Invitation => b"kfactor.invitation.v1",
+            Purpose::InvitationEmail => b"kfactor.invitation_email.v1",
             Purpose::SharedLink => b"kfactor.shared_link.v1",
+            Purpose::EmailToken(E::VerifyEmail) => b"kfactor.verify_email.v1",
+            Purpose::EmailToken(E::ResetPassword) => b"kfactor.reset_password.v1",
+            Purpose::EmailToken(E::ChangeEmail) => b"kfactor.change_email.v1",
         }
     }
 }
@@ -243,6 +253,10 @@ mod tests {
         assert!(
             !keys.verify(Purpose::SharedLink, &t, id, 1),
             "purpose is bound"
+        );
+        assert!(
+            !keys.verify(Purpose::InvitationEmail, &t, id, 1),
+            "a copied invitation link is not the emailed one"
         );
         assert!(!Keys::new(vec![8; 32]).verify(Purpose::Invitation, &t, id, 1));
         assert!(!keys.verify(Purpose::Invitation, "garbage", id, 1));

@@ -29,6 +29,12 @@ pub enum ErrorCode {
     LimitReached,
     FeatureNotInPlan,
     RateLimited,
+    /// The operation needs a verified email address; a verification email was sent.
+    EmailNotVerified,
+    /// A link sent by email has expired.
+    TokenExpired,
+    /// A single-use link sent by email was already used.
+    TokenAlreadyUsed,
 }
 
 /// Codes of top-level errors (`extensions.code`).
@@ -158,6 +164,9 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         C::LimitReached => "LIMIT_REACHED",
         C::FeatureNotInPlan => "FEATURE_NOT_IN_PLAN",
         C::RateLimited => "RATE_LIMITED",
+        C::EmailNotVerified => "EMAIL_NOT_VERIFIED",
+        C::TokenExpired => "TOKEN_EXPIRED",
+        C::TokenAlreadyUsed => "TOKEN_ALREADY_USED",
     }
 }
 
@@ -181,7 +190,7 @@ pub fn user_error(e: DomainError) -> async_graphql::Result<UserError> {
         DomainError::NotFound(_) => (C::NotFound, None),
         DomainError::PermissionDenied(_) | DomainError::Forbidden => (C::PermissionDenied, None),
         DomainError::AlreadyMember => (C::AlreadyMember, None),
-        DomainError::LastOwner => (C::LastOwner, None),
+        DomainError::LastOwner | DomainError::LastOwnerOf(_) => (C::LastOwner, None),
         DomainError::InvitationExpired => (C::InvitationExpired, None),
         DomainError::InvitationRevoked => (C::InvitationRevoked, None),
         DomainError::InvitationAlreadyAccepted => (C::InvitationAlreadyAccepted, None),
@@ -189,6 +198,9 @@ pub fn user_error(e: DomainError) -> async_graphql::Result<UserError> {
         DomainError::SelfReferral => (C::SelfReferral, None),
         DomainError::LinkExpired => (C::LinkExpired, None),
         DomainError::LinkRevoked => (C::LinkRevoked, None),
+        DomainError::EmailNotVerified(_) => (C::EmailNotVerified, None),
+        DomainError::TokenExpired => (C::TokenExpired, None),
+        DomainError::TokenUsed => (C::TokenAlreadyUsed, None),
         DomainError::LimitReached { upgrade, .. } => {
             let mut ue = UserError::new(C::LimitReached, e.to_string(), None);
             ue.upgrade = upgrade.as_deref().cloned().map(Into::into);

@@ -5,11 +5,13 @@ use std::{
     time::Instant,
 };
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use async_graphql::{
     extensions::{
         Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
     },
-    parser::types::{ExecutableDocument, OperationType, Selection},
+    parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
     Response, ServerError, ServerResult, ValidationResult, Variables,
 };
 
@@ -69,9 +71,11 @@ impl Extension for ObserveExt {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await.map_err(|mut e| {
-            e.extensions
-                .get_or_insert_with(Default::default)
-                .set("code", "GRAPHQL_PARSE_FAILED");
+            let ext = e.extensions.get_or_insert_with(Default::default);
+            // A later check (ExpensiveFields) may have refused the document with its own code.
+            if ext.get("code").is_none() {
+                ext.set("code", "GRAPHQL_PARSE_FAILED");
+            }
             e
         })?;
         *self.label.lock().expect("label lock") = label(&doc, None);
@@ -129,5 +133,106 @@ impl Extension for ObserveExt {
             "type" => kind, "fields" => fields)
         .record(start.elapsed().as_secs_f64());
         resp
+    }
+}
+
+/// Root fields that are expensive or guard something (a password, an email, a token):
+/// aliases must not multiply them within one request.
+pub const EXPENSIVE: &[&str] = &[
+    "logIn",
+    "signUp",
+    "acceptInvitation",
+    "createInvitations",
+    "resendInvitation",
+    "guestComment",
+    "guestEdit",
+    "sendTestWebhook",
+    "redeliverWebhook",
+    "verifyEmail",
+    "resendVerificationEmail",
+    "requestPasswordReset",
+    "resetPassword",
+    "changePassword",
+    "changeEmail",
+    "deleteAccount",
+    "exportMyData",
+    "sharedLink",
+    "invitation",
+];
+
+/// Refuses, before anything runs, a document in which one operation asks for an
+/// [`EXPENSIVE`] root field under more than `.0` response keys (aliases). Fields merged by
+/// GraphQL (same response key) run once and count once.
+pub struct ExpensiveFields(pub usize);
+
+impl ExtensionFactory for ExpensiveFields {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ExpensiveFieldsExt(self.0))
+    }
+}
+
+struct ExpensiveFieldsExt(usize);
+
+/// Root fields of `set` (through fragments) by name, with their response keys.
+fn root_fields<'a>(
+    doc: &'a ExecutableDocument,
+    set: &'a SelectionSet,
+    depth: usize,
+    out: &mut BTreeMap<&'a str, BTreeSet<&'a str>>,
+) {
+    // Fragment cycles are refused by validation later; here they simply stop.
+    if depth > 16 {
+        return;
+    }
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(f) => {
+                let name = f.node.name.node.as_str();
+                let key = f.node.alias.as_ref().map_or(name, |a| a.node.as_str());
+                out.entry(name).or_default().insert(key);
+            }
+            Selection::InlineFragment(fr) => {
+                root_fields(doc, &fr.node.selection_set.node, depth + 1, out)
+            }
+            Selection::FragmentSpread(sp) => {
+                if let Some(fd) = doc.fragments.get(&sp.node.fragment_name.node) {
+                    root_fields(doc, &fd.node.selection_set.node, depth + 1, out);
+                }
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ExpensiveFieldsExt {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await?;
+        for (_, op) in doc.operations.iter() {
+            let mut fields = BTreeMap::new();
+            root_fields(&doc, &op.node.selection_set.node, 0, &mut fields);
+            for (name, keys) in fields {
+                if keys.len() > self.0 && EXPENSIVE.contains(&name) {
+                    let mut e = ServerError::new(
+                        format!(
+                            "A request may contain `{name}` at most {} time(s); this one has it {} times. Send separate requests.",
+                            self.0,
+                            keys.len()
+                        ),
+                        None,
+                    );
+                    e.extensions
+                        .get_or_insert_with(Default::default)
+                        .set("code", TopLevelCode::QueryTooComplex.as_str());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(doc)
     }
 }

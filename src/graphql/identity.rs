@@ -2,8 +2,8 @@
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 
 use super::{
-    auth,
-    error::{payload, top_level, UserError},
+    auth, client,
+    error::{payload, top_level, user_error, UserError},
     svc,
     types::{Organization, User},
 };
@@ -52,18 +52,20 @@ pub struct AuthPayload {
     user_errors: Vec<UserError>,
 }
 
-impl From<identity::SignedIn> for AuthPayload {
-    fn from(s: identity::SignedIn) -> Self {
-        AuthPayload {
+impl AuthPayload {
+    /// A session, with what still stands in the way (e.g. EMAIL_NOT_VERIFIED) as userErrors.
+    pub fn signed_in(s: identity::SignedIn) -> async_graphql::Result<Self> {
+        Ok(AuthPayload {
             token: Some(s.token),
             user: Some(User::themselves(s.user)),
             organization: s.organization.map(|(o, r)| Organization::new(o, r)),
-            user_errors: vec![],
-        }
+            user_errors: s.notice.map(user_error).transpose()?.into_iter().collect(),
+        })
     }
 }
 
-fn failed(user_errors: Vec<UserError>) -> AuthPayload {
+/// A failed `signUp` or `logIn`.
+pub fn failed(user_errors: Vec<UserError>) -> AuthPayload {
     AuthPayload {
         user_errors,
         ..Default::default()
@@ -109,11 +111,12 @@ impl IdentityMutation {
                 visitor_id: input.visitor_id,
                 referral_code: input.referral_code,
                 utm_source: input.utm_source,
+                client: client(ctx).clone(),
             },
         )
         .await
         .map_err(|e| e.under("input"));
-        payload(r, AuthPayload::from, failed)
+        payload(r, AuthPayload::signed_in, |e| Ok(failed(e)))?
     }
 
     /// PUBLIC. Starts a session.
@@ -122,8 +125,8 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         input: LogInInput,
     ) -> async_graphql::Result<AuthPayload> {
-        let r = identity::log_in(svc(ctx), &input.email, &input.password).await;
-        payload(r, AuthPayload::from, failed)
+        let r = identity::log_in(svc(ctx), client(ctx), &input.email, &input.password).await;
+        payload(r, AuthPayload::signed_in, |e| Ok(failed(e)))?
     }
 
     /// Ends the caller's session; its token stops working at once.

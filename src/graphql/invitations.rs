@@ -3,7 +3,7 @@ use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObj
 use chrono::{DateTime, Utc};
 
 use super::{
-    auth,
+    auth, client,
     error::{payload, top_level, user_error, ErrorCode, UserError},
     loaders, svc,
     types::{Membership, Organization, Role, User},
@@ -233,7 +233,9 @@ impl InvitationQuery {
         ctx: &Context<'_>,
         token: String,
     ) -> async_graphql::Result<Option<InvitationPreview>> {
-        let p = inv::preview(svc(ctx), &token).await.map_err(top_level)?;
+        let p = inv::preview(svc(ctx), client(ctx), &token)
+            .await
+            .map_err(top_level)?;
         Ok(Some(InvitationPreview {
             organization_name: p.organization.name,
             inviter_name: p.inviter.name,
@@ -331,14 +333,16 @@ impl InvitationMutation {
         invitation_payload(ctx, UserId(user.id), r).await
     }
 
-    /// Accepts an invitation as the signed-in user, whose email must match it.
+    /// Accepts an invitation as the signed-in user, whose email must match it. The address
+    /// must be verified, unless the token is the one from the invitation's email (which
+    /// verifies it): otherwise EMAIL_NOT_VERIFIED, and a verification email is sent.
     async fn accept_invitation(
         &self,
         ctx: &Context<'_>,
         token: String,
     ) -> async_graphql::Result<super::orgs::MembershipPayload> {
         let user = auth(ctx).user().map_err(top_level)?;
-        let r = inv::accept(svc(ctx), user, &token).await;
+        let r = inv::accept(svc(ctx), client(ctx), user, &token).await;
         payload(
             r,
             |m| {

@@ -11,6 +11,7 @@ use crate::domain::{
 };
 use entity::users;
 
+mod accounts;
 mod billing;
 pub mod connection;
 pub mod error;
@@ -42,6 +43,7 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     identity::IdentityMutation,
+    accounts::AccountMutation,
     orgs::OrgMutation,
     invitations::InvitationMutation,
     projects::ProjectMutation,
@@ -141,6 +143,13 @@ pub fn auth<'a>(ctx: &Context<'a>) -> &'a Auth {
     ctx.data_opt::<Auth>().unwrap_or(&Auth::Anonymous)
 }
 
+/// The caller's network identity (rate limits, session records).
+pub fn client<'a>(ctx: &Context<'a>) -> &'a crate::domain::ratelimit::Client {
+    static INTERNAL: std::sync::LazyLock<crate::domain::ratelimit::Client> =
+        std::sync::LazyLock::new(crate::domain::ratelimit::Client::internal);
+    ctx.data_opt().unwrap_or(&INTERNAL)
+}
+
 /// Builds the schema with its limits and extensions.
 pub fn schema(svc: Arc<Services>) -> KfSchema {
     let cfg = svc.config.clone();
@@ -157,6 +166,9 @@ pub fn schema(svc: Arc<Services>) -> KfSchema {
     .limit_depth(cfg.graphql_max_depth)
     .limit_complexity(cfg.graphql_max_complexity)
     .extension(extensions::Observe)
+    .extension(extensions::ExpensiveFields(
+        cfg.safety.graphql_max_expensive_fields,
+    ))
     .finish()
 }
 

@@ -309,6 +309,38 @@ impl OrgMutation {
             .ok_or_else(|| top_level(crate::domain::DomainError::NotFound("Feature")))
     }
 
+    /// Deletes an organization (OWNER): after the grace period
+    /// (`KFACTOR_ORGANIZATION_DELETION_GRACE_DAYS`, `deletionScheduledFor`) its projects,
+    /// shared links, webhook endpoints and members go. Until then members keep working in
+    /// it, its shared and invitation links stop working, and an owner can
+    /// `restoreOrganization`.
+    async fn delete_organization(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<OrganizationPayload> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        let r = match OrgId::parse(&id) {
+            Ok(org) => crate::domain::deletion::delete_organization(svc(ctx), user, org).await,
+            Err(e) => Err(e),
+        };
+        org_payload(r)
+    }
+
+    /// Undoes `deleteOrganization` during its grace period (OWNER).
+    async fn restore_organization(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<OrganizationPayload> {
+        let user = auth(ctx).user().map_err(top_level)?;
+        let r = match OrgId::parse(&id) {
+            Ok(org) => crate::domain::deletion::restore_organization(svc(ctx), user, org).await,
+            Err(e) => Err(e),
+        };
+        org_payload(r)
+    }
+
     /// The caller leaves an organization. LAST_OWNER guards the last owner.
     async fn leave_organization(
         &self,

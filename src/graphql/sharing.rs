@@ -7,7 +7,7 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{
-    auth,
+    auth, client,
     connection::connection,
     error::{payload, top_level, UserError},
     loaders,
@@ -283,9 +283,15 @@ impl SharingQuery {
         token: String,
         visitor_id: Option<String>,
     ) -> async_graphql::Result<Option<SharedView>> {
-        let opened = sharing::open(svc(ctx), &token, viewer(ctx), visitor_id.as_deref())
-            .await
-            .map_err(top_level)?;
+        let opened = sharing::open(
+            svc(ctx),
+            client(ctx),
+            &token,
+            viewer(ctx),
+            visitor_id.as_deref(),
+        )
+        .await
+        .map_err(top_level)?;
         Ok(Some(SharedView {
             permission: opened.permission().into(),
             project: Project::guest(opened.project),
@@ -347,6 +353,7 @@ impl SharingMutation {
     ) -> async_graphql::Result<CommentPayload> {
         let r = sharing::guest_comment(
             svc(ctx),
+            client(ctx),
             &input.token,
             &input.body,
             &input.guest_name,
@@ -392,6 +399,7 @@ impl SharingSubscription {
         let svc = svc(ctx).clone();
         let viewer = viewer(ctx).cloned();
         let mut rx = svc.bus.subscribe();
+        crate::domain::ratelimit::public_lookup(&svc, client(ctx)).map_err(top_level)?;
         let opened = sharing::resolve(&svc, &svc.db.read, &token, viewer.as_ref())
             .await
             .map_err(top_level)?;

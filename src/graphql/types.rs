@@ -265,6 +265,12 @@ impl User {
         }
     }
 
+    /// When the user proved their email address (a link that arrived by email); null until
+    /// then, and for anyone but the user themselves.
+    async fn email_verified_at(&self, ctx: &Context<'_>) -> Option<DateTime<Utc>> {
+        self.model.email_verified_at.filter(|_| self.is_viewer(ctx))
+    }
+
     /// How the user came: frozen at signup.
     async fn acquisition_source(&self) -> AcquisitionSource {
         DSource::parse(&self.model.acquisition_source)
@@ -309,6 +315,17 @@ impl User {
     /// When the account was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.model.created_at
+    }
+
+    /// Where the user is signed in (empty unless the caller is this user).
+    async fn sessions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<super::accounts::Session>> {
+        if !self.is_viewer(ctx) {
+            return Ok(vec![]);
+        }
+        super::accounts::sessions_of(ctx, UserId(self.model.id)).await
     }
 
     /// The user's memberships (empty unless the caller is this user).
@@ -424,6 +441,12 @@ impl Organization {
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.model.created_at
+    }
+
+    /// Set after `deleteOrganization`: when it will be removed (unless an owner restores
+    /// it first).
+    async fn deletion_scheduled_for(&self) -> Option<DateTime<Utc>> {
+        self.model.deletion_scheduled_for
     }
 
     /// Who may invite people.

@@ -18,7 +18,7 @@ use axum::{
     body::Bytes,
     extract::{
         ws::{CloseFrame, Message},
-        Query, State, WebSocketUpgrade,
+        Extension, Query, State, WebSocketUpgrade,
     },
     http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{Html, IntoResponse, Response},
@@ -29,7 +29,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::{
-    domain::{idempotency, ids::UserId},
+    domain::{idempotency, ids::UserId, ratelimit::Client},
     graphql::Auth,
 };
 
@@ -80,7 +80,12 @@ fn request_error(status: StatusCode, code: &str, message: impl Into<String>) -> 
 }
 
 /// `POST /graphql`.
-pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(app): State<AppState>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(media) = negotiate(&headers) else {
         return request_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -142,7 +147,7 @@ pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
             )
         }
     };
-    execute(&app, &headers, request, media).await
+    execute(&app, &headers, request.data(client), media).await
 }
 
 /// Query parameters of `GET /graphql`.
@@ -157,6 +162,7 @@ pub struct GetParams {
 /// `GET /graphql`: GraphiQL for browsers, queries (never mutations) for everyone else.
 pub async fn get(
     State(app): State<AppState>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     Query(params): Query<GetParams>,
 ) -> Response {
@@ -198,7 +204,7 @@ pub async fn get(
             return r;
         }
     }
-    let mut request = Request::new(query);
+    let mut request = Request::new(query).data(client);
     if let Some(op) = params.operation_name {
         request = request.operation_name(op);
     }
@@ -376,7 +382,12 @@ fn render(response: GqlResponse, media: Media) -> Response {
     let request_failed = response.data == Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
+    let refused = refused_for(&response);
     let (status, content_type) = match media {
+        Media::GraphqlResponse if refused.is_some() => {
+            (StatusCode::TOO_MANY_REQUESTS, GRAPHQL_RESPONSE)
+        }
+        Media::Json if refused.is_some() => (StatusCode::TOO_MANY_REQUESTS, JSON),
         Media::GraphqlResponse if request_failed => (StatusCode::BAD_REQUEST, GRAPHQL_RESPONSE),
         Media::GraphqlResponse => (StatusCode::OK, GRAPHQL_RESPONSE),
         Media::Json => (StatusCode::OK, JSON),
@@ -392,12 +403,44 @@ fn render(response: GqlResponse, media: Media) -> Response {
             );
         }
     };
-    (
+    let mut r = (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         body,
     )
-        .into_response()
+        .into_response();
+    if let Some(seconds) = refused {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    r
+}
+
+/// When a rate limit refused the whole request (every error is RATE_LIMITED and no root
+/// field has data), the longest `retryAfterSeconds`: the answer is then HTTP 429 with
+/// `Retry-After`, like any rate-limited HTTP API.
+fn refused_for(response: &GqlResponse) -> Option<u64> {
+    let nothing = match &response.data {
+        Value::Null => true,
+        Value::Object(fields) => fields.values().all(|v| *v == Value::Null),
+        _ => false,
+    };
+    if !nothing || response.errors.is_empty() {
+        return None;
+    }
+    let mut wait = 0;
+    for e in &response.errors {
+        let ext = e.extensions.as_ref()?;
+        if ext.get("code") != Some(&Value::from("RATE_LIMITED")) {
+            return None;
+        }
+        let secs = match ext.get("retryAfterSeconds") {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(1),
+            _ => 1,
+        };
+        wait = wait.max(secs);
+    }
+    Some(wait.max(1))
 }
 
 /// `GET /graphql/ws`: graphql-transport-ws. Authentication comes from the `connection_init`
@@ -405,6 +448,7 @@ fn render(response: GqlResponse, media: Media) -> Response {
 /// Forbidden, as the protocol recommends (4500 if the session could not be checked).
 pub async fn ws(
     State(app): State<AppState>,
+    Extension(client): Extension<Client>,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -452,6 +496,7 @@ pub async fn ws(
                     }
                     let mut data = Data::default();
                     data.insert(auth);
+                    data.insert(client);
                     Ok(data)
                 })
                 .serve()

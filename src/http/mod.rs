@@ -26,7 +26,9 @@ use tower_http::{
 
 use crate::{domain::Services, graphql::KfSchema};
 
+mod account_pages;
 mod billing;
+pub mod client;
 mod graphiql;
 mod graphql;
 mod pages;
@@ -57,6 +59,11 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(pages::accept_invitation),
         )
         .route("/r/{code}", get(pages::referral))
+        .route("/verify-email/{token}", get(account_pages::verify_email))
+        .route(
+            "/reset-password/{token}",
+            get(account_pages::reset_password_form).post(account_pages::reset_password),
+        )
         .route("/s/{token}", get(pages::shared))
         .route(
             "/s/{token}/comments",
@@ -80,6 +87,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(http)
         .route("/graphql/ws", get(graphql::ws))
+        .layer(middleware::from_fn_with_state(state.clone(), client::identify))
         .layer(middleware::from_fn(record_http))
         .layer(
             ServiceBuilder::new()

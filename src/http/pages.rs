@@ -1,7 +1,7 @@
 //! Server-rendered pages of the viral loop: the invitation landing page, the referral
 //! redirect and a minimal sign-up page. No JavaScript build step; maud escapes everything.
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Extension, Path, Query, State},
     http::{header, HeaderMap, StatusCode},
     response::{Html, IntoResponse, Redirect, Response},
     Form,
@@ -16,7 +16,9 @@ use crate::domain::{
     invitations::{self, Status},
     orgs::Role,
     page::PageRequest,
-    projects, referrals,
+    projects,
+    ratelimit::Client,
+    referrals,
     sharing::{self, Permission},
     DomainError,
 };
@@ -24,7 +26,7 @@ use crate::domain::{
 /// The referral cookie `/r/{code}` sets; the sign-up page reads it.
 pub const REFERRAL_COOKIE: &str = "kf_ref";
 
-fn page(title: &str, body: Markup) -> Html<String> {
+pub(super) fn page(title: &str, body: Markup) -> Html<String> {
     Html(
         html! {
             (DOCTYPE)
@@ -60,9 +62,13 @@ fn status_sentence(status: Status) -> Option<&'static str> {
 
 /// `GET /invite/{token}`: who invited whom to what, with accept and sign-up actions. Counts
 /// as opening the invitation.
-pub async fn invitation(State(app): State<AppState>, Path(token): Path<String>) -> Response {
+pub async fn invitation(
+    State(app): State<AppState>,
+    Extension(client): Extension<Client>,
+    Path(token): Path<String>,
+) -> Response {
     let svc = &app.svc;
-    let p = match invitations::preview(svc, &token).await {
+    let p = match invitations::preview(svc, &client, &token).await {
         Ok(p) => p,
         Err(DomainError::NotFound(_)) => {
             return (
@@ -115,13 +121,14 @@ pub struct AcceptForm {
 /// `POST /invite/{token}/accept`.
 pub async fn accept_invitation(
     State(app): State<AppState>,
+    Extension(client): Extension<Client>,
     Path(token): Path<String>,
     Form(form): Form<AcceptForm>,
 ) -> Response {
     let svc = &app.svc;
     let result = async {
-        let user = identity::verify_credentials(svc, &form.email, &form.password).await?;
-        invitations::accept(svc, &user, &token).await
+        let user = identity::verify_credentials(svc, &client, &form.email, &form.password).await?;
+        invitations::accept(svc, &client, &user, &token).await
     }
     .await;
     match result {
@@ -133,7 +140,7 @@ pub async fn accept_invitation(
             },
         )
         .into_response(),
-        Err(DomainError::Internal(e)) => internal(DomainError::Internal(e)),
+        Err(e @ (DomainError::Internal(_) | DomainError::RateLimited { .. })) => internal(e),
         Err(e) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             page(
@@ -151,10 +158,14 @@ pub async fn accept_invitation(
 
 /// `GET /r/{code}`: remembers the referrer in a first-party cookie and sends the visitor to
 /// the sign-up page.
-pub async fn referral(State(app): State<AppState>, Path(code): Path<String>) -> Response {
+pub async fn referral(
+    State(app): State<AppState>,
+    Extension(client): Extension<Client>,
+    Path(code): Path<String>,
+) -> Response {
     let svc = &app.svc;
     let signup = svc.config.signup_url();
-    match referrals::referrer(&svc.db.read, &code).await {
+    match referrals::open(svc, &client, &code).await {
         Ok(owner) => {
             let max_age = svc.config.referral_cookie_days * 86_400;
             let secure = if svc.config.public_url.starts_with("https://") {
@@ -256,6 +267,7 @@ pub struct SignUpForm {
 /// `POST /signup`.
 pub async fn signup_submit(
     State(app): State<AppState>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     Form(f): Form<SignUpForm>,
 ) -> Response {
@@ -269,21 +281,25 @@ pub async fn signup_submit(
         visitor_id: cookie(&headers, VISITOR_COOKIE),
         referral_code: f.referral.clone(),
         utm_source: f.utm_source.clone(),
+        client,
     };
     match identity::sign_up(&app.svc, input).await {
-        Ok(s) => {
-            let org = s.organization.map(|(o, _)| o.name).unwrap_or_default();
-            page(
-                "Welcome",
-                html! {
-                    h1 { "Welcome, " (s.user.name) }
-                    p.ok { "Your account is ready. You're in " strong { (org) } "." }
-                    p.muted { "Log in from the app with " (s.user.email) "." }
-                },
-            )
-            .into_response()
-        }
-        Err(DomainError::Internal(e)) => internal(DomainError::Internal(e)),
+        Ok(s) => page(
+            "Welcome",
+            html! {
+                h1 { "Welcome, " (s.user.name) }
+                @if let Some((org, _)) = &s.organization {
+                    p.ok { "Your account is ready. You're in " strong { (org.name) } "." }
+                } @else {
+                    p.ok { "Your account is ready." }
+                }
+                // E.g. a copied invitation link: joining waits for the verification email.
+                @if let Some(notice) = &s.notice { p { (notice.to_string()) } }
+                p.muted { "Log in from the app with " (s.user.email) "." }
+            },
+        )
+        .into_response(),
+        Err(e @ (DomainError::Internal(_) | DomainError::RateLimited { .. })) => internal(e),
         Err(e) => {
             // A token or code that does not check out is dropped from the form, so the
             // next attempt signs up unattributed instead of failing again.
@@ -305,7 +321,25 @@ pub async fn signup_submit(
     }
 }
 
-fn internal(e: DomainError) -> Response {
+/// The page for what the visitor cannot fix: a rate limit (429 with `Retry-After`) or an
+/// internal error (logged, answered without detail).
+pub(super) fn internal(e: DomainError) -> Response {
+    if let DomainError::RateLimited {
+        retry_after_seconds,
+    } = e
+    {
+        let mut r = (
+            StatusCode::TOO_MANY_REQUESTS,
+            page(
+                "Slow down",
+                html! { h1 { "Too many requests" } p { (e.to_string()) } },
+            ),
+        )
+            .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, retry_after_seconds.into());
+        return r;
+    }
     tracing::error!(error = ?e, "page failed");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -367,12 +401,13 @@ fn link_error_page(e: DomainError) -> Response {
 /// the link allows it, and a sign-up call to action carrying the token. Counts a visit.
 pub async fn shared(
     State(app): State<AppState>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Response {
     let svc = &app.svc;
     let (visitor, set_cookie) = visitor_cookie(&headers);
-    let opened = match sharing::open(svc, &token, None, Some(&visitor)).await {
+    let opened = match sharing::open(svc, &client, &token, None, Some(&visitor)).await {
         Ok(o) => o,
         Err(e) => return link_error_page(e),
     };
@@ -450,12 +485,13 @@ pub struct CommentForm {
 /// `POST /s/{token}/comments`: a guest comments from the page, then sees it.
 pub async fn shared_comment(
     State(app): State<AppState>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     Path(token): Path<String>,
     Form(f): Form<CommentForm>,
 ) -> Response {
     let (visitor, _) = visitor_cookie(&headers);
-    match sharing::guest_comment(&app.svc, &token, &f.body, &f.guest_name, Some(&visitor), None).await {
+    match sharing::guest_comment(&app.svc, &client, &token, &f.body, &f.guest_name, Some(&visitor), None).await {
         Ok(_) => Redirect::to(&format!("/s/{token}")).into_response(),
         Err(e @ (DomainError::InvalidInput { .. } | DomainError::PermissionDenied(_))) => (
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -24,6 +24,8 @@ use crate::{
 };
 use entity::{emails, invitations as inv_rows, organizations, users};
 
+mod account;
+
 /// Attempts before an email is given up (about two hours of backoff in all).
 const MAX_ATTEMPTS: i32 = 8;
 /// How long a sender holds claimed rows.
@@ -223,6 +225,9 @@ impl Mailer {
     async fn render(&self, email: &emails::Model) -> anyhow::Result<Option<Rendered>> {
         match email.kind.as_str() {
             "invitation" => self.render_invitation(email).await,
+            "verify_email" | "email_change" | "password_reset" => {
+                account::render(&self.svc, email).await
+            }
             other => anyhow::bail!("unknown email kind {other}"),
         }
     }
@@ -249,11 +254,15 @@ impl Mailer {
             .one(db)
             .await?
             .ok_or_else(|| anyhow::anyhow!("inviter of invitation {} is gone", inv.id))?;
+        // Nobody is invited by a deleted account or into an organization being deleted.
+        if inviter.deleted_at.is_some() || org.deletion_scheduled_for.is_some() {
+            return Ok(None);
+        }
         Ok(Some(invitation_message(
             &inviter.name,
             &org.name,
             Role::parse(&inv.role),
-            &invitations::link(&self.svc, &inv),
+            &invitations::email_link(&self.svc, &inv),
             inv.expires_at,
         )))
     }
@@ -267,6 +276,11 @@ pub fn invitation_message(
     link: &str,
     expires: DateTime<Utc>,
 ) -> Rendered {
+    // Names are cleaned when stored; rows older than that rule are cleaned here too.
+    let (inviter, org) = (
+        &crate::domain::identity::clean_name(inviter),
+        &crate::domain::identity::clean_name(org),
+    );
     let role = role.as_str();
     let expiry = expires.format("%B %-d, %Y at %H:%M UTC").to_string();
     let subject = format!("{inviter} invited you to join {org}");

@@ -3,9 +3,27 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
-use crate::helpers::{error_codes, spawn, spawn_with, TestApp, TestUser};
+use crate::helpers::{error_codes, spawn_with, TestApp, TestUser};
 
 const PASSWORD: &str = "correct horse battery";
+
+/// These tests move the clock back and forth across months; the public doors' rate limits
+/// (tested in `limits`) would see time run backwards, so they are off here.
+fn no_limits(c: &mut kfactor::config::Config) {
+    let s = &mut c.safety;
+    s.login_failures_per_address = None;
+    s.login_failures_per_ip = None;
+    s.signups_per_ip = None;
+    s.signups_per_address = None;
+    s.verification_emails_per_address = None;
+    s.verification_emails_per_ip = None;
+    s.public_lookups_per_ip = None;
+    s.visitor_ids_per_ip = None;
+}
+
+async fn spawn() -> TestApp {
+    spawn_with(no_limits).await
+}
 
 /// Every field of GrowthMetrics.
 const ALL: &str = "from to signups signupsBySource { source signups } cohortSize invitationsSent
@@ -126,7 +144,8 @@ async fn org_growth(
     body["data"]["organization"]["growth"].clone()
 }
 
-/// Sends one invitation from `by`'s workspace; returns its token.
+/// Sends one invitation from `org`; returns the token of its email (what the invitee clicks,
+/// which also proves their address).
 async fn invite(app: &TestApp, by: &TestUser, org: &str, email: &str, surface: &str) -> String {
     let body = app
         .gql(
@@ -137,13 +156,7 @@ async fn invite(app: &TestApp, by: &TestUser, org: &str, email: &str, surface: &
         .await;
     let p = &body["data"]["createInvitations"];
     assert_eq!(p["userErrors"], json!([]), "{body}");
-    p["invitations"][0]["url"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string()
+    crate::invitations::emailed_token(app, &p["invitations"][0]).await
 }
 
 async fn sign_up_with(app: &TestApp, name: &str, email: &str, extra: Value) -> TestUser {
@@ -395,7 +408,11 @@ async fn team_invitations_count_in_the_funnel_not_in_k() {
 /// signup more than W after the send does not convert; exactly W is outside (half-open).
 #[tokio::test]
 async fn the_attribution_window_bounds_invitations_and_conversions() {
-    let app = spawn_with(|c| c.attribution_window = Duration::days(2)).await;
+    let app = spawn_with(|c| {
+        no_limits(c);
+        c.attribution_window = Duration::days(2)
+    })
+    .await;
     let g = Growth::new(&app).await;
     app.clock.set(day(0));
     let ana = app.sign_up("Ana", "ana@acme.test").await;
@@ -892,6 +909,7 @@ async fn median_cycle_time_with_an_even_count() {
 #[tokio::test]
 async fn activation_follows_the_configured_events() {
     let app = spawn_with(|c| {
+        no_limits(c);
         c.activation_events = vec![kfactor::config::ActivationEvent::InvitationSent]
     })
     .await;
@@ -1142,7 +1160,7 @@ async fn concurrent_opens_count_each_visitor_once() {
     let ana = app.sign_up("Ana", "ana@acme.test").await;
     let (_, link) = project_with_link(&app, &ana, "s").await;
     let second = if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
-        Some(crate::helpers::spawn_on(&app.db_url, |_| {}).await)
+        Some(crate::helpers::spawn_on(&app.db_url, no_limits).await)
     } else {
         None
     };

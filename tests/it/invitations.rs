@@ -27,7 +27,24 @@ async fn invite(app: &TestApp, by: &TestUser, emails: &[&str], role: Option<&str
     body["data"]["createInvitations"].clone()
 }
 
-fn token_of(invitation: &Value) -> String {
+/// The token of the invitation's email (what its recipient clicks), which also proves the
+/// address. The SMTP tests read it from a real email; elsewhere it is derived the same way.
+pub async fn emailed_token(app: &TestApp, invitation: &Value) -> String {
+    let id = kfactor::domain::ids::InvitationId::parse(invitation["id"].as_str().unwrap()).unwrap();
+    let model = entity::invitations::Entity::find_by_id(id.0)
+        .one(&app.app.svc.db.read)
+        .await
+        .unwrap()
+        .unwrap();
+    kfactor::domain::invitations::email_link(&app.app.svc, &model)
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The token of `Invitation.url` (the copyable link).
+pub fn token_of(invitation: &Value) -> String {
     invitation["url"]
         .as_str()
         .expect("url")
@@ -178,12 +195,12 @@ async fn resend_kills_the_old_link_and_revoke_kills_the_current_one() {
     let ana = app.sign_up("Ana", "ana@example.com").await;
     let p = invite(&app, &ana, &["bo@example.com"], None).await;
     let id = p["invitations"][0]["id"].as_str().unwrap().to_string();
-    let old = token_of(&p["invitations"][0]);
+    let old = emailed_token(&app, &p["invitations"][0]).await;
 
     let r = app
-        .gql(Some(&ana.token), "mutation($i: ID!) { resendInvitation(id: $i) { invitation { sendCount url } userErrors { code } } }", json!({ "i": id }))
+        .gql(Some(&ana.token), "mutation($i: ID!) { resendInvitation(id: $i) { invitation { id sendCount url } userErrors { code } } }", json!({ "i": id }))
         .await;
-    let new = token_of(&r["data"]["resendInvitation"]["invitation"]);
+    let new = emailed_token(&app, &r["data"]["resendInvitation"]["invitation"]).await;
     assert_eq!(r["data"]["resendInvitation"]["invitation"]["sendCount"], 2);
 
     let body = app.gql(None, PREVIEW, json!({ "t": old })).await;
@@ -239,7 +256,7 @@ async fn invitations_expire_after_seven_days_without_sleeping() {
     let ana = app.sign_up("Ana", "ana@example.com").await;
     let bo = app.sign_up("Bo", "bo@example.com").await;
     let p = invite(&app, &ana, &["bo@example.com"], None).await;
-    let token = token_of(&p["invitations"][0]);
+    let token = emailed_token(&app, &p["invitations"][0]).await;
 
     app.clock.advance(Duration::days(7) + Duration::seconds(1));
     let body = app.gql(None, PREVIEW, json!({ "t": token })).await;
@@ -275,7 +292,12 @@ async fn invitations_expire_after_seven_days_without_sleeping() {
     // Re-sending revives it with a fresh week.
     let again = invite(&app, &ana, &["bo@example.com"], None).await;
     assert_eq!(again["invitations"][0]["status"], "PENDING");
-    let m = accept(&app, &bo, &token_of(&again["invitations"][0])).await;
+    let m = accept(
+        &app,
+        &bo,
+        &emailed_token(&app, &again["invitations"][0]).await,
+    )
+    .await;
     assert_eq!(m["userErrors"], json!([]));
 }
 
@@ -286,7 +308,7 @@ async fn accepting_checks_the_email_and_is_single_use() {
     let bo = app.sign_up("Bo", "bo@example.com").await;
     let eve = app.sign_up("Eve", "eve@evil.io").await;
     let p = invite(&app, &ana, &["BO@example.com"], Some("ADMIN")).await;
-    let token = token_of(&p["invitations"][0]);
+    let token = emailed_token(&app, &p["invitations"][0]).await;
 
     assert_eq!(
         user_error_codes(&accept(&app, &eve, &token).await),
@@ -361,7 +383,7 @@ async fn signing_up_through_an_invitation_joins_that_organization_only() {
     let app = spawn().await;
     let ana = app.sign_up("Ana", "ana@example.com").await;
     let p = invite(&app, &ana, &["bo@example.com"], None).await;
-    let token = token_of(&p["invitations"][0]);
+    let token = emailed_token(&app, &p["invitations"][0]).await;
 
     let wrong = app
         .gql(None, SIGN_UP, json!({ "i": { "email": "notbo@example.com", "password": "correct horse battery", "name": "X", "inviteToken": token } }))
@@ -434,7 +456,8 @@ async fn the_invitation_page_shows_who_invited_whom_and_records_the_open() {
     let app = spawn().await;
     let ana = app.sign_up("Ana <script>", "ana@example.com").await;
     let p = invite(&app, &ana, &["bo@example.com"], None).await;
-    let token = token_of(&p["invitations"][0]);
+    // The page the invitation email links to.
+    let token = emailed_token(&app, &p["invitations"][0]).await;
     let q = "query($o: ID!) { organization(id: $o) { invitations { nodes { openedAt } } } }";
     let before = app
         .gql(Some(&ana.token), q, json!({ "o": ana.org_id }))
@@ -479,8 +502,26 @@ async fn the_invitation_page_shows_who_invited_whom_and_records_the_open() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 404);
 
-    // Log in and accept from the page.
+    // Log in and accept from the page. Bo never verified his address: through the copied
+    // link that is refused, through the emailed one it is the proof.
     app.sign_up("Bo", "bo@example.com").await;
+    let copied = token_of(&p["invitations"][0]);
+    let resp = app
+        .http
+        .post(format!("{}/invite/{copied}/accept", app.url))
+        .form(&[
+            ("email", "bo@example.com"),
+            ("password", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("Verify your email address first"));
     let resp = app
         .http
         .post(format!("{}/invite/{token}/accept", app.url))
@@ -497,16 +538,20 @@ async fn the_invitation_page_shows_who_invited_whom_and_records_the_open() {
 
 #[tokio::test]
 async fn invitation_emails_reach_a_real_smtp_server_with_a_working_link() {
-    let sink = SmtpSink::start(1).await; // refuses the first attempt: the mailer must retry
+    let sink = SmtpSink::start(0).await;
     let url = sink.url();
     let app = spawn_with(move |c| c.smtp_url = Some(url)).await;
     let ana = app.sign_up("Ana", "ana@example.com").await;
+    sink.wait_for(1).await; // Ana's verification email
+    sink.refuse_next(1); // the invitation's first attempt fails: the mailer must retry
     invite(&app, &ana, &["bo@example.com"], None).await;
+    let invitation_row =
+        || entity::emails::Entity::find().filter(entity::emails::Column::Kind.eq("invitation"));
 
     // The first attempt failed; the retry is due 30 s later (injected clock).
     let mut pending = None;
     for _ in 0..200 {
-        let row = entity::emails::Entity::find()
+        let row = invitation_row()
             .one(&app.app.svc.db.read)
             .await
             .unwrap()
@@ -518,16 +563,16 @@ async fn invitation_emails_reach_a_real_smtp_server_with_a_working_link() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let pending = pending.expect("a first attempt within 10 s");
-    assert!(sink.mails().is_empty());
+    assert_eq!(sink.mails().len(), 1, "only Ana's verification email");
     assert_eq!(pending.status, "pending");
     assert_eq!(pending.attempts, 1);
     assert!(pending.last_error.is_some());
     app.clock.advance(Duration::seconds(31));
     app.app.svc.bus.wake_mailer();
 
-    let mails = sink.wait_for(1).await;
-    assert_eq!(mails[0].to, vec!["bo@example.com"]);
-    let data = decode_qp(&mails[0].data);
+    let mails = sink.wait_for(2).await;
+    assert_eq!(mails[1].to, vec!["bo@example.com"]);
+    let data = decode_qp(&mails[1].data);
     assert!(
         data.contains("Subject: Ana invited you to join Ana's workspace"),
         "{data}"
@@ -545,7 +590,7 @@ async fn invitation_emails_reach_a_real_smtp_server_with_a_working_link() {
     let page = app.http.get(&link).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200, "{link}");
     assert!(page.text().await.unwrap().contains("invited you to join"));
-    let sent = entity::emails::Entity::find()
+    let sent = invitation_row()
         .one(&app.app.svc.db.read)
         .await
         .unwrap()
@@ -570,13 +615,17 @@ async fn send_rate_and_pending_caps() {
     assert_eq!(user_error_codes(&p), vec!["RATE_LIMITED"]);
     assert_eq!(p["userErrors"][0]["field"], json!(["input", "emails", "3"]));
 
-    let body = app
-        .gql(
+    let (status, body) = app
+        .post(
             Some(&ana.token),
             INVITE,
             json!({ "o": ana.org_id, "e": ["e@x.io"] }),
         )
         .await;
+    assert_eq!(
+        status, 429,
+        "a whole request refused by a rate limit: {body}"
+    );
     assert_eq!(error_codes(&body), vec!["RATE_LIMITED"]);
     let retry = body["errors"][0]["extensions"]["retryAfterSeconds"]
         .as_u64()

@@ -2,19 +2,23 @@
 //! and on PostgreSQL when TEST_DATABASE_URL is set.
 mod helpers;
 
+mod accounts;
 mod api_keys;
 mod billing;
 mod cli;
+mod deletion;
 mod growth;
 mod http;
 mod identity;
 mod invitations;
+mod limits;
 mod orgs;
 mod outbox;
 mod plans;
 mod projects;
 mod referrals;
 mod schema;
+mod sessions;
 mod sharing;
 mod subscriptions;
 mod webhooks;

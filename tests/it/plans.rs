@@ -282,7 +282,8 @@ async fn flags_members_links_and_guest_comments() {
 
 #[tokio::test]
 async fn monthly_invitations_roll_over_lazily_from_a_jan_31_anchor() {
-    let app = spawn().await;
+    // More than an unverified sender's hourly budget go out within the hour.
+    let app = spawn_with(|c| c.safety.unverified_invitation_sends_per_hour = 100).await;
     app.clock.set(
         DateTime::parse_from_rfc3339("2027-01-31T09:00:00Z")
             .unwrap()

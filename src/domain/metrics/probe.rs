@@ -66,6 +66,27 @@ impl Probe {
         })
     }
 
+    /// Like [`Probe::open`] for an operation that deletes shared links (with their visits) or
+    /// moves them to organization `to`: their visitors' days are brought back in line with the
+    /// remaining visits when the probe closes.
+    pub async fn open_with_links(
+        tx: &Tx,
+        svc: &Services,
+        only: Only,
+        people: &[Uuid],
+        to: Option<Uuid>,
+    ) -> DomainResult<Probe> {
+        let mut affected = visitors::of_links(&**tx, &only.links).await?;
+        if let Some(to) = to {
+            let moved: Vec<visitors::Visitor> =
+                affected.iter().map(|(_, v)| (to, v.clone())).collect();
+            affected.extend(moved);
+        }
+        let mut probe = Probe::open(tx, svc, only, people, Scopes::Both).await?;
+        probe.visitors = affected;
+        Ok(probe)
+    }
+
     /// For facts the operation just created (nothing of them can have been measured before):
     /// locks (PostgreSQL), measures them and adds them to the transaction's rollup changes.
     pub async fn created(
@@ -84,13 +105,6 @@ impl Probe {
         }
         .close(tx, svc)
         .await
-    }
-
-    /// Also brings these visitors' days back in line with the visit rows when closed (their
-    /// visits were deleted or moved).
-    pub fn with_visitors(mut self, visitors: BTreeSet<visitors::Visitor>) -> Self {
-        self.visitors = visitors;
-        self
     }
 
     /// The operation deletes this organization: its rollups go instead of being adjusted.

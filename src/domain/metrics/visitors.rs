@@ -138,6 +138,32 @@ async fn write_days(
     Ok(())
 }
 
+/// The visitors of some links' visits, on the platform and in each visit's organization:
+/// whose days change when those visits are deleted or move.
+pub async fn of_links(
+    db: &impl ConnectionTrait,
+    links: &[Uuid],
+) -> DomainResult<BTreeSet<Visitor>> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+    let mut out = BTreeSet::new();
+    for chunk in links.chunks(1000) {
+        let rows: Vec<(Uuid, String)> = entity::link_visits::Entity::find()
+            .select_only()
+            .column(entity::link_visits::Column::OrganizationId)
+            .column(entity::link_visits::Column::VisitorId)
+            .distinct()
+            .filter(entity::link_visits::Column::SharedLinkId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (org, v) in rows {
+            out.insert((crate::rollups::PLATFORM, v.clone()));
+            out.insert((org, v));
+        }
+    }
+    Ok(out)
+}
+
 /// Records the days of new visits, given as (scope, visitor, day) for the platform and for
 /// the link's organization, and returns the firsts they change (a visit on a day already
 /// recorded changes nothing; a day before recorded ones moves their predecessor).

@@ -48,6 +48,11 @@ impl SmtpSink {
         sink
     }
 
+    /// Refuses the next `n` messages (451).
+    pub fn refuse_next(&self, n: usize) {
+        self.refuse_first.store(n, Ordering::SeqCst);
+    }
+
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }

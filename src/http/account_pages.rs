@@ -1,0 +1,119 @@
+//! The pages account emails link to. Each calls the same domain operation as its GraphQL
+//! mutation (`verifyEmail`, `resetPassword`), so the rules and limits are the same.
+use axum::{
+    extract::{Extension, Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Form,
+};
+use maud::html;
+use serde::Deserialize;
+
+use super::{
+    pages::{internal, page},
+    AppState,
+};
+use crate::domain::{accounts, ratelimit::Client, DomainError};
+
+/// A refusal the visitor can read (a bad, used or expired link), or the internal page.
+fn refused(e: DomainError) -> Response {
+    let status = match e {
+        DomainError::NotFound(_) => StatusCode::NOT_FOUND,
+        DomainError::TokenExpired | DomainError::TokenUsed => StatusCode::GONE,
+        DomainError::EmailTaken => StatusCode::CONFLICT,
+        DomainError::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        other => return internal(other),
+    };
+    let text = match e {
+        DomainError::NotFound(_) => "This link is not valid.".to_string(),
+        other => other.to_string(),
+    };
+    (
+        status,
+        page(
+            "Link not usable",
+            html! { h1 { "This link cannot be used" } p.error { (text) } },
+        ),
+    )
+        .into_response()
+}
+
+/// `GET /verify-email/{token}`: the link of a verification email. Opening it is the proof,
+/// so it verifies at once (no second click).
+pub async fn verify_email(
+    State(app): State<AppState>,
+    Extension(client): Extension<Client>,
+    Path(token): Path<String>,
+) -> Response {
+    match accounts::verify_email(&app.svc, &client, &token).await {
+        Ok(v) => page(
+            "Address confirmed",
+            html! {
+                h1 { "Thanks, " (v.user.name) }
+                p.ok { (v.user.email) " is confirmed." }
+                @if let Some((org, _)) = &v.joined {
+                    p { "You joined " strong { (org.name) } ". Open the app to get started." }
+                }
+            },
+        )
+        .into_response(),
+        Err(e) => refused(e),
+    }
+}
+
+fn reset_form(public_url: &str, token: &str, error: Option<String>) -> Response {
+    page(
+        "Choose a new password",
+        html! {
+            h1 { "Choose a new password" }
+            @if let Some(e) = error { p.error { (e) } }
+            form method="post" action=(format!("{public_url}/reset-password/{token}")) {
+                label for="password" { "New password (at least 10 characters)" }
+                input id="password" name="password" type="password" minlength="10" required;
+                button type="submit" { "Set password" }
+            }
+            p.muted { "Setting it signs you out everywhere." }
+        },
+    )
+    .into_response()
+}
+
+/// `GET /reset-password/{token}`: the form behind a reset email's link. Opening it uses
+/// nothing (mail scanners open links too); submitting it does.
+pub async fn reset_password_form(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+) -> Response {
+    reset_form(&app.svc.config.public_url, &token, None)
+}
+
+/// The reset form.
+#[derive(Deserialize)]
+pub struct ResetForm {
+    password: String,
+}
+
+/// `POST /reset-password/{token}`.
+pub async fn reset_password(
+    State(app): State<AppState>,
+    Extension(client): Extension<Client>,
+    Path(token): Path<String>,
+    Form(f): Form<ResetForm>,
+) -> Response {
+    match accounts::passwords::reset_password(&app.svc, &client, &token, &f.password).await {
+        Ok(s) => page(
+            "Password changed",
+            html! {
+                h1 { "Your password was changed" }
+                p.ok { "You are signed out everywhere. Log in with " (s.user.email) " and your new password." }
+            },
+        )
+        .into_response(),
+        Err(DomainError::InvalidInput { message, .. }) => {
+            let mut r = reset_form(&app.svc.config.public_url, &token, Some(message));
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            r
+        }
+        Err(e) => refused(e),
+    }
+}
