@@ -163,7 +163,11 @@ impl Rollup {
 /// Most values bound in one statement.
 const MAX_VALUES: usize = 20_000;
 
-fn placeholders(rows: usize, cols: usize) -> String {
+/// `(…), (…)` placeholders for `rows` rows of `cols` values. SQLite gets anonymous `?`:
+/// binding a statement with many numbered parameters costs sqlite3 time quadratic in their
+/// number (each name is found by a linear scan), which a bulk insert of thousands of values
+/// turns into minutes.
+pub fn placeholders(backend: sea_orm::DatabaseBackend, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -174,8 +178,12 @@ fn placeholders(rows: usize, cols: usize) -> String {
             if c > 0 {
                 s.push(',');
             }
-            s.push('$');
-            s.push_str(&(r * cols + c + 1).to_string());
+            if backend == sea_orm::DatabaseBackend::Sqlite {
+                s.push('?');
+            } else {
+                s.push('$');
+                s.push_str(&(r * cols + c + 1).to_string());
+            }
         }
         s.push(')');
     }
@@ -200,7 +208,7 @@ async fn upsert(
         let sql = format!(
             "INSERT INTO {table} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
             all.join(", "),
-            placeholders(chunk.len(), cols),
+            placeholders(db.get_database_backend(), chunk.len(), cols),
             keys.join(", "),
             set.join(", ")
         );
@@ -390,7 +398,7 @@ pub async fn insert_cycles(
             db.get_database_backend(),
             format!(
                 "INSERT INTO growth_cycles (scope_id, invitee_id, inviter_id, cohort_at, cycle_ms, bucket) VALUES {}",
-                placeholders(chunk.len(), 6)
+                placeholders(db.get_database_backend(), chunk.len(), 6)
             ),
             values,
         ))

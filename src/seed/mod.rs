@@ -81,10 +81,6 @@ pub async fn run(svc: &Services, opts: Options) -> anyhow::Result<Report> {
     // The founder of the largest organization is platform staff.
     let staff = 0;
     let tables = write::world(&svc.db.write, &world, &hash, staff, end.timestamp_millis()).await?;
-    // The growth rollups of everything just written, computed from it.
-    crate::domain::metrics::rebuild::rebuild(svc)
-        .await
-        .map_err(|e| anyhow::anyhow!("building the growth rollups: {e}"))?;
     let mut sizes = vec![0usize; world.orgs.len()];
     for m in &world.members {
         sizes[m.org] += 1;
@@ -95,9 +91,15 @@ pub async fn run(svc: &Services, opts: Options) -> anyhow::Result<Report> {
         .max_by_key(|(_, n)| **n)
         .map(|(i, n)| (world.orgs[i].name.clone(), *n))
         .unwrap_or_default();
+    let staff_email = world.users[staff].email.clone();
+    drop(world);
+    // The growth rollups of everything just written, computed from it.
+    crate::domain::metrics::rebuild::rebuild(svc)
+        .await
+        .map_err(|e| anyhow::anyhow!("building the growth rollups: {e}"))?;
     Ok(Report {
         tables,
-        staff_email: world.users[staff].email.clone(),
+        staff_email,
         largest: (largest, size),
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -324,7 +324,17 @@ pub async fn measure(
 ) -> DomainResult<()> {
     let run = |t: &'static str| {
         let stmt = sql.statement(t, p);
-        async move { Ok::<_, DomainError>(db.query_all_raw(stmt).await?) }
+        async move {
+            let started = std::time::Instant::now();
+            let rows = db.query_all_raw(stmt).await?;
+            tracing::debug!(
+                rows = rows.len(),
+                ms = started.elapsed().as_millis() as u64,
+                statement = t.split_whitespace().take(12).collect::<Vec<_>>().join(" "),
+                "growth facts"
+            );
+            Ok::<_, DomainError>(rows)
+        }
     };
     let m = p.mode;
     if fam.days {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::DomainResult,
-    rollups::{Day, Rollup},
+    rollups::{placeholders, Day, Rollup},
 };
 
 /// A scope and a visitor id.
@@ -28,18 +28,6 @@ fn contributions(scope: Uuid, days: &BTreeSet<Day>, sign: i64, out: &mut Rollup)
             .or_default() += sign;
         prev = d.clone();
     }
-}
-
-fn in_list(n: usize, start: usize, width: usize) -> String {
-    (0..n)
-        .map(|r| {
-            let cols: Vec<String> = (0..width)
-                .map(|c| format!("${}", start + r * width + c))
-                .collect();
-            format!("({})", cols.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// On PostgreSQL, one transaction at a time per (scope, visitor): the days read and the days
@@ -83,7 +71,7 @@ async fn stored_days(
         let sql = format!(
             "SELECT scope_id, visitor_id, day FROM growth_visitor_days \
              WHERE (scope_id, visitor_id) IN ({})",
-            in_list(chunk.len(), 1, 2)
+            placeholders(db.get_database_backend(), chunk.len(), 2)
         );
         let values: Vec<Value> = chunk
             .iter()
@@ -114,7 +102,7 @@ async fn write_days(
         let sql = format!(
             "INSERT INTO growth_visitor_days (scope_id, visitor_id, day) VALUES {} \
              ON CONFLICT DO NOTHING",
-            in_list(chunk.len(), 1, 3)
+            placeholders(backend, chunk.len(), 3)
         );
         let values: Vec<Value> = chunk
             .iter()
@@ -126,7 +114,7 @@ async fn write_days(
     for chunk in remove.chunks(3000) {
         let sql = format!(
             "DELETE FROM growth_visitor_days WHERE (scope_id, visitor_id, day) IN ({})",
-            in_list(chunk.len(), 1, 3)
+            placeholders(backend, chunk.len(), 3)
         );
         let values: Vec<Value> = chunk
             .iter()
@@ -217,13 +205,10 @@ async fn days_from_visits(
     let mut out: BTreeMap<Visitor, BTreeSet<Day>> = BTreeMap::new();
     let ids: Vec<&String> = ids.into_iter().collect();
     for chunk in ids.chunks(2000) {
-        let list = (1..=chunk.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let sql = format!(
             "SELECT DISTINCT organization_id, visitor_id, {day} AS d FROM link_visits \
-             WHERE visitor_id IN ({list})"
+             WHERE visitor_id IN ({})",
+            placeholders(backend, chunk.len(), 1)
         );
         let values: Vec<Value> = chunk.iter().map(|v| Value::from((*v).clone())).collect();
         for row in db
