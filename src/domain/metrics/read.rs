@@ -60,16 +60,21 @@ impl Span {
         }
     }
 
-    /// Both edges as bound values (an absent edge is empty).
-    fn edge_values(&self) -> [Value; 4] {
-        let e = |i: usize| self.edges.get(i).copied().unwrap_or((self.to, self.to));
-        let (a, c) = match self.full {
-            Some(_) if self.edges.len() == 1 && self.edges[0].0 != self.from => {
-                ((self.from, self.from), self.edges[0])
-            }
-            _ => (e(0), e(1)),
-        };
-        [a.0.into(), a.1.into(), c.0.into(), c.1.into()]
+    /// `col` within one of the edges, as SQL with its values bound from `$start` on: a
+    /// constant false without edges (so no index is even opened).
+    fn edge_clause(&self, col: &str, start: usize) -> (String, Vec<Value>) {
+        if self.edges.is_empty() {
+            return ("1 = 0".into(), Vec::new());
+        }
+        let mut parts = Vec::new();
+        let mut values = Vec::new();
+        for (i, (from, to)) in self.edges.iter().enumerate() {
+            let n = start + 2 * i;
+            parts.push(format!("({col} >= ${n} AND {col} < ${})", n + 1));
+            values.push((*from).into());
+            values.push((*to).into());
+        }
+        (format!("({})", parts.join(" OR ")), values)
     }
 
     fn days(&self) -> (Day, Day) {
@@ -222,19 +227,19 @@ pub(super) async fn top_inviters(
     span: &Span,
 ) -> DomainResult<Vec<InviterStat>> {
     let (d1, d2) = span.days();
+    let (edges, edge_values) = span.edge_clause("created_at", 4);
     let sql = format!(
         "SELECT uid, CAST(SUM(sent) AS BIGINT) AS sent, CAST(SUM(acc) AS BIGINT) AS accepted FROM (
            SELECT inviter_id AS uid, sent, accepted AS acc FROM growth_inviter_days
              WHERE scope_id = $1 AND day >= $2 AND day <= $3
            UNION ALL
            SELECT first_sent_by_user_id, 1, CASE WHEN first_accepted_at IS NOT NULL THEN 1 ELSE 0 END
-             FROM invitations WHERE {org}
-               AND ((created_at >= $4 AND created_at < $5) OR (created_at >= $6 AND created_at < $7))
+             FROM invitations WHERE {org} AND {edges}
          ) x GROUP BY uid ORDER BY 3 DESC, 2 DESC, 1 LIMIT {TOP_INVITERS_MAX}",
         org = org_filter(who, "organization_id", 1),
     );
     let mut values: Vec<Value> = vec![who.scope.into(), d1.into(), d2.into()];
-    values.extend(span.edge_values());
+    values.extend(edge_values);
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             db.get_database_backend(),
@@ -274,19 +279,23 @@ pub(super) async fn median_cycle_hours(
     for row in rows {
         *hist.entry(row.try_get("", "bucket")?).or_default() += row.try_get::<i64>("", "n")?;
     }
-    let mut values: Vec<Value> = vec![who.scope.into()];
-    values.extend(span.edge_values());
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            "SELECT bucket, COUNT(*) AS n FROM growth_cycles WHERE scope_id = $1 \
-               AND ((cohort_at >= $2 AND cohort_at < $3) OR (cohort_at >= $4 AND cohort_at < $5)) \
-             GROUP BY bucket",
-            values,
-        ))
-        .await?;
-    for row in rows {
-        *hist.entry(row.try_get("", "bucket")?).or_default() += row.try_get::<i64>("", "n")?;
+    if !span.edges.is_empty() {
+        let (edges, edge_values) = span.edge_clause("cohort_at", 2);
+        let mut values: Vec<Value> = vec![who.scope.into()];
+        values.extend(edge_values);
+        let rows = db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT bucket, COUNT(*) AS n FROM growth_cycles WHERE scope_id = $1 AND {edges} \
+                     GROUP BY bucket"
+                ),
+                values,
+            ))
+            .await?;
+        for row in rows {
+            *hist.entry(row.try_get("", "bucket")?).or_default() += row.try_get::<i64>("", "n")?;
+        }
     }
     let n: i64 = hist.values().sum();
     if n == 0 {

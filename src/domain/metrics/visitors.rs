@@ -285,31 +285,36 @@ pub async fn distinct(
         total += row.map_or(Ok(0), |r| r.try_get::<i64>("", "n"))?;
     }
     // Visits outside the whole days, by visitors not seen on any of them.
-    let (edge_from, edge_to) = match &full {
-        Some((a, b)) => (super::midnight(a), super::next_midnight(b)),
-        None => (to, to),
+    let edges: Vec<(DateTime<Utc>, DateTime<Utc>)> = match &full {
+        Some((a, b)) => [(from, super::midnight(a)), (super::next_midnight(b), to)]
+            .into_iter()
+            .filter(|(x, y)| x < y)
+            .collect(),
+        None => vec![(from, to)],
     };
+    if edges.is_empty() {
+        return Ok(total);
+    }
+    let mut values: Vec<Value> = vec![scope.into(), d1.into(), d2.into()];
+    let mut ranges = Vec::new();
+    for (a, b) in edges {
+        let n = values.len() + 1;
+        ranges.push(format!("(created_at >= ${n} AND created_at < ${})", n + 1));
+        values.push(a.into());
+        values.push(b.into());
+    }
     let org = if scope == crate::rollups::PLATFORM {
-        "$6 IS NOT NULL"
+        "$1 IS NOT NULL"
     } else {
-        "organization_id = $6"
+        "organization_id = $1"
     };
     let sql = format!(
         "SELECT COUNT(*) AS n FROM (SELECT DISTINCT visitor_id FROM link_visits \
-           WHERE {org} AND ((created_at >= $1 AND created_at < $2) OR (created_at >= $3 AND created_at < $4))) e \
-         WHERE NOT EXISTS (SELECT 1 FROM growth_visitor_days g WHERE g.scope_id = $5 \
-           AND g.visitor_id = e.visitor_id AND g.day >= $7 AND g.day <= $8)"
+           WHERE {org} AND ({})) e \
+         WHERE NOT EXISTS (SELECT 1 FROM growth_visitor_days g WHERE g.scope_id = $1 \
+           AND g.visitor_id = e.visitor_id AND g.day >= $2 AND g.day <= $3)",
+        ranges.join(" OR ")
     );
-    let mut values: Vec<Value> = vec![
-        from.into(),
-        edge_from.max(from).into(),
-        edge_to.min(to).into(),
-        to.into(),
-        scope.into(),
-    ];
-    values.push(scope.into());
-    values.push(d1.into());
-    values.push(d2.into());
     let row = db
         .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
