@@ -250,8 +250,22 @@ pub async fn create(svc: &Services, user: &users::Model, name: &str) -> DomainRe
     let name = Name::parse(name, "name")?;
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
+    // The creator's membership starts now: the new organization's cohort and signups count
+    // them from today.
+    let probe = metrics::probe::Probe::open(
+        &tx,
+        svc,
+        metrics::sql::Only {
+            members: vec![user.id],
+            ..Default::default()
+        },
+        &[user.id],
+        metrics::probe::Scopes::Orgs,
+    )
+    .await?;
     let (org, role) =
         create_in_tx(&mut tx, now, user, &name, &svc.plans.default_plan().key).await?;
+    probe.close(&mut tx, svc).await?;
     tx.commit(&svc.bus).await?;
     Ok(OrgAccess { org, role })
 }

@@ -14,6 +14,7 @@ use crate::domain::{
     identity::AcquisitionSource as DSource,
     ids::OrgId,
     metrics::{self, Counts, Parts, Question},
+    DomainError,
 };
 
 /// The length of a series bucket (UTC; weeks start on Monday).
@@ -255,13 +256,26 @@ impl GrowthMetrics {
     /// most 100). Null when the plan lacks advanced metrics (see `upgrade`).
     async fn top_inviters(
         &self,
-        #[graphql(default = 10, validator(minimum = 1, maximum = 100))] limit: Option<i32>,
-    ) -> Option<Vec<InviterStat>> {
-        let limit = limit.unwrap_or(10) as usize;
-        self.growth
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] limit: Option<i32>,
+    ) -> async_graphql::Result<Option<Vec<InviterStat>>> {
+        // Checked here rather than by an argument validator, whose error would drop the
+        // field from `data` and carry no code.
+        let limit = match limit.unwrap_or(10) {
+            n @ 1..=100 => n as usize,
+            _ => {
+                let e = top_level(DomainError::invalid(
+                    &["limit"],
+                    "`limit` must be between 1 and 100.",
+                ));
+                return or_null(ctx, Err(e));
+            }
+        };
+        Ok(self
+            .growth
             .top_inviters
             .as_ref()
-            .map(|all| all.iter().take(limit).map(|s| InviterStat(*s)).collect())
+            .map(|all| all.iter().take(limit).map(|s| InviterStat(*s)).collect()))
     }
 
     /// Which product surfaces generate invitations, shares and viral signups, by viral

@@ -645,6 +645,41 @@ async fn growth_refuses_members_bad_windows_and_non_staff() {
         "400 buckets are allowed: {body}"
     );
 
+    // Dates beyond what the calendar arithmetic supports are bad input, not a crash.
+    for (from, to) in [
+        ("+262142-12-30T00:00:00Z", "+262142-12-31T00:00:00Z"),
+        ("-262143-01-01T00:00:00Z", "-262143-01-02T00:00:00Z"),
+        ("9999-06-01T00:00:00Z", "9999-06-02T00:00:00Z"),
+    ] {
+        let q = "query($o: ID!, $f: DateTime!, $t: DateTime!) { organization(id: $o) { name growth(from: $f, to: $t, interval: WEEK) { signups } } }";
+        let body = app
+            .gql(
+                Some(&ana.token),
+                q,
+                json!({ "o": ana.org_id, "f": from, "t": to }),
+            )
+            .await;
+        assert_eq!(
+            body["data"]["organization"]["name"], "Ana's workspace",
+            "{body}"
+        );
+        assert_eq!(body["data"]["organization"]["growth"], Value::Null);
+        assert_eq!(error_codes(&body), ["INVALID_INPUT"], "{body}");
+    }
+    // A top-inviters limit out of range is a coded error on that field alone.
+    let q = "query($o: ID!, $f: DateTime!, $t: DateTime!) { organization(id: $o) { growth(from: $f, to: $t) { signups topInviters(limit: 500) { accepted } } } }";
+    let body = app
+        .gql(
+            Some(&ana.token),
+            q,
+            json!({ "o": ana.org_id, "f": day(0), "t": day(7) }),
+        )
+        .await;
+    let growth = body["data"]["organization"]["growth"].as_object().unwrap();
+    assert_eq!(growth["topInviters"], Value::Null, "{body}");
+    assert_eq!(growth["signups"], 0);
+    assert_eq!(error_codes(&body), ["INVALID_INPUT"]);
+
     let q = "query($f: DateTime!, $t: DateTime!) { plans { key } growth(from: $f, to: $t) { signups } }";
     let body = app
         .gql(Some(&ana.token), q, json!({ "f": day(0), "t": day(7) }))
@@ -978,6 +1013,45 @@ async fn a_member_who_left_drops_out_of_the_organization_cohort() {
     assert_eq!(after["inviteFunnel"]["accepted"], 2);
     let platform_after = g.platform(day(0), day(7), "WEEK").await;
     assert_eq!(platform_after, platform_before);
+}
+
+/// An organization created by an existing user counts its creator from the day it began,
+/// in whole-day windows (read from the rollups) as in partial ones (read from the facts).
+#[tokio::test]
+async fn a_new_organization_counts_its_creator_from_its_first_day() {
+    let app = spawn().await;
+    let _g = Growth::new(&app).await;
+    app.clock.set(day(0));
+    let ana = app.sign_up("Ana", "ana@acme.test").await;
+    app.clock.set(day(2));
+    let body = app
+        .gql(
+            Some(&ana.token),
+            "mutation { createOrganization(name: \"Second\") { organization { id } userErrors { code } } }",
+            json!({}),
+        )
+        .await;
+    let second = body["data"]["createOrganization"]["organization"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_string();
+    let midnight = t("2026-03-04T00:00:00Z");
+    for (from, to) in [
+        (midnight, midnight + Duration::days(1)),
+        (
+            midnight + Duration::hours(6),
+            midnight + Duration::hours(23),
+        ),
+        (day(-1), day(14)),
+    ] {
+        let g = org_growth(&app, &ana, &second, from, to, "DAY").await;
+        assert_eq!(g["signups"], 1, "{from}..{to}: {g}");
+        assert_eq!(g["cohortSize"], 1);
+        assert_eq!(by_source(&g["signupsBySource"]), sources(1, 0, 0, 0, 0));
+    }
+    // Before it existed, it had nobody.
+    let g = org_growth(&app, &ana, &second, day(0), midnight, "DAY").await;
+    assert_eq!(g["signups"], 0);
 }
 
 async fn project_with_link(app: &TestApp, who: &TestUser, surface: &str) -> (String, String) {

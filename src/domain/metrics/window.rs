@@ -63,6 +63,10 @@ pub struct Window {
     starts: Vec<DateTime<Utc>>,
 }
 
+/// The earliest and latest dates a window may touch.
+const EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+const LATEST: NaiveDate = NaiveDate::from_ymd_opt(9999, 1, 1).expect("a date");
+
 fn midnight(d: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"))
 }
@@ -74,6 +78,15 @@ impl Window {
             return Err(DomainError::invalid(
                 &["to"],
                 "`to` must be later than `from` (the window is [from, to)).",
+            ));
+        }
+        // Beyond these, day arithmetic (and four-digit years in the stored day keys) would
+        // overflow; no fact lies outside them.
+        let (min, max) = (midnight(EARLIEST), midnight(LATEST));
+        if from < min || to > max {
+            return Err(DomainError::invalid(
+                &[if from < min { "from" } else { "to" }],
+                "`from` and `to` must lie between 1970-01-01 and 9999-01-01 (UTC).",
             ));
         }
         let mut starts = vec![from];
