@@ -354,6 +354,14 @@ async fn flush_cycles(
         }
     }
     hist.retain(|_, n| *n != 0);
+    add_cycle_days(db, hist).await
+}
+
+/// Adds a histogram change (scope, cohort day, hour bucket) → cycles to `growth_cycle_days`.
+async fn add_cycle_days(
+    db: &impl ConnectionTrait,
+    hist: BTreeMap<(Uuid, Day, i32), i64>,
+) -> Result<(), DbErr> {
     let rows = hist
         .into_iter()
         .map(|((s, d, b), n)| vec![s.into(), d.into(), b.into(), n.into()])
@@ -404,16 +412,5 @@ pub async fn insert_cycles(
         ))
         .await?;
     }
-    let rows = hist
-        .into_iter()
-        .map(|((s, d, b), n)| vec![s.into(), d.into(), b.into(), n.into()])
-        .collect();
-    upsert(
-        db,
-        "growth_cycle_days",
-        &["scope_id", "day", "bucket"],
-        &["cycles"],
-        rows,
-    )
-    .await
+    add_cycle_days(db, hist).await
 }

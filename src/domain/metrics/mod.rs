@@ -109,6 +109,34 @@ pub(crate) fn lock_key(parts: &[&[u8]]) -> i64 {
     i64::from_be_bytes(h.finalize()[..8].try_into().expect("8 bytes"))
 }
 
+/// PostgreSQL: takes the transaction-scoped advisory locks `keys` in ascending order (so two
+/// transactions locking overlapping sets cannot deadlock), in statements of a bounded size.
+pub(crate) async fn advisory_locks(
+    db: &impl sea_orm::ConnectionTrait,
+    mut keys: Vec<i64>,
+) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::{DatabaseBackend, Statement, Value};
+    keys.sort_unstable();
+    keys.dedup();
+    for chunk in keys.chunks(5000) {
+        let list = (1..=chunk.len())
+            .map(|i| format!("(${i}::bigint)"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // OFFSET 0 keeps the planner from calling the lock function before the sort.
+        db.execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            format!(
+                "SELECT COUNT(pg_advisory_xact_lock(k)) AS n FROM \
+                 (SELECT k FROM (VALUES {list}) AS t(k) ORDER BY k OFFSET 0) AS s"
+            ),
+            chunk.iter().map(|k| Value::from(*k)).collect::<Vec<_>>(),
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// Additive counts of one day, one bucket or the whole window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {

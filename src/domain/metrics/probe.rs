@@ -11,7 +11,7 @@
 //! other's changes.
 use std::collections::BTreeSet;
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use uuid::Uuid;
 
 use super::{
@@ -165,7 +165,7 @@ async fn lock(db: &impl ConnectionTrait, only: &Only, people: &[Uuid]) -> Domain
     if db.get_database_backend() != DatabaseBackend::Postgres {
         return Ok(());
     }
-    let mut keys: Vec<i64> = only
+    let keys: Vec<i64> = only
         .users
         .iter()
         .chain(&only.members)
@@ -175,23 +175,6 @@ async fn lock(db: &impl ConnectionTrait, only: &Only, people: &[Uuid]) -> Domain
         .chain(people)
         .map(|id| lock_key(&[id.as_bytes()]))
         .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let list = (1..=keys.len())
-        .map(|i| format!("(${i}::bigint)"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    db.execute_raw(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        format!(
-            "SELECT COUNT(pg_advisory_xact_lock(k)) AS n FROM \
-             (SELECT k FROM (VALUES {list}) AS t(k) ORDER BY k OFFSET 0) AS s"
-        ),
-        keys.into_iter().map(Value::from).collect::<Vec<_>>(),
-    ))
-    .await?;
+    super::advisory_locks(db, keys).await?;
     Ok(())
 }

@@ -126,6 +126,32 @@ pub(super) async fn days(
             e[i] += row.try_get::<i64>("", c)?;
         }
     }
+    let fam = Families {
+        days: true,
+        cohort,
+        surfaces: false,
+        inviters: false,
+        cycles: false,
+    };
+    let edge = measure_edges(db, sql, who, span, w_ms, fam).await?;
+    for ((_, d), v) in edge.days {
+        let e = out.entry(d).or_default();
+        for (a, b) in e.iter_mut().zip(v) {
+            *a += b;
+        }
+    }
+    Ok(out)
+}
+
+/// The rollup rows of the partial days at the window's edges, straight from the facts.
+async fn measure_edges(
+    db: &impl ConnectionTrait,
+    sql: &Sql,
+    who: Who,
+    span: &Span,
+    w_ms: i64,
+    fam: Families,
+) -> DomainResult<Rollup> {
     let mut edge = Rollup::default();
     for (from, to) in &span.edges {
         let p = Params {
@@ -135,22 +161,9 @@ pub(super) async fn days(
             mode: who.mode,
             only: None,
         };
-        let fam = Families {
-            days: true,
-            cohort,
-            surfaces: false,
-            inviters: false,
-            cycles: false,
-        };
         facts::measure(db, sql, &p, fam, &mut edge).await?;
     }
-    for ((_, d), v) in edge.days {
-        let e = out.entry(d).or_default();
-        for (a, b) in e.iter_mut().zip(v) {
-            *a += b;
-        }
-    }
-    Ok(out)
+    Ok(edge)
 }
 
 /// Surfaces of the window, most viral signups first, then by label.
@@ -178,24 +191,14 @@ pub(super) async fn surfaces(
         e[1] += row.try_get::<i64>("", "l")?;
         e[2] += row.try_get::<i64>("", "s")?;
     }
-    let mut edge = Rollup::default();
-    for (from, to) in &span.edges {
-        let p = Params {
-            from: *from,
-            to: *to,
-            w_ms,
-            mode: who.mode,
-            only: None,
-        };
-        let fam = Families {
-            days: false,
-            cohort: false,
-            surfaces: true,
-            inviters: false,
-            cycles: false,
-        };
-        facts::measure(db, sql, &p, fam, &mut edge).await?;
-    }
+    let fam = Families {
+        days: false,
+        cohort: false,
+        surfaces: true,
+        inviters: false,
+        cycles: false,
+    };
+    let edge = measure_edges(db, sql, who, span, w_ms, fam).await?;
     for ((_, _, s), v) in edge.surfaces {
         let e = by.entry(s).or_default();
         for (a, b) in e.iter_mut().zip(v) {

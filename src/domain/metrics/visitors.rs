@@ -36,27 +36,11 @@ async fn lock(db: &impl ConnectionTrait, visitors: &BTreeSet<Visitor>) -> Domain
     if db.get_database_backend() != DatabaseBackend::Postgres || visitors.is_empty() {
         return Ok(());
     }
-    let mut keys: Vec<i64> = visitors
+    let keys: Vec<i64> = visitors
         .iter()
         .map(|(s, v)| super::lock_key(&[s.as_bytes(), v.as_bytes()]))
         .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    for chunk in keys.chunks(5000) {
-        let list = (1..=chunk.len())
-            .map(|i| format!("(${i}::bigint)"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        db.execute_raw(Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            format!(
-                "SELECT COUNT(pg_advisory_xact_lock(k)) AS n FROM \
-             (SELECT k FROM (VALUES {list}) AS t(k) ORDER BY k OFFSET 0) AS s"
-            ),
-            chunk.iter().map(|k| Value::from(*k)).collect::<Vec<_>>(),
-        ))
-        .await?;
-    }
+    super::advisory_locks(db, keys).await?;
     Ok(())
 }
 
