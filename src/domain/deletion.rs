@@ -190,7 +190,10 @@ async fn scrub_emails(tx: &Tx, which: Condition, placeholder: &str) -> DomainRes
         .await?;
     emails::Entity::update_many()
         .col_expr(emails::Column::Recipient, Expr::value(placeholder))
-        .col_expr(emails::Column::LastError, Expr::value(Option::<String>::None))
+        .col_expr(
+            emails::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
         .filter(which)
         .exec(&**tx)
         .await?;

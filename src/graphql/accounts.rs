@@ -162,7 +162,9 @@ impl AccountMutation {
                 for e in &mut user_errors {
                     if e.code == ErrorCode::EmailTaken {
                         e.field = None;
-                        e.message = "Another account uses this address now, so it cannot become yours.".into();
+                        e.message =
+                            "Another account uses this address now, so it cannot become yours."
+                                .into();
                     }
                 }
                 VerifyEmailPayload {
