@@ -95,7 +95,7 @@ pub async fn waiting_join(
 /// What a verification link would do, for the page behind it (nothing is used yet).
 #[derive(Clone, Debug)]
 pub struct Preview {
-    /// The account's address now, or the new address to change to.
+    /// Which link: verifying the account's address, or changing to a new one.
     pub purpose: Purpose,
     /// The address the link confirms.
     pub email: String,
