@@ -33,7 +33,7 @@ use super::{
 };
 use crate::outbox::{self, Actor, Event, Tx};
 use entity::{
-    activity_events, email_tokens, entitlement_overrides, idempotency_keys, invitations,
+    activity_events, email_tokens, emails, entitlement_overrides, idempotency_keys, invitations,
     memberships, organizations, projects, sessions, shared_links, usage_alerts, usage_counters,
     users, webhook_endpoints,
 };
@@ -76,6 +76,7 @@ pub async fn delete_account(
             .count(&*tx)
             .await?;
         if others == 0 {
+            refuse_while_paid(&tx, &access.org).await?;
             purge_in_tx(&mut tx, svc, &access.org).await?;
             continue;
         }
@@ -136,6 +137,23 @@ pub async fn delete_account(
         .filter(sessions::Column::UserId.eq(user.id))
         .exec(&*tx)
         .await?;
+    // The email outbox forgets the address too: messages to it, and those about the
+    // account's links (a new address it was changing to), keep only that they existed.
+    let links: Vec<Uuid> = email_tokens::Entity::find()
+        .select_only()
+        .column(email_tokens::Column::Id)
+        .filter(email_tokens::Column::UserId.eq(user.id))
+        .into_tuple()
+        .all(&*tx)
+        .await?;
+    scrub_emails(
+        &tx,
+        Condition::any()
+            .add(emails::Column::Recipient.eq(user.email.as_str()))
+            .add(emails::Column::SubjectId.is_in(links)),
+        &gone,
+    )
+    .await?;
     email_tokens::Entity::delete_many()
         .filter(email_tokens::Column::UserId.eq(user.id))
         .exec(&*tx)
@@ -158,6 +176,28 @@ pub async fn delete_account(
     tx.commit(&svc.bus).await?;
     tracing::info!(user_id = %me, "account deleted");
     Ok(me)
+}
+
+/// Replaces the recipient of the email outbox rows `which` with an undeliverable
+/// placeholder; unsent ones will never be sent. Bodies are not stored (they are rendered
+/// at send time), so the address is all a row held.
+async fn scrub_emails(tx: &Tx, which: Condition, placeholder: &str) -> DomainResult<()> {
+    emails::Entity::update_many()
+        .col_expr(emails::Column::Status, Expr::value("superseded"))
+        .filter(which.clone())
+        .filter(emails::Column::Status.eq("pending"))
+        .exec(&**tx)
+        .await?;
+    emails::Entity::update_many()
+        .col_expr(emails::Column::Recipient, Expr::value(placeholder))
+        .col_expr(
+            emails::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(which)
+        .exec(&**tx)
+        .await?;
+    Ok(())
 }
 
 /// Replaces a string equal to `from` anywhere in a JSON value.
@@ -216,6 +256,7 @@ pub async fn delete_organization(
     if access.org.deletion_scheduled_for.is_some() {
         return Ok(access);
     }
+    refuse_while_paid(&tx, &access.org).await?;
     let grace = Duration::days(svc.config.safety.organization_deletion_grace_days);
     let mut am: organizations::ActiveModel = access.org.into();
     am.deletion_scheduled_for = Set(Some(now + grace));
@@ -233,6 +274,23 @@ pub async fn delete_organization(
         org: o,
         role: access.role,
     })
+}
+
+/// Deleting an organization someone pays for would leave its subscription charging for
+/// nothing (and its later events applying to a tombstone): PERMISSION_DENIED, as
+/// `mergeOrganization` answers, until the subscription is canceled.
+async fn refuse_while_paid(tx: &Tx, org: &organizations::Model) -> DomainResult<()> {
+    if super::billing::attached_in_org(OrgId(org.id))
+        .count(&**tx)
+        .await?
+        > 0
+    {
+        return Err(DomainError::PermissionDenied(format!(
+            "{} has a paid subscription: cancel it in billing first, then delete it. A subscription set to cancel at the end of its period counts until it ends.",
+            org.name
+        )));
+    }
+    Ok(())
 }
 
 /// Undoes [`delete_organization`] during the grace period (OWNER).
@@ -281,7 +339,17 @@ pub async fn purge_due(svc: &Services) -> DomainResult<usize> {
             .filter(|o| {
                 o.deleted_at.is_none() && o.deletion_scheduled_for.is_some_and(|d| d <= now)
             });
+        // A subscription attached during the grace period keeps the organization until
+        // it is canceled (checked again every pass).
         if let Some(org) = org {
+            if super::billing::attached_in_org(OrgId(org.id))
+                .count(&*tx)
+                .await?
+                > 0
+            {
+                tracing::warn!(org_id = %OrgId(id), "deletion due but a subscription is attached; kept until it is canceled");
+                continue;
+            }
             purge_in_tx(&mut tx, svc, &org).await?;
             tx.commit(&svc.bus).await?;
             purged += 1;
@@ -383,6 +451,12 @@ async fn purge_in_tx(tx: &mut Tx, svc: &Services, org: &organizations::Model) ->
         } else {
             inv.status.clone()
         };
+        scrub_emails(
+            tx,
+            Condition::all().add(emails::Column::SubjectId.eq(inv.id)),
+            &placeholder(inv.id),
+        )
+        .await?;
         let mut am: invitations::ActiveModel = inv.clone().into();
         am.email = Set(placeholder(inv.id));
         am.status = Set(status);

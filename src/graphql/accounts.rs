@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     auth, client,
-    error::{payload, top_level, UserError},
+    error::{payload, top_level, ErrorCode, UserError},
     identity::{failed, AuthPayload},
     orgs::DeletePayload,
     svc,
@@ -12,7 +12,7 @@ use super::{
     Auth,
 };
 use crate::domain::{
-    accounts::{self, sessions},
+    accounts::{self, confirm::Holder, sessions},
     ids::{SessionId, UserId},
     DomainError,
 };
@@ -86,14 +86,16 @@ fn session_token<'a>(
 /// Result of `verifyEmail`.
 #[derive(SimpleObject, Default)]
 pub struct VerifyEmailPayload {
-    /// The user whose address is now verified (with the new address after an email change);
-    /// fields of their own, like `sessions`, need their session.
+    /// The user whose address is now verified (with the new address after an email change).
     user: Option<User>,
     /// The organization joined now: set when the user had signed up through a copied
     /// invitation link and was waiting for this.
     organization: Option<Organization>,
+    /// A new session token when confirming ended the account's earlier sessions (it
+    /// completed a join) and it was confirmed with the password.
+    token: Option<String>,
     /// What went wrong, if anything (NOT_FOUND, TOKEN_EXPIRED, TOKEN_ALREADY_USED,
-    /// EMAIL_TAKEN).
+    /// INVALID_INPUT without a proof of the account, INVALID_CREDENTIALS, EMAIL_TAKEN).
     user_errors: Vec<UserError>,
 }
 
@@ -127,27 +129,48 @@ pub struct AccountMutation;
 
 #[Object]
 impl AccountMutation {
-    /// PUBLIC (the token is the proof). Uses a verification link: the account's address is
-    /// verified (or the new address of `changeEmail` becomes the account's). Single-use.
-    /// A signup through a copied invitation link joins its organization now.
+    /// PUBLIC (the link proves the mailbox). Uses a verification link: the account's
+    /// address is verified (or the new address of `changeEmail` becomes the account's).
+    /// Single-use. Confirming also needs the account's holder: send it signed in as the
+    /// account, or with the account's `password` (else INVALID_INPUT on `password`; a
+    /// wrong one is INVALID_CREDENTIALS and counts against the log-in limits). A signup
+    /// through a copied invitation link joins its organization now, and the account's
+    /// earlier sessions end, except the one that sent this; `token` is then a new session.
     async fn verify_email(
         &self,
         ctx: &Context<'_>,
         token: String,
+        password: Option<String>,
     ) -> async_graphql::Result<VerifyEmailPayload> {
-        let r = accounts::verify_email(svc(ctx), client(ctx), &token).await;
+        let holder = match (&password, auth(ctx)) {
+            (Some(p), _) => Holder::Password(p),
+            (None, Auth::User { user, token }) => Holder::Session { user, token },
+            (None, _) => Holder::Nothing,
+        };
+        let r = accounts::verify_email(svc(ctx), client(ctx), &token, holder, true).await;
         payload(
             r,
             |v| VerifyEmailPayload {
-                // The link proves the mailbox, not a session: the account's own fields
-                // (sessions, memberships, referral code) still need its session.
-                user: Some(User::co_member(v.user)),
+                // Whoever confirmed holds the account (its session or its password).
+                user: Some(User::themselves(v.user)),
                 organization: v.joined.map(|(o, r)| Organization::new(o, r)),
+                token: v.session,
                 user_errors: vec![],
             },
-            |user_errors| VerifyEmailPayload {
-                user_errors,
-                ..Default::default()
+            |mut user_errors| {
+                // There is no input field to point at: the address is the link's.
+                for e in &mut user_errors {
+                    if e.code == ErrorCode::EmailTaken {
+                        e.field = None;
+                        e.message =
+                            "Another account uses this address now, so it cannot become yours."
+                                .into();
+                    }
+                }
+                VerifyEmailPayload {
+                    user_errors,
+                    ..Default::default()
+                }
             },
         )
     }
@@ -217,7 +240,9 @@ impl AccountMutation {
     }
 
     /// Starts changing the account's email address (the password is required): a link goes
-    /// to the new address, and the change happens when it is opened (`verifyEmail`).
+    /// to the new address, and the change happens when it is confirmed (`verifyEmail`).
+    /// The answer is the same whether or not the address has an account (its owner then
+    /// gets a notice instead, and nothing changes).
     async fn change_email(
         &self,
         ctx: &Context<'_>,

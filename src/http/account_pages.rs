@@ -13,7 +13,7 @@ use super::{
     pages::{internal, page},
     AppState,
 };
-use crate::domain::{accounts, ratelimit::Client, DomainError};
+use crate::domain::{accounts, identity, ratelimit::Client, DomainError};
 
 /// A refusal the visitor can read (a bad, used or expired link), or the internal page.
 fn refused(e: DomainError) -> Response {
@@ -38,25 +38,103 @@ fn refused(e: DomainError) -> Response {
         .into_response()
 }
 
-/// `GET /verify-email/{token}`: the link of a verification email. Opening it is the proof,
-/// so it verifies at once (no second click).
-pub async fn verify_email(
+/// The confirmation form behind a verification link.
+fn confirm_form(
+    public_url: &str,
+    token: &str,
+    p: &accounts::confirm::Preview,
+    error: Option<String>,
+) -> Response {
+    let change = p.purpose == entity::email_tokens::Purpose::ChangeEmail;
+    page(
+        "Confirm your email address",
+        html! {
+            h1 { "Confirm your email address" }
+            @if let Some(e) = error { p.error { (e) } }
+            @if change {
+                p { "Confirming makes " strong { (p.email) } " the address of the account that uses "
+                    (p.account_email) " now." }
+            } @else {
+                p { "Confirm that " strong { (p.email) } " is your address." }
+            }
+            @if let Some(j) = &p.joins {
+                p { "Confirming also joins " strong { (identity::clean_name(&j.organization.name)) }
+                    ", as invited by " (j.inviter) "." }
+            }
+            form method="post" action=(format!("{public_url}/verify-email/{token}")) {
+                label for="password" { "The account's password" }
+                input id="password" name="password" type="password" autocomplete="current-password" required;
+                button type="submit" { "Confirm" }
+            }
+            p.muted { "If you did not ask for this, close this page: nothing changes unless you confirm." }
+        },
+    )
+    .into_response()
+}
+
+/// `GET /verify-email/{token}`: the page behind a verification email's link. Opening it
+/// uses nothing (mail scanners open links too): it says what confirming does, and the
+/// form asks for the account's password, because the mailbox alone does not prove who
+/// made the account (`accounts::confirm`).
+pub async fn verify_email_form(
     State(app): State<AppState>,
     Extension(client): Extension<Client>,
     Path(token): Path<String>,
 ) -> Response {
-    match accounts::verify_email(&app.svc, &client, &token).await {
+    match accounts::confirm::preview(&app.svc, &client, &token).await {
+        Ok(p) => confirm_form(&app.svc.config.public_url, &token, &p, None),
+        Err(e) => refused(e),
+    }
+}
+
+/// The confirmation form.
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    password: String,
+}
+
+/// `POST /verify-email/{token}`: confirms (the same operation as `verifyEmail`).
+pub async fn verify_email(
+    State(app): State<AppState>,
+    Extension(client): Extension<Client>,
+    Path(token): Path<String>,
+    Form(f): Form<ConfirmForm>,
+) -> Response {
+    let holder = accounts::confirm::Holder::Password(&f.password);
+    match accounts::verify_email(&app.svc, &client, &token, holder, false).await {
         Ok(v) => page(
             "Address confirmed",
             html! {
                 h1 { "Thanks, " (v.user.name) }
                 p.ok { (v.user.email) " is confirmed." }
                 @if let Some((org, _)) = &v.joined {
-                    p { "You joined " strong { (org.name) } ". Open the app to get started." }
+                    p { "You joined " strong { (org.name) } ". Log in to the app to get started (sessions started before this were signed out)." }
                 }
             },
         )
         .into_response(),
+        Err(e @ (DomainError::InvalidCredentials | DomainError::InvalidInput { .. })) => {
+            let status = if matches!(e, DomainError::InvalidCredentials) {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            match accounts::confirm::preview(&app.svc, &client, &token).await {
+                Ok(p) => {
+                    let message = match e {
+                        DomainError::InvalidCredentials => {
+                            "That is not the account's password.".to_string()
+                        }
+                        other => other.to_string(),
+                    };
+                    let mut r =
+                        confirm_form(&app.svc.config.public_url, &token, &p, Some(message));
+                    *r.status_mut() = status;
+                    r
+                }
+                Err(e) => refused(e),
+            }
+        }
         Err(e) => refused(e),
     }
 }

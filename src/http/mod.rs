@@ -59,7 +59,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(pages::accept_invitation),
         )
         .route("/r/{code}", get(pages::referral))
-        .route("/verify-email/{token}", get(account_pages::verify_email))
+        .route(
+            "/verify-email/{token}",
+            get(account_pages::verify_email_form).post(account_pages::verify_email),
+        )
         .route(
             "/reset-password/{token}",
             get(account_pages::reset_password_form).post(account_pages::reset_password),
@@ -117,7 +120,8 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::ACCEPT,
             HeaderName::from_static("idempotency-key"),
         ])
-        .expose_headers([REQUEST_ID])
+        // A browser client needs Retry-After to honour a 429.
+        .expose_headers([REQUEST_ID, header::RETRY_AFTER])
         .max_age(Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {
         base.allow_origin(Any)

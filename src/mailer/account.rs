@@ -35,23 +35,41 @@ pub(super) async fn render(
     else {
         return Ok(None);
     };
-    let link = accounts::link(svc, &row);
     let name = crate::domain::identity::clean_name(&user.name);
+    if row.purpose == Purpose::ChangeEmail {
+        if let Some(notice) = address_taken(svc, &row, &user).await? {
+            return Ok(Some(notice));
+        }
+    }
+    let link = accounts::link(svc, &row);
     let (subject, intro, action, validity) = match row.purpose {
-        Purpose::VerifyEmail => (
-            "Confirm your email address".to_string(),
-            format!("Hi {name}, please confirm that {} is your email address.", row.email),
-            "Confirm my address",
-            "This link works for 48 hours.",
-        ),
+        Purpose::VerifyEmail => {
+            let joins = accounts::confirm::waiting_join(db, svc.now(), &user).await?;
+            let intro = match joins {
+                // Whoever signed up may not be whoever reads this: say what the button does.
+                Some(j) => format!(
+                    "Hi {name}, an account for {} was created through a copied invitation link. Confirming verifies this address and also joins {} as invited by {}; it asks for the account's password. If you did not sign up, ignore this email: nothing happens unless you confirm.",
+                    row.email,
+                    crate::domain::identity::clean_name(&j.organization.name),
+                    j.inviter,
+                ),
+                None => format!("Hi {name}, please confirm that {} is your email address.", row.email),
+            };
+            (
+                "Confirm your email address".to_string(),
+                intro,
+                "Confirm my address",
+                "This link works for 48 hours.",
+            )
+        }
         Purpose::ChangeEmail => (
             "Confirm your new email address".to_string(),
             format!(
-                "Hi {name}, you asked to use {} for your account. Confirm it to make the change.",
+                "Hi {name}, you asked to use {} for your account. Confirm it (with your password) to make the change.",
                 row.email
             ),
             "Use this address",
-            "This link works for 24 hours. Until you open it, your account keeps its current address.",
+            "This link works for 24 hours. Until you confirm, your account keeps its current address.",
         ),
         Purpose::ResetPassword => (
             "Reset your password".to_string(),
@@ -74,5 +92,35 @@ pub(super) async fn render(
         subject,
         text,
         html,
+    }))
+}
+
+/// The notice sent instead of a confirmation link when the address asked for by
+/// `changeEmail` already has an account: its owner learns someone tried, nothing changes,
+/// and the requester's answer was the same as for a free address.
+async fn address_taken(
+    svc: &Services,
+    row: &email_tokens::Model,
+    requester: &users::Model,
+) -> anyhow::Result<Option<Rendered>> {
+    let owner = users::Entity::find()
+        .filter(users::Column::Email.eq(row.email.as_str()))
+        .filter(users::Column::DeletedAt.is_null())
+        .filter(users::Column::Id.ne(requester.id))
+        .one(&svc.db.read)
+        .await?;
+    let Some(owner) = owner else {
+        return Ok(None);
+    };
+    let name = crate::domain::identity::clean_name(&owner.name);
+    let intro = format!(
+        "Hi {name}, someone signed in to another account asked to use {} as that account's address. It is already yours, so nothing changed: your account, its password and its sessions are as they were.",
+        row.email
+    );
+    let after = "If it was you, sign in with this address instead. If it was not, you can ignore this email.";
+    Ok(Some(Rendered {
+        subject: "Someone tried to use your email address".into(),
+        text: format!("{intro}\n\n{after}\n"),
+        html: html! { p { (intro) } p style="color:#555" { (after) } }.into_string(),
     }))
 }

@@ -20,7 +20,7 @@ const SIGN_UP: &str = "mutation($i: SignUpInput!) { signUp(input: $i) {
   token user { id emailVerifiedAt memberships { role organization { id } } } organization { id name } userErrors { code message } } }";
 const INVITE: &str = "mutation($o: ID!, $e: [String!]!) { createInvitations(input: {organizationId: $o, emails: $e}) {
   invitations { id url } userErrors { code message } } }";
-const VERIFY: &str = "mutation($t: String!) { verifyEmail(token: $t) { user { id email emailVerifiedAt } organization { id name viewerRole } userErrors { code message } } }";
+const VERIFY: &str = "mutation($t: String!) { verifyEmail(token: $t, password: \"correct horse battery\") { token user { id email emailVerifiedAt } organization { id name viewerRole } userErrors { code message } } }";
 
 /// A server whose emails go to a real SMTP sink.
 pub async fn spawn_mailing(
@@ -109,10 +109,11 @@ async fn a_signup_gets_a_verification_link_that_works_once_and_expires() {
 
     let mail = mail_to(&sink, "ana@example.com", "Confirm your email address").await;
     let token = token_in(&mail, &format!("{}/verify-email/", app.url));
-    // The link is the page: opening it verifies.
+    // The link is a page whose form confirms (opening it changes nothing).
     let page = app
         .http
-        .get(format!("{}/verify-email/{token}", app.url))
+        .post(format!("{}/verify-email/{token}", app.url))
+        .form(&[("password", PASSWORD)])
         .send()
         .await
         .unwrap();
@@ -256,7 +257,6 @@ async fn a_signup_through_a_copied_link_joins_once_the_address_is_verified() {
     let copied = token_of(&p["data"]["createInvitations"]["invitations"][0]);
     let s = sign_up(&app, "cy@acme.io", Some(&copied)).await;
     assert_eq!(user_error_codes(&s), vec!["EMAIL_NOT_VERIFIED"]);
-    let cy_token = s["token"].as_str().unwrap().to_string();
 
     let mail = mail_to(&sink, "cy@acme.io", "Confirm your email address").await;
     let token = token_in(&mail, &format!("{}/verify-email/", app.url));
@@ -265,6 +265,8 @@ async fn a_signup_through_a_copied_link_joins_once_the_address_is_verified() {
     assert_eq!(v["userErrors"], json!([]), "{v}");
     assert_eq!(v["organization"]["id"], ana.org_id.as_str());
     assert_eq!(v["organization"]["viewerRole"], "MEMBER");
+    // Confirmed with the password: the sessions from before ended, here is a new one.
+    let cy_token = v["token"].as_str().expect("a new session").to_string();
     let me = app
         .gql(Some(&cy_token), "{ me { acquisitionSource activeOrganization { id } memberships { organization { id } } } }", json!({}))
         .await;

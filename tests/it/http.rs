@@ -250,3 +250,29 @@ fragment TypeRef on __Type {
     ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
 }
 "#;
+
+#[tokio::test]
+async fn browsers_may_read_retry_after_and_the_request_id() {
+    let app = spawn().await;
+    let resp = app
+        .http
+        .post(format!("{}/graphql", app.url))
+        .header("origin", "https://app.example.com")
+        .json(&json!({ "query": "{ plans { key } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let exposed = resp
+        .headers()
+        .get("access-control-expose-headers")
+        .expect("exposed headers")
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    let names: Vec<&str> = exposed.split(',').map(str::trim).collect();
+    assert!(
+        names.contains(&"retry-after") && names.contains(&"x-request-id"),
+        "{exposed}"
+    );
+}

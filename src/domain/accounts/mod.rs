@@ -35,6 +35,7 @@ use super::{
 use crate::outbox::Tx;
 use entity::{email_tokens, email_tokens::Purpose, memberships, organizations, users};
 
+pub mod confirm;
 pub mod passwords;
 pub mod sessions;
 
@@ -236,12 +237,54 @@ pub struct Verified {
     /// The organization they joined now, when they had signed up through a copied
     /// invitation link and were waiting for this.
     pub joined: Option<(organizations::Model, Role)>,
+    /// A new session, when confirming ended the account's earlier ones and the caller
+    /// asked for one (see [`verify_email`]).
+    pub session: Option<String>,
 }
 
 /// PUBLIC: uses a verification link (the account's address, or a new address to change
 /// to). Single-use; verifying also completes a signup that waited for it.
-pub async fn verify_email(svc: &Services, client: &Client, token: &str) -> DomainResult<Verified> {
+///
+/// The link proves the mailbox; `holder` must prove the account (its session or its
+/// password, see [`confirm`]): without either the answer is INVALID_INPUT on `password`,
+/// with a wrong password INVALID_CREDENTIALS, and the link stays unused. When confirming
+/// completes a join that waited for it, every session of the account started before ends
+/// except the one that proved it (none survives a password proof); `new_session` then
+/// starts one for the caller.
+pub async fn verify_email(
+    svc: &Services,
+    client: &Client,
+    token: &str,
+    holder: confirm::Holder<'_>,
+    new_session: bool,
+) -> DomainResult<Verified> {
     ratelimit::public_lookup(svc, client)?;
+    let found = find(
+        svc,
+        &svc.db.read,
+        token,
+        &[Purpose::VerifyEmail, Purpose::ChangeEmail],
+    )
+    .await?;
+    let account = live_user(&svc.db.read, found.user_id).await?;
+    let kept_session = match holder {
+        confirm::Holder::Session { user, token } if user.id == account.id => {
+            Some(crate::domain::tokens::session_token_hash(token.trim()))
+        }
+        confirm::Holder::Password(p) if !p.is_empty() => {
+            identity::verify_credentials(svc, client, &account.email, p).await?;
+            None
+        }
+        _ => {
+            return Err(DomainError::invalid(
+                &["password"],
+                format!(
+                    "Enter the password of the account {} to confirm (or open the link where you are signed in to it). If you did not create it, ignore the email.",
+                    account.email
+                ),
+            ))
+        }
+    };
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
     let row = find(
@@ -276,14 +319,38 @@ pub async fn verify_email(svc: &Services, client: &Client, token: &str) -> Domai
             joined = join_waiting_signup(svc, &mut tx, now, &user).await?;
         }
     }
+    let mut session = None;
+    if joined.is_some() {
+        // Joining hands out access that the account's earlier sessions were refused:
+        // none of them comes along, except the one that proved it is the holder's.
+        let mut ending = entity::sessions::Entity::delete_many()
+            .filter(entity::sessions::Column::UserId.eq(user.id));
+        if let Some(hash) = &kept_session {
+            ending = ending.filter(entity::sessions::Column::TokenHash.ne(hash.as_str()));
+        }
+        let ended = ending.exec(&*tx).await?.rows_affected;
+        tracing::info!(user_id = %UserId(user.id), ended, "verified join ended earlier sessions");
+        if new_session && kept_session.is_none() {
+            session = Some(identity::create_session(&*tx, svc, user.id, client).await?);
+        }
+    }
     let user = live_user(&*tx, Some(user.id)).await?;
     tx.commit(&svc.bus).await?;
-    Ok(Verified { user, joined })
+    Ok(Verified {
+        user,
+        joined,
+        session,
+    })
 }
 
 /// Starts changing the signed-in user's address (the password is required): a link goes
-/// to the new address, and the change happens when it is opened (`verifyEmail`). Until
+/// to the new address, and the change happens when it is confirmed (`verifyEmail`). Until
 /// then the account keeps its address.
+///
+/// The answer does not tell whether the new address has an account (that would make this
+/// an oracle for who is a customer): the limits are spent and an email is queued either
+/// way; when the address is taken, its owner gets a notice without a link instead
+/// (decided when the email is rendered, `crate::mailer`), and nothing changes.
 pub async fn change_email(
     svc: &Services,
     client: &Client,
@@ -304,12 +371,6 @@ pub async fn change_email(
         ));
     }
     identity::verify_credentials(svc, client, &user.email, password).await?;
-    if identity::find_by_email(&svc.db.read, &email)
-        .await?
-        .is_some()
-    {
-        return Err(DomainError::EmailTaken);
-    }
     ratelimit::verification_email(svc, client, email.as_str()).await?;
     let mut tx = Tx::begin(&svc.db).await?;
     issue(
@@ -348,21 +409,20 @@ async fn join_waiting_signup(
     now: DateTime<Utc>,
     user: &users::Model,
 ) -> DomainResult<Option<(organizations::Model, Role)>> {
+    if user.acquisition_source != "invite" {
+        return Ok(None);
+    }
     let has_org = memberships::Entity::find()
         .filter(memberships::Column::UserId.eq(user.id))
         .count(&**tx)
         .await?
         > 0;
-    if has_org || user.acquisition_source != "invite" {
+    if has_org {
         return Ok(None);
     }
-    let pending = match user.invite_token_id {
-        Some(id) => entity::invitations::Entity::find_by_id(id)
-            .one(&**tx)
-            .await?
-            .filter(|inv| invitations::usable(inv, now).is_ok() && inv.email == user.email),
-        None => None,
-    };
+    let pending = confirm::waiting_join(&**tx, now, user)
+        .await?
+        .map(|w| w.invitation);
     // Joining is a growth fact: the membership and, through an invitation, its acceptance.
     let probe = Probe::open(
         tx,

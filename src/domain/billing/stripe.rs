@@ -271,13 +271,24 @@ async fn lock_subscription(
         .ok_or_else(|| anyhow::anyhow!("subscription {id} vanished"))?)
 }
 
-/// The organization an event names, if it exists.
+/// The organization an event names, if it exists (a purged one counts as existing: see
+/// [`purged`]).
 async fn named_org(tx: &Tx, reference: Option<&str>) -> DomainResult<Option<OrgId>> {
     let Some(org) = reference.and_then(|r| OrgId::parse(r.trim()).ok()) else {
         return Ok(None);
     };
     let found = organizations::Entity::find_by_id(org.0).one(&**tx).await?;
     Ok(found.map(|o| OrgId(o.id)))
+}
+
+/// Whether the organization was purged (deleted for good). Its billing events change
+/// nothing: its plan, subscription rows and webhooks stay as they were when it went.
+async fn purged(tx: &Tx, org: OrgId) -> DomainResult<bool> {
+    Ok(organizations::Entity::find_by_id(org.0)
+        .filter(organizations::Column::DeletedAt.is_not_null())
+        .one(&**tx)
+        .await?
+        .is_some())
 }
 
 async fn checkout_completed(tx: &mut Tx, svc: &Services, event: &Event) -> DomainResult<Outcome> {
@@ -297,6 +308,9 @@ async fn checkout_completed(tx: &mut Tx, svc: &Services, event: &Event) -> Domai
             "client_reference_id / metadata.organization_id names no organization",
         ));
     };
+    if purged(tx, org).await? {
+        return Ok(ignored(event, "the organization was deleted"));
+    }
     let row = lock_subscription(tx, subscription.id(), customer.id(), svc.now()).await?;
     if row.organization_id.is_some_and(|o| o != org.0) {
         return Ok(ignored(
@@ -370,6 +384,11 @@ async fn subscription_changed(
             }
         }
     };
+    if let Some(o) = org {
+        if purged(tx, o).await? {
+            return Ok(ignored(event, "the organization was deleted"));
+        }
+    }
     let period_end = sub
         .current_period_end
         .or_else(|| sub.items.data.iter().find_map(|i| i.current_period_end))
