@@ -570,6 +570,31 @@ mod tests {
     }
 
     #[test]
+    fn previous_secrets_are_a_list_in_toml_or_comma_separated() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kfactor.toml");
+        let (a, b) = ("a".repeat(32), "b".repeat(40));
+        std::fs::write(&file, format!("secret_previous = [\"{a}\", \"{b}\"]\n")).unwrap();
+        let c = Config::load_from(&file, true).unwrap();
+        let got: Vec<&[u8]> = c.secret_previous.iter().map(|s| s.0.as_slice()).collect();
+        assert_eq!(got, [a.as_bytes(), b.as_bytes()]);
+        let c = Config::validate(Raw {
+            secret_previous: Some(StringOrList::One(format!(" {a} , {b},"))),
+            ..Raw::default()
+        })
+        .unwrap();
+        assert_eq!(c.secret_previous.len(), 2);
+        let e = Config::validate(Raw {
+            secret_previous: Some(StringOrList::One(format!("{a},tooshort-secret"))),
+            ..Raw::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key, "KFACTOR_SECRET_PREVIOUS");
+        assert!(!format!("{e}").contains("tooshort"), "secrets never echo");
+        assert!(!format!("{c:?}").contains(&a), "nor print");
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let e = Config::validate(Raw {
             bind: "nope".into(),
