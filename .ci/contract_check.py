@@ -22,9 +22,8 @@ paths given on the command line are relative to the current directory.
 
 Exit status: 0 no problems, 1 problems found, 2 usage / file / parse error.
 
-Standard library only (Python 3.11+); the SDL parser below covers the type-system
-subset of the GraphQL spec (October 2021 + @oneOf) that async-graphql's
-Schema::sdl() emits and that hand-written contracts use.
+Python 3.9+ with graphql-core (PyPI `graphql-core`, the reference parser's port; .ci/run
+installs it into its virtualenv), which parses both documents.
 """
 
 from __future__ import annotations
@@ -36,157 +35,28 @@ import sys
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 
+try:
+    import graphql
+    from graphql.language import ast
+except ImportError:  # pragma: no cover - exercised by hand
+    print(
+        "error: contract_check.py needs graphql-core (pip install graphql-core); "
+        ".ci/run installs it into its virtualenv",
+        file=sys.stderr,
+    )
+    sys.exit(2)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCHEMA = REPO_ROOT / "schema.graphql"
 DEFAULT_CONTRACT = REPO_ROOT / ".." / "shared" / "api" / "contract.graphql"
 DEFAULT_ALLOW = REPO_ROOT / ".ci" / "contract-allowlist.txt"
 
 
-# --------------------------------------------------------------------------- lexer
+# --------------------------------------------------------------------------- errors
 
 
 class SDLError(Exception):
-    """A lexing or parsing error, with position."""
-
-
-@dataclass
-class Token:
-    kind: str  # "punct" | "name" | "int" | "float" | "string" | "eof"
-    value: str
-    line: int
-    col: int
-
-    def describe(self) -> str:
-        if self.kind == "eof":
-            return "end of file"
-        if self.kind == "string":
-            return "a string"
-        return repr(self.value)
-
-
-_PUNCT = set("!$&()=:@[]{}|")
-_NAME_RE = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
-_NUM_RE = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
-_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-
-
-def _block_string_value(raw: str) -> str:
-    """The spec's BlockStringValue(): strip common indentation and blank edge lines."""
-    lines = re.split(r"\r\n|\n|\r", raw)
-    common = None
-    for ln in lines[1:]:
-        stripped = ln.lstrip(" \t")
-        if stripped:
-            indent = len(ln) - len(stripped)
-            common = indent if common is None else min(common, indent)
-    if common:
-        lines = [lines[0]] + [ln[common:] for ln in lines[1:]]
-    while lines and not lines[0].strip(" \t"):
-        lines.pop(0)
-    while lines and not lines[-1].strip(" \t"):
-        lines.pop()
-    return "\n".join(lines)
-
-
-def tokenize(src: str, filename: str = "<sdl>") -> list[Token]:
-    toks: list[Token] = []
-    i, n = 0, len(src)
-    line, line_start = 1, 0
-
-    def err(msg: str, pos: int) -> SDLError:
-        return SDLError(f"{filename}:{line}:{pos - line_start + 1}: {msg}")
-
-    while i < n:
-        c = src[i]
-        if c in " \t,\ufeff":
-            i += 1
-            continue
-        if c == "\n" or c == "\r":
-            if c == "\r" and i + 1 < n and src[i + 1] == "\n":
-                i += 1
-            i += 1
-            line, line_start = line + 1, i
-            continue
-        if c == "#":
-            while i < n and src[i] not in "\r\n":
-                i += 1
-            continue
-        col = i - line_start + 1
-        if c in _PUNCT:
-            toks.append(Token("punct", c, line, col))
-            i += 1
-            continue
-        if src.startswith("...", i):
-            toks.append(Token("punct", "...", line, col))
-            i += 3
-            continue
-        if src.startswith('"""', i):
-            start_line = line
-            j = i + 3
-            buf: list[str] = []
-            while True:
-                if j >= n:
-                    raise err('unterminated block string (""")', i)
-                if src.startswith('\\"""', j):
-                    buf.append('"""')
-                    j += 4
-                    continue
-                if src.startswith('"""', j):
-                    j += 3
-                    break
-                ch = src[j]
-                if ch == "\n" or (ch == "\r" and not src.startswith("\r\n", j)):
-                    line, line_start = line + 1, j + 1
-                buf.append(ch)
-                j += 1
-            toks.append(Token("string", _block_string_value("".join(buf)), start_line, col))
-            i = j
-            continue
-        if c == '"':
-            j = i + 1
-            buf = []
-            while True:
-                if j >= n or src[j] in "\r\n":
-                    raise err("unterminated string", i)
-                ch = src[j]
-                if ch == '"':
-                    j += 1
-                    break
-                if ch == "\\":
-                    if j + 1 >= n:
-                        raise err("unterminated string", i)
-                    e = src[j + 1]
-                    if e in _ESCAPES:
-                        buf.append(_ESCAPES[e])
-                        j += 2
-                    elif e == "u":
-                        m = re.match(r"\{([0-9A-Fa-f]+)\}|([0-9A-Fa-f]{4})", src[j + 2 :])
-                        if not m:
-                            raise err("bad \\u escape in string", j)
-                        buf.append(chr(int(m.group(1) or m.group(2), 16)))
-                        j += 2 + m.end()
-                    else:
-                        raise err(f"bad escape \\{e} in string", j)
-                    continue
-                buf.append(ch)
-                j += 1
-            toks.append(Token("string", "".join(buf), line, col))
-            i = j
-            continue
-        m = _NAME_RE.match(src, i)
-        if m:
-            toks.append(Token("name", m.group(), line, col))
-            i = m.end()
-            continue
-        m = _NUM_RE.match(src, i)
-        if m:
-            kind = "float" if (m.group(1) or m.group(2)) else "int"
-            toks.append(Token(kind, m.group(), line, col))
-            i = m.end()
-            continue
-        raise err(f"unexpected character {c!r}", i)
-    toks.append(Token("eof", "", line, i - line_start + 1))
-    return toks
+    """An unparsable SDL document, with position."""
 
 
 # --------------------------------------------------------------------------- model
@@ -249,6 +119,10 @@ class Schema:
 
 
 # --------------------------------------------------------------------------- parser
+#
+# graphql-core parses the documents (no validation: the contract is a fragment of a schema
+# and may name types it does not define); the AST is folded into the model above, merging
+# `extend` definitions into their types.
 
 
 def _canon_number(raw: str, kind: str) -> str:
@@ -260,227 +134,109 @@ def _canon_number(raw: str, kind: str) -> str:
     return repr(f)
 
 
-class Parser:
-    def __init__(self, src: str, filename: str):
-        self.filename = filename
-        self.toks = tokenize(src, filename)
-        self.pos = 0
-        self.schema = Schema()
+def _type_text(node: ast.TypeNode) -> str:
+    if isinstance(node, ast.NonNullTypeNode):
+        return _type_text(node.type) + "!"
+    if isinstance(node, ast.ListTypeNode):
+        return f"[{_type_text(node.type)}]"
+    return node.name.value
 
-    # -- token helpers
-    def peek(self, k: int = 0) -> Token:
-        return self.toks[min(self.pos + k, len(self.toks) - 1)]
 
-    def next(self) -> Token:
-        t = self.toks[self.pos]
-        if t.kind != "eof":
-            self.pos += 1
-        return t
+def _value_text(node: ast.ValueNode) -> str:
+    """A canonical text of a value for comparisons: `20.0` is `20`, object fields sorted."""
+    if isinstance(node, ast.VariableNode):
+        return "$" + node.name.value
+    if isinstance(node, ast.IntValueNode):
+        return _canon_number(node.value, "int")
+    if isinstance(node, ast.FloatValueNode):
+        return _canon_number(node.value, "float")
+    if isinstance(node, ast.StringValueNode):
+        return json.dumps(node.value, ensure_ascii=False)
+    if isinstance(node, ast.BooleanValueNode):
+        return "true" if node.value else "false"
+    if isinstance(node, ast.NullValueNode):
+        return "null"
+    if isinstance(node, ast.EnumValueNode):
+        return node.value
+    if isinstance(node, ast.ListValueNode):
+        return "[" + ", ".join(_value_text(v) for v in node.values) + "]"
+    if isinstance(node, ast.ObjectValueNode):
+        fields = sorted(f"{f.name.value}: {_value_text(f.value)}" for f in node.fields)
+        return "{" + ", ".join(fields) + "}"
+    raise SDLError(f"unexpected value node {node.kind}")
 
-    def error(self, msg: str, tok: Token | None = None) -> SDLError:
-        tok = tok or self.peek()
-        return SDLError(f"{self.filename}:{tok.line}:{tok.col}: {msg}")
 
-    def is_punct(self, p: str) -> bool:
-        t = self.peek()
-        return t.kind == "punct" and t.value == p
+def _line(node: ast.Node) -> int:
+    return node.loc.source.get_location(node.loc.start).line if node.loc else 0
 
-    def skip_punct(self, p: str) -> bool:
-        if self.is_punct(p):
-            self.pos += 1
-            return True
-        return False
 
-    def expect_punct(self, p: str) -> Token:
-        if not self.is_punct(p):
-            raise self.error(f"expected {p!r}, found {self.peek().describe()}")
-        return self.next()
+def _directives(node: ast.Node) -> list[str]:
+    return [d.name.value for d in (getattr(node, "directives", None) or [])]
 
-    def expect_name(self, what: str = "a name") -> Token:
-        t = self.peek()
-        if t.kind != "name":
-            raise self.error(f"expected {what}, found {t.describe()}")
-        return self.next()
 
-    def skip_description(self) -> None:
-        if self.peek().kind == "string":
-            self.next()
+def _input_value(node: ast.InputValueDefinitionNode) -> InputValue:
+    default = None if node.default_value is None else _value_text(node.default_value)
+    return InputValue(node.name.value, _type_text(node.type), default, _directives(node), _line(node))
 
-    # -- grammar
-    def parse(self) -> Schema:
-        while self.peek().kind != "eof":
-            self.skip_description()
-            kw = self.expect_name("a definition keyword")
-            if kw.value == "extend":
-                kw2 = self.expect_name("a definition keyword after 'extend'")
-                self.definition(kw2, extend=True)
-            else:
-                self.definition(kw, extend=False)
-        return self.schema
 
-    def definition(self, kw: Token, extend: bool) -> None:
-        k = kw.value
-        if k == "schema":
-            self.directives()
-            if self.skip_punct("{"):
-                while not self.skip_punct("}"):
-                    op = self.expect_name("an operation type")
-                    if op.value not in ("query", "mutation", "subscription"):
-                        raise self.error(f"unknown operation type {op.value!r}", op)
-                    self.expect_punct(":")
-                    self.schema.roots[op.value] = self.expect_name("a type name").value
-            elif not extend:
-                raise self.error("expected '{' after 'schema'")
-        elif k == "directive":
-            self.expect_punct("@")
-            self.expect_name("a directive name")
-            if self.is_punct("("):
-                self.arguments_definition()
-            if self.peek().kind == "name" and self.peek().value == "repeatable":
-                self.next()
-            on = self.expect_name("'on'")
-            if on.value != "on":
-                raise self.error("expected 'on'", on)
-            self.skip_punct("|")
-            self.expect_name("a directive location")
-            while self.skip_punct("|"):
-                self.expect_name("a directive location")
-        elif k in ("type", "interface", "input", "enum", "scalar", "union"):
-            name = self.expect_name("a type name")
-            td = self.get_type(k, name, extend)
-            if k in ("type", "interface"):
-                if self.peek().kind == "name" and self.peek().value == "implements":
-                    self.next()
-                    self.skip_punct("&")
-                    td.interfaces.append(self.expect_name("an interface name").value)
-                    while self.skip_punct("&"):
-                        td.interfaces.append(self.expect_name("an interface name").value)
-                self.directives()
-                if self.skip_punct("{"):
-                    while not self.skip_punct("}"):
-                        f = self.field_definition()
-                        td.fields[f.name] = f
-            elif k == "input":
-                self.directives()
-                if self.skip_punct("{"):
-                    while not self.skip_punct("}"):
-                        v = self.input_value_definition()
-                        td.input_fields[v.name] = v
-            elif k == "enum":
-                self.directives()
-                if self.skip_punct("{"):
-                    while not self.skip_punct("}"):
-                        self.skip_description()
-                        v = self.expect_name("an enum value")
-                        td.values[v.value] = self.directives()
-            elif k == "scalar":
-                self.directives()
-            elif k == "union":
-                self.directives()
-                if self.skip_punct("="):
-                    self.skip_punct("|")
-                    td.members.append(self.expect_name("a union member").value)
-                    while self.skip_punct("|"):
-                        td.members.append(self.expect_name("a union member").value)
-        else:
-            raise self.error(f"unexpected {kw.value!r}: not a type-system definition", kw)
-
-    def get_type(self, kind: str, name_tok: Token, extend: bool) -> TypeDef:
-        name = name_tok.value
-        existing = self.schema.types.get(name)
-        if existing is None:
-            td = TypeDef(kind, name, name_tok.line)
-            self.schema.types[name] = td
-            return td
-        if existing.kind != kind:
-            raise self.error(f"{name} is defined as {existing.kind} and as {kind}", name_tok)
-        if not extend:
-            self.schema.warnings.append(
-                f"{self.filename}:{name_tok.line}: {name} defined more than once (merged)"
-            )
-        return existing
-
-    def field_definition(self) -> Field:
-        self.skip_description()
-        name = self.expect_name("a field name")
-        args: dict[str, InputValue] = {}
-        if self.is_punct("("):
-            args = self.arguments_definition()
-        self.expect_punct(":")
-        ty = self.type_ref()
-        dirs = self.directives()
-        return Field(name.value, ty, args, dirs, name.line)
-
-    def arguments_definition(self) -> dict[str, InputValue]:
-        self.expect_punct("(")
-        args: dict[str, InputValue] = {}
-        while not self.skip_punct(")"):
-            v = self.input_value_definition()
-            args[v.name] = v
-        return args
-
-    def input_value_definition(self) -> InputValue:
-        self.skip_description()
-        name = self.expect_name("an argument or input field name")
-        self.expect_punct(":")
-        ty = self.type_ref()
-        default = None
-        if self.skip_punct("="):
-            default = self.value()
-        dirs = self.directives()
-        return InputValue(name.value, ty, default, dirs, name.line)
-
-    def type_ref(self) -> str:
-        if self.skip_punct("["):
-            inner = self.type_ref()
-            self.expect_punct("]")
-            s = f"[{inner}]"
-        else:
-            s = self.expect_name("a type").value
-        if self.skip_punct("!"):
-            s += "!"
-        return s
-
-    def directives(self) -> list[str]:
-        names = []
-        while self.skip_punct("@"):
-            names.append(self.expect_name("a directive name").value)
-            if self.skip_punct("("):
-                while not self.skip_punct(")"):
-                    self.expect_name("an argument name")
-                    self.expect_punct(":")
-                    self.value()
-        return names
-
-    def value(self) -> str:
-        """Parse a value; return a canonical text for comparisons."""
-        t = self.next()
-        if t.kind == "punct":
-            if t.value == "$":
-                return "$" + self.expect_name("a variable name").value
-            if t.value == "[":
-                items = []
-                while not self.skip_punct("]"):
-                    items.append(self.value())
-                return "[" + ", ".join(items) + "]"
-            if t.value == "{":
-                fields = []
-                while not self.skip_punct("}"):
-                    k = self.expect_name("an object field name").value
-                    self.expect_punct(":")
-                    fields.append(f"{k}: {self.value()}")
-                return "{" + ", ".join(sorted(fields)) + "}"
-        elif t.kind == "string":
-            return json.dumps(t.value, ensure_ascii=False)
-        elif t.kind in ("int", "float"):
-            return _canon_number(t.value, t.kind)
-        elif t.kind == "name":
-            return t.value
-        raise self.error(f"expected a value, found {t.describe()}", t)
+_KINDS = {
+    ast.ObjectTypeDefinitionNode: "type",
+    ast.ObjectTypeExtensionNode: "type",
+    ast.InterfaceTypeDefinitionNode: "interface",
+    ast.InterfaceTypeExtensionNode: "interface",
+    ast.InputObjectTypeDefinitionNode: "input",
+    ast.InputObjectTypeExtensionNode: "input",
+    ast.EnumTypeDefinitionNode: "enum",
+    ast.EnumTypeExtensionNode: "enum",
+    ast.ScalarTypeDefinitionNode: "scalar",
+    ast.ScalarTypeExtensionNode: "scalar",
+    ast.UnionTypeDefinitionNode: "union",
+    ast.UnionTypeExtensionNode: "union",
+}
 
 
 def parse_sdl(src: str, filename: str = "<sdl>") -> Schema:
-    return Parser(src, filename).parse()
+    try:
+        doc = graphql.parse(graphql.Source(src, filename), no_location=False)
+    except graphql.GraphQLSyntaxError as e:
+        loc = e.locations[0] if e.locations else None
+        where = f"{filename}:{loc.line}:{loc.column}" if loc else filename
+        raise SDLError(f"{where}: {e.message}") from None
+    schema = Schema()
+    for d in doc.definitions:
+        if isinstance(d, (ast.SchemaDefinitionNode, ast.SchemaExtensionNode)):
+            for op in d.operation_types or []:
+                schema.roots[op.operation.value] = op.type.name.value
+            continue
+        if isinstance(d, ast.DirectiveDefinitionNode):
+            continue
+        kind = _KINDS.get(type(d))
+        if kind is None:
+            raise SDLError(f"{filename}:{_line(d)}: unexpected {d.kind}: not a type-system definition")
+        name, extend = d.name.value, isinstance(d, ast.TypeExtensionNode)
+        td = schema.types.get(name)
+        if td is None:
+            td = schema.types[name] = TypeDef(kind, name, _line(d))
+        elif td.kind != kind:
+            raise SDLError(f"{filename}:{_line(d)}: {name} is defined as {td.kind} and as {kind}")
+        elif not extend:
+            schema.warnings.append(f"{filename}:{_line(d)}: {name} defined more than once (merged)")
+        if kind in ("type", "interface"):
+            td.interfaces += [i.name.value for i in d.interfaces or []]
+            for f in d.fields or []:
+                args = {a.name.value: _input_value(a) for a in f.arguments or []}
+                td.fields[f.name.value] = Field(
+                    f.name.value, _type_text(f.type), args, _directives(f), _line(f)
+                )
+        elif kind == "input":
+            for f in d.fields or []:
+                td.input_fields[f.name.value] = _input_value(f)
+        elif kind == "enum":
+            for v in d.values or []:
+                td.values[v.name.value] = _directives(v)
+        elif kind == "union":
+            td.members += [m.name.value for m in d.types or []]
+    return schema
 
 
 # --------------------------------------------------------------------------- allow-list

@@ -1,5 +1,6 @@
 //! Command line: `kfactor [serve|migrate|schema|seed-demo|metrics verify|metrics rebuild|
-//! staff grant EMAIL|staff revoke EMAIL|plans check|api-keys create|list|revoke]`.
+//! staff grant EMAIL|staff revoke EMAIL|plans check|api-keys create|list|revoke|
+//! secrets reseal]`.
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::{Parser, Subcommand};
@@ -58,12 +59,26 @@ pub enum Command {
         #[command(subcommand)]
         action: PlansAction,
     },
+    /// What is stored sealed under the server secret.
+    Secrets {
+        /// reseal.
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
     /// Server-to-server API keys.
     ApiKeys {
         /// create, list or revoke.
         #[command(subcommand)]
         action: ApiKeyAction,
     },
+}
+
+/// Server secret commands.
+#[derive(Subcommand, Debug)]
+pub enum SecretsAction {
+    /// Seal everything stored under a previous secret (KFACTOR_SECRET_PREVIOUS) or an older
+    /// format again under KFACTOR_SECRET, and print the counts.
+    Reseal,
 }
 
 /// API key commands.
@@ -156,6 +171,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             seed_demo(config, crate::seed::Options { users, weeks, seed }).await
         }
         Command::ApiKeys { action } => api_keys(config, action).await,
+        Command::Secrets {
+            action: SecretsAction::Reseal,
+        } => reseal(config).await,
         Command::Schema => unreachable!("handled above"),
     };
     match result {
@@ -282,6 +300,32 @@ async fn seed_demo(config: Config, opts: crate::seed::Options) -> anyhow::Result
         crate::seed::PASSWORD
     );
     println!("every demo user's password is {}", crate::seed::PASSWORD);
+    Ok(())
+}
+
+async fn reseal(config: Config) -> anyhow::Result<()> {
+    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let svc = &app.svc;
+    let r = crate::domain::sealing::reseal(&svc.db, &svc.keys).await?;
+    for (what, c) in [
+        ("webhook signing secrets", r.webhook_secrets),
+        ("idempotent responses", r.idempotent_responses),
+        ("key check", r.key_check),
+    ] {
+        println!(
+            "{what}: {} resealed, {} already current, {} unreadable",
+            c.resealed, c.current, c.unreadable
+        );
+    }
+    eprintln!(
+        "Links handed out before (shared links, invitations, email links) are derived, not \
+         stored: they keep working only while their secret stays in KFACTOR_SECRET_PREVIOUS."
+    );
+    let unreadable =
+        r.webhook_secrets.unreadable + r.idempotent_responses.unreadable + r.key_check.unreadable;
+    if unreadable > 0 {
+        anyhow::bail!("{unreadable} sealed value(s) open with no configured secret; they were left as they are");
+    }
     Ok(())
 }
 

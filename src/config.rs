@@ -24,6 +24,9 @@ pub struct Config {
     pub public_url: String,
     /// Server secret for derived tokens; `None` means "generate once and keep in the database".
     pub secret: Option<Secret>,
+    /// Earlier server secrets, newest first: they still open what they sealed and verify
+    /// what they derived; nothing new is made with them.
+    pub secret_previous: Vec<Secret>,
     /// tracing filter, e.g. `info,kfactor=debug`.
     pub log: String,
     /// Sliding lifetime of a session.
@@ -130,6 +133,23 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// `a,b` (environment) or `["a", "b"]` (TOML).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    List(Vec<String>),
+    One(String),
+}
+
+impl StringOrList {
+    fn items(self) -> Vec<String> {
+        match self {
+            StringOrList::List(l) => l,
+            StringOrList::One(s) => s.split(',').map(str::to_string).collect(),
+        }
+    }
+}
+
 /// The raw, unvalidated layers as figment sees them.
 #[derive(Debug, Serialize, Deserialize)]
 struct Raw {
@@ -137,6 +157,7 @@ struct Raw {
     database_url: String,
     public_url: Option<String>,
     secret: Option<String>,
+    secret_previous: Option<StringOrList>,
     log: String,
     session_ttl_days: i64,
     cors_origins: String,
@@ -208,6 +229,7 @@ impl Default for Raw {
             database_url: "sqlite://kfactor.db?mode=rwc".into(),
             public_url: None,
             secret: None,
+            secret_previous: None,
             log: "info".into(),
             session_ttl_days: 30,
             cors_origins: "*".into(),
@@ -339,6 +361,24 @@ impl Config {
             }
             _ => None,
         };
+        let mut secret_previous = Vec::new();
+        for s in raw
+            .secret_previous
+            .map(StringOrList::items)
+            .unwrap_or_default()
+        {
+            let s = s.trim();
+            if s.is_empty() {
+                continue;
+            }
+            if s.len() < 32 {
+                return Err(err(
+                    "secret_previous",
+                    "each secret must be at least 32 characters long",
+                ));
+            }
+            secret_previous.push(Secret(s.as_bytes().to_vec()));
+        }
         if !(1..=3650).contains(&raw.session_ttl_days) {
             return Err(err("session_ttl_days", "must be between 1 and 3650"));
         }
@@ -372,7 +412,12 @@ impl Config {
             ));
         }
         let signup_url = match raw.signup_url.filter(|u| !u.trim().is_empty()) {
-            Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u),
+            Some(u)
+                if (u.starts_with("http://") || u.starts_with("https://"))
+                    && url::Url::parse(&u).is_ok() =>
+            {
+                Some(u)
+            }
             Some(_) => return Err(err("signup_url", "must be an http(s) URL")),
             None => None,
         };
@@ -427,6 +472,7 @@ impl Config {
             database_url: db,
             public_url,
             secret,
+            secret_previous,
             log: raw.log,
             session_ttl_days: raw.session_ttl_days,
             cors_origins,
@@ -461,16 +507,15 @@ impl Config {
             .unwrap_or_else(|| format!("{}/signup", self.public_url))
     }
 
-    /// The sign-up URL with query parameters appended (`?` or `&` as the URL needs).
+    /// The sign-up URL with query parameters appended to whatever query it has.
     pub fn signup_link(&self, params: &[(&str, &str)]) -> String {
-        let mut url = self.signup_url();
-        for (k, v) in params {
-            url.push(if url.contains('?') { '&' } else { '?' });
-            url.push_str(k);
-            url.push('=');
-            url.push_str(&urlencode(v));
-        }
-        url
+        let base = self.signup_url();
+        // Validated as an http(s) URL at start-up, so it parses.
+        let Ok(mut url) = url::Url::parse(&base) else {
+            return base;
+        };
+        url.query_pairs_mut().extend_pairs(params);
+        url.into()
     }
 
     /// The upgrade (checkout) URL template: `KFACTOR_UPGRADE_URL`, else
@@ -490,16 +535,9 @@ impl Config {
     }
 }
 
-/// Percent-encodes a query value.
+/// Percent-encodes a value for a query string (`application/x-www-form-urlencoded`).
 pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[cfg(test)]
@@ -516,6 +554,11 @@ mod tests {
             c.signup_link(&[("invite", "t"), ("email", "a+b@x.io")]),
             "https://app.example.com/start?lang=en&invite=t&email=a%2Bb%40x.io"
         );
+        assert_eq!(
+            c.signup_link(&[("ref", "a b&c=d~é")]),
+            "https://app.example.com/start?lang=en&ref=a+b%26c%3Dd%7E%C3%A9",
+            "encoded by the url crate (form encoding)"
+        );
     }
 
     use super::*;
@@ -524,6 +567,31 @@ mod tests {
     fn public_url_defaults_from_bind() {
         let c = Config::for_database("sqlite::memory:");
         assert_eq!(c.public_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn previous_secrets_are_a_list_in_toml_or_comma_separated() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kfactor.toml");
+        let (a, b) = ("a".repeat(32), "b".repeat(40));
+        std::fs::write(&file, format!("secret_previous = [\"{a}\", \"{b}\"]\n")).unwrap();
+        let c = Config::load_from(&file, true).unwrap();
+        let got: Vec<&[u8]> = c.secret_previous.iter().map(|s| s.0.as_slice()).collect();
+        assert_eq!(got, [a.as_bytes(), b.as_bytes()]);
+        let c = Config::validate(Raw {
+            secret_previous: Some(StringOrList::One(format!(" {a} , {b},"))),
+            ..Raw::default()
+        })
+        .unwrap();
+        assert_eq!(c.secret_previous.len(), 2);
+        let e = Config::validate(Raw {
+            secret_previous: Some(StringOrList::One(format!("{a},tooshort-secret"))),
+            ..Raw::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key, "KFACTOR_SECRET_PREVIOUS");
+        assert!(!format!("{e}").contains("tooshort"), "secrets never echo");
+        assert!(!format!("{c:?}").contains(&a), "nor print");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod graphql;
@@ -44,16 +45,22 @@ impl App {
             .await
             .context("connecting to the database")?;
         db.migrate().await.context("running migrations")?;
-        let (keys, generated) =
-            domain::tokens::load_or_create_secret(&db.write, config.secret.clone().map(|s| s.0))
-                .await
-                .context("loading the server secret")?;
+        let (keys, generated) = domain::tokens::load_or_create_secret(
+            &db.write,
+            config.secret.clone().map(|s| s.0),
+            config.secret_previous.iter().map(|s| s.0.clone()).collect(),
+        )
+        .await
+        .context("loading the server secret")?;
         if generated {
             tracing::warn!(
                 "KFACTOR_SECRET is not set: using a secret generated once and stored in the \
                  database. Fine for development; set KFACTOR_SECRET in production."
             );
         }
+        // Data sealed under a secret that is not configured is refused here, before anything
+        // could sign with a wrong key; formats of older versions are converted.
+        domain::sealing::check_at_start(&db, &keys, clock.now()).await?;
         let is_sqlite = db.backend() == sea_orm::DatabaseBackend::Sqlite;
         let bus = pubsub::Bus::default();
         let visits = visits::VisitRecorder::spawn(db.clone(), bus.clone());
@@ -145,6 +152,12 @@ impl Workers {
         if let Some(l) = &self.listener {
             l.abort();
         }
+    }
+
+    /// Whether the webhook dispatcher and the mailer have ended (after [`Workers::shutdown`]):
+    /// then nothing of this instance sends anything any more.
+    pub fn finished(&self) -> bool {
+        self.webhooks.is_finished() && self.mailer.is_finished()
     }
 
     /// Stops gracefully (SIGTERM): webhook attempts and emails in flight finish, within

@@ -9,12 +9,11 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
 use super::{DomainError, DomainResult, Services};
+use crate::crypto::Purpose as SealPurpose;
 use entity::idempotency_keys;
 
 /// How long a response is remembered.
-const TTL_HOURS: i64 = 24;
-/// The subkey that encrypts stored responses.
-const SEAL_LABEL: &[u8] = b"idempotent responses";
+pub const TTL_HOURS: i64 = 24;
 
 /// What to do with a request carrying a key.
 #[derive(Debug, PartialEq, Eq)]
@@ -63,7 +62,7 @@ pub async fn begin(svc: &Services, scope: &str, key: &str, hash: &str) -> Domain
                 (_, false) => None,
                 _ if row.request_hash != hash => Some(Begin::Mismatch),
                 (None, true) => Some(Begin::InProgress),
-                (Some(sealed), true) => open(svc, sealed).map(Begin::Replay),
+                (Some(sealed), true) => open(svc, scope, key, sealed).map(Begin::Replay),
             };
             if let Some(answer) = remembered {
                 return Ok(answer);
@@ -109,7 +108,11 @@ pub async fn begin(svc: &Services, scope: &str, key: &str, hash: &str) -> Domain
 /// Stores the response of a claimed key, encrypted: a response may carry a share or
 /// invitation link, which is otherwise never stored.
 pub async fn complete(svc: &Services, scope: &str, key: &str, response: &str) -> DomainResult<()> {
-    let sealed = svc.keys.seal(SEAL_LABEL, response.as_bytes());
+    let sealed = svc.keys.ring().seal(
+        SealPurpose::IdempotentResponse,
+        &seal_context(scope, key),
+        response.as_bytes(),
+    );
     idempotency_keys::Entity::update_many()
         .col_expr(
             idempotency_keys::Column::Response,
@@ -122,19 +125,31 @@ pub async fn complete(svc: &Services, scope: &str, key: &str, response: &str) ->
     Ok(())
 }
 
+/// What a stored response is bound to: it opens only for the key it was stored under.
+pub fn seal_context(scope: &str, key: &str) -> Vec<u8> {
+    [scope.as_bytes(), &[0], key.as_bytes()].concat()
+}
+
 /// A stored response in clear text (responses stored before they were encrypted are plain
-/// JSON). None if it was sealed under another server secret (`KFACTOR_SECRET` changed): it
-/// cannot be replayed, so the key is treated as expired.
-fn open(svc: &Services, stored: &str) -> Option<String> {
+/// JSON). None if it does not open with the current or a previous secret: it cannot be
+/// replayed, so the key is treated as expired. (Start-up refuses a database whose live
+/// responses do not open, so this is a row altered under a running server.)
+fn open(svc: &Services, scope: &str, key: &str, stored: &str) -> Option<String> {
     if stored.starts_with('{') {
         return Some(stored.to_string());
     }
     let text = svc
         .keys
-        .open(SEAL_LABEL, stored)
-        .and_then(|b| String::from_utf8(b).ok());
+        .ring()
+        .open(
+            SealPurpose::IdempotentResponse,
+            &seal_context(scope, key),
+            stored,
+        )
+        .ok()
+        .and_then(|o| String::from_utf8(o.plaintext).ok());
     if text.is_none() {
-        tracing::warn!("a stored idempotent response is not decodable (was KFACTOR_SECRET changed?); its key starts afresh");
+        tracing::warn!("a stored idempotent response does not open with KFACTOR_SECRET or KFACTOR_SECRET_PREVIOUS; its key starts afresh");
     }
     text
 }

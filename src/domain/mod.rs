@@ -29,6 +29,7 @@ pub mod plans;
 pub mod projects;
 pub mod ratelimit;
 pub mod referrals;
+pub mod sealing;
 pub mod sharing;
 pub mod tokens;
 pub mod webhooks;

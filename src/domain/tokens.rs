@@ -14,21 +14,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::crypto::Keyring;
 
-/// `data` XORed with the keystream HMAC-SHA256(key, nonce ‖ block counter), 32 bytes a block.
-/// The same (key, nonce) must never encrypt two different texts.
-pub fn xor_keystream(key: &[u8; 32], nonce: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    for (block, chunk) in data.chunks(32).enumerate() {
-        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key size");
-        mac.update(nonce);
-        mac.update(&(block as u32).to_be_bytes());
-        let pad = mac.finalize().into_bytes();
-        out.extend(chunk.iter().zip(pad.iter()).map(|(a, b)| a ^ b));
-    }
-    out
-}
+type HmacSha256 = Hmac<Sha256>;
 
 /// What a derived token is for; part of the MAC so a token of one kind never verifies as
 /// another.
@@ -59,10 +47,11 @@ impl Purpose {
     }
 }
 
-/// The server secret and what is derived from it.
+/// The server secret (current and previous, see [`crate::crypto::Keyring`]) and what is
+/// derived from it.
 #[derive(Clone)]
 pub struct Keys {
-    secret: Vec<u8>,
+    ring: Keyring,
 }
 
 impl std::fmt::Debug for Keys {
@@ -72,74 +61,42 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
-    /// Keys from a secret of at least 32 bytes.
+    /// Keys from a secret of at least 32 bytes and no previous ones.
     pub fn new(secret: Vec<u8>) -> Keys {
-        assert!(
-            secret.len() >= 32,
-            "server secret must be at least 32 bytes"
-        );
-        Keys { secret }
+        Keys::rotated(secret, Vec::new())
     }
 
-    fn mac(&self, purpose: Purpose, id: Uuid, version: i32) -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key size");
+    /// Keys from the current secret and the previous ones, which still verify and open.
+    pub fn rotated(secret: Vec<u8>, previous: Vec<Vec<u8>>) -> Keys {
+        Keys {
+            ring: Keyring::new(secret, previous),
+        }
+    }
+
+    /// The keyring that seals and opens stored secrets.
+    pub fn ring(&self) -> &Keyring {
+        &self.ring
+    }
+
+    fn mac(secret: &[u8], purpose: Purpose, id: Uuid, version: i32) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key size");
         mac.update(purpose.label());
         mac.update(id.as_bytes());
         mac.update(&version.to_be_bytes());
         mac.finalize().into_bytes().into()
     }
 
-    /// A key for another purpose (e.g. encrypting webhook secrets at rest), derived from the
-    /// server secret so it needs no storage of its own.
+    /// A key for another purpose (the rate limiter's key hashing), derived from the current
+    /// secret so it needs no storage of its own.
     pub fn subkey(&self, label: &[u8]) -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key size");
-        mac.update(b"kfactor subkey\0");
-        mac.update(label);
-        mac.finalize().into_bytes().into()
-    }
-
-    /// Encrypts `data` for storage under the subkey `label`: a random nonce, the data XORed
-    /// with an HMAC-SHA256 keystream, and a 128-bit tag (encrypt-then-MAC), base64url. For
-    /// short-lived copies of what must not sit readable in the database.
-    pub fn seal(&self, label: &[u8], data: &[u8]) -> String {
-        let mut nonce = [0u8; 16];
-        rand::rng().fill_bytes(&mut nonce);
-        let mut out = nonce.to_vec();
-        out.extend(xor_keystream(&self.subkey(label), &nonce, data));
-        let tag = self.seal_tag(label, &out);
-        out.extend_from_slice(&tag);
-        format!("v1.{}", URL_SAFE_NO_PAD.encode(out))
-    }
-
-    /// Decrypts what [`Keys::seal`] produced under the same `label`; None if it was altered
-    /// or sealed under another key.
-    pub fn open(&self, label: &[u8], sealed: &str) -> Option<Vec<u8>> {
-        let raw = URL_SAFE_NO_PAD.decode(sealed.strip_prefix("v1.")?).ok()?;
-        if raw.len() < 32 {
-            return None;
-        }
-        let (body, tag) = raw.split_at(raw.len() - 16);
-        if !bool::from(self.seal_tag(label, body).ct_eq(tag)) {
-            return None;
-        }
-        let (nonce, ciphertext) = body.split_at(16);
-        Some(xor_keystream(&self.subkey(label), nonce, ciphertext))
-    }
-
-    fn seal_tag(&self, label: &[u8], body: &[u8]) -> [u8; 16] {
-        let mut mac = HmacSha256::new_from_slice(&self.subkey(&[label, b" tag"].concat()))
-            .expect("HMAC takes any key size");
-        mac.update(body);
-        mac.finalize().into_bytes()[..16]
-            .try_into()
-            .expect("16 of 32 bytes")
+        crate::crypto::subkey(self.ring.current(), label)
     }
 
     /// The token of row `id` at `version`.
     pub fn derive(&self, purpose: Purpose, id: Uuid, version: i32) -> String {
         let mut raw = Vec::with_capacity(48);
         raw.extend_from_slice(id.as_bytes());
-        raw.extend_from_slice(&self.mac(purpose, id, version));
+        raw.extend_from_slice(&Self::mac(self.ring.current(), purpose, id, version));
         URL_SAFE_NO_PAD.encode(raw)
     }
 
@@ -150,14 +107,20 @@ impl Keys {
         (raw.len() == 48).then(|| Uuid::from_slice(&raw[..16]).expect("16 bytes"))
     }
 
-    /// Constant-time check that `token` is the current token of row `id` at `version`.
+    /// Constant-time check that `token` is the token of row `id` at `version` under the
+    /// current secret or a previous one (links handed out before a rotation keep working
+    /// while their secret is in `KFACTOR_SECRET_PREVIOUS`).
     pub fn verify(&self, purpose: Purpose, token: &str, id: Uuid, version: i32) -> bool {
         let Ok(raw) = URL_SAFE_NO_PAD.decode(token.trim()) else {
             return false;
         };
-        raw.len() == 48
-            && raw[..16] == id.as_bytes()[..]
-            && bool::from(raw[16..].ct_eq(&self.mac(purpose, id, version)))
+        if raw.len() != 48 || raw[..16] != id.as_bytes()[..] {
+            return false;
+        }
+        // Every secret is tried, so the time taken does not tell which one matched.
+        self.ring.all().fold(false, |ok, secret| {
+            ok | bool::from(raw[16..].ct_eq(&Self::mac(secret, purpose, id, version)))
+        })
     }
 }
 
@@ -177,22 +140,26 @@ pub fn session_token_hash(token: &str) -> String {
 
 const SECRET_SETTING: &str = "server_secret";
 
-/// The configured secret, or the one generated on first start and kept in `settings`.
-/// Returns the keys and whether the secret was generated (the caller warns about that).
+/// The configured secret, or the one generated on first start and kept in `settings`, with
+/// the previous secrets. Returns the keys and whether the secret was generated (the caller
+/// warns about that).
+///
+/// When a secret is configured and a generated one is still stored (the server ran without
+/// `KFACTOR_SECRET` before), the generated one counts as the oldest previous secret, so what
+/// it sealed and derived keeps working until `kfactor secrets reseal` and the links' end.
 pub async fn load_or_create_secret(
     db: &impl ConnectionTrait,
     configured: Option<Vec<u8>>,
+    previous: Vec<Vec<u8>>,
 ) -> Result<(Keys, bool), sea_orm::DbErr> {
+    let stored = stored_secret(db).await?;
     if let Some(s) = configured {
-        return Ok((Keys::new(s), false));
+        let mut previous = previous;
+        previous.extend(stored);
+        return Ok((Keys::rotated(s, previous), false));
     }
-    if let Some(row) = entity::settings::Entity::find_by_id(SECRET_SETTING.to_string())
-        .one(db)
-        .await?
-    {
-        if let Ok(bytes) = URL_SAFE_NO_PAD.decode(&row.value) {
-            return Ok((Keys::new(bytes), true));
-        }
+    if let Some(bytes) = stored {
+        return Ok((Keys::rotated(bytes, previous), true));
     }
     let mut bytes = vec![0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -203,41 +170,33 @@ pub async fn load_or_create_secret(
     .insert(db)
     .await;
     match inserted {
-        Ok(_) => Ok((Keys::new(bytes), true)),
+        Ok(_) => Ok((Keys::rotated(bytes, previous), true)),
         // Another instance won the race: use its secret.
         Err(_) => {
-            let row = entity::settings::Entity::find_by_id(SECRET_SETTING.to_string())
-                .one(db)
+            let bytes = stored_secret(db)
                 .await?
                 .ok_or_else(|| sea_orm::DbErr::Custom("server secret vanished".into()))?;
-            let bytes = URL_SAFE_NO_PAD
-                .decode(&row.value)
-                .map_err(|e| sea_orm::DbErr::Custom(format!("stored secret is corrupt: {e}")))?;
-            Ok((Keys::new(bytes), true))
+            Ok((Keys::rotated(bytes, previous), true))
         }
     }
+}
+
+async fn stored_secret(db: &impl ConnectionTrait) -> Result<Option<Vec<u8>>, sea_orm::DbErr> {
+    let Some(row) = entity::settings::Entity::find_by_id(SECRET_SETTING.to_string())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    URL_SAFE_NO_PAD
+        .decode(&row.value)
+        .map(Some)
+        .map_err(|e| sea_orm::DbErr::Custom(format!("stored secret is corrupt: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sealed_data_opens_only_unaltered_under_the_same_key_and_label() {
-        let keys = Keys::new(vec![7; 32]);
-        let text = br#"{"data":{"createSharedLink":{"url":"https://app/s/abc"}}}"#;
-        let sealed = keys.seal(b"label", text);
-        assert!(!sealed.contains("abc"));
-        assert_ne!(sealed, keys.seal(b"label", text), "a fresh nonce each time");
-        assert_eq!(keys.open(b"label", &sealed).as_deref(), Some(&text[..]));
-        assert_eq!(keys.open(b"other", &sealed), None);
-        assert_eq!(Keys::new(vec![8; 32]).open(b"label", &sealed), None);
-        let mut raw = URL_SAFE_NO_PAD.decode(&sealed[3..]).unwrap();
-        raw[20] ^= 1;
-        let tampered = format!("v1.{}", URL_SAFE_NO_PAD.encode(raw));
-        assert_eq!(keys.open(b"label", &tampered), None);
-        assert_eq!(keys.open(b"label", "v1.short"), None);
-    }
 
     #[test]
     fn derived_tokens_verify_only_for_their_version_and_purpose() {
@@ -259,6 +218,14 @@ mod tests {
             "a copied invitation link is not the emailed one"
         );
         assert!(!Keys::new(vec![8; 32]).verify(Purpose::Invitation, &t, id, 1));
+        let rotated = Keys::rotated(vec![8; 32], vec![vec![7; 32]]);
+        assert!(
+            rotated.verify(Purpose::Invitation, &t, id, 1),
+            "a previous secret verifies"
+        );
+        let fresh = rotated.derive(Purpose::Invitation, id, 1);
+        assert_ne!(fresh, t, "new tokens come from the current secret");
+        assert!(!keys.verify(Purpose::Invitation, &fresh, id, 1));
         assert!(!keys.verify(Purpose::Invitation, "garbage", id, 1));
     }
 

@@ -19,6 +19,7 @@ use super::{
     DomainError, DomainResult, Services,
 };
 use crate::{
+    crypto::Purpose as SealPurpose,
     outbox::Tx,
     webhooks::{signing, ssrf},
 };
@@ -180,10 +181,6 @@ fn parse_description(raw: Option<&str>, field: &[&str]) -> DomainResult<Option<S
     }
 }
 
-fn storage_key(svc: &Services) -> [u8; 32] {
-    svc.keys.subkey(b"webhook secrets")
-}
-
 /// The keys that sign deliveries to each of `endpoints` now: the current one first, then
 /// each unexpired old one, newest first.
 pub async fn signing_keys(
@@ -204,12 +201,19 @@ pub async fn signing_keys(
         .order_by(secrets::Column::Id, Order::Desc)
         .all(db)
         .await?;
-    let key = storage_key(svc);
     let mut keys: HashMap<Uuid, Vec<signing::SigningKey>> = HashMap::new();
     for r in rows {
-        let k = signing::open(&key, r.id, &r.ciphertext)
-            .ok_or_else(|| anyhow::anyhow!("webhook secret {} is not decodable", r.id))?;
-        keys.entry(r.endpoint_id).or_default().push(k);
+        // A secret that does not open is an error, never a key: signing with garbage would
+        // send deliveries no receiver can verify. Start-up refuses such a database, so this
+        // only fires when the data changed under a running server.
+        let opened = svc
+            .keys
+            .ring()
+            .open(SealPurpose::WebhookSecret, r.id.as_bytes(), &r.ciphertext)
+            .map_err(|e| anyhow::anyhow!("webhook secret {} does not open: {e}", r.id))?;
+        keys.entry(r.endpoint_id)
+            .or_default()
+            .push(signing::SigningKey::from_bytes(opened.plaintext));
     }
     Ok(keys)
 }
@@ -225,7 +229,11 @@ async fn add_secret(
     secrets::ActiveModel {
         id: Set(id),
         endpoint_id: Set(endpoint),
-        ciphertext: Set(signing::seal(&storage_key(svc), id, &key)),
+        ciphertext: Set(svc.keys.ring().seal(
+            SealPurpose::WebhookSecret,
+            id.as_bytes(),
+            key.bytes(),
+        )),
         created_at: Set(now),
         expires_at: Set(None),
     }

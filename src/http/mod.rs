@@ -29,6 +29,7 @@ use crate::{domain::Services, graphql::KfSchema};
 mod account_pages;
 mod billing;
 pub mod client;
+mod cookies;
 mod graphiql;
 mod graphql;
 mod pages;

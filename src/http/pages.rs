@@ -9,7 +9,7 @@ use axum::{
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 
-use super::AppState;
+use super::{cookies, AppState};
 use crate::domain::{
     identity::{self, SignUpInput},
     ids::ProjectId,
@@ -167,20 +167,15 @@ pub async fn referral(
     let signup = svc.config.signup_url();
     match referrals::open(svc, &client, &code).await {
         Ok(owner) => {
-            let max_age = svc.config.referral_cookie_days * 86_400;
-            let secure = if svc.config.public_url.starts_with("https://") {
-                "; Secure"
-            } else {
-                ""
-            };
-            let cookie = format!(
-                "{REFERRAL_COOKIE}={}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}",
-                owner.referral_code
-            );
             let mut resp = Redirect::to(&svc.config.signup_link(&[("ref", &owner.referral_code)]))
                 .into_response();
-            resp.headers_mut()
-                .insert(header::SET_COOKIE, cookie.parse().expect("cookie header"));
+            cookies::set(
+                resp.headers_mut(),
+                REFERRAL_COOKIE,
+                owner.referral_code,
+                svc.config.referral_cookie_days * 86_400,
+                &svc.config.public_url,
+            );
             resp
         }
         // An unknown code still lands on the sign-up page, unattributed.
@@ -200,17 +195,6 @@ pub struct SignUpQuery {
     utm_source: Option<String>,
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
 /// `GET /signup`: the default sign-up page (set `KFACTOR_SIGNUP_URL` to use your own).
 pub async fn signup_form(
     State(app): State<AppState>,
@@ -222,7 +206,9 @@ pub async fn signup_form(
         email: q.email.unwrap_or_default(),
         password: String::new(),
         invite: q.invite,
-        referral: q.referral.or_else(|| cookie(&headers, REFERRAL_COOKIE)),
+        referral: q
+            .referral
+            .or_else(|| cookies::read(&headers, REFERRAL_COOKIE)),
         share: q.share,
         utm_source: q.utm_source,
     };
@@ -278,7 +264,7 @@ pub async fn signup_submit(
         invite_token: f.invite.clone(),
         share_token: f.share.clone(),
         // A guest's comments made under this browser's visitor id become theirs.
-        visitor_id: cookie(&headers, VISITOR_COOKIE),
+        visitor_id: cookies::read(&headers, VISITOR_COOKIE),
         referral_code: f.referral.clone(),
         utm_source: f.utm_source.clone(),
         client,
@@ -354,17 +340,16 @@ pub(super) fn internal(e: DomainError) -> Response {
 /// The first-party visitor cookie: a guest's stable visitor id.
 pub const VISITOR_COOKIE: &str = "kf_vid";
 
-fn visitor_cookie(headers: &HeaderMap) -> (String, Option<String>) {
-    match cookie(headers, VISITOR_COOKIE).filter(|v| !v.is_empty() && v.len() <= 128) {
-        Some(v) => (v, None),
-        None => {
-            let v = format!("v_{}", uuid::Uuid::new_v4().simple());
-            let set =
-                format!("{VISITOR_COOKIE}={v}; Max-Age=31536000; Path=/; HttpOnly; SameSite=Lax");
-            (v, Some(set))
-        }
+/// The visitor id of the browser, and whether it is new (then the page sets the cookie).
+fn visitor_cookie(headers: &HeaderMap) -> (String, bool) {
+    match cookies::read(headers, VISITOR_COOKIE).filter(|v| !v.is_empty() && v.len() <= 128) {
+        Some(v) => (v, false),
+        None => (format!("v_{}", uuid::Uuid::new_v4().simple()), true),
     }
 }
+
+/// A year: the visitor cookie outlives any one visit.
+const VISITOR_COOKIE_MAX_AGE: i64 = 365 * 86_400;
 
 fn link_error_page(e: DomainError) -> Response {
     let (status, title, text) = match e {
@@ -406,7 +391,7 @@ pub async fn shared(
     Path(token): Path<String>,
 ) -> Response {
     let svc = &app.svc;
-    let (visitor, set_cookie) = visitor_cookie(&headers);
+    let (visitor, new_visitor) = visitor_cookie(&headers);
     let opened = match sharing::open(svc, &client, &token, None, Some(&visitor)).await {
         Ok(o) => o,
         Err(e) => return link_error_page(e),
@@ -468,9 +453,14 @@ pub async fn shared(
         },
     )
     .into_response();
-    if let Some(c) = set_cookie {
-        resp.headers_mut()
-            .insert(header::SET_COOKIE, c.parse().expect("cookie header"));
+    if new_visitor {
+        cookies::set(
+            resp.headers_mut(),
+            VISITOR_COOKIE,
+            visitor,
+            VISITOR_COOKIE_MAX_AGE,
+            &svc.config.public_url,
+        );
     }
     resp
 }

@@ -4,9 +4,6 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use uuid::Uuid;
-
-use crate::domain::tokens::xor_keystream;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -39,7 +36,7 @@ impl SigningKey {
         (24..=64).contains(&key.len()).then_some(SigningKey(key))
     }
 
-    /// Wraps raw key bytes (e.g. decrypted from storage).
+    /// Wraps raw key bytes (e.g. opened from storage, see [`crate::crypto`]).
     pub fn from_bytes(key: Vec<u8>) -> SigningKey {
         SigningKey(key)
     }
@@ -74,22 +71,6 @@ pub fn signature_header(keys: &[SigningKey], msg_id: &str, timestamp: i64, body:
         .join(" ")
 }
 
-/// Encrypts a key for storage: XOR with an HMAC-SHA256 keystream bound to the secret's row id,
-/// under a key derived from the server secret. A database leak alone reveals no secret.
-pub fn seal(storage_key: &[u8; 32], row_id: Uuid, key: &SigningKey) -> String {
-    STANDARD.encode(xor_keystream(storage_key, row_id.as_bytes(), &key.0))
-}
-
-/// Decrypts what [`seal`] stored.
-pub fn open(storage_key: &[u8; 32], row_id: Uuid, sealed: &str) -> Option<SigningKey> {
-    let bytes = STANDARD.decode(sealed).ok()?;
-    Some(SigningKey(xor_keystream(
-        storage_key,
-        row_id.as_bytes(),
-        &bytes,
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,7 +87,7 @@ mod tests {
     }
 
     #[test]
-    fn secrets_round_trip_and_seal() {
+    fn secrets_round_trip() {
         let k = SigningKey::generate();
         let text = k.reveal();
         assert!(text.starts_with("whsec_"));
@@ -115,15 +96,6 @@ mod tests {
             SigningKey::parse("whsec_dG9vc2hvcnQ=").is_none(),
             "too short"
         );
-        let storage = [7u8; 32];
-        let id = Uuid::now_v7();
-        let sealed = seal(&storage, id, &k);
-        assert!(
-            !sealed.contains(&text[6..]),
-            "stored form is not the secret"
-        );
-        assert_eq!(open(&storage, id, &sealed).unwrap(), k);
-        assert_ne!(open(&storage, Uuid::now_v7(), &sealed).unwrap(), k);
     }
 
     #[test]

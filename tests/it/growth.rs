@@ -1233,7 +1233,7 @@ async fn concurrent_opens_count_each_visitor_once() {
     app.clock.set(day(0));
     let ana = app.sign_up("Ana", "ana@acme.test").await;
     let (_, link) = project_with_link(&app, &ana, "s").await;
-    let second = if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+    let second = if crate::helpers::on_postgres() {
         Some(crate::helpers::spawn_on(&app.db_url, no_limits).await)
     } else {
         None

@@ -443,12 +443,11 @@ async fn password_hashing_refuses_instead_of_queueing_without_bound() {
     }
 }
 
+// SQLite serves one instance; its buckets are in process.
 #[tokio::test]
+#[ignore = "PostgreSQL only: TEST_DATABASE_URL=… cargo test -- --include-ignored"]
 async fn pg_only_log_in_and_sign_up_limits_hold_across_instances() {
-    if std::env::var("TEST_DATABASE_URL").map_or(true, |u| u.is_empty()) {
-        println!("SKIPPED: postgres only (SQLite serves one instance; its buckets are in process)");
-        return;
-    }
+    crate::helpers::require_postgres();
     let limits = |c: &mut kfactor::config::Config| {
         c.safety.login_failures_per_address = per(3, 900);
         c.safety.signups_per_ip = per(2, 3600);

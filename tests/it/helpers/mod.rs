@@ -89,6 +89,22 @@ pub async fn fresh_database() -> (String, TestDb) {
     }
 }
 
+/// Whether this run is on PostgreSQL (`TEST_DATABASE_URL` set).
+pub fn on_postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty())
+}
+
+/// The first line of a PostgreSQL-only test. Such tests carry
+/// `#[ignore = "PostgreSQL only: …"]`, so a SQLite run lists them as ignored rather than
+/// passed; the PostgreSQL run includes them with `-- --include-ignored`. Included without
+/// PostgreSQL, they fail here instead of passing.
+pub fn require_postgres() {
+    assert!(
+        on_postgres(),
+        "this test needs PostgreSQL: TEST_DATABASE_URL=postgres://… cargo test -- --include-ignored"
+    );
+}
+
 /// Starts a server with default configuration.
 pub async fn spawn() -> TestApp {
     spawn_with(|_| {}).await
@@ -104,6 +120,14 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 /// instance); the first keeps ownership of the database.
 pub async fn spawn_on(db_url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
     start(db_url.to_string(), None, tweak).await
+}
+
+/// Builds (connects, migrates, runs the start-up checks of) an app on an existing database
+/// without serving it: for start-up refusals.
+pub async fn build_on(db_url: &str, tweak: impl FnOnce(&mut Config)) -> anyhow::Result<App> {
+    let mut config = Config::for_database(db_url);
+    tweak(&mut config);
+    App::build(config, Arc::new(ManualClock::default())).await
 }
 
 async fn start(db_url: String, guard: Option<TestDb>, tweak: impl FnOnce(&mut Config)) -> TestApp {
@@ -230,19 +254,30 @@ impl TestApp {
     pub async fn enable_feature(&self, org_id: &str, feature: &str) {
         use sea_orm::EntityTrait;
         let org = kfactor::domain::ids::OrgId::parse(org_id).unwrap();
-        let _ = entity::entitlement_overrides::Entity::insert(
-            entity::entitlement_overrides::ActiveModel {
-                organization_id: Set(org.0),
-                feature: Set(feature.to_string()),
-                limit_value: Set(None),
-                unlimited: Set(false),
-                enabled: Set(Some(true)),
-                expires_at: Set(None),
-                created_at: Set(self.clock_now()),
-            },
+        entity::entitlement_overrides::Entity::insert(entity::entitlement_overrides::ActiveModel {
+            organization_id: Set(org.0),
+            feature: Set(feature.to_string()),
+            limit_value: Set(None),
+            unlimited: Set(false),
+            enabled: Set(Some(true)),
+            expires_at: Set(None),
+            created_at: Set(self.clock_now()),
+        })
+        // Enabling twice is fine; any other failure is the test's.
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::columns([
+                entity::entitlement_overrides::Column::OrganizationId,
+                entity::entitlement_overrides::Column::Feature,
+            ])
+            .update_columns([
+                entity::entitlement_overrides::Column::Enabled,
+                entity::entitlement_overrides::Column::ExpiresAt,
+            ])
+            .to_owned(),
         )
         .exec_without_returning(&self.app.svc.db.write)
-        .await;
+        .await
+        .expect("insert entitlement override");
     }
 
     /// A server-to-server API key with `scopes` (as `kfactor api-keys create` makes one).
