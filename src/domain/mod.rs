@@ -11,6 +11,7 @@ pub mod access;
 pub mod accounts;
 pub mod activation;
 pub mod activity;
+pub mod dashboard;
 pub mod api_keys;
 pub mod billing;
 pub mod deletion;

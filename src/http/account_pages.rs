@@ -10,10 +10,11 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{
+    browser::Csrf,
     pages::{internal, page},
     AppState,
 };
-use crate::domain::{accounts, ratelimit::Client, DomainError};
+use crate::domain::{accounts, ratelimit::Client, DomainError, Services};
 
 /// A refusal the visitor can read (a bad, used or expired link), or the internal page.
 fn refused(e: DomainError) -> Response {
@@ -61,13 +62,15 @@ pub async fn verify_email(
     }
 }
 
-fn reset_form(public_url: &str, token: &str, error: Option<String>) -> Response {
+fn reset_form(svc: &Services, csrf: &Csrf, token: &str, error: Option<String>) -> Response {
+    let public_url = &svc.config.public_url;
     page(
         "Choose a new password",
         html! {
             h1 { "Choose a new password" }
             @if let Some(e) = error { p.error { (e) } }
             form method="post" action=(format!("{public_url}/reset-password/{token}")) {
+                input type="hidden" name="csrf" value=(csrf.token(svc));
                 label for="password" { "New password (at least 10 characters)" }
                 input id="password" name="password" type="password" minlength="10" required;
                 button type="submit" { "Set password" }
@@ -82,24 +85,31 @@ fn reset_form(public_url: &str, token: &str, error: Option<String>) -> Response 
 /// nothing (mail scanners open links too); submitting it does.
 pub async fn reset_password_form(
     State(app): State<AppState>,
+    Extension(csrf): Extension<Csrf>,
     Path(token): Path<String>,
 ) -> Response {
-    reset_form(&app.svc.config.public_url, &token, None)
+    reset_form(&app.svc, &csrf, &token, None)
 }
 
 /// The reset form.
 #[derive(Deserialize)]
 pub struct ResetForm {
     password: String,
+    #[serde(default)]
+    csrf: String,
 }
 
 /// `POST /reset-password/{token}`.
 pub async fn reset_password(
     State(app): State<AppState>,
     Extension(client): Extension<Client>,
+    Extension(csrf): Extension<Csrf>,
     Path(token): Path<String>,
     Form(f): Form<ResetForm>,
 ) -> Response {
+    if let Err(r) = csrf.check(&app.svc, &f.csrf) {
+        return r;
+    }
     match accounts::passwords::reset_password(&app.svc, &client, &token, &f.password).await {
         Ok(s) => page(
             "Password changed",
@@ -110,7 +120,7 @@ pub async fn reset_password(
         )
         .into_response(),
         Err(DomainError::InvalidInput { message, .. }) => {
-            let mut r = reset_form(&app.svc.config.public_url, &token, Some(message));
+            let mut r = reset_form(&app.svc, &csrf, &token, Some(message));
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r
         }

@@ -28,10 +28,17 @@ use crate::{domain::Services, graphql::KfSchema};
 
 mod account_pages;
 mod billing;
+pub mod browser;
 pub mod client;
+mod charts;
+mod dashboard;
+mod dashboard_view;
+mod digest_pages;
 mod graphiql;
 mod graphql;
+mod login;
 mod pages;
+mod signup;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -50,9 +57,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let cors = cors(&state.svc.config.cors_origins);
     // WebSocket connections live long; everything else gets a deadline.
-    let http = Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
-        .route("/graphql/assets/{file}", get(graphiql::asset))
+    // The pages: each gets the browser's CSRF cookie (see `browser`).
+    let pages = Router::new()
         .route("/invite/{token}", get(pages::invitation))
         .route(
             "/invite/{token}/accept",
@@ -69,10 +75,23 @@ pub fn router(state: AppState) -> Router {
             "/s/{token}/comments",
             axum::routing::post(pages::shared_comment),
         )
+        .route("/signup", get(signup::signup_form).post(signup::signup_submit))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", axum::routing::post(login::logout))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard.csv", get(dashboard::csv))
         .route(
-            "/signup",
-            get(pages::signup_form).post(pages::signup_submit),
+            "/digest/unsubscribe/{token}",
+            get(digest_pages::confirm).post(digest_pages::unsubscribe),
         )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            browser::csrf_cookie,
+        ));
+    let http = Router::new()
+        .merge(pages)
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql/assets/{file}", get(graphiql::asset))
         .route(
             "/billing/stripe",
             axum::routing::post(billing::stripe).layer(DefaultBodyLimit::max(billing::MAX_BODY)),
