@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod api_keys;
 pub mod billing;
 pub mod deletion;
+pub mod digest;
 pub mod entitlements;
 pub mod error;
 pub mod export;

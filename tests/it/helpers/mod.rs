@@ -273,6 +273,37 @@ impl TestApp {
         p
     }
 
+    /// POSTs a page form as a browser that loaded the form would: with the CSRF cookie and
+    /// the matching hidden field. `cookies` are further `name=value` pairs to send.
+    pub async fn form_post(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        cookies: &[&str],
+    ) -> reqwest::Response {
+        let (cookie, token) = self.csrf();
+        let mut all = vec![cookie];
+        all.extend(cookies.iter().map(|c| c.to_string()));
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf", &token));
+        self.http
+            .post(format!("{}{path}", self.url))
+            .header("cookie", all.join("; "))
+            .form(&form)
+            .send()
+            .await
+            .expect("form request")
+    }
+
+    /// A CSRF cookie (`kf_csrf=…`) and the form value that goes with it.
+    pub fn csrf(&self) -> (String, String) {
+        let value = "test-csrf-cookie-0123456789abcdef";
+        (
+            format!("{}={value}", kfactor::http::browser::CSRF_COOKIE),
+            self.app.svc.keys.csrf_token(value),
+        )
+    }
+
     pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
         use kfactor::clock::Clock;
         self.clock.now()
