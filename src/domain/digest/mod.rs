@@ -190,8 +190,8 @@ async fn opted_out(db: &impl ConnectionTrait, users: &[Uuid]) -> DomainResult<Ha
         .collect())
 }
 
-/// Writes the digests of a chunk of organizations: live ones only, to their ADMINs and
-/// OWNERs who did not opt out.
+/// Writes the digests of a chunk of organizations: live ones that existed in the week
+/// only, to their ADMINs and OWNERs who did not opt out.
 async fn write_chunk(
     svc: &Services,
     week: NaiveDate,
@@ -203,6 +203,8 @@ async fn write_chunk(
         .filter(organizations::Column::Id.is_in(chunk.iter().copied()))
         .filter(organizations::Column::DeletionScheduledFor.is_null())
         .filter(organizations::Column::DeletedAt.is_null())
+        // Nothing to say about a week before the organization existed.
+        .filter(organizations::Column::CreatedAt.lt(midnight(week + Duration::days(7))))
         .all(db)
         .await?
         .into_iter()

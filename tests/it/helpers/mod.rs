@@ -114,6 +114,9 @@ async fn start(db_url: String, guard: Option<TestDb>, tweak: impl FnOnce(&mut Co
         .try_init();
     let mut config = Config::for_database(&db_url);
     config.bind = "127.0.0.1:0".parse().unwrap();
+    // The digest scheduler would write the platform's digest of the wall clock's last week
+    // at start (a growth.weekly message); the tests that want it turn it on.
+    config.digest_schedule = None;
     tweak(&mut config);
     let listener = tokio::net::TcpListener::bind(config.bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
