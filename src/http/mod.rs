@@ -64,7 +64,6 @@ pub fn router(state: AppState) -> Router {
             "/invite/{token}/accept",
             axum::routing::post(pages::accept_invitation),
         )
-        .route("/r/{code}", get(pages::referral))
         .route("/verify-email/{token}", get(account_pages::verify_email))
         .route(
             "/reset-password/{token}",
@@ -90,6 +89,8 @@ pub fn router(state: AppState) -> Router {
         ));
     let http = Router::new()
         .merge(pages)
+        // A redirect with no form: no CSRF cookie.
+        .route("/r/{code}", get(pages::referral))
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/assets/{file}", get(graphiql::asset))
         .route(
