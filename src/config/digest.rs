@@ -51,7 +51,10 @@ mod tests {
             })
         );
         assert_eq!(
-            DigestSchedule::parse("Friday 17:30").unwrap().unwrap().weekday,
+            DigestSchedule::parse("Friday 17:30")
+                .unwrap()
+                .unwrap()
+                .weekday,
             Weekday::Fri
         );
         assert_eq!(DigestSchedule::parse("OFF").unwrap(), None);

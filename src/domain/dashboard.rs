@@ -41,9 +41,7 @@ impl Range {
             Some("custom") => {
                 let day = |v: Option<&str>, field: &str| {
                     v.and_then(|s| NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok())
-                        .ok_or_else(|| {
-                            DomainError::invalid(&[field], "Pick a date (YYYY-MM-DD).")
-                        })
+                        .ok_or_else(|| DomainError::invalid(&[field], "Pick a date (YYYY-MM-DD)."))
                 };
                 let (from, to) = (day(from, "from")?, day(to, "to")?);
                 if to < from {
@@ -193,7 +191,16 @@ pub async fn load(
     let names = identity::users_by_ids(&svc.db.read, &ids)
         .await?
         .into_iter()
-        .map(|u| (u.id, if u.deleted_at.is_some() { "Deleted user".into() } else { u.name }))
+        .map(|u| {
+            (
+                u.id,
+                if u.deleted_at.is_some() {
+                    "Deleted user".into()
+                } else {
+                    u.name
+                },
+            )
+        })
         .collect();
     Ok(Dashboard {
         current,

@@ -158,7 +158,11 @@ impl Keys {
     /// Whether `token` is the CSRF token of `cookie` (constant time).
     pub fn verify_csrf(&self, cookie: &str, token: &str) -> bool {
         !cookie.is_empty()
-            && bool::from(self.csrf_token(cookie).as_bytes().ct_eq(token.trim().as_bytes()))
+            && bool::from(
+                self.csrf_token(cookie)
+                    .as_bytes()
+                    .ct_eq(token.trim().as_bytes()),
+            )
     }
 
     /// The row id a token claims to be for; check it with [`Keys::verify`] after loading the

@@ -130,7 +130,12 @@ pub fn stacked(
     y_title: &str,
 ) -> Markup {
     let totals: Vec<i64> = (0..labels.len())
-        .map(|i| series.iter().map(|(_, v)| v.get(i).copied().unwrap_or(0)).sum())
+        .map(|i| {
+            series
+                .iter()
+                .map(|(_, v)| v.get(i).copied().unwrap_or(0))
+                .sum()
+        })
         .collect();
     let y_max = nice_max(totals.iter().copied().max().unwrap_or(0) as f64);
     let plot_w = W - LEFT - RIGHT;
@@ -170,10 +175,11 @@ pub fn stacked(
     }
 }
 
-/// A funnel as horizontal bars: each step with its count, the share of the first step
-/// and the conversion from the step before.
+/// A funnel as horizontal bars: each step with its count and the conversion from the
+/// step before.
 pub fn funnel(id: &str, title: &str, steps: &[(&str, i64)]) -> Markup {
-    let first = steps.first().map(|s| s.1).unwrap_or(0).max(1) as f64;
+    // Scaled to the largest step: a share funnel's visits outnumber the links they open.
+    let first = steps.iter().map(|s| s.1).max().unwrap_or(0).max(1) as f64;
     let row = 34.0;
     let h = TOP + row * steps.len() as f64 + 8.0;
     let label_w = 130.0;
@@ -218,7 +224,10 @@ mod tests {
         assert_eq!(nice_max(180.0), 200.0);
         assert_eq!(pct(1, 3), "33.3%");
         assert_eq!(pct(1, 0), "–");
-        let svg = line("k", "K per week", &["a".into()], &[0.5], "Week", "K", |v| format!("{v:.3}")).into_string();
+        let svg = line("k", "K per week", &["a".into()], &[0.5], "Week", "K", |v| {
+            format!("{v:.3}")
+        })
+        .into_string();
         assert!(svg.contains("<title id=\"k-title\">K per week</title>"));
         assert!(svg.contains("a: 0.500"), "{svg}");
     }

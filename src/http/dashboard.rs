@@ -76,7 +76,14 @@ async fn resolve(
         Some("platform") => Some(Scope::Platform),
         Some(o) => match OrgId::parse(o) {
             Ok(id) => Some(Scope::Organization(id)),
-            Err(_) => return Err(refusal(svc, &user, StatusCode::NOT_FOUND, "There is no such organization.")),
+            Err(_) => {
+                return Err(refusal(
+                    svc,
+                    &user,
+                    StatusCode::NOT_FOUND,
+                    "There is no such organization.",
+                ))
+            }
         },
         None => None,
     };
@@ -105,10 +112,10 @@ async fn resolve(
             }
         }
     };
-    let parsed = Range::parse(q.range.as_deref(), q.from.as_deref(), q.to.as_deref()).and_then(
-        |r| Ok((r, dashboard::parse_interval(q.interval.as_deref())?)),
-    );
-    let (range, interval) = parsed.map_err(|e| refusal(svc, &user, StatusCode::BAD_REQUEST, &e.to_string()))?;
+    let parsed = Range::parse(q.range.as_deref(), q.from.as_deref(), q.to.as_deref())
+        .and_then(|r| Ok((r, dashboard::parse_interval(q.interval.as_deref())?)));
+    let (range, interval) =
+        parsed.map_err(|e| refusal(svc, &user, StatusCode::BAD_REQUEST, &e.to_string()))?;
     let (from, to) = range.window(svc.now());
     Ok(Resolved {
         user,
@@ -120,7 +127,12 @@ async fn resolve(
 }
 
 /// A dashboard page with a message instead of numbers.
-fn refusal(svc: &Services, user: &entity::users::Model, status: StatusCode, text: &str) -> Response {
+fn refusal(
+    svc: &Services,
+    user: &entity::users::Model,
+    status: StatusCode,
+    text: &str,
+) -> Response {
     let _ = svc;
     (
         status,
@@ -312,7 +324,10 @@ pub async fn csv(
             (
                 [
                     (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{file}\""),
+                    ),
                 ],
                 body,
             )

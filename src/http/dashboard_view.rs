@@ -23,7 +23,14 @@ fn bucket_label(t: DateTime<Utc>, interval: Interval) -> String {
 
 /// A tile: its id, label, value shown with `digits` decimals, and the change against the
 /// previous window. `raw` goes into `data-value` for scripts and tests.
-fn tile(id: &str, label: &str, now: Option<f64>, before: Option<f64>, digits: usize, hint: &str) -> Markup {
+fn tile(
+    id: &str,
+    label: &str,
+    now: Option<f64>,
+    before: Option<f64>,
+    digits: usize,
+    hint: &str,
+) -> Markup {
     let shown = |v: Option<f64>| match v {
         Some(v) => format!("{v:.digits$}"),
         None => "∞".into(),
@@ -31,7 +38,13 @@ fn tile(id: &str, label: &str, now: Option<f64>, before: Option<f64>, digits: us
     let delta = match (now, before) {
         (Some(a), Some(b)) => {
             let d = a - b;
-            let arrow = if d > 0.0 { "▲" } else if d < 0.0 { "▼" } else { "=" };
+            let arrow = if d > 0.0 {
+                "▲"
+            } else if d < 0.0 {
+                "▼"
+            } else {
+                "="
+            };
             format!("{arrow} {d:+.digits$} vs previous ({})", shown(before))
         }
         _ => format!("previous: {}", shown(before)),
@@ -121,10 +134,21 @@ pub fn body(scope_key: &str, name: &str, q: &Question, d: &Dashboard) -> Markup 
 
 fn series_panels(q: &Question, d: &Dashboard) -> Markup {
     let series = d.current.series.as_deref().unwrap_or_default();
-    let labels: Vec<String> = series.iter().map(|p| bucket_label(p.period_start, q.interval)).collect();
-    let ks: Vec<f64> = series.iter().map(|p| p.counts.viral_coefficient()).collect();
+    let labels: Vec<String> = series
+        .iter()
+        .map(|p| bucket_label(p.period_start, q.interval))
+        .collect();
+    let ks: Vec<f64> = series
+        .iter()
+        .map(|p| p.counts.viral_coefficient())
+        .collect();
     let by_source: Vec<(&str, Vec<i64>)> = (0..SOURCES.len())
-        .map(|s| (source_name(s), series.iter().map(|p| p.counts.by_source[s]).collect()))
+        .map(|s| {
+            (
+                source_name(s),
+                series.iter().map(|p| p.counts.by_source[s]).collect(),
+            )
+        })
         .collect();
     let unit = q.interval.name().to_ascii_lowercase();
     let any_signup = series.iter().any(|p| p.counts.signups() > 0);

@@ -29,8 +29,8 @@ use crate::{domain::Services, graphql::KfSchema};
 mod account_pages;
 mod billing;
 pub mod browser;
-pub mod client;
 mod charts;
+pub mod client;
 mod dashboard;
 mod dashboard_view;
 mod digest_pages;
@@ -74,7 +74,10 @@ pub fn router(state: AppState) -> Router {
             "/s/{token}/comments",
             axum::routing::post(pages::shared_comment),
         )
-        .route("/signup", get(signup::signup_form).post(signup::signup_submit))
+        .route(
+            "/signup",
+            get(signup::signup_form).post(signup::signup_submit),
+        )
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", axum::routing::post(login::logout))
         .route("/dashboard", get(dashboard::page))

@@ -73,7 +73,9 @@ pub async fn invitation(
     Path(token): Path<String>,
 ) -> Response {
     let svc = &app.svc;
-    let me = super::browser::signed_in(svc, &headers).await.map(|(u, _)| u);
+    let me = super::browser::signed_in(svc, &headers)
+        .await
+        .map(|(u, _)| u);
     let p = match invitations::preview(svc, &client, &token).await {
         Ok(p) => p,
         Err(DomainError::NotFound(_)) => {

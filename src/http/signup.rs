@@ -150,4 +150,3 @@ pub async fn signup_submit(
         }
     }
 }
-

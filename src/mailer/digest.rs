@@ -17,7 +17,11 @@ const ROWS: [(&str, &str, Option<usize>); 9] = [
     ("Signups", "signups", None),
     ("Viral coefficient K", "viral_coefficient", Some(3)),
     ("Invitations per user (i)", "invitations_per_user", Some(3)),
-    ("Invitation conversion (c)", "invitation_conversion_rate", Some(3)),
+    (
+        "Invitation conversion (c)",
+        "invitation_conversion_rate",
+        Some(3),
+    ),
     ("Share coefficient", "share_coefficient", Some(3)),
     ("Invitations sent", "invitations_sent", None),
     ("Invitations accepted", "invitations_accepted", None),
@@ -42,9 +46,15 @@ fn change(now: &Value, before: &Value, digits: Option<usize>) -> String {
 
 /// The message, or None when there is nothing to send any more (the account is gone or
 /// opted out since, or the organization is being deleted).
-pub(super) async fn render(svc: &Services, email: &emails::Model) -> anyhow::Result<Option<Rendered>> {
+pub(super) async fn render(
+    svc: &Services,
+    email: &emails::Model,
+) -> anyhow::Result<Option<Rendered>> {
     let db = &svc.db.read;
-    let Some(run) = digest_runs::Entity::find_by_id(email.subject_id).one(db).await? else {
+    let Some(run) = digest_runs::Entity::find_by_id(email.subject_id)
+        .one(db)
+        .await?
+    else {
         return Ok(None);
     };
     let Some(user) = users::Entity::find()
@@ -61,8 +71,13 @@ pub(super) async fn render(svc: &Services, email: &emails::Model) -> anyhow::Res
     let scope_name = if run.scope_id == PLATFORM {
         "the platform".to_string()
     } else {
-        match organizations::Entity::find_by_id(run.scope_id).one(db).await? {
-            Some(o) if o.deletion_scheduled_for.is_none() && o.deleted_at.is_none() => clean_name(&o.name),
+        match organizations::Entity::find_by_id(run.scope_id)
+            .one(db)
+            .await?
+        {
+            Some(o) if o.deletion_scheduled_for.is_none() && o.deleted_at.is_none() => {
+                clean_name(&o.name)
+            }
             _ => return Ok(None),
         }
     };
@@ -109,5 +124,9 @@ pub(super) async fn render(svc: &Services, email: &emails::Model) -> anyhow::Res
         p style="color:#555;font-size:13px" { "You get this because you are an admin or owner (or platform staff). " a href=(unsubscribe) { "Unsubscribe" } }
     }
     .into_string();
-    Ok(Some(Rendered { subject, text, html }))
+    Ok(Some(Rendered {
+        subject,
+        text,
+        html,
+    }))
 }

@@ -188,8 +188,9 @@ pub async fn webhooks(
         return Ok(());
     }
     let timestamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let rows = events.into_iter().map(|(org, event)| {
-        entity::webhook_messages::ActiveModel {
+    let rows = events
+        .into_iter()
+        .map(|(org, event)| entity::webhook_messages::ActiveModel {
             id: Set(Uuid::now_v7()),
             organization_id: Set(org.map(|o| o.0)),
             event_type: Set(event.event_type.to_string()),
@@ -200,8 +201,7 @@ pub async fn webhooks(
             })),
             created_at: Set(now),
             dispatched_at: Set(None),
-        }
-    });
+        });
     entity::webhook_messages::Entity::insert_many(rows)
         .exec_without_returning(&tx.txn)
         .await?;

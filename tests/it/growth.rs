@@ -146,7 +146,13 @@ async fn org_growth(
 
 /// Sends one invitation from `org`; returns the token of its email (what the invitee clicks,
 /// which also proves their address).
-pub(crate) async fn invite(app: &TestApp, by: &TestUser, org: &str, email: &str, surface: &str) -> String {
+pub(crate) async fn invite(
+    app: &TestApp,
+    by: &TestUser,
+    org: &str,
+    email: &str,
+    surface: &str,
+) -> String {
     let body = app
         .gql(
             Some(&by.token),

@@ -73,7 +73,11 @@ impl<'a> Browser<'a> {
         (status, resp.text().await.unwrap(), location)
     }
 
-    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
+    pub async fn post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String, Option<String>) {
         let resp = self
             .http
             .post(format!("{}{path}", self.app.url))
@@ -102,7 +106,12 @@ impl<'a> Browser<'a> {
         let csrf = self.csrf_of("/login").await;
         self.post(
             "/login",
-            &[("email", email), ("password", password), ("csrf", &csrf), ("next", "/dashboard")],
+            &[
+                ("email", email),
+                ("password", password),
+                ("csrf", &csrf),
+                ("next", "/dashboard"),
+            ],
         )
         .await
     }
@@ -126,7 +135,13 @@ async fn world(app: &TestApp) -> (TestUser, TestUser) {
     let ana = app.sign_up("Ana", "ana@example.com").await;
     let bo_token = invite(app, &ana, &ana.org_id, "bo@example.com", "settings").await;
     invite(app, &ana, &ana.org_id, "cy@example.com", "settings").await;
-    let bo = sign_up_with(app, "Bo", "bo@example.com", json!({ "inviteToken": bo_token })).await;
+    let bo = sign_up_with(
+        app,
+        "Bo",
+        "bo@example.com",
+        json!({ "inviteToken": bo_token }),
+    )
+    .await;
     (ana, bo)
 }
 
@@ -145,11 +160,17 @@ async fn the_page_session_is_a_cookie_that_the_api_never_accepts() {
 
     let (status, _, location) = b.get("/dashboard?range=4w").await;
     assert_eq!(status, 303);
-    assert_eq!(location.as_deref(), Some("/login?next=%2Fdashboard%3Frange%3D4w"));
+    assert_eq!(
+        location.as_deref(),
+        Some("/login?next=%2Fdashboard%3Frange%3D4w")
+    );
 
     // No CSRF value, or another browser's: refused before the password is looked at.
     let (status, html, _) = b
-        .post("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
+        .post(
+            "/login",
+            &[("email", "ana@example.com"), ("password", PASSWORD)],
+        )
         .await;
     assert_eq!(status, 403, "{html}");
     assert!(html.contains("This form has expired"));
@@ -158,7 +179,11 @@ async fn the_page_session_is_a_cookie_that_the_api_never_accepts() {
     let (status, _, _) = b
         .post(
             "/login",
-            &[("email", "ana@example.com"), ("password", PASSWORD), ("csrf", &other_token)],
+            &[
+                ("email", "ana@example.com"),
+                ("password", PASSWORD),
+                ("csrf", &other_token),
+            ],
         )
         .await;
     assert_eq!(status, 403, "a CSRF value only works with its own cookie");
@@ -182,13 +207,26 @@ async fn the_page_session_is_a_cookie_that_the_api_never_accepts() {
         .build()
         .unwrap()
         .post(format!("{}/login", app.url))
-        .header(header::COOKIE, format!("kf_csrf={}", fresh.cookie("kf_csrf").unwrap()))
-        .form(&[("email", "ana@example.com"), ("password", PASSWORD), ("csrf", &csrf)])
+        .header(
+            header::COOKIE,
+            format!("kf_csrf={}", fresh.cookie("kf_csrf").unwrap()),
+        )
+        .form(&[
+            ("email", "ana@example.com"),
+            ("password", PASSWORD),
+            ("csrf", &csrf),
+        ])
         .send()
         .await
         .unwrap();
-    let set = resp.headers()[header::SET_COOKIE].to_str().unwrap().to_string();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/"), "{set}");
+    let set = resp.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/"),
+        "{set}"
+    );
     assert!(!set.contains("Secure"), "http PUBLIC_URL: no Secure flag");
 
     // The cookie is no API credential: not as a cookie, not as a bearer token.
@@ -213,11 +251,20 @@ async fn the_page_session_is_a_cookie_that_the_api_never_accepts() {
 
     let (status, html, _) = b.get("/dashboard").await;
     assert_eq!(status, 200, "{html}");
-    assert!(html.contains("Ana&#39;s workspace") || html.contains("Ana's workspace"), "{html}");
+    assert!(
+        html.contains("Ana&#39;s workspace") || html.contains("Ana's workspace"),
+        "{html}"
+    );
 
     // The session shows in the API's session list (and ends with logOutAll like any other).
-    let body = app.gql(Some(&ana.token), "{ me { sessions { id } } }", json!({})).await;
-    assert_eq!(body["data"]["me"]["sessions"].as_array().unwrap().len(), 3, "{body}");
+    let body = app
+        .gql(Some(&ana.token), "{ me { sessions { id } } }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["me"]["sessions"].as_array().unwrap().len(),
+        3,
+        "{body}"
+    );
 
     // Sign out: the cookie goes, and the session with it.
     let csrf = attr_after(&html, "name=\"csrf\"", "value").unwrap();
@@ -225,7 +272,11 @@ async fn the_page_session_is_a_cookie_that_the_api_never_accepts() {
     assert_eq!((status, location.as_deref()), (303, Some("/login")));
     assert!(b.cookie("kf_session").is_none());
     b.cookies.push(("kf_session".into(), session));
-    assert_eq!(b.get("/dashboard").await.0, 303, "the old cookie no longer works");
+    assert_eq!(
+        b.get("/dashboard").await.0,
+        303,
+        "the old cookie no longer works"
+    );
 }
 
 #[tokio::test]
@@ -238,7 +289,11 @@ async fn signing_in_from_the_page_shares_the_log_in_limits_and_never_redirects_o
     let mut b = Browser::new(&app);
     let csrf = b.csrf_of("/login").await;
     let form = |pw: &'static str, next: &'static str| {
-        vec![("email", "ana@example.com"), ("password", pw), ("next", next)]
+        vec![
+            ("email", "ana@example.com"),
+            ("password", pw),
+            ("next", next),
+        ]
     };
     let mut f = form(PASSWORD, "//evil.example/phish");
     f.push(("csrf", &csrf));
@@ -273,7 +328,12 @@ async fn the_dashboard_shows_the_apis_numbers_for_the_window_it_names() {
     let mut b = Browser::new(&app);
     b.log_in("ana@example.com", PASSWORD).await;
 
-    let (status, html, _) = b.get(&format!("/dashboard?org={}&range=4w&interval=week", ana.org_id)).await;
+    let (status, html, _) = b
+        .get(&format!(
+            "/dashboard?org={}&range=4w&interval=week",
+            ana.org_id
+        ))
+        .await;
     assert_eq!(status, 200, "{html}");
     let from = attr_after(&html, "id=\"window-from\"", "datetime").unwrap();
     let to = attr_after(&html, "id=\"window-to\"", "datetime").unwrap();
@@ -288,30 +348,56 @@ async fn the_dashboard_shows_the_apis_numbers_for_the_window_it_names() {
     let g = &api["data"]["organization"]["growth"];
     assert_eq!(g["viralCoefficient"].as_f64(), Some(0.5), "{api}");
     assert_eq!(tile(&html, "tile-k"), 0.5);
-    assert_eq!(tile(&html, "tile-i"), g["invitationsPerUser"].as_f64().unwrap());
-    assert_eq!(tile(&html, "tile-c"), g["invitationConversionRate"].as_f64().unwrap());
+    assert_eq!(
+        tile(&html, "tile-i"),
+        g["invitationsPerUser"].as_f64().unwrap()
+    );
+    assert_eq!(
+        tile(&html, "tile-c"),
+        g["invitationConversionRate"].as_f64().unwrap()
+    );
     assert_eq!(tile(&html, "tile-signups"), 2.0);
     assert_eq!(tile(&html, "tile-amplification"), 2.0);
-    assert!(html.contains("<span class=\"value\">0.500</span>"), "{html}");
+    assert!(
+        html.contains("<span class=\"value\">0.500</span>"),
+        "{html}"
+    );
     // Charts carry titles, axis labels and exact numbers; the funnel its step conversions.
     assert!(html.contains("<title id=\"chart-k-title\">Viral coefficient K per week</title>"));
     assert!(html.contains("Signups per week, stacked by acquisition source"));
     assert!(html.contains(">Accepted</td><td>1</td><td>"), "{html}");
-    assert!(html.contains("Ana</td><td>2</td><td>1</td><td>50.0%"), "top inviters: {html}");
-    assert!(html.contains("<td>settings</td><td>2</td><td>0</td><td>1</td>"), "surfaces: {html}");
+    assert!(
+        html.contains("Ana</td><td>2</td><td>1</td><td>50.0%"),
+        "top inviters: {html}"
+    );
+    assert!(
+        html.contains("<td>settings</td><td>2</td><td>0</td><td>1</td>"),
+        "surfaces: {html}"
+    );
 
     // A window without the activity: K 0, and the empty state says what to do.
     let (status, html, _) = b
-        .get(&format!("/dashboard?org={}&range=custom&from=2020-01-06&to=2020-02-02", ana.org_id))
+        .get(&format!(
+            "/dashboard?org={}&range=custom&from=2020-01-06&to=2020-02-02",
+            ana.org_id
+        ))
         .await;
     assert_eq!(status, 200);
     assert_eq!(tile(&html, "tile-k"), 0.0);
     assert!(html.contains("id=\"empty-window\""));
-    assert_eq!(attr_after(&html, "id=\"window-from\"", "datetime").unwrap(), "2020-01-06T00:00:00Z");
-    assert_eq!(attr_after(&html, "id=\"window-to\"", "datetime").unwrap(), "2020-02-03T00:00:00Z");
+    assert_eq!(
+        attr_after(&html, "id=\"window-from\"", "datetime").unwrap(),
+        "2020-01-06T00:00:00Z"
+    );
+    assert_eq!(
+        attr_after(&html, "id=\"window-to\"", "datetime").unwrap(),
+        "2020-02-03T00:00:00Z"
+    );
 
     // Bad controls are explained, not ignored.
-    let (status, html, _) = b.get("/dashboard?range=custom&from=2020-02-02&to=2020-01-01").await;
+    let (status, html, _) = b
+        .get("/dashboard?range=custom&from=2020-02-02&to=2020-01-01")
+        .await;
     assert_eq!(status, 400);
     assert!(html.contains("must not be before"), "{html}");
     let (status, _, _) = b.get("/dashboard?range=3w").await;
@@ -320,20 +406,38 @@ async fn the_dashboard_shows_the_apis_numbers_for_the_window_it_names() {
     // The CSV has one row per bucket with the same K.
     let resp = app
         .http
-        .get(format!("{}/dashboard.csv?org={}&range=4w&interval=week", app.url, ana.org_id))
+        .get(format!(
+            "{}/dashboard.csv?org={}&range=4w&interval=week",
+            app.url, ana.org_id
+        ))
         .header(header::COOKIE, b.cookie_header())
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    assert!(resp.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/csv"));
-    assert!(resp.headers()[header::CONTENT_DISPOSITION].to_str().unwrap().contains("attachment"));
+    assert!(resp.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(resp.headers()[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
     let csv = resp.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("period_start,signups,signups_organic"));
-    assert!((5..=6).contains(&(lines.len() - 1)), "4 weeks cut at Mondays: {csv}");
-    let k_col = lines[0].split(',').position(|c| c == "viral_coefficient").unwrap();
-    let conversions: Vec<&str> = lines[1..].iter().map(|l| l.split(',').nth(k_col).unwrap()).collect();
+    assert!(
+        (5..=6).contains(&(lines.len() - 1)),
+        "4 weeks cut at Mondays: {csv}"
+    );
+    let k_col = lines[0]
+        .split(',')
+        .position(|c| c == "viral_coefficient")
+        .unwrap();
+    let conversions: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(k_col).unwrap())
+        .collect();
     assert!(conversions.contains(&"0.5"), "{csv}");
 }
 
@@ -346,7 +450,10 @@ async fn members_see_no_dashboard_other_organizations_are_refused_and_staff_see_
     b.log_in("bo@example.com", PASSWORD).await;
     let (status, html, _) = b.get("/dashboard").await;
     assert_eq!(status, 200);
-    assert!(html.contains("You are not an ADMIN or OWNER of any organization yet"), "{html}");
+    assert!(
+        html.contains("You are not an ADMIN or OWNER of any organization yet"),
+        "{html}"
+    );
     let (status, html, _) = b.get(&format!("/dashboard?org={}", ana.org_id)).await;
     assert_eq!(status, 403, "{html}");
     assert!(!html.contains("tile-k"));
@@ -368,7 +475,10 @@ async fn members_see_no_dashboard_other_organizations_are_refused_and_staff_see_
     s.log_in("ana@example.com", PASSWORD).await;
     let (status, html, _) = s.get("/dashboard?org=platform&range=4w").await;
     assert_eq!(status, 200, "{html}");
-    assert!(html.contains("<option value=\"platform\" selected>Platform</option>"), "{html}");
+    assert!(
+        html.contains("<option value=\"platform\" selected>Platform</option>"),
+        "{html}"
+    );
     assert_eq!(tile(&html, "tile-signups"), 2.0);
 }
 
@@ -389,10 +499,23 @@ async fn without_advanced_metrics_the_charts_and_tables_give_way_to_the_upgrade_
         )
         .await;
     let upgrade = &api["data"]["organization"]["growth"]["upgrade"];
-    assert_eq!(gated, !upgrade.is_null(), "the page gates exactly when the API does: {api}");
+    assert_eq!(
+        gated,
+        !upgrade.is_null(),
+        "the page gates exactly when the API does: {api}"
+    );
     if gated {
         assert!(html.contains("class=\"upgrade\""));
-        assert!(html.contains(upgrade["url"].as_str().unwrap().replace('&', "&amp;").as_str()), "{html}");
+        assert!(
+            html.contains(
+                upgrade["url"]
+                    .as_str()
+                    .unwrap()
+                    .replace('&', "&amp;")
+                    .as_str()
+            ),
+            "{html}"
+        );
         assert!(html.contains("id=\"tile-k\""), "the tiles stay");
     }
     app.enable_feature(&ana.org_id, "advanced_metrics").await;

@@ -229,7 +229,10 @@ async fn write_chunk(
     let mut recipients: HashMap<Uuid, Vec<String>> = HashMap::new();
     for m in &admins {
         if let Some(e) = emails.get(&m.user_id) {
-            recipients.entry(m.organization_id).or_default().push(e.clone());
+            recipients
+                .entry(m.organization_id)
+                .or_default()
+                .push(e.clone());
         }
     }
     write_digests(svc, week, &live, numbers, &recipients).await
@@ -280,7 +283,9 @@ async fn write_digests(
                 .do_nothing()
                 .to_owned(),
         )
-        .returning(Query::returning().columns([digest_runs::Column::Id, digest_runs::Column::ScopeId]));
+        .returning(
+            Query::returning().columns([digest_runs::Column::Id, digest_runs::Column::ScopeId]),
+        );
     let won = tx
         .query_all_raw(tx.get_database_backend().build(&insert))
         .await?;
@@ -319,7 +324,11 @@ mod tests {
         // Monday 30 November 2026, before and after 09:00.
         assert_eq!(due_week(mon9, at(30, 8)), day(16));
         assert_eq!(due_week(mon9, at(30, 9)), day(23));
-        assert_eq!(due_week(mon9, at(29, 23)), day(16), "Sunday: still last week's run");
+        assert_eq!(
+            due_week(mon9, at(29, 23)),
+            day(16),
+            "Sunday: still last week's run"
+        );
         let fri = DigestSchedule::parse("fri 17:00").unwrap().unwrap();
         assert_eq!(due_week(fri, at(26, 17)), day(9));
         assert_eq!(due_week(fri, at(27, 17)), day(16));

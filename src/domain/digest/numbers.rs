@@ -24,9 +24,15 @@ pub struct WeekNumbers {
 impl WeekNumbers {
     /// Any invitation or shared-link activity in the digested week.
     pub fn active(&self) -> bool {
-        [col::SENT, col::OPENED, col::ACCEPTED, col::LINKS, col::VISITS]
-            .iter()
-            .any(|c| self.this[*c] > 0)
+        [
+            col::SENT,
+            col::OPENED,
+            col::ACCEPTED,
+            col::LINKS,
+            col::VISITS,
+        ]
+        .iter()
+        .any(|c| self.this[*c] > 0)
     }
 
     /// The webhook `data` (and what the email shows): both weeks' numbers as

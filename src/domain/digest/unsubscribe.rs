@@ -1,8 +1,6 @@
 //! Leaving the digest without signing in: the link carries a derived token of the user id
 //! (no storage; a database leak alone reveals none).
-use sea_orm::{
-    sea_query::OnConflict, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter,
-};
+use sea_orm::{sea_query::OnConflict, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::domain::{
     ratelimit::{self, Client},
@@ -40,7 +38,11 @@ pub async fn verify_unsubscribe(
 }
 
 /// Stops the digest for the token's user (idempotent).
-pub async fn unsubscribe(svc: &Services, client: &Client, token: &str) -> DomainResult<users::Model> {
+pub async fn unsubscribe(
+    svc: &Services,
+    client: &Client,
+    token: &str,
+) -> DomainResult<users::Model> {
     let user = verify_unsubscribe(svc, client, token).await?;
     digest_opt_outs::Entity::insert(digest_opt_outs::ActiveModel {
         user_id: Set(user.id),
@@ -57,7 +59,11 @@ pub async fn unsubscribe(svc: &Services, client: &Client, token: &str) -> Domain
 }
 
 /// Starts the digest again for the token's user.
-pub async fn resubscribe(svc: &Services, client: &Client, token: &str) -> DomainResult<users::Model> {
+pub async fn resubscribe(
+    svc: &Services,
+    client: &Client,
+    token: &str,
+) -> DomainResult<users::Model> {
     let user = verify_unsubscribe(svc, client, token).await?;
     digest_opt_outs::Entity::delete_by_id(user.id)
         .exec(&svc.db.write)
