@@ -175,9 +175,9 @@ pub fn stacked(
     }
 }
 
-/// A funnel as horizontal bars: each step with its count and the conversion from the
-/// step before.
-pub fn funnel(id: &str, title: &str, steps: &[(&str, i64)]) -> Markup {
+/// A funnel as horizontal bars: each step with its count and, where the step is a subset
+/// of the one before (the flag), the conversion from it.
+pub fn funnel(id: &str, title: &str, steps: &[(&str, i64, bool)]) -> Markup {
     // Scaled to the largest step: a share funnel's visits outnumber the links they open.
     let first = steps.iter().map(|s| s.1).max().unwrap_or(0).max(1) as f64;
     let row = 34.0;
@@ -187,10 +187,10 @@ pub fn funnel(id: &str, title: &str, steps: &[(&str, i64)]) -> Markup {
     html! {
         svg id=(id) viewBox=(format!("0 0 {W} {h}")) width="100%" role="img" aria-labelledby=(format!("{id}-title")) style="max-width:100%;height:auto;display:block" {
             title id=(format!("{id}-title")) { (title) }
-            @for (i, (name, v)) in steps.iter().enumerate() {
+            @for (i, (name, v, converts)) in steps.iter().enumerate() {
                 @let y = TOP + row * i as f64;
                 @let w = (bar_w * (*v as f64 / first)).max(if *v > 0 { 2.0 } else { 0.0 });
-                @let step = if i == 0 { None } else { Some(pct(*v, steps[i - 1].1)) };
+                @let step = (i > 0 && *converts).then(|| pct(*v, steps[i - 1].1));
                 text x="0" y=(y + 18.0) font-size="13" fill="#223" { (name) }
                 rect x=(label_w) y=(y + 4.0) width=(format!("{w:.1}")) height="20" rx="3" fill=(PALETTE[i.min(4)]) stroke="#445" stroke-width="0.5" {
                     title { (name) ": " (v) @if let Some(p) = &step { " (" (p) " of the step before)" } }

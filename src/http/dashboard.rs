@@ -78,7 +78,6 @@ async fn resolve(
             Ok(id) => Some(Scope::Organization(id)),
             Err(_) => {
                 return Err(refusal(
-                    svc,
                     &user,
                     StatusCode::NOT_FOUND,
                     "There is no such organization.",
@@ -91,7 +90,6 @@ async fn resolve(
         Some(s) if choices.iter().any(|c| c.scope == s) => s,
         Some(_) => {
             return Err(refusal(
-                svc,
                 &user,
                 StatusCode::FORBIDDEN,
                 "Only the organization's ADMINs and OWNERs (and platform staff) see its growth dashboard.",
@@ -103,7 +101,6 @@ async fn resolve(
                 Some(c) => c.scope,
                 None => {
                     return Err(refusal(
-                        svc,
                         &user,
                         StatusCode::OK,
                         "You are not an ADMIN or OWNER of any organization yet. Ask an owner of your team to make you an admin, or invite someone to your own workspace from the app: its numbers will show up here.",
@@ -115,7 +112,7 @@ async fn resolve(
     let parsed = Range::parse(q.range.as_deref(), q.from.as_deref(), q.to.as_deref())
         .and_then(|r| Ok((r, dashboard::parse_interval(q.interval.as_deref())?)));
     let (range, interval) =
-        parsed.map_err(|e| refusal(svc, &user, StatusCode::BAD_REQUEST, &e.to_string()))?;
+        parsed.map_err(|e| refusal(&user, StatusCode::BAD_REQUEST, &e.to_string()))?;
     let (from, to) = range.window(svc.now());
     Ok(Resolved {
         user,
@@ -127,13 +124,7 @@ async fn resolve(
 }
 
 /// A dashboard page with a message instead of numbers.
-fn refusal(
-    svc: &Services,
-    user: &entity::users::Model,
-    status: StatusCode,
-    text: &str,
-) -> Response {
-    let _ = svc;
+fn refusal(user: &entity::users::Model, status: StatusCode, text: &str) -> Response {
     (
         status,
         layout(
@@ -168,7 +159,7 @@ pub async fn page(
     let data = match dashboard::load(svc, &r.user, r.scope, r.question).await {
         Ok(d) => d,
         Err(e @ DomainError::InvalidInput { .. }) => {
-            return refusal(svc, &r.user, StatusCode::BAD_REQUEST, &e.to_string())
+            return refusal(&r.user, StatusCode::BAD_REQUEST, &e.to_string())
         }
         Err(e) => return internal(e),
     };

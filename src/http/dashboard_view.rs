@@ -203,7 +203,7 @@ fn funnels(
                 p.empty { "No invitations were sent in this window. Invite teammates from the app (inviteMember); every step from here on compounds." }
             } @else {
                 (charts::funnel("chart-invite-funnel", "Invitations sent in the window: opened, accepted, activated",
-                    &[("Sent", c.sent), ("Opened", c.opened), ("Accepted", c.accepted), ("Activated", c.activated)]))
+                    &[("Sent", c.sent, false), ("Opened", c.opened, true), ("Accepted", c.accepted, true), ("Activated", c.activated, true)]))
             }
             table {
                 thead { tr { th { "Step" } th { "Count" } th { "Step conversion" } th { "Previous" } } }
@@ -221,7 +221,7 @@ fn funnels(
                 p.empty { "No shared links were created or opened in this window. Share a project (createSharedLink) so people without an account can see it." }
             } @else {
                 (charts::funnel("chart-share-funnel", "Shared links: visits, unique visitors, signups",
-                    &[("Links created", sf.links_created), ("Visits", sf.visits), ("Unique visitors", sf.unique_visitors), ("Signups", sf.signups)]))
+                    &[("Links created", sf.links_created, false), ("Visits", sf.visits, false), ("Unique visitors", sf.unique_visitors, true), ("Signups", sf.signups, true)]))
             }
             table {
                 thead { tr { th { "Step" } th { "Count" } th { "Step conversion" } th { "Previous" } } }
