@@ -1,6 +1,7 @@
 //! Test harness: every test gets its own database (a temp SQLite file, or a fresh PostgreSQL
 //! database when TEST_DATABASE_URL is set) and its own server on 127.0.0.1:0.
 #![allow(dead_code)]
+pub mod browser;
 pub mod receiver;
 pub mod smtp;
 pub mod stripe;
