@@ -53,6 +53,13 @@ pub enum Command {
         #[command(subcommand)]
         action: MetricsAction,
     },
+    /// Writes the weekly growth digest now (the server's scheduler does this by itself);
+    /// weeks already digested are skipped, so it is safe to run at any time.
+    Digest {
+        /// Monday (`YYYY-MM-DD`) of the week to digest; default: the week that is due.
+        #[arg(long)]
+        week: Option<String>,
+    },
     /// The plan catalog.
     Plans {
         /// check.
@@ -174,6 +181,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Secrets {
             action: SecretsAction::Reseal,
         } => reseal(config).await,
+        Command::Digest { week } => digest(config, week).await,
         Command::Schema => unreachable!("handled above"),
     };
     match result {
@@ -241,6 +249,43 @@ async fn staff(config: Config, action: StaffAction) -> anyhow::Result<()> {
         Ok(false) => anyhow::bail!("no user with email {email}"),
         Err(e) => anyhow::bail!("{e}"),
     }
+}
+
+async fn digest(config: Config, week: Option<String>) -> anyhow::Result<()> {
+    use crate::domain::digest;
+    use chrono::Datelike;
+    let schedule = config.digest_schedule.unwrap_or(
+        crate::config::DigestSchedule::parse(crate::config::DigestSchedule::DEFAULT)
+            .map_err(anyhow::Error::msg)?
+            .expect("the default schedule is on"),
+    );
+    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let week = match week {
+        Some(w) => {
+            let d = chrono::NaiveDate::parse_from_str(w.trim(), "%Y-%m-%d")
+                .map_err(|_| anyhow::anyhow!("--week: {w:?} is not a date like 2026-11-23"))?;
+            if d.weekday() != chrono::Weekday::Mon {
+                anyhow::bail!("--week: {d} is a {}, not a Monday", d.weekday());
+            }
+            d
+        }
+        None => digest::due_week(schedule, app.svc.now()),
+    };
+    let started = std::time::Instant::now();
+    let r = digest::run(&app.svc, week)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if r.already_done {
+        println!("the week of {week} was digested before; nothing to do");
+    } else {
+        println!(
+            "digested the week of {week}: {} digests, {} emails queued ({:.1} s)",
+            r.digests,
+            r.emails,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
 }
 
 async fn metrics(config: Config, action: MetricsAction) -> anyhow::Result<()> {

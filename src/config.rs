@@ -10,7 +10,9 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+mod digest;
 mod safety;
+pub use digest::DigestSchedule;
 pub use safety::{Rate, Safety};
 
 /// The validated server configuration.
@@ -78,6 +80,8 @@ pub struct Config {
     pub activation_events: Vec<ActivationEvent>,
     /// Account safety and abuse limits (`config/safety.rs`).
     pub safety: Safety,
+    /// When the weekly digest goes out; `None`: never.
+    pub digest_schedule: Option<DigestSchedule>,
 }
 
 /// An action that can count as a user's activation (`KFACTOR_ACTIVATION_EVENTS`).
@@ -181,6 +185,7 @@ struct Raw {
     webhook_concurrency: usize,
     attribution_window_days: i64,
     activation_events: String,
+    digest_schedule: String,
     #[serde(flatten)]
     safety: safety::RawSafety,
 }
@@ -253,6 +258,7 @@ impl Default for Raw {
             webhook_concurrency: 256,
             attribution_window_days: 30,
             activation_events: "project_created,comment_added".into(),
+            digest_schedule: DigestSchedule::DEFAULT.into(),
             safety: Default::default(),
         }
     }
@@ -459,6 +465,8 @@ impl Config {
         }
         let activation_events = ActivationEvent::parse_list(&raw.activation_events)
             .map_err(|m| err("activation_events", m))?;
+        let digest_schedule =
+            DigestSchedule::parse(&raw.digest_schedule).map_err(|m| err("digest_schedule", m))?;
         tracing_subscriber::EnvFilter::try_new(&raw.log)
             .map_err(|e| err("log", format!("invalid filter: {e}")))?;
         let cors_origins = raw
@@ -496,6 +504,7 @@ impl Config {
             webhook_concurrency: raw.webhook_concurrency,
             attribution_window: chrono::Duration::days(raw.attribution_window_days),
             activation_events,
+            digest_schedule,
             safety: raw.safety.validate()?,
         })
     }

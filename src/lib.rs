@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod digest;
 pub mod domain;
 pub mod graphql;
 pub mod http;
@@ -86,7 +87,8 @@ impl App {
         Ok(App { svc, schema })
     }
 
-    /// Starts the background workers: the mailer, the webhook dispatcher and, on
+    /// Starts the background workers: the mailer, the webhook dispatcher, the digest
+    /// scheduler, the purger and, on
     /// PostgreSQL, the listener for other instances' announcements.
     pub fn spawn_workers(&self) -> anyhow::Result<Workers> {
         let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -113,7 +115,9 @@ impl App {
                 }
             })
         };
+        let digest = tokio::spawn(digest::run(svc.clone(), stopping.clone()));
         Ok(Workers {
+            digest,
             purger,
             mailer: mailer::spawn(svc.clone(), stopping.clone())?,
             webhooks: webhooks::spawn(svc.clone(), stopping)?,
@@ -137,6 +141,8 @@ pub struct Workers {
     mailer: tokio::task::JoinHandle<()>,
     /// Purges organizations after their deletion grace period.
     purger: tokio::task::JoinHandle<()>,
+    /// Writes the weekly digest when it is due.
+    digest: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
     /// PostgreSQL: republishes what other instances committed.
     listener: Option<tokio::task::JoinHandle<()>>,
@@ -148,6 +154,7 @@ impl Workers {
     pub fn abort(&self) {
         self.mailer.abort();
         self.purger.abort();
+        self.digest.abort();
         self.webhooks.abort();
         if let Some(l) = &self.listener {
             l.abort();
@@ -168,6 +175,9 @@ impl Workers {
             l.abort();
         }
         self.purger.abort();
+        // A digest run in progress stops at a transaction boundary: whatever committed is
+        // complete, the next run finishes the rest.
+        self.digest.abort();
         let grace = webhooks::dispatcher::TIMEOUT + std::time::Duration::from_secs(5);
         let stopped = async {
             let _ = (&mut self.webhooks).await;

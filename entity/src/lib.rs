@@ -3,6 +3,8 @@
 pub mod activity_events;
 pub mod api_keys;
 pub mod comments;
+pub mod digest_opt_outs;
+pub mod digest_runs;
 pub mod email_tokens;
 pub mod emails;
 pub mod entitlement_overrides;

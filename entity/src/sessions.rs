@@ -16,6 +16,21 @@ pub struct Model {
     pub user_agent: Option<String>,
     /// The client address the session was started from.
     pub ip: Option<String>,
+    /// What the session authenticates: the API (a bearer token) or the pages (a cookie).
+    pub kind: SessionKind,
+}
+
+/// Where a session's token is accepted. The two never cross: `/graphql` takes only `api`
+/// sessions, the pages only `page` sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum SessionKind {
+    /// A bearer token from `logIn` or `signUp`.
+    #[sea_orm(string_value = "api")]
+    Api,
+    /// A browser cookie from `POST /login`.
+    #[sea_orm(string_value = "page")]
+    Page,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ mod m20261201_000002_growth_rollups;
 mod m20261202_000001_api_keys;
 mod m20261202_000002_billing;
 mod m20261203_000001_accounts;
+mod m20261206_000001_pages_digest;
 
 /// Applies kfactor's migrations in order.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_api_keys::Migration),
             Box::new(m20261202_000002_billing::Migration),
             Box::new(m20261203_000001_accounts::Migration),
+            Box::new(m20261206_000001_pages_digest::Migration),
         ]
     }
 }

@@ -100,6 +100,9 @@ pub struct Safety {
     /// New visitor ids one client address may introduce (in process); beyond it, its opens
     /// count as one visitor.
     pub visitor_ids_per_ip: Option<Rate>,
+    /// Dashboard page and CSV loads per signed-in user (in process): each computes two
+    /// growth answers.
+    pub dashboard_per_user: Option<Rate>,
     /// Invitation sends per hour of a user whose address is not verified yet.
     pub unverified_invitation_sends_per_hour: u64,
     /// How often one expensive root field (`logIn`, `signUp`, `guestComment`, …) may appear
@@ -161,6 +164,7 @@ pub(super) struct RawSafety {
     limit_guest_comments_per_ip: Text,
     limit_public_lookups_per_ip: Text,
     limit_visitor_ids_per_ip: Text,
+    limit_dashboard_per_user: Text,
     unverified_invitation_sends_per_hour: u64,
     graphql_max_expensive_fields: usize,
     password_hashers: usize,
@@ -186,6 +190,7 @@ impl Default for RawSafety {
             limit_guest_comments_per_ip: s("60/10m"),
             limit_public_lookups_per_ip: s("600/1m"),
             limit_visitor_ids_per_ip: s("100/1h"),
+            limit_dashboard_per_user: s("120/10m"),
             unverified_invitation_sends_per_hour: 20,
             graphql_max_expensive_fields: 1,
             password_hashers: 0,
@@ -296,6 +301,7 @@ impl RawSafety {
                 &self.limit_public_lookups_per_ip,
             )?,
             visitor_ids_per_ip: rate("limit_visitor_ids_per_ip", &self.limit_visitor_ids_per_ip)?,
+            dashboard_per_user: rate("limit_dashboard_per_user", &self.limit_dashboard_per_user)?,
             unverified_invitation_sends_per_hour: self.unverified_invitation_sends_per_hour,
             graphql_max_expensive_fields: self.graphql_max_expensive_fields,
             password_hashers: if self.password_hashers == 0 {

@@ -16,7 +16,9 @@ use super::{
     referrals, sharing, tokens, DomainError, DomainResult, Services,
 };
 use crate::outbox::{self, Tx, WebhookEvent};
-use entity::{email_tokens::Purpose, memberships, organizations, sessions, users};
+use entity::{
+    email_tokens::Purpose, memberships, organizations, sessions, sessions::SessionKind, users,
+};
 use serde_json::json;
 
 /// A syntactically valid, normalised (trimmed, lower-cased) email address.
@@ -578,13 +580,50 @@ pub async fn log_out(svc: &Services, token: &str) -> DomainResult<bool> {
     Ok(res.rows_affected > 0)
 }
 
-/// Resolves a bearer token to its user, sliding the session's expiry forward.
+/// Resolves a bearer token to its user, sliding the session's expiry forward. Only API
+/// sessions count: a page session's cookie never authenticates an API request.
 pub async fn authenticate(svc: &Services, token: &str) -> DomainResult<users::Model> {
+    authenticate_kind(svc, token, SessionKind::Api).await
+}
+
+/// Logs in from the sign-in page: the same credential check and limits as `logIn`, but the
+/// session is a page session (a cookie), which the API never accepts.
+pub async fn log_in_page(
+    svc: &Services,
+    client: &Client,
+    email: &str,
+    password: &str,
+) -> DomainResult<(String, users::Model)> {
+    let user = verify_credentials(svc, client, email, password).await?;
+    let token = start_page_session(svc, &user, client).await?;
+    Ok((token, user))
+}
+
+/// Starts a page session for a user whose credentials were just checked.
+pub async fn start_page_session(
+    svc: &Services,
+    user: &users::Model,
+    client: &Client,
+) -> DomainResult<String> {
+    create_session_of(&svc.db.write, svc, user.id, client, SessionKind::Page).await
+}
+
+/// Resolves a page session cookie to its user (sliding its expiry like an API session).
+pub async fn authenticate_page(svc: &Services, token: &str) -> DomainResult<users::Model> {
+    authenticate_kind(svc, token, SessionKind::Page).await
+}
+
+async fn authenticate_kind(
+    svc: &Services,
+    token: &str,
+    kind: SessionKind,
+) -> DomainResult<users::Model> {
     let now = svc.now();
     let hash = tokens::session_token_hash(token.trim());
     const INVALID: &str = "Your session is not valid. Sign in again.";
     let session = sessions::Entity::find()
         .filter(sessions::Column::TokenHash.eq(hash))
+        .filter(sessions::Column::Kind.eq(kind))
         .one(&svc.db.read)
         .await?
         .ok_or(DomainError::Unauthenticated(INVALID))?;
@@ -683,8 +722,21 @@ pub(crate) async fn create_session(
     user_id: Uuid,
     client: &Client,
 ) -> DomainResult<String> {
+    create_session_of(db, svc, user_id, client, SessionKind::Api).await
+}
+
+async fn create_session_of(
+    db: &impl ConnectionTrait,
+    svc: &Services,
+    user_id: Uuid,
+    client: &Client,
+    kind: SessionKind,
+) -> DomainResult<String> {
     let now = svc.now();
-    let (token, hash) = tokens::new_session_token();
+    let (token, hash) = match kind {
+        SessionKind::Api => tokens::new_session_token(),
+        SessionKind::Page => tokens::new_page_session_token(),
+    };
     sessions::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
@@ -694,6 +746,7 @@ pub(crate) async fn create_session(
         expires_at: Set(now + Duration::days(svc.config.session_ttl_days)),
         user_agent: Set(client.user_agent.clone()),
         ip: Set((client != &Client::internal()).then(|| client.ip.to_string())),
+        kind: Set(kind),
     }
     .insert(db)
     .await?;

@@ -28,6 +28,8 @@ pub enum Purpose {
     InvitationEmail,
     /// A shared link.
     SharedLink,
+    /// The unsubscribe link of a user's weekly digest (the id is the user's).
+    DigestUnsubscribe,
     /// An email link of [`entity::email_tokens`] (verify an address, reset a password,
     /// confirm a new address).
     EmailToken(entity::email_tokens::Purpose),
@@ -40,6 +42,7 @@ impl Purpose {
             Purpose::Invitation => b"kfactor.invitation.v1",
             Purpose::InvitationEmail => b"kfactor.invitation_email.v1",
             Purpose::SharedLink => b"kfactor.shared_link.v1",
+            Purpose::DigestUnsubscribe => b"kfactor.digest_unsubscribe.v1",
             Purpose::EmailToken(E::VerifyEmail) => b"kfactor.verify_email.v1",
             Purpose::EmailToken(E::ResetPassword) => b"kfactor.reset_password.v1",
             Purpose::EmailToken(E::ChangeEmail) => b"kfactor.change_email.v1",
@@ -100,6 +103,25 @@ impl Keys {
         URL_SAFE_NO_PAD.encode(raw)
     }
 
+    /// The CSRF token of forms shown to the browser holding the CSRF cookie `cookie`: an
+    /// HMAC of the cookie, so a page on another site can neither read nor forge it (signed
+    /// double-submit).
+    pub fn csrf_token(&self, cookie: &str) -> String {
+        let mut mac = HmacSha256::new_from_slice(&self.subkey(b"csrf")).expect("any key size");
+        mac.update(cookie.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `token` is the CSRF token of `cookie` (constant time).
+    pub fn verify_csrf(&self, cookie: &str, token: &str) -> bool {
+        !cookie.is_empty()
+            && bool::from(
+                self.csrf_token(cookie)
+                    .as_bytes()
+                    .ct_eq(token.trim().as_bytes()),
+            )
+    }
+
     /// The row id a token claims to be for; check it with [`Keys::verify`] after loading the
     /// row's version.
     pub fn claimed_id(token: &str) -> Option<Uuid> {
@@ -131,6 +153,23 @@ pub fn new_session_token() -> (String, String) {
     let token = format!("kfs_{}", URL_SAFE_NO_PAD.encode(bytes));
     let hash = session_token_hash(&token);
     (token, hash)
+}
+
+/// A new random page (cookie) session token and its hash; `kfp_` so a log line or a pasted
+/// value says which kind it is.
+pub fn new_page_session_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = format!("kfp_{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = session_token_hash(&token);
+    (token, hash)
+}
+
+/// A random value for the browser's CSRF cookie.
+pub fn new_csrf_cookie() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The stored form of a session token.

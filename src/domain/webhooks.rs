@@ -29,7 +29,7 @@ use entity::{
 };
 
 /// Every event type a webhook can carry (the contract's list).
-pub const EVENT_TYPES: [&str; 8] = [
+pub const EVENT_TYPES: [&str; 9] = [
     "invitation.sent",
     "invitation.accepted",
     "referral.signup",
@@ -38,6 +38,7 @@ pub const EVENT_TYPES: [&str; 8] = [
     "usage.limit_reached",
     "user.activated",
     "webhook.test",
+    "growth.weekly",
 ];
 /// Longest endpoint URL.
 pub const MAX_URL: usize = 2000;

@@ -10,10 +10,11 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{
+    browser::Csrf,
     pages::{internal, page},
     AppState,
 };
-use crate::domain::{accounts, identity, ratelimit::Client, DomainError};
+use crate::domain::{accounts, identity, ratelimit::Client, DomainError, Services};
 
 /// A refusal the visitor can read (a bad, used or expired link), or the internal page.
 fn refused(e: DomainError) -> Response {
@@ -40,7 +41,8 @@ fn refused(e: DomainError) -> Response {
 
 /// The confirmation form behind a verification link.
 fn confirm_form(
-    public_url: &str,
+    svc: &Services,
+    csrf: &Csrf,
     token: &str,
     p: &accounts::confirm::Preview,
     error: Option<String>,
@@ -61,7 +63,8 @@ fn confirm_form(
                 p { "Confirming also joins " strong { (identity::clean_name(&j.organization.name)) }
                     ", as invited by " (j.inviter) "." }
             }
-            form method="post" action=(format!("{public_url}/verify-email/{token}")) {
+            form method="post" action=(format!("{}/verify-email/{token}", svc.config.public_url)) {
+                input type="hidden" name="csrf" value=(csrf.token(svc));
                 label for="password" { "The account's password" }
                 input id="password" name="password" type="password" autocomplete="current-password" required;
                 button type="submit" { "Confirm" }
@@ -79,10 +82,11 @@ fn confirm_form(
 pub async fn verify_email_form(
     State(app): State<AppState>,
     Extension(client): Extension<Client>,
+    Extension(csrf): Extension<Csrf>,
     Path(token): Path<String>,
 ) -> Response {
     match accounts::confirm::preview(&app.svc, &client, &token).await {
-        Ok(p) => confirm_form(&app.svc.config.public_url, &token, &p, None),
+        Ok(p) => confirm_form(&app.svc, &csrf, &token, &p, None),
         Err(e) => refused(e),
     }
 }
@@ -91,15 +95,21 @@ pub async fn verify_email_form(
 #[derive(Deserialize)]
 pub struct ConfirmForm {
     password: String,
+    #[serde(default)]
+    csrf: String,
 }
 
 /// `POST /verify-email/{token}`: confirms (the same operation as `verifyEmail`).
 pub async fn verify_email(
     State(app): State<AppState>,
     Extension(client): Extension<Client>,
+    Extension(csrf): Extension<Csrf>,
     Path(token): Path<String>,
     Form(f): Form<ConfirmForm>,
 ) -> Response {
+    if let Err(r) = csrf.check(&app.svc, &f.csrf) {
+        return r;
+    }
     let holder = accounts::confirm::Holder::Password(&f.password);
     match accounts::verify_email(&app.svc, &client, &token, holder, false).await {
         Ok(v) => page(
@@ -127,8 +137,7 @@ pub async fn verify_email(
                         }
                         other => other.to_string(),
                     };
-                    let mut r =
-                        confirm_form(&app.svc.config.public_url, &token, &p, Some(message));
+                    let mut r = confirm_form(&app.svc, &csrf, &token, &p, Some(message));
                     *r.status_mut() = status;
                     r
                 }
@@ -139,13 +148,15 @@ pub async fn verify_email(
     }
 }
 
-fn reset_form(public_url: &str, token: &str, error: Option<String>) -> Response {
+fn reset_form(svc: &Services, csrf: &Csrf, token: &str, error: Option<String>) -> Response {
+    let public_url = &svc.config.public_url;
     page(
         "Choose a new password",
         html! {
             h1 { "Choose a new password" }
             @if let Some(e) = error { p.error { (e) } }
             form method="post" action=(format!("{public_url}/reset-password/{token}")) {
+                input type="hidden" name="csrf" value=(csrf.token(svc));
                 label for="password" { "New password (at least 10 characters)" }
                 input id="password" name="password" type="password" minlength="10" required;
                 button type="submit" { "Set password" }
@@ -160,24 +171,31 @@ fn reset_form(public_url: &str, token: &str, error: Option<String>) -> Response 
 /// nothing (mail scanners open links too); submitting it does.
 pub async fn reset_password_form(
     State(app): State<AppState>,
+    Extension(csrf): Extension<Csrf>,
     Path(token): Path<String>,
 ) -> Response {
-    reset_form(&app.svc.config.public_url, &token, None)
+    reset_form(&app.svc, &csrf, &token, None)
 }
 
 /// The reset form.
 #[derive(Deserialize)]
 pub struct ResetForm {
     password: String,
+    #[serde(default)]
+    csrf: String,
 }
 
 /// `POST /reset-password/{token}`.
 pub async fn reset_password(
     State(app): State<AppState>,
     Extension(client): Extension<Client>,
+    Extension(csrf): Extension<Csrf>,
     Path(token): Path<String>,
     Form(f): Form<ResetForm>,
 ) -> Response {
+    if let Err(r) = csrf.check(&app.svc, &f.csrf) {
+        return r;
+    }
     match accounts::passwords::reset_password(&app.svc, &client, &token, &f.password).await {
         Ok(s) => page(
             "Password changed",
@@ -188,7 +206,7 @@ pub async fn reset_password(
         )
         .into_response(),
         Err(DomainError::InvalidInput { message, .. }) => {
-            let mut r = reset_form(&app.svc.config.public_url, &token, Some(message));
+            let mut r = reset_form(&app.svc, &csrf, &token, Some(message));
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r
         }

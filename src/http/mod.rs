@@ -28,11 +28,18 @@ use crate::{domain::Services, graphql::KfSchema};
 
 mod account_pages;
 mod billing;
+pub mod browser;
+mod charts;
 pub mod client;
 mod cookies;
+mod dashboard;
+mod dashboard_view;
+mod digest_pages;
 mod graphiql;
 mod graphql;
+mod login;
 mod pages;
+mod signup;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -51,15 +58,13 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let cors = cors(&state.svc.config.cors_origins);
     // WebSocket connections live long; everything else gets a deadline.
-    let http = Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
-        .route("/graphql/assets/{file}", get(graphiql::asset))
+    // The pages: each gets the browser's CSRF cookie (see `browser`).
+    let pages = Router::new()
         .route("/invite/{token}", get(pages::invitation))
         .route(
             "/invite/{token}/accept",
             axum::routing::post(pages::accept_invitation),
         )
-        .route("/r/{code}", get(pages::referral))
         .route(
             "/verify-email/{token}",
             get(account_pages::verify_email_form).post(account_pages::verify_email),
@@ -75,8 +80,26 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/signup",
-            get(pages::signup_form).post(pages::signup_submit),
+            get(signup::signup_form).post(signup::signup_submit),
         )
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", axum::routing::post(login::logout))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard.csv", get(dashboard::csv))
+        .route(
+            "/digest/unsubscribe/{token}",
+            get(digest_pages::confirm).post(digest_pages::unsubscribe),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            browser::csrf_cookie,
+        ));
+    let http = Router::new()
+        .merge(pages)
+        // A redirect with no form: no CSRF cookie.
+        .route("/r/{code}", get(pages::referral))
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql/assets/{file}", get(graphiql::asset))
         .route(
             "/billing/stripe",
             axum::routing::post(billing::stripe).layer(DefaultBodyLimit::max(billing::MAX_BODY)),

@@ -1,7 +1,7 @@
 //! Server-rendered pages of the viral loop: the invitation landing page, the referral
 //! redirect and a minimal sign-up page. No JavaScript build step; maud escapes everything.
 use axum::{
-    extract::{Extension, Path, Query, State},
+    extract::{Extension, Path, State},
     http::{header, HeaderMap, StatusCode},
     response::{Html, IntoResponse, Redirect, Response},
     Form,
@@ -9,9 +9,12 @@ use axum::{
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 
-use super::{cookies, AppState};
+use super::{
+    browser::{cookie, Csrf},
+    cookies, AppState,
+};
 use crate::domain::{
-    identity::{self, SignUpInput},
+    identity,
     ids::ProjectId,
     invitations::{self, Status},
     orgs::Role,
@@ -65,9 +68,14 @@ fn status_sentence(status: Status) -> Option<&'static str> {
 pub async fn invitation(
     State(app): State<AppState>,
     Extension(client): Extension<Client>,
+    Extension(csrf): Extension<Csrf>,
+    headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Response {
     let svc = &app.svc;
+    let me = super::browser::signed_in(svc, &headers)
+        .await
+        .map(|(u, _)| u);
     let p = match invitations::preview(svc, &client, &token).await {
         Ok(p) => p,
         Err(DomainError::NotFound(_)) => {
@@ -98,7 +106,16 @@ pub async fn invitation(
                 p.muted { "The invitation expires on " (p.invitation.expires_at.format("%B %-d, %Y at %H:%M UTC")) "." }
                 a.button href=(signup) { "Sign up and join" }
                 h2 style="font-size:1.1rem;margin-top:2rem" { "Already have an account?" }
+                @if let Some(me) = &me {
+                    form method="post" action=(format!("{}/invite/{token}/accept", svc.config.public_url)) {
+                        input type="hidden" name="csrf" value=(csrf.token(svc));
+                        p { "You are signed in as " strong { (me.email) } "." }
+                        button type="submit" { "Accept as " (me.name) }
+                    }
+                    p.muted { "Not you? Sign in with the invited account below." }
+                }
                 form method="post" action=(format!("{}/invite/{token}/accept", svc.config.public_url)) {
+                    input type="hidden" name="csrf" value=(csrf.token(svc));
                     label for="email" { "Email" }
                     input id="email" name="email" type="email" value=(p.invitation.email) required;
                     label for="password" { "Password" }
@@ -114,32 +131,75 @@ pub async fn invitation(
 /// The log-in-and-accept form.
 #[derive(Deserialize)]
 pub struct AcceptForm {
-    email: String,
-    password: String,
+    /// Absent: accept as the signed-in user.
+    email: Option<String>,
+    password: Option<String>,
+    #[serde(default)]
+    csrf: String,
 }
 
 /// `POST /invite/{token}/accept`.
+/// With email and password it checks them (the log-in limits apply) and signs the browser
+/// in; without, it accepts as the browser's signed-in user.
 pub async fn accept_invitation(
     State(app): State<AppState>,
     Extension(client): Extension<Client>,
+    Extension(csrf): Extension<Csrf>,
+    headers: HeaderMap,
     Path(token): Path<String>,
     Form(form): Form<AcceptForm>,
 ) -> Response {
     let svc = &app.svc;
+    if let Err(r) = csrf.check(svc, &form.csrf) {
+        return r;
+    }
     let result = async {
-        let user = identity::verify_credentials(svc, &client, &form.email, &form.password).await?;
-        invitations::accept(svc, &client, &user, &token).await
+        let (user, new_session) = match (&form.email, &form.password) {
+            (Some(email), Some(password)) => {
+                let user = identity::verify_credentials(svc, &client, email, password).await?;
+                (user, true)
+            }
+            _ => match super::browser::signed_in(svc, &headers).await {
+                Some((user, _)) => (user, false),
+                None => {
+                    return Err(DomainError::Unauthenticated(
+                        "Sign in (or enter your email and password) to accept.",
+                    ))
+                }
+            },
+        };
+        invitations::accept(svc, &client, &user, &token).await?;
+        let session = match new_session {
+            true => Some(identity::start_page_session(svc, &user, &client).await?),
+            false => None,
+        };
+        Ok::<_, DomainError>(session)
     }
     .await;
     match result {
-        Ok(_) => page(
-            "Welcome",
-            html! {
-                h1 { "You're in" }
-                p.ok { "You joined the organization. Open the app to get started." }
-            },
-        )
-        .into_response(),
+        Ok(session) => {
+            let mut resp = page(
+                "Welcome",
+                html! {
+                    h1 { "You're in" }
+                    p.ok { "You joined the organization. Open the app to get started." }
+                    p { a href="/dashboard" { "Open the growth dashboard" } }
+                },
+            )
+            .into_response();
+            if let Some(t) = session {
+                resp.headers_mut().append(
+                    header::SET_COOKIE,
+                    super::browser::set_cookie(
+                        svc,
+                        super::browser::SESSION_COOKIE,
+                        &t,
+                        Some(svc.config.session_ttl_days * 86_400),
+                    ),
+                );
+            }
+            resp
+        }
         Err(e @ (DomainError::Internal(_) | DomainError::RateLimited { .. })) => internal(e),
         Err(e) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -184,129 +244,6 @@ pub async fn referral(
     }
 }
 
-/// Query of the sign-up page.
-#[derive(Deserialize, Default)]
-pub struct SignUpQuery {
-    invite: Option<String>,
-    #[serde(rename = "ref")]
-    referral: Option<String>,
-    share: Option<String>,
-    email: Option<String>,
-    utm_source: Option<String>,
-}
-
-/// `GET /signup`: the default sign-up page (set `KFACTOR_SIGNUP_URL` to use your own).
-pub async fn signup_form(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<SignUpQuery>,
-) -> Html<String> {
-    let form = SignUpForm {
-        name: String::new(),
-        email: q.email.unwrap_or_default(),
-        password: String::new(),
-        invite: q.invite,
-        referral: q
-            .referral
-            .or_else(|| cookies::read(&headers, REFERRAL_COOKIE)),
-        share: q.share,
-        utm_source: q.utm_source,
-    };
-    signup_page(&app.svc.config.public_url, &form, None)
-}
-
-fn signup_page(public_url: &str, f: &SignUpForm, error: Option<String>) -> Html<String> {
-    page(
-        "Sign up",
-        html! {
-            h1 { "Create your account" }
-            @if let Some(e) = error { p.error { (e) } }
-            form method="post" action=(format!("{public_url}/signup")) {
-                label for="name" { "Name" }
-                input id="name" name="name" value=(f.name) required;
-                label for="email" { "Email" }
-                input id="email" name="email" type="email" value=(f.email) required;
-                label for="password" { "Password (at least 10 characters)" }
-                input id="password" name="password" type="password" minlength="10" required;
-                @if let Some(v) = &f.invite { input type="hidden" name="invite" value=(v); }
-                @if let Some(v) = &f.referral { input type="hidden" name="referral" value=(v); }
-                @if let Some(v) = &f.share { input type="hidden" name="share" value=(v); }
-                @if let Some(v) = &f.utm_source { input type="hidden" name="utm_source" value=(v); }
-                button type="submit" { "Sign up" }
-            }
-        },
-    )
-}
-
-/// The sign-up form.
-#[derive(Deserialize)]
-pub struct SignUpForm {
-    name: String,
-    email: String,
-    password: String,
-    invite: Option<String>,
-    referral: Option<String>,
-    share: Option<String>,
-    utm_source: Option<String>,
-}
-
-/// `POST /signup`.
-pub async fn signup_submit(
-    State(app): State<AppState>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    Form(f): Form<SignUpForm>,
-) -> Response {
-    let input = SignUpInput {
-        email: f.email.clone(),
-        password: f.password.clone(),
-        name: f.name.clone(),
-        invite_token: f.invite.clone(),
-        share_token: f.share.clone(),
-        // A guest's comments made under this browser's visitor id become theirs.
-        visitor_id: cookies::read(&headers, VISITOR_COOKIE),
-        referral_code: f.referral.clone(),
-        utm_source: f.utm_source.clone(),
-        client,
-    };
-    match identity::sign_up(&app.svc, input).await {
-        Ok(s) => page(
-            "Welcome",
-            html! {
-                h1 { "Welcome, " (s.user.name) }
-                @if let Some((org, _)) = &s.organization {
-                    p.ok { "Your account is ready. You're in " strong { (org.name) } "." }
-                } @else {
-                    p.ok { "Your account is ready." }
-                }
-                // E.g. a copied invitation link: joining waits for the verification email.
-                @if let Some(notice) = &s.notice { p { (notice.to_string()) } }
-                p.muted { "Log in from the app with " (s.user.email) "." }
-            },
-        )
-        .into_response(),
-        Err(e @ (DomainError::Internal(_) | DomainError::RateLimited { .. })) => internal(e),
-        Err(e) => {
-            // A token or code that does not check out is dropped from the form, so the
-            // next attempt signs up unattributed instead of failing again.
-            let mut f = f;
-            if let DomainError::InvalidInput { field, .. } = &e {
-                match field.first().map(String::as_str) {
-                    Some("inviteToken") => f.invite = None,
-                    Some("referralCode") => f.referral = None,
-                    Some("shareToken") => f.share = None,
-                    _ => {}
-                }
-            }
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                signup_page(&app.svc.config.public_url, &f, Some(e.to_string())),
-            )
-                .into_response()
-        }
-    }
-}
-
 /// The page for what the visitor cannot fix: a rate limit (429 with `Retry-After`) or an
 /// internal error (logged, answered without detail).
 pub(super) fn internal(e: DomainError) -> Response {
@@ -342,7 +279,7 @@ pub const VISITOR_COOKIE: &str = "kf_vid";
 
 /// The visitor id of the browser, and whether it is new (then the page sets the cookie).
 fn visitor_cookie(headers: &HeaderMap) -> (String, bool) {
-    match cookies::read(headers, VISITOR_COOKIE).filter(|v| !v.is_empty() && v.len() <= 128) {
+    match cookie(headers, VISITOR_COOKIE).filter(|v| !v.is_empty() && v.len() <= 128) {
         Some(v) => (v, false),
         None => (format!("v_{}", uuid::Uuid::new_v4().simple()), true),
     }
@@ -387,6 +324,7 @@ fn link_error_page(e: DomainError) -> Response {
 pub async fn shared(
     State(app): State<AppState>,
     Extension(client): Extension<Client>,
+    Extension(csrf): Extension<Csrf>,
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Response {
@@ -442,6 +380,7 @@ pub async fn shared(
             }
             @if permission >= Permission::Comment {
                 form method="post" action=(format!("{}/s/{token}/comments", svc.config.public_url)) {
+                    input type="hidden" name="csrf" value=(csrf.token(svc));
                     label for="guest_name" { "Your name" }
                     input id="guest_name" name="guest_name" required maxlength="100";
                     label for="body" { "Comment" }
@@ -470,16 +409,22 @@ pub async fn shared(
 pub struct CommentForm {
     guest_name: String,
     body: String,
+    #[serde(default)]
+    csrf: String,
 }
 
 /// `POST /s/{token}/comments`: a guest comments from the page, then sees it.
 pub async fn shared_comment(
     State(app): State<AppState>,
     Extension(client): Extension<Client>,
+    Extension(csrf): Extension<Csrf>,
     headers: HeaderMap,
     Path(token): Path<String>,
     Form(f): Form<CommentForm>,
 ) -> Response {
+    if let Err(r) = csrf.check(&app.svc, &f.csrf) {
+        return r;
+    }
     let (visitor, _) = visitor_cookie(&headers);
     match sharing::guest_comment(&app.svc, &client, &token, &f.body, &f.guest_name, Some(&visitor), None).await {
         Ok(_) => Redirect::to(&format!("/s/{token}")).into_response(),

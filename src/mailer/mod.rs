@@ -25,6 +25,7 @@ use crate::{
 use entity::{emails, invitations as inv_rows, organizations, users};
 
 mod account;
+mod digest;
 
 /// Attempts before an email is given up (about two hours of backoff in all).
 const MAX_ATTEMPTS: i32 = 8;
@@ -55,6 +56,37 @@ pub async fn enqueue(
         sent_at: Set(None),
     }
     .insert(&**tx)
+    .await?;
+    tx.queued_email();
+    Ok(())
+}
+
+/// Queues one email of `kind` per (recipient, subject row) in the caller's transaction, in
+/// one statement.
+pub async fn enqueue_many(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    kind: &str,
+    rows: &[(String, Uuid)],
+) -> DomainResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    emails::Entity::insert_many(rows.iter().map(|(recipient, subject)| emails::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        kind: Set(kind.into()),
+        recipient: Set(recipient.clone()),
+        subject_id: Set(*subject),
+        subject_version: Set(0),
+        status: Set("pending".into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        locked_until: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        sent_at: Set(None),
+    }))
+    .exec_without_returning(&**tx)
     .await?;
     tx.queued_email();
     Ok(())
@@ -228,6 +260,7 @@ impl Mailer {
             "verify_email" | "email_change" | "password_reset" => {
                 account::render(&self.svc, email).await
             }
+            crate::domain::digest::EMAIL_KIND => digest::render(&self.svc, email).await,
             other => anyhow::bail!("unknown email kind {other}"),
         }
     }

@@ -3,7 +3,9 @@
 use std::ops::Deref;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, DbErr, EntityTrait, TransactionTrait,
+};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -174,6 +176,37 @@ pub async fn webhook(
     .await?;
     tx.webhooks = true;
     Ok(row)
+}
+
+/// Records many webhook messages with no activity event of their own, in one statement.
+pub async fn webhooks(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    events: Vec<(Option<OrgId>, WebhookEvent)>,
+) -> Result<(), DbErr> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let timestamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let rows = events
+        .into_iter()
+        .map(|(org, event)| entity::webhook_messages::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            organization_id: Set(org.map(|o| o.0)),
+            event_type: Set(event.event_type.to_string()),
+            payload: Set(json!({
+                "type": event.event_type,
+                "timestamp": timestamp,
+                "data": event.data,
+            })),
+            created_at: Set(now),
+            dispatched_at: Set(None),
+        });
+    entity::webhook_messages::Entity::insert_many(rows)
+        .exec_without_returning(&tx.txn)
+        .await?;
+    tx.webhooks = true;
+    Ok(())
 }
 
 /// The `webhook-id` of a message: stable across retries.

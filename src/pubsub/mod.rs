@@ -45,6 +45,7 @@ pub struct Bus {
     activity: broadcast::Sender<ActivityMessage>,
     webhooks: Arc<tokio::sync::Notify>,
     emails: Arc<tokio::sync::Notify>,
+    digest: Arc<tokio::sync::Notify>,
     epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -58,6 +59,7 @@ impl Default for Bus {
             activity,
             webhooks: Arc::new(tokio::sync::Notify::new()),
             emails: Arc::new(tokio::sync::Notify::new()),
+            digest: Arc::new(tokio::sync::Notify::new()),
             epoch: Arc::default(),
         }
     }
@@ -96,6 +98,16 @@ impl Bus {
     /// Marks that a write transaction committed.
     pub fn bump_epoch(&self) {
         self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Wakes the digest scheduler (tests moved the clock, or an operator asked).
+    pub fn wake_digest(&self) {
+        self.digest.notify_one();
+    }
+
+    /// Resolves when [`Bus::wake_digest`] was called.
+    pub async fn digest_woken(&self) {
+        self.digest.notified().await
     }
 
     /// Wakes the mailer (emails were committed to the outbox).

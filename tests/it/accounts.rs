@@ -111,12 +111,12 @@ async fn a_signup_gets_a_verification_link_that_works_once_and_expires() {
     let token = token_in(&mail, &format!("{}/verify-email/", app.url));
     // The link is a page whose form confirms (opening it changes nothing).
     let page = app
-        .http
-        .post(format!("{}/verify-email/{token}", app.url))
-        .form(&[("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
+        .form_post(
+            &format!("/verify-email/{token}"),
+            &[("password", PASSWORD)],
+            &[],
+        )
+        .await;
     assert_eq!(page.status().as_u16(), 200);
     assert!(page
         .text()

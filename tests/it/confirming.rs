@@ -125,12 +125,12 @@ async fn a_member_copying_the_cfos_invitation_gets_nothing_from_the_cfos_mailbox
     let v = verify(&app, None, &link, Some("a guess at it")).await;
     assert_eq!(user_error_codes(&v), vec!["INVALID_CREDENTIALS"]);
     let posted = app
-        .http
-        .post(format!("{}/verify-email/{link}", app.url))
-        .form(&[("password", "another guess")])
-        .send()
-        .await
-        .unwrap();
+        .form_post(
+            &format!("/verify-email/{link}"),
+            &[("password", "another guess")],
+            &[],
+        )
+        .await;
     assert_eq!(posted.status().as_u16(), 401);
     // Someone else's session is no proof either.
     let v = verify(&app, Some(&ana.token), &link, None).await;
@@ -214,12 +214,12 @@ async fn the_confirmation_page_confirms_with_the_password_and_an_own_signup_stay
     assert!(me(&app, &ana.token).await.unwrap()["emailVerifiedAt"].is_null());
 
     let done = app
-        .http
-        .post(&url)
-        .form(&[("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
+        .form_post(
+            &format!("/verify-email/{link}"),
+            &[("password", PASSWORD)],
+            &[],
+        )
+        .await;
     assert_eq!(done.status().as_u16(), 200);
     assert!(done
         .text()

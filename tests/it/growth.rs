@@ -9,7 +9,7 @@ const PASSWORD: &str = "correct horse battery";
 
 /// These tests move the clock back and forth across months; the public doors' rate limits
 /// (tested in `limits`) would see time run backwards, so they are off here.
-fn no_limits(c: &mut kfactor::config::Config) {
+pub(crate) fn no_limits(c: &mut kfactor::config::Config) {
     let s = &mut c.safety;
     s.login_failures_per_address = None;
     s.login_failures_per_ip = None;
@@ -146,7 +146,13 @@ async fn org_growth(
 
 /// Sends one invitation from `org`; returns the token of its email (what the invitee clicks,
 /// which also proves their address).
-async fn invite(app: &TestApp, by: &TestUser, org: &str, email: &str, surface: &str) -> String {
+pub(crate) async fn invite(
+    app: &TestApp,
+    by: &TestUser,
+    org: &str,
+    email: &str,
+    surface: &str,
+) -> String {
     let body = app
         .gql(
             Some(&by.token),
@@ -159,7 +165,7 @@ async fn invite(app: &TestApp, by: &TestUser, org: &str, email: &str, surface: &
     crate::invitations::emailed_token(app, &p["invitations"][0]).await
 }
 
-async fn sign_up_with(app: &TestApp, name: &str, email: &str, extra: Value) -> TestUser {
+pub(crate) async fn sign_up_with(app: &TestApp, name: &str, email: &str, extra: Value) -> TestUser {
     let mut input = json!({ "name": name, "email": email, "password": PASSWORD });
     input
         .as_object_mut()

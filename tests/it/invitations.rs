@@ -507,15 +507,15 @@ async fn the_invitation_page_shows_who_invited_whom_and_records_the_open() {
     app.sign_up("Bo", "bo@example.com").await;
     let copied = token_of(&p["invitations"][0]);
     let resp = app
-        .http
-        .post(format!("{}/invite/{copied}/accept", app.url))
-        .form(&[
-            ("email", "bo@example.com"),
-            ("password", "correct horse battery"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .form_post(
+            &format!("/invite/{copied}/accept"),
+            &[
+                ("email", "bo@example.com"),
+                ("password", "correct horse battery"),
+            ],
+            &[],
+        )
+        .await;
     assert_eq!(resp.status().as_u16(), 422);
     assert!(resp
         .text()
@@ -523,15 +523,15 @@ async fn the_invitation_page_shows_who_invited_whom_and_records_the_open() {
         .unwrap()
         .contains("Verify your email address first"));
     let resp = app
-        .http
-        .post(format!("{}/invite/{token}/accept", app.url))
-        .form(&[
-            ("email", "bo@example.com"),
-            ("password", "correct horse battery"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .form_post(
+            &format!("/invite/{token}/accept"),
+            &[
+                ("email", "bo@example.com"),
+                ("password", "correct horse battery"),
+            ],
+            &[],
+        )
+        .await;
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.text().await.unwrap().contains("You joined"));
 }

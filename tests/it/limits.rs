@@ -111,23 +111,23 @@ async fn log_in_failures_are_limited_per_client_and_the_invitation_form_shares_t
     }
     // The invitation page's log-in form is a password door too: same budget.
     let form = app
-        .http
-        .post(format!("{}/invite/anything/accept", app.url))
-        .form(&[
-            ("email", "guess9@example.com"),
-            ("password", "wrong password!"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .form_post(
+            "/invite/anything/accept",
+            &[
+                ("email", "guess9@example.com"),
+                ("password", "wrong password!"),
+            ],
+            &[],
+        )
+        .await;
     assert_eq!(form.status().as_u16(), 422);
     let form = app
-        .http
-        .post(format!("{}/invite/anything/accept", app.url))
-        .form(&[("email", "ana@example.com"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
+        .form_post(
+            "/invite/anything/accept",
+            &[("email", "ana@example.com"), ("password", PASSWORD)],
+            &[],
+        )
+        .await;
     assert_eq!(form.status().as_u16(), 429);
     assert_eq!(form.headers()["retry-after"], "20");
     assert_refused(&log_in(&app, "ana@example.com", PASSWORD).await, 20);
@@ -227,16 +227,16 @@ async fn sign_ups_are_limited_per_client_and_per_address() {
     assert_eq!(user_error_codes(&b["data"]["signUp"]), vec!["EMAIL_TAKEN"]);
     // The default sign-up page is the same door.
     let page = app
-        .http
-        .post(format!("{}/signup", app.url))
-        .form(&[
-            ("name", "Dee"),
-            ("email", "dee@example.com"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .form_post(
+            "/signup",
+            &[
+                ("name", "Dee"),
+                ("email", "dee@example.com"),
+                ("password", PASSWORD),
+            ],
+            &[],
+        )
+        .await;
     assert_eq!(page.status().as_u16(), 429);
 }
 

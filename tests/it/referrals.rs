@@ -110,17 +110,17 @@ async fn referral_links_set_a_cookie_that_the_signup_page_carries() {
     );
 
     let resp = app
-        .http
-        .post(format!("{}/signup", app.url))
-        .form(&[
-            ("name", "Bo"),
-            ("email", "bo@example.com"),
-            ("password", "correct horse battery"),
-            ("referral", code.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .form_post(
+            "/signup",
+            &[
+                ("name", "Bo"),
+                ("email", "bo@example.com"),
+                ("password", "correct horse battery"),
+                ("referral", code.as_str()),
+            ],
+            &[],
+        )
+        .await;
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.text().await.unwrap().contains("Welcome, Bo"));
     let bo = app

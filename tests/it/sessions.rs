@@ -177,12 +177,12 @@ async fn a_reset_answers_alike_for_every_address_and_its_link_is_single_use_and_
         vec!["TOKEN_EXPIRED"]
     );
     let page = app
-        .http
-        .post(format!("{}/reset-password/{token2}", app.url))
-        .form(&[("password", "yet another password")])
-        .send()
-        .await
-        .unwrap();
+        .form_post(
+            &format!("/reset-password/{token2}"),
+            &[("password", "yet another password")],
+            &[],
+        )
+        .await;
     assert_eq!(page.status().as_u16(), 410);
 }
 

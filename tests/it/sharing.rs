@@ -433,13 +433,12 @@ async fn the_shared_page_renders_the_project_and_its_form() {
 
     let vid = cookie.split(';').next().unwrap().to_string();
     let resp = app
-        .http
-        .post(format!("{}/s/{token}/comments", app.url))
-        .header("cookie", &vid)
-        .form(&[("guest_name", "Gus"), ("body", "From the page <b>")])
-        .send()
-        .await
-        .unwrap();
+        .form_post(
+            &format!("/s/{token}/comments"),
+            &[("guest_name", "Gus"), ("body", "From the page <b>")],
+            &[&vid],
+        )
+        .await;
     assert_eq!(resp.status().as_u16(), 200, "redirected back to the page");
     let html = resp.text().await.unwrap();
     assert!(html.contains("From the page &lt;b&gt;"), "{html}");

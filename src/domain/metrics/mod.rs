@@ -159,7 +159,8 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn from_row(v: &[i64; 15]) -> Counts {
+    /// The counts of a `growth_days` row (or a sum of rows), in [`crate::rollups::DAY_COLUMNS`] order.
+    pub fn from_row(v: &[i64; 15]) -> Counts {
         use crate::rollups::col;
         let mut by_source = [0; 5];
         by_source.copy_from_slice(&v[col::SIGNUPS..col::SIGNUPS + 5]);

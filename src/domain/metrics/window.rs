@@ -23,7 +23,8 @@ pub enum Interval {
 }
 
 impl Interval {
-    fn name(self) -> &'static str {
+    /// The API spelling: DAY, WEEK, MONTH.
+    pub fn name(self) -> &'static str {
         match self {
             Interval::Day => "DAY",
             Interval::Week => "WEEK",

@@ -292,6 +292,16 @@ pub fn public_lookup(svc: &Services, client: &Client) -> DomainResult<()> {
     )
 }
 
+/// A dashboard load (page or CSV) by a signed-in user (in process).
+pub fn dashboard(svc: &Services, user: Uuid) -> DomainResult<()> {
+    svc.limiter.take_local(
+        now_ms(svc),
+        "dashboard_user",
+        svc.config.safety.dashboard_per_user,
+        &user.to_string(),
+    )
+}
+
 /// A guest comment by `client` through `link`, as `visitor` (when the guest sent one). In
 /// process: the hot guest path adds no database round trip.
 pub fn guest_comment(

@@ -1,6 +1,7 @@
 //! Test harness: every test gets its own database (a temp SQLite file, or a fresh PostgreSQL
 //! database when TEST_DATABASE_URL is set) and its own server on 127.0.0.1:0.
 #![allow(dead_code)]
+pub mod browser;
 pub mod receiver;
 pub mod smtp;
 pub mod stripe;
@@ -138,6 +139,9 @@ async fn start(db_url: String, guard: Option<TestDb>, tweak: impl FnOnce(&mut Co
         .try_init();
     let mut config = Config::for_database(&db_url);
     config.bind = "127.0.0.1:0".parse().unwrap();
+    // The digest scheduler would write the platform's digest of the wall clock's last week
+    // at start (a growth.weekly message); the tests that want it turn it on.
+    config.digest_schedule = None;
     tweak(&mut config);
     let listener = tokio::net::TcpListener::bind(config.bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -306,6 +310,37 @@ impl TestApp {
         let p = body["data"]["changePlan"].clone();
         assert_eq!(p["userErrors"], json!([]), "{body}");
         p
+    }
+
+    /// POSTs a page form as a browser that loaded the form would: with the CSRF cookie and
+    /// the matching hidden field. `cookies` are further `name=value` pairs to send.
+    pub async fn form_post(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        cookies: &[&str],
+    ) -> reqwest::Response {
+        let (cookie, token) = self.csrf();
+        let mut all = vec![cookie];
+        all.extend(cookies.iter().map(|c| c.to_string()));
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf", &token));
+        self.http
+            .post(format!("{}{path}", self.url))
+            .header("cookie", all.join("; "))
+            .form(&form)
+            .send()
+            .await
+            .expect("form request")
+    }
+
+    /// A CSRF cookie (`kf_csrf=…`) and the form value that goes with it.
+    pub fn csrf(&self) -> (String, String) {
+        let value = "test-csrf-cookie-0123456789abcdef";
+        (
+            format!("{}={value}", kfactor::http::browser::CSRF_COOKIE),
+            self.app.svc.keys.csrf_token(value),
+        )
     }
 
     pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
