@@ -23,7 +23,8 @@ const ACCEPT: &str =
 const LINK: &str = "mutation($p: ID!, $e: DateTime) { createSharedLink(input: {resourceType: PROJECT, resourceId: $p, permission: EDIT, expiresAt: $e}) {
   sharedLink { id url } userErrors { code } } }";
 const GUEST_EDIT: &str = "mutation($t: String!) { guestEdit(input: {token: $t, content: \"x\"}) { userErrors { code } } }";
-const VERIFY: &str = "mutation($t: String!) { verifyEmail(token: $t) { userErrors { code } } }";
+/// Confirming proves the account with its password (a mailbox alone does not).
+const VERIFY: &str = "mutation($t: String!, $p: String) { verifyEmail(token: $t, password: $p) { userErrors { code } } }";
 
 /// The single userError code of the payload at `data.<field>`.
 fn code(body: &Value, field: &str) -> String {
@@ -222,11 +223,13 @@ async fn every_error_code_of_the_schema_is_reachable() {
     // Email links: single use, 48 hours.
     let t = verification_token(&app, &hal).await;
     assert_eq!(
-        app.gql(None, VERIFY, json!({ "t": t })).await["data"]["verifyEmail"]["userErrors"],
+        app.gql(None, VERIFY, json!({ "t": t, "p": PASSWORD }))
+            .await["data"]["verifyEmail"]["userErrors"],
         json!([])
     );
     seen.insert(code(
-        &app.gql(None, VERIFY, json!({ "t": t })).await,
+        &app.gql(None, VERIFY, json!({ "t": t, "p": PASSWORD }))
+            .await,
         "verifyEmail",
     ));
     let late = verification_token(&app, &bo).await;
@@ -238,7 +241,8 @@ async fn every_error_code_of_the_schema_is_reachable() {
         "guestEdit",
     ));
     seen.insert(code(
-        &app.gql(None, VERIFY, json!({ "t": late })).await,
+        &app.gql(None, VERIFY, json!({ "t": late, "p": PASSWORD }))
+            .await,
         "verifyEmail",
     ));
     seen.insert(code(&accept(&app, &hal, &to_hal).await, "acceptInvitation"));
