@@ -6,9 +6,9 @@ use super::{
     auth, client,
     error::{payload, top_level, ErrorCode, UserError},
     identity::{failed, AuthPayload},
-    orgs::DeletePayload,
+    orgs::{DeletePayload, Organization},
     svc,
-    types::{Organization, User},
+    types::User,
     Auth,
 };
 use crate::domain::{

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     error::top_level,
+    plans::{BillingPeriod, Plan},
     svc,
-    types::{BillingPeriod, Plan},
 };
 use crate::domain::billing;
 use entity::{organizations, stripe_subscriptions::SubscriptionStatus as DStatus};

@@ -81,7 +81,7 @@ pub struct UserError {
     /// Path of the offending input field, e.g. `["input","emails","2"]`.
     pub field: Option<Vec<String>>,
     /// How to lift a plan limit, when one was hit.
-    pub upgrade: Option<super::types::UpgradePrompt>,
+    pub upgrade: Option<super::plans::UpgradePrompt>,
 }
 
 impl UserError {

@@ -7,8 +7,10 @@ use chrono::{DateTime, Utc};
 use super::{
     auth,
     error::{internal, or_null, top_level},
-    loaders, svc,
-    types::{AcquisitionSource, UpgradePrompt, User},
+    loaders,
+    plans::UpgradePrompt,
+    svc,
+    types::{AcquisitionSource, User},
 };
 use crate::domain::{
     identity::AcquisitionSource as DSource,

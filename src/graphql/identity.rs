@@ -4,8 +4,9 @@ use async_graphql::{Context, InputObject, Object, SimpleObject};
 use super::{
     auth, client,
     error::{payload, top_level, user_error, UserError},
+    orgs::Organization,
     svc,
-    types::{Organization, User},
+    types::User,
 };
 use crate::domain::{identity, DomainError};
 

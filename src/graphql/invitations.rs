@@ -5,8 +5,10 @@ use chrono::{DateTime, Utc};
 use super::{
     auth, client,
     error::{payload, top_level, user_error, ErrorCode, UserError},
-    loaders, svc,
-    types::{Membership, Organization, Role, User},
+    loaders,
+    orgs::{Membership, Organization},
+    svc,
+    types::{Role, User},
 };
 use crate::domain::{
     ids::{InvitationId, OrgId, UserId},

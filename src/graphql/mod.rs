@@ -12,6 +12,7 @@ use crate::domain::{
 use entity::users;
 
 mod accounts;
+pub mod activity;
 mod billing;
 pub mod connection;
 pub mod error;
@@ -21,6 +22,7 @@ mod identity;
 pub mod invitations;
 pub mod loaders;
 pub mod orgs;
+pub mod plans;
 pub mod projects;
 pub mod sharing;
 mod subscription;

@@ -3,12 +3,13 @@ use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use super::{
+    activity::Actor,
     auth,
     connection::{connection, page_cost, page_request},
     error::{payload, top, top_level, TopLevelCode, UserError},
+    orgs::Organization,
     sharing::SharedLink,
     svc,
-    types::{Actor, Organization},
 };
 use crate::domain::{
     ids::{CommentId, OrgId, ProjectId, UserId},

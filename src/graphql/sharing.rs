@@ -7,13 +7,14 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{
+    activity::ActivityEvent,
     auth, client,
     connection::connection,
     error::{payload, top_level, UserError},
     loaders,
     projects::{CommentPayload, Project, ProjectPayload},
     svc,
-    types::{ActivityEvent, ResourceType, User},
+    types::{ResourceType, User},
 };
 use crate::domain::{
     activity::ActivityType,

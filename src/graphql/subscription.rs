@@ -3,7 +3,7 @@ use async_graphql::{Context, Subscription as GqlSubscription, ID};
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{auth, error::top_level, svc, types::ActivityEvent};
+use super::{activity::ActivityEvent, auth, error::top_level, svc};
 use crate::domain::{
     activity::ActivityType,
     ids::{OrgId, UserId},

@@ -4,14 +4,19 @@ use async_graphql::{Context, Object, SimpleObject, ID};
 use super::{
     auth,
     error::{payload, top_level, UserError},
+    plans::{Entitlement, Plan},
     svc,
-    types::{Entitlement, InvitePolicy, Membership, Organization, Plan, Role},
+    types::{InvitePolicy, Role},
 };
 use crate::domain::{
     access, billing,
     ids::{MembershipId, OrgId, UserId},
     orgs, DomainResult,
 };
+
+mod organization;
+
+pub use organization::{Membership, Organization};
 
 /// Result of an organization mutation.
 #[derive(SimpleObject, Default)]
