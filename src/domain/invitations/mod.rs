@@ -20,11 +20,12 @@ use crate::outbox::Tx;
 use entity::{invitations, users};
 
 mod accept;
+mod create;
 mod send;
 
 pub(crate) use accept::accept_in_tx;
 pub use accept::{accept, by_token, preview, proves_email, usable, Preview};
-pub use send::{create, NewInvitations, Sent, MAX_BATCH};
+pub use create::{create, NewInvitations, Sent, MAX_BATCH};
 use send::{rate_limited, record_send, send_budget};
 
 /// Where an invitation stands.
