@@ -1,7 +1,7 @@
 //! Webhook endpoints and their deliveries: who may manage which endpoint, what a valid
 //! endpoint is, secret rotation, test sends and redelivery. Sending lives in
 //! `crate::webhooks` (the dispatcher); this module only writes rows in one transaction.
-use std::{collections::HashMap, net::IpAddr};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use sea_orm::{
@@ -131,15 +131,12 @@ pub fn parse_url(svc: &Services, raw: &str, field: &[&str]) -> DomainResult<Stri
     if !url.username().is_empty() || url.password().is_some() {
         return bad("Webhook URLs cannot contain a user name or password.");
     }
-    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+    if url.host_str().is_none_or(str::is_empty) {
         return bad("Enter a full URL like https://example.com/webhooks.");
-    };
+    }
     if !svc.config.webhook_allow_private {
-        let literal = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = literal.parse::<IpAddr>() {
-            if let Some(why) = ssrf::forbidden(ip) {
-                return bad(&format!("Webhook URLs cannot point to {why}."));
-            }
+        if let Some((_, why)) = ssrf::literal(&url) {
+            return bad(&format!("Webhook URLs cannot point to {why}."));
         }
     }
     Ok(url.to_string())

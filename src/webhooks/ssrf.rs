@@ -70,6 +70,19 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     })
 }
 
+/// The address a URL names literally (`https://10.0.0.1/`, `https://[::1]/`) and why it is
+/// refused, or None for a name or a public address. A literal address never reaches the
+/// resolver, so [`GuardedResolver`] cannot see it: this is the guard's half for literals,
+/// applied where an endpoint is saved and again before every attempt.
+pub fn literal(url: &url::Url) -> Option<(IpAddr, &'static str)> {
+    let ip = match url.host()? {
+        url::Host::Ipv4(v4) => IpAddr::V4(v4),
+        url::Host::Ipv6(v6) => IpAddr::V6(v6),
+        url::Host::Domain(_) => return None,
+    };
+    forbidden(ip).map(|why| (ip, why))
+}
+
 /// The refusal message recorded as the attempt's error.
 pub fn refusal(host: &str, ip: IpAddr, why: &str) -> String {
     format!(
@@ -143,5 +156,18 @@ mod tests {
         ] {
             assert!(forbidden(ip.parse().unwrap()).is_none(), "{ip}");
         }
+    }
+
+    #[test]
+    fn literal_addresses_in_urls_are_refused_names_are_left_to_the_resolver() {
+        let lit = |u: &str| literal(&url::Url::parse(u).unwrap()).map(|(ip, _)| ip.to_string());
+        assert_eq!(lit("https://10.0.0.1/hook").as_deref(), Some("10.0.0.1"));
+        assert_eq!(lit("https://[::1]:8443/").as_deref(), Some("::1"));
+        // The URL parser normalizes other spellings of an IPv4 address.
+        assert_eq!(lit("https://0x7f000001/").as_deref(), Some("127.0.0.1"));
+        assert_eq!(lit("https://2130706433/").as_deref(), Some("127.0.0.1"));
+        assert_eq!(lit("https://93.184.216.34/"), None);
+        assert_eq!(lit("https://localhost/"), None);
+        assert_eq!(lit("https://example.com/"), None);
     }
 }

@@ -17,6 +17,10 @@
 //!
 //! The dispatcher wakes when a transaction that wrote messages commits, and polls every
 //! second as a backup (other instances' messages, due retries).
+//!
+//! One file a step: `fanout`, `claim`, `send`, `record`; beside them `retry` (where a
+//! delivery goes after an attempt, `Retry-After`), `health` (failing and disabled endpoints),
+//! `report` (metrics and logs of recorded attempts) and `prune` (retention).
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},

@@ -44,7 +44,7 @@ impl Dispatcher {
             out.error = Some("the endpoint has no signing secret; rotate its secret".into());
             return out;
         }
-        if let Some(refused) = self.literal_refusal(&job.endpoint.url) {
+        if let Some(refused) = self.refused_literal(&job.endpoint.url) {
             out.error = Some(refused);
             return out;
         }
@@ -102,20 +102,15 @@ impl Dispatcher {
         out
     }
 
-    /// A URL whose host is a literal non-public address never reaches the resolver, so it
-    /// is checked here.
-    fn literal_refusal(&self, url: &str) -> Option<String> {
+    /// The guard's refusal of a literal non-public address (names are refused by its
+    /// resolver at connect time). Checked again here because the endpoint may have been
+    /// saved while private addresses were allowed.
+    fn refused_literal(&self, url: &str) -> Option<String> {
         if self.svc.config.webhook_allow_private {
             return None;
         }
-        let url = reqwest::Url::parse(url).ok()?;
-        let host = url.host_str()?;
-        let ip: std::net::IpAddr = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .ok()?;
-        ssrf::forbidden(ip).map(|why| ssrf::refusal(&ip.to_string(), ip, why))
+        let (ip, why) = ssrf::literal(&reqwest::Url::parse(url).ok()?)?;
+        Some(ssrf::refusal(&ip.to_string(), ip, why))
     }
 }
 
