@@ -3,7 +3,12 @@
 //! In mutations, what the user can fix becomes a `userErrors` entry with a stable
 //! [`ErrorCode`]; everything else becomes a top-level error whose `extensions.code` is one of
 //! [`TopLevelCode`]. Internal errors are logged with context and answered without detail.
-use async_graphql::{Enum, ErrorExtensions, SimpleObject};
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
+
+use async_graphql::{Context, Enum, ErrorExtensions, Response, SimpleObject};
 
 use crate::domain::DomainError;
 
@@ -112,9 +117,45 @@ pub fn or_null<T>(
     }
 }
 
-/// A top-level error with a code.
+/// A top-level error with a code. The code is also the error's typed `source`, so what an
+/// executed response's errors mean can be read without looking at their text.
 pub fn top(code: TopLevelCode, message: impl Into<String>) -> async_graphql::Error {
-    async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code.as_str()))
+    async_graphql::Error {
+        message: message.into(),
+        source: Some(Arc::new(code)),
+        extensions: None,
+    }
+    .extend_with(|_, e| e.set("code", code.as_str()))
+}
+
+/// What an executed operation came to, as far as a retry with the same `Idempotency-Key` is
+/// concerned. The HTTP layer puts one into the request's data; a resolver that answers a
+/// rate limit inside its payload (a per-item userError) marks it; top-level errors carry
+/// their [`TopLevelCode`] as their source.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome(Arc<AtomicBool>);
+
+impl Outcome {
+    /// Records that a rate limit was answered as a userError (the request's outcome depends
+    /// on timing, so it must not become the key's stored answer).
+    pub fn rate_limited(ctx: &Context<'_>) {
+        if let Some(o) = ctx.data_opt::<Outcome>() {
+            o.0.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether retrying with the same key may give another answer: something failed on our
+    /// side (INTERNAL) or a rate limit refused part or all of it (RATE_LIMITED, top-level or
+    /// as a userError). Such a response is answered but not stored for its key.
+    pub fn retryable(&self, response: &Response) -> bool {
+        self.0.load(Ordering::Relaxed)
+            || response.errors.iter().any(|e| {
+                matches!(
+                    e.source::<TopLevelCode>(),
+                    Some(TopLevelCode::Internal | TopLevelCode::RateLimited)
+                )
+            })
+    }
 }
 
 /// A domain error as a top-level error (queries, fields, subscriptions).
@@ -128,8 +169,7 @@ pub fn top_level(e: DomainError) -> async_graphql::Error {
         DomainError::NotFound(_) => top(C::NotFound, e.to_string()),
         DomainError::RateLimited {
             retry_after_seconds,
-        } => async_graphql::Error::new(e.to_string()).extend_with(|_, x| {
-            x.set("code", C::RateLimited.as_str());
+        } => top(C::RateLimited, e.to_string()).extend_with(|_, x| {
             x.set("retryAfterSeconds", retry_after_seconds);
         }),
         DomainError::InvalidInput { .. } => top(C::InvalidInput, e.to_string()),

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     auth, client,
-    error::{payload, top_level, user_error, ErrorCode, UserError},
+    error::{payload, top_level, user_error, ErrorCode, Outcome, UserError},
     loaders,
     orgs::{Membership, Organization},
     svc,
@@ -201,10 +201,16 @@ pub struct InvitationPayload {
     user_errors: Vec<UserError>,
 }
 
-/// A per-item error: like [`user_error`], but a rate limit is that item's userError.
-fn item_error(e: DomainError, field: Vec<String>) -> async_graphql::Result<UserError> {
+/// A per-item error: like [`user_error`], but a rate limit is that item's userError (and
+/// marks the operation's [`Outcome`] as worth retrying).
+fn item_error(
+    ctx: &Context<'_>,
+    e: DomainError,
+    field: Vec<String>,
+) -> async_graphql::Result<UserError> {
     let mut ue = match e {
         DomainError::RateLimited { .. } => {
+            Outcome::rate_limited(ctx);
             UserError::new(ErrorCode::RateLimited, e.to_string(), None)
         }
         other => user_error(other)?,
@@ -287,6 +293,7 @@ impl InvitationMutation {
                 let mut user_errors = Vec::with_capacity(sent.errors.len());
                 for (i, e) in sent.errors {
                     user_errors.push(item_error(
+                        ctx,
                         e,
                         vec!["input".into(), "emails".into(), i.to_string()],
                     )?);

@@ -30,7 +30,10 @@ use serde_json::json;
 use super::AppState;
 use crate::{
     domain::{idempotency, ids::UserId, ratelimit::Client},
-    graphql::Auth,
+    graphql::{
+        error::{Outcome, TopLevelCode},
+        Auth,
+    },
 };
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -255,21 +258,6 @@ fn idempotent_mutation(request: &Request) -> bool {
     })
 }
 
-/// Whether a response carries `code`, top-level or in a payload's `userErrors`.
-fn has_code(value: &serde_json::Value, code: &str) -> bool {
-    let top = value["errors"]
-        .as_array()
-        .is_some_and(|errs| errs.iter().any(|e| e["extensions"]["code"] == code));
-    let payloads = value["data"].as_object().is_some_and(|fields| {
-        fields.values().any(|p| {
-            p["userErrors"]
-                .as_array()
-                .is_some_and(|errs| errs.iter().any(|e| e["code"] == code))
-        })
-    });
-    top || payloads
-}
-
 async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: Media) -> Response {
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -301,36 +289,37 @@ async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: M
             // (or the claim released) whatever happens to this connection.
             let app = app.clone();
             let job = tokio::spawn(async move {
-                let response = app.schema.execute(request.data(auth)).await;
-                let rendered = render(response, media);
-                let status = rendered.status();
-                let (parts, body) = rendered.into_parts();
-                let bytes = axum::body::to_bytes(body, usize::MAX)
-                    .await
-                    .unwrap_or_default();
-                let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                // Failures on our side and rate limits are worth retrying with the same key.
-                let retryable = status != StatusCode::OK
-                    || has_code(&value, "INTERNAL")
-                    || has_code(&value, "RATE_LIMITED");
-                let saved = if retryable {
+                let outcome = Outcome::default();
+                let response = app
+                    .schema
+                    .execute(request.data(auth).data(outcome.clone()))
+                    .await;
+                // Failures on our side and rate limits are worth retrying with the same key,
+                // and so is a request refused before it ran (any status but 200).
+                let retryable = outcome.retryable(&response);
+                let encoded = match encode(&response, media) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::error!(error = %e, "serializing a GraphQL response failed");
+                        if let Err(e) = idempotency::abort(&app.svc, &scope, &key).await {
+                            tracing::error!(error = ?e, "releasing an idempotency key failed");
+                        }
+                        return internal_error();
+                    }
+                };
+                let saved = if retryable || encoded.status != StatusCode::OK {
                     idempotency::abort(&app.svc, &scope, &key).await
                 } else {
-                    idempotency::complete(&app.svc, &scope, &key, &String::from_utf8_lossy(&bytes))
-                        .await
+                    idempotency::complete(&app.svc, &scope, &key, &encoded.body).await
                 };
                 if let Err(e) = saved {
                     tracing::error!(error = ?e, "recording an idempotent response failed");
                 }
-                Response::from_parts(parts, axum::body::Body::from(bytes))
+                encoded.into_response()
             });
             job.await.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "an idempotent request failed");
-                request_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL",
-                    "Internal error.",
-                )
+                internal_error()
             })
         }
         Ok(idempotency::Begin::Replay(body)) => {
@@ -367,22 +356,48 @@ async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: M
         }
         Err(e) => {
             tracing::error!(error = ?e, "idempotency check failed");
-            request_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                "Internal error.",
-            )
+            internal_error()
         }
     }
 }
 
-fn render(response: GqlResponse, media: Media) -> Response {
+/// A GraphQL response as it goes on the wire: what [`render`] sends and what an idempotent
+/// request stores for its key.
+struct Encoded {
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+    /// `Retry-After` seconds, when a rate limit refused the whole request.
+    retry_after: Option<u64>,
+}
+
+impl Encoded {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(self.content_type),
+            )],
+            self.body,
+        )
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        r
+    }
+}
+
+/// The status, media type and body of an executed response.
+fn encode(response: &GqlResponse, media: Media) -> Result<Encoded, serde_json::Error> {
     // A request error (parse or validation) stops before execution: no data at all and no
     // error with a path. Field errors always have a path.
     let request_failed = response.data == Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let refused = refused_for(&response);
+    let refused = refused_for(response);
     let (status, content_type) = match media {
         Media::GraphqlResponse if refused.is_some() => {
             (StatusCode::TOO_MANY_REQUESTS, GRAPHQL_RESPONSE)
@@ -392,28 +407,31 @@ fn render(response: GqlResponse, media: Media) -> Response {
         Media::GraphqlResponse => (StatusCode::OK, GRAPHQL_RESPONSE),
         Media::Json => (StatusCode::OK, JSON),
     };
-    let body = match serde_json::to_string(&response) {
-        Ok(b) => b,
+    Ok(Encoded {
+        status,
+        content_type,
+        body: serde_json::to_string(response)?,
+        retry_after: refused,
+    })
+}
+
+fn render(response: GqlResponse, media: Media) -> Response {
+    match encode(&response, media) {
+        Ok(encoded) => encoded.into_response(),
         Err(e) => {
             tracing::error!(error = %e, "serializing a GraphQL response failed");
-            return request_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                "Internal error.",
-            );
+            internal_error()
         }
-    };
-    let mut r = (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body,
-    )
-        .into_response();
-    if let Some(seconds) = refused {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
-    r
+}
+
+/// 500 without detail (the cause is logged where it happened).
+fn internal_error() -> Response {
+    request_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL",
+        "Internal error.",
+    )
 }
 
 /// When a rate limit refused the whole request (every error is RATE_LIMITED and no root
@@ -430,11 +448,10 @@ fn refused_for(response: &GqlResponse) -> Option<u64> {
     }
     let mut wait = 0;
     for e in &response.errors {
-        let ext = e.extensions.as_ref()?;
-        if ext.get("code") != Some(&Value::from("RATE_LIMITED")) {
+        if e.source::<TopLevelCode>() != Some(&TopLevelCode::RateLimited) {
             return None;
         }
-        let secs = match ext.get("retryAfterSeconds") {
+        let secs = match e.extensions.as_ref()?.get("retryAfterSeconds") {
             Some(Value::Number(n)) => n.as_u64().unwrap_or(1),
             _ => 1,
         };

@@ -676,3 +676,59 @@ async fn outsiders_cannot_see_or_touch_invitations() {
     assert_eq!(error_codes(&body), vec!["FORBIDDEN"]);
     assert!(!body.to_string().contains("bo@example.com"));
 }
+
+/// `createInvitations` with an Idempotency-Key: a response shaped by a rate limit (one
+/// address refused, or the whole request) is answered but not stored, so a retry with the
+/// same key runs again; an unlimited one is stored and replayed.
+#[tokio::test]
+async fn rate_limited_answers_are_not_stored_for_their_idempotency_key() {
+    let app = spawn_with(|c| c.invitation_sends_per_hour = 1).await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let bo = app.sign_up("Bo", "bo@example.com").await;
+    let send = |user: &TestUser, key: &'static str, emails: Vec<&'static str>| {
+        let req = app
+            .http
+            .post(format!("{}/graphql", app.url))
+            .bearer_auth(&user.token)
+            .header("idempotency-key", key)
+            .json(&json!({ "query": INVITE, "variables": { "o": user.org_id, "e": emails } }));
+        async move {
+            let resp = req.send().await.unwrap();
+            let replayed = resp.headers().contains_key("idempotent-replayed");
+            let status = resp.status().as_u16();
+            (status, replayed, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let stored = |key: &'static str| {
+        let db = app.app.svc.db.read.clone();
+        async move {
+            entity::idempotency_keys::Entity::find()
+                .filter(entity::idempotency_keys::Column::Key.eq(key))
+                .all(&db)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+
+    // One address over the hourly budget: a userError in an otherwise good answer.
+    let (status, replayed, first) = send(&ana, "k1", vec!["a@x.io", "b@x.io"]).await;
+    assert_eq!((status, replayed), (200, false), "{first}");
+    let p = &first["data"]["createInvitations"];
+    assert_eq!(p["invitations"].as_array().unwrap().len(), 1, "{first}");
+    assert_eq!(user_error_codes(p), vec!["RATE_LIMITED"]);
+    assert_eq!(stored("k1").await, 0, "released, not stored");
+    // The retry runs again (nothing is replayed) and is refused as a whole this time.
+    let (status, replayed, again) = send(&ana, "k1", vec!["a@x.io", "b@x.io"]).await;
+    assert_eq!((status, replayed), (429, false), "{again}");
+    assert_eq!(error_codes(&again), vec!["RATE_LIMITED"]);
+    assert_eq!(stored("k1").await, 0);
+
+    // Within the budget: stored once, then replayed as it was.
+    let (status, replayed, first) = send(&bo, "k2", vec!["c@x.io"]).await;
+    assert_eq!((status, replayed), (200, false), "{first}");
+    assert_eq!(stored("k2").await, 1);
+    let (status, replayed, again) = send(&bo, "k2", vec!["c@x.io"]).await;
+    assert_eq!((status, replayed), (200, true));
+    assert_eq!(first, again);
+}
