@@ -134,6 +134,17 @@ impl Caller<'_> {
         }
     }
 
+    /// Platform staff only (a key never is); PERMISSION_DENIED (saying `what`) otherwise.
+    pub fn require_staff(&self, what: &str) -> DomainResult<()> {
+        if self.is_staff() {
+            Ok(())
+        } else {
+            Err(DomainError::PermissionDenied(format!(
+                "Only platform staff can {what}."
+            )))
+        }
+    }
+
     /// Staff, or a key with `scope`; PERMISSION_DENIED (saying `what`) otherwise.
     pub fn require_staff_or(&self, scope: Scope, what: &str) -> DomainResult<()> {
         match self {
@@ -156,6 +167,38 @@ pub struct OrgView {
     pub org: organizations::Model,
     /// The caller's role, if a member.
     pub role: Option<Role>,
+}
+
+impl OrgView {
+    /// A member's view, holding `role`.
+    pub fn member(org: organizations::Model, role: Role) -> OrgView {
+        OrgView {
+            org,
+            role: Some(role),
+        }
+    }
+
+    /// Its id.
+    pub fn id(&self) -> OrgId {
+        OrgId(self.org.id)
+    }
+
+    /// Members only: what is inside an organization (its people, projects, links and
+    /// activity) is never shown to API keys or to staff who are not members. Returns the
+    /// member's role; PERMISSION_DENIED from the platform side.
+    pub fn inside(&self) -> DomainResult<Role> {
+        self.role.ok_or_else(|| {
+            DomainError::PermissionDenied(
+                "Only members see this; API keys and platform staff see the organization, not what is inside it.".into(),
+            )
+        })
+    }
+
+    /// Whose shared links `viewer` sees inside: None for every link (admins and owners),
+    /// Some(viewer) for their own only (members). PERMISSION_DENIED from the platform side.
+    pub fn links_of(&self, viewer: UserId) -> DomainResult<Option<UserId>> {
+        Ok((self.inside()? < Role::Admin).then_some(viewer))
+    }
 }
 
 async fn find_org(db: &impl ConnectionTrait, org: OrgId) -> DomainResult<organizations::Model> {

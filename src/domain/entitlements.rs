@@ -17,6 +17,7 @@ use sea_orm::{
 use serde_json::json;
 
 use super::{
+    access::Caller,
     activity::ActivityType,
     ids::OrgId,
     plans::{Catalog, FeatureKind, Grant, Plan},
@@ -568,17 +569,38 @@ pub(crate) async fn alert_all(
     Ok(())
 }
 
-/// Sets (or, with neither limit nor enabled, removes) a staff override. `limit: Some(-1)`
-/// is not accepted; use `unlimited`.
+/// What `setEntitlementOverride` asks for one feature of one organization.
+#[derive(Clone, Copy, Debug)]
+pub struct OverrideChange<'a> {
+    /// The feature, e.g. "projects".
+    pub feature: &'a str,
+    /// The new cap (not negative); None with `unlimited` false: no cap override.
+    pub limit: Option<i64>,
+    /// No cap at all.
+    pub unlimited: bool,
+    /// Turns a flag feature on or off.
+    pub enabled: Option<bool>,
+    /// When the override ends by itself.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Sets (or, with neither limit nor enabled, removes) an override: platform staff only
+/// (PERMISSION_DENIED for anyone else, API keys included). `limit: Some(-1)` is not
+/// accepted; use `unlimited`.
 pub async fn set_override(
     svc: &Services,
+    caller: Caller<'_>,
     org: OrgId,
-    feature: &str,
-    limit: Option<i64>,
-    unlimited: bool,
-    enabled: Option<bool>,
-    expires_at: Option<DateTime<Utc>>,
+    change: OverrideChange<'_>,
 ) -> DomainResult<organizations::Model> {
+    caller.require_staff("override entitlements")?;
+    let OverrideChange {
+        feature,
+        limit,
+        unlimited,
+        enabled,
+        expires_at,
+    } = change;
     if !svc.plans.features.contains_key(feature) {
         return Err(DomainError::invalid(
             &["feature"],

@@ -13,6 +13,7 @@ use sea_orm::{
 use serde_json::json;
 
 use super::{
+    access::OrgView,
     activity::ActivityType,
     entitlements,
     identity::Name,
@@ -661,30 +662,33 @@ pub(crate) async fn claim_guest_comments(
     Ok(res.rows_affected)
 }
 
-/// One page of an organization's links, newest first; only those of `creator` when given
-/// (members see their own links, admins all).
+/// One page of an organization's links, newest first, as `viewer` sees them: admins and
+/// owners all, members their own, the platform side none (PERMISSION_DENIED).
 pub async fn list(
     db: &impl ConnectionTrait,
-    org: OrgId,
-    creator: Option<UserId>,
+    view: &OrgView,
+    viewer: UserId,
     req: PageRequest,
 ) -> DomainResult<Page<shared_links::Model>> {
-    let mut q = in_org(org);
+    let creator = view.links_of(viewer)?;
+    let mut q = in_org(view.id());
     if let Some(c) = creator {
         q = q.filter(shared_links::Column::CreatedByUserId.eq(c.0));
     }
     page::fetch(db, q, shared_links::Column::Id, Order::Desc, req).await
 }
 
-/// The links of a project (members only; the caller checked access), only those of
-/// `creator` when given.
+/// The links of one of `view`'s projects as `viewer` sees them: admins and owners all,
+/// members their own, the platform side none (PERMISSION_DENIED).
 pub async fn of_project(
     db: &impl ConnectionTrait,
+    view: &OrgView,
+    viewer: UserId,
     project: ProjectId,
-    creator: Option<UserId>,
 ) -> DomainResult<Vec<shared_links::Model>> {
     use sea_orm::QueryOrder;
-    let mut q = shared_links::Entity::find().filter(shared_links::Column::ResourceId.eq(project.0));
+    let creator = view.links_of(viewer)?;
+    let mut q = in_org(view.id()).filter(shared_links::Column::ResourceId.eq(project.0));
     if let Some(c) = creator {
         q = q.filter(shared_links::Column::CreatedByUserId.eq(c.0));
     }

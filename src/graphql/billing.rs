@@ -7,8 +7,8 @@ use super::{
     plans::{BillingPeriod, Plan},
     svc,
 };
-use crate::domain::billing;
-use entity::{organizations, stripe_subscriptions::SubscriptionStatus as DStatus};
+use crate::domain::{access::OrgView, billing};
+use entity::stripe_subscriptions::SubscriptionStatus as DStatus;
 
 /// The state of a provider subscription (Stripe's statuses).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -49,10 +49,10 @@ impl From<DStatus> for SubscriptionStatus {
 /// An organization's billing.
 pub struct Billing(billing::Billing);
 
-/// Loads the billing of an organization the caller may see.
-pub async fn of(ctx: &Context<'_>, org: &organizations::Model) -> async_graphql::Result<Billing> {
+/// Loads the billing of an organization as the caller sees it (the domain decides who may).
+pub async fn of(ctx: &Context<'_>, view: &OrgView) -> async_graphql::Result<Billing> {
     let svc = svc(ctx);
-    billing::billing_of(&svc.db.read, svc, org)
+    billing::billing_of(&svc.db.read, svc, view)
         .await
         .map(Billing)
         .map_err(top_level)

@@ -134,12 +134,8 @@ impl Invitation {
     /// The current link (`PUBLIC_URL/invite/{token}`), while pending; visible to its sender
     /// and to admins, so it can be copied again without a re-send.
     async fn url(&self, ctx: &Context<'_>) -> Option<String> {
-        let svc = svc(ctx);
         let viewer = auth(ctx).user().ok()?;
-        let allowed =
-            viewer.id == self.model.invited_by_user_id || self.org.role() >= Some(DRole::Admin);
-        (allowed && inv::status(&self.model, svc.now()) == Status::Pending)
-            .then(|| inv::link(svc, &self.model))
+        inv::copyable_link(svc(ctx), &self.model, self.org.view(), UserId(viewer.id))
     }
 }
 

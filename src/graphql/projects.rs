@@ -13,7 +13,6 @@ use super::{
 };
 use crate::domain::{
     ids::{CommentId, OrgId, ProjectId, UserId},
-    orgs::Role as DRole,
     projects, sharing, DomainError,
 };
 use entity::{comments, projects as rows};
@@ -113,10 +112,14 @@ impl Project {
     async fn shared_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SharedLink>> {
         let org = self.members_only()?;
         let viewer = auth(ctx).user().map_err(top_level)?;
-        let only_creator = (org.role() < Some(DRole::Admin)).then_some(UserId(viewer.id));
-        let links = sharing::of_project(&svc(ctx).db.read, ProjectId(self.model.id), only_creator)
-            .await
-            .map_err(top_level)?;
+        let links = sharing::of_project(
+            &svc(ctx).db.read,
+            org.view(),
+            UserId(viewer.id),
+            ProjectId(self.model.id),
+        )
+        .await
+        .map_err(top_level)?;
         Ok(links.into_iter().map(SharedLink::new).collect())
     }
 }

@@ -732,3 +732,42 @@ async fn rate_limited_answers_are_not_stored_for_their_idempotency_key() {
     assert_eq!((status, replayed), (200, true));
     assert_eq!(first, again);
 }
+
+/// An invitation's copyable link is its sender's and the admins' to see: another member of
+/// the organization sees the invitation without it.
+#[tokio::test]
+async fn only_the_sender_and_admins_see_an_invitations_link() {
+    let app = spawn().await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let mo = app.sign_up("Mo", "mo@example.com").await;
+    let zed = app.sign_up("Zed", "zed@example.com").await;
+    for u in [&mo, &zed] {
+        app.add_member(&ana.org_id, &u.id, "member").await;
+    }
+    let mo_in_ana = TestUser {
+        org_id: ana.org_id.clone(),
+        ..mo.clone()
+    };
+    let p = invite(&app, &mo_in_ana, &["x@example.com"], None).await;
+    assert_eq!(p["userErrors"], json!([]));
+    let link = p["invitations"][0]["url"].as_str().unwrap().to_string();
+    let url_for = |u: &TestUser| {
+        let (token, org) = (u.token.clone(), ana.org_id.clone());
+        let app = &app;
+        async move {
+            let body = app
+                .gql(
+                    Some(&token),
+                    "query($o: ID!) { organization(id: $o) { invitations { nodes { email url } } } }",
+                    json!({ "o": org }),
+                )
+                .await;
+            let nodes = &body["data"]["organization"]["invitations"]["nodes"];
+            assert_eq!(nodes[0]["email"], "x@example.com", "{body}");
+            nodes[0]["url"].clone()
+        }
+    };
+    assert_eq!(url_for(&mo).await, json!(link), "the sender");
+    assert_eq!(url_for(&ana).await, json!(link), "an owner");
+    assert_eq!(url_for(&zed).await, Value::Null, "another member");
+}

@@ -529,6 +529,77 @@ async fn staff_overrides_are_more_generous_and_expire() {
     );
 }
 
+/// The staff rule of overrides is the domain's own: called directly, without going through
+/// the API, it refuses members (owners included) and API keys, whatever their scopes, and
+/// writes nothing for them; staff get the override.
+#[tokio::test]
+async fn the_domain_refuses_overrides_from_anyone_but_staff() {
+    use kfactor::domain::{
+        access::{ApiKey, Caller, Scope},
+        entitlements::{set_override, OverrideChange},
+        ids::{ApiKeyId, OrgId, UserId},
+        DomainError,
+    };
+    let app = spawn().await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let sam = app.sign_up("Sam", "sam@kfactor.dev").await;
+    make_staff(&app, &sam).await;
+    let svc = &app.app.svc;
+    let user = |u: &TestUser| {
+        let id = UserId::parse(&u.id).unwrap();
+        async move {
+            entity::users::Entity::find_by_id(id.0)
+                .one(&svc.db.read)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let (owner, staff) = (user(&ana).await, user(&sam).await);
+    let key = ApiKey {
+        id: ApiKeyId::generate(),
+        name: "billing".into(),
+        scopes: Scope::ALL.into_iter().collect(),
+    };
+    let org = OrgId::parse(&ana.org_id).unwrap();
+    let change = OverrideChange {
+        feature: "projects",
+        limit: Some(50),
+        unlimited: false,
+        enabled: None,
+        expires_at: None,
+    };
+    for caller in [Caller::User(&owner), Caller::Key(&key)] {
+        let refused = set_override(svc, caller, org, change).await;
+        assert!(
+            matches!(&refused, Err(DomainError::PermissionDenied(m)) if m == "Only platform staff can override entitlements."),
+            "{caller:?}: {refused:?}"
+        );
+    }
+    let rows = entity::entitlement_overrides::Entity::find()
+        .all(&svc.db.read)
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
+    // Through the API, the same: a key with every scope is refused.
+    let token = app
+        .api_key("ops", &["plans:write", "growth:read", "webhooks:write"])
+        .await;
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation($o: ID!) { setEntitlementOverride(organizationId: $o, feature: \"projects\", limit: 50) { limit } }",
+            json!({ "o": ana.org_id }),
+        )
+        .await;
+    assert_eq!(error_codes(&body), vec!["FORBIDDEN"], "{body}");
+
+    set_override(svc, Caller::User(&staff), org, change)
+        .await
+        .expect("staff may override");
+    assert_eq!(entitlement(&app, &ana, "projects").await["limit"], 50);
+}
+
 /// Two staff members (or a retried tool) setting the same override at once: both succeed,
 /// one of them wins, and exactly one override row remains.
 #[tokio::test]

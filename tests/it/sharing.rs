@@ -505,3 +505,52 @@ async fn repeated_opens_always_show_the_current_state() {
         vec!["LINK_REVOKED"]
     );
 }
+
+/// Who sees which links, in the organization and on a project: owners and admins every
+/// link, a member their own, the platform side (an API key) none of them.
+#[tokio::test]
+async fn members_see_their_own_links_admins_all_keys_none() {
+    let (app, ana, project) = setup().await;
+    let bo = app.sign_up("Bo", "bo@example.com").await;
+    app.add_member(&ana.org_id, &bo.id, "member").await;
+    let (anas, _) = share(&app, &ana, &project, "VIEW", None).await;
+    let (bos, _) = share(&app, &bo, &project, "VIEW", None).await;
+    let q = "query($o: ID!, $p: ID!) { organization(id: $o) { sharedLinks { nodes { id } } }
+      project(id: $p) { sharedLinks { id } } }";
+    let seen = |token: String| {
+        let vars = json!({ "o": ana.org_id, "p": project });
+        let app = &app;
+        async move {
+            let body = app.gql(Some(&token), q, vars).await;
+            assert!(body.get("errors").is_none(), "{body}");
+            let ids = |v: &Value| {
+                let mut ids: Vec<String> = v
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l["id"].as_str().unwrap().to_string())
+                    .collect();
+                ids.sort();
+                ids
+            };
+            (
+                ids(&body["data"]["organization"]["sharedLinks"]["nodes"]),
+                ids(&body["data"]["project"]["sharedLinks"]),
+            )
+        }
+    };
+    let mut both = vec![anas.clone(), bos.clone()];
+    both.sort();
+    assert_eq!(seen(ana.token.clone()).await, (both.clone(), both));
+    assert_eq!(seen(bo.token.clone()).await, (vec![bos.clone()], vec![bos]));
+
+    let key = app.api_key("ops", &["growth:read"]).await;
+    let body = app
+        .gql(
+            Some(&key),
+            "query($o: ID!) { organization(id: $o) { name sharedLinks { totalCount } } }",
+            json!({ "o": ana.org_id }),
+        )
+        .await;
+    assert_eq!(error_codes(&body), vec!["FORBIDDEN"], "{body}");
+}

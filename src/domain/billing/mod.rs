@@ -246,12 +246,19 @@ pub struct Billing {
     pub subscription: Option<subscriptions::Model>,
 }
 
-/// The billing of an organization the caller may see.
+/// The billing of an organization as `view`'s caller sees it: its admins and owners, and the
+/// platform side (staff, API keys); PERMISSION_DENIED for members.
 pub async fn billing_of(
     db: &impl ConnectionTrait,
     svc: &Services,
-    org: &organizations::Model,
+    view: &OrgView,
 ) -> DomainResult<Billing> {
+    if view.role.is_some_and(|r| r < Role::Admin) {
+        return Err(DomainError::PermissionDenied(
+            "Only admins and owners see billing.".into(),
+        ));
+    }
+    let org = &view.org;
     let subs = attached_in_org(OrgId(org.id)).all(db).await?;
     let rank = |s: &subscriptions::Model| {
         let prices = price_ids(s);

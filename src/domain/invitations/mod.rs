@@ -10,6 +10,7 @@ use sea_orm::{
 };
 
 use super::{
+    access::OrgView,
     ids::{InvitationId, OrgId, UserId},
     orgs::{self, Role},
     page::{self, Page, PageRequest},
@@ -157,6 +158,18 @@ pub fn link(svc: &Services, inv: &invitations::Model) -> String {
         .keys
         .derive(Purpose::Invitation, inv.id, inv.token_version);
     format!("{}/invite/{token}", svc.config.public_url)
+}
+
+/// The copyable link as `viewer` may see it: its sender and the organization's admins and
+/// owners, while it is pending; None for anyone else.
+pub fn copyable_link(
+    svc: &Services,
+    inv: &invitations::Model,
+    view: &OrgView,
+    viewer: UserId,
+) -> Option<String> {
+    let allowed = viewer.0 == inv.invited_by_user_id || view.role >= Some(Role::Admin);
+    (allowed && status(inv, svc.now()) == Status::Pending).then(|| link(svc, inv))
 }
 
 /// The link printed in the invitation's email: it also proves the address it was sent to,

@@ -289,12 +289,7 @@ impl OrgMutation {
         enabled: Option<bool>,
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> async_graphql::Result<Entitlement> {
-        let user = auth(ctx).user().map_err(top_level)?;
-        if !user.is_staff {
-            return Err(top_level(crate::domain::DomainError::PermissionDenied(
-                "Only platform staff can override entitlements.".into(),
-            )));
-        }
+        let caller = auth(ctx).caller().map_err(top_level)?;
         let org = OrgId::parse(&organization_id).map_err(top_level)?;
         let (limit, unlimited) = match limit {
             Some(-1) => (None, true),
@@ -302,11 +297,16 @@ impl OrgMutation {
             None => (None, false),
         };
         let svc = svc(ctx);
-        let o = crate::domain::entitlements::set_override(
-            svc, org, &feature, limit, unlimited, enabled, expires_at,
-        )
-        .await
-        .map_err(top_level)?;
+        let change = crate::domain::entitlements::OverrideChange {
+            feature: &feature,
+            limit,
+            unlimited,
+            enabled,
+            expires_at,
+        };
+        let o = crate::domain::entitlements::set_override(svc, caller, org, change)
+            .await
+            .map_err(top_level)?;
         crate::domain::entitlements::check(&svc.db.read, svc, &o, &feature)
             .await
             .map_err(top_level)?

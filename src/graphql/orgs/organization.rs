@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     self,
+    access::OrgView,
     ids::{OrgId, UserId},
     orgs::{self, InvitePolicy as DPolicy, Role as DRole},
 };
@@ -25,45 +26,37 @@ use entity::{memberships, organizations};
 /// A workspace: members, their projects, links, plan and activity.
 #[derive(Clone)]
 pub struct Organization {
-    model: organizations::Model,
-    /// The caller's role: constructing an `Organization` is proof the caller may see it.
-    /// None: seen from the platform side (staff who are not members, API keys), which shows
-    /// the organization but not what is inside it.
-    role: Option<DRole>,
+    /// The organization and the caller's role: constructing an `Organization` is proof the
+    /// caller may see it. A role of None: seen from the platform side (staff who are not
+    /// members, API keys), which shows the organization but not what is inside it.
+    view: OrgView,
 }
 
 impl Organization {
     /// An organization the caller holds `role` in.
     pub fn new(model: organizations::Model, role: DRole) -> Self {
         Organization {
-            model,
-            role: Some(role),
+            view: OrgView::member(model, role),
         }
     }
 
     fn org_id(&self) -> OrgId {
-        OrgId(self.model.id)
+        self.view.id()
     }
 
     /// The organization row.
     pub fn model(&self) -> &organizations::Model {
-        &self.model
+        &self.view.org
     }
 
-    /// The caller's role here; None when seen from the platform side.
-    pub fn role(&self) -> Option<DRole> {
-        self.role
+    /// The caller's view of it (the row and their role; None from the platform side).
+    pub fn view(&self) -> &OrgView {
+        &self.view
     }
 
-    /// Members only: what is inside an organization (its people, projects, links and
-    /// activity) is never shown to API keys or to staff who are not members.
+    /// Members only (the domain's rule): the caller's role, FORBIDDEN from the platform side.
     fn member(&self) -> async_graphql::Result<DRole> {
-        self.role.ok_or_else(|| {
-            top(
-                TopLevelCode::Forbidden,
-                "Only members see this; API keys and platform staff see the organization, not what is inside it.",
-            )
-        })
+        self.view.inside().map_err(top_level)
     }
 }
 
@@ -73,12 +66,9 @@ impl From<orgs::OrgAccess> for Organization {
     }
 }
 
-impl From<domain::access::OrgView> for Organization {
-    fn from(v: domain::access::OrgView) -> Self {
-        Organization {
-            model: v.org,
-            role: v.role,
-        }
+impl From<OrgView> for Organization {
+    fn from(view: OrgView) -> Self {
+        Organization { view }
     }
 }
 
@@ -91,42 +81,43 @@ impl Organization {
 
     /// Display name.
     async fn name(&self) -> &str {
-        &self.model.name
+        &self.view.org.name
     }
 
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
-        self.model.created_at
+        self.view.org.created_at
     }
 
     /// Set after `deleteOrganization`: when it will be removed (unless an owner restores
     /// it first).
     async fn deletion_scheduled_for(&self) -> Option<DateTime<Utc>> {
-        self.model.deletion_scheduled_for
+        self.view.org.deletion_scheduled_for
     }
 
     /// Who may invite people.
     async fn invite_policy(&self) -> InvitePolicy {
-        DPolicy::parse(&self.model.invite_policy).into()
+        DPolicy::parse(&self.view.org.invite_policy).into()
     }
 
     /// The caller's role here (null for API keys and for staff who are not members).
     async fn viewer_role(&self) -> Option<Role> {
-        self.role.map(Into::into)
+        self.view.role.map(Into::into)
     }
 
     /// The organization's plan.
     async fn plan(&self, ctx: &Context<'_>) -> Plan {
         let catalog = &svc(ctx).plans;
         let p = catalog
-            .plan(&self.model.plan_key)
+            .plan(&self.view.org.plan_key)
             .unwrap_or_else(|| catalog.default_plan());
         Plan(p.clone())
     }
 
     /// The current period of periodic limits (monthly from the billing anchor).
     async fn billing_period(&self, ctx: &Context<'_>) -> BillingPeriod {
-        let (start, end) = domain::entitlements::period(self.model.billing_anchor, svc(ctx).now());
+        let (start, end) =
+            domain::entitlements::period(self.view.org.billing_anchor, svc(ctx).now());
         BillingPeriod { start, end }
     }
 
@@ -136,19 +127,13 @@ impl Organization {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<crate::graphql::billing::Billing> {
-        if self.role.is_some_and(|r| r < DRole::Admin) {
-            return Err(top(
-                TopLevelCode::Forbidden,
-                "Only admins and owners see billing.",
-            ));
-        }
-        crate::graphql::billing::of(ctx, &self.model).await
+        crate::graphql::billing::of(ctx, &self.view).await
     }
 
     /// Every feature of the catalog, for this organization.
     async fn entitlements(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Entitlement>> {
         let svc = svc(ctx);
-        Ok(domain::entitlements::all(&svc.db.read, svc, &self.model)
+        Ok(domain::entitlements::all(&svc.db.read, svc, &self.view.org)
             .await
             .map_err(top_level)?
             .into_iter()
@@ -164,7 +149,7 @@ impl Organization {
     ) -> async_graphql::Result<Option<Entitlement>> {
         let svc = svc(ctx);
         Ok(
-            domain::entitlements::check(&svc.db.read, svc, &self.model, &feature)
+            domain::entitlements::check(&svc.db.read, svc, &self.view.org, &feature)
                 .await
                 .map_err(top_level)?
                 .map(Entitlement),
@@ -249,11 +234,10 @@ impl Organization {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<crate::graphql::sharing::SharedLinkConnection> {
-        let role = self.member()?;
+        self.member()?;
         let viewer = auth(ctx).user().map_err(top_level)?;
         let req = page_request(first, after)?;
-        let only_creator = (role < DRole::Admin).then_some(UserId(viewer.id));
-        let page = domain::sharing::list(&svc(ctx).db.read, self.org_id(), only_creator, req)
+        let page = domain::sharing::list(&svc(ctx).db.read, &self.view, UserId(viewer.id), req)
             .await
             .map_err(top_level)?;
         Ok(crate::graphql::sharing::SharedLinkConnection::from_page(
