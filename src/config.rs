@@ -8,11 +8,12 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
     Figment,
 };
-use serde::{Deserialize, Serialize};
 
 mod digest;
+mod raw;
 mod safety;
 pub use digest::DigestSchedule;
+use raw::{Raw, StringOrList};
 pub use safety::{Rate, Safety};
 
 /// The validated server configuration.
@@ -137,76 +138,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// `a,b` (environment) or `["a", "b"]` (TOML).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-enum StringOrList {
-    List(Vec<String>),
-    One(String),
-}
-
-impl StringOrList {
-    fn items(self) -> Vec<String> {
-        match self {
-            StringOrList::List(l) => l,
-            StringOrList::One(s) => s.split(',').map(str::to_string).collect(),
-        }
-    }
-}
-
-/// The raw, unvalidated layers as figment sees them.
-#[derive(Debug, Serialize, Deserialize)]
-struct Raw {
-    bind: String,
-    database_url: String,
-    public_url: Option<String>,
-    secret: Option<String>,
-    secret_previous: Option<StringOrList>,
-    log: String,
-    session_ttl_days: i64,
-    cors_origins: String,
-    graphql_max_depth: usize,
-    graphql_max_complexity: usize,
-    db_pool_size: u32,
-    plans: Option<String>,
-    smtp_url: Option<String>,
-    smtp_from: String,
-    signup_url: Option<String>,
-    invitation_ttl_days: i64,
-    max_pending_invitations: u64,
-    invitation_sends_per_hour: u64,
-    referral_cookie_days: i64,
-    upgrade_url: Option<String>,
-    stripe_webhook_secret: Option<String>,
-    webhook_allow_http: bool,
-    webhook_allow_private: bool,
-    webhook_retry_schedule: StrOrNum,
-    webhook_retention_days: i64,
-    webhook_concurrency: usize,
-    attribution_window_days: i64,
-    activation_events: String,
-    digest_schedule: String,
-    #[serde(flatten)]
-    safety: safety::RawSafety,
-}
-
-/// An environment value figment may have read as a number (`KFACTOR_X=5`) or a string.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-enum StrOrNum {
-    Num(u64),
-    Str(String),
-}
-
-impl StrOrNum {
-    fn text(&self) -> String {
-        match self {
-            StrOrNum::Num(n) => n.to_string(),
-            StrOrNum::Str(s) => s.clone(),
-        }
-    }
-}
-
 /// The default retry schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 pub const DEFAULT_WEBHOOK_RETRY_SCHEDULE: &str = "0,5,300,1800,7200,18000,36000,36000";
 
@@ -225,43 +156,6 @@ pub fn parse_retry_schedule(s: &str) -> Result<Vec<std::time::Duration>, String>
             )),
         })
         .collect()
-}
-
-impl Default for Raw {
-    fn default() -> Self {
-        Raw {
-            bind: "127.0.0.1:8080".into(),
-            database_url: "sqlite://kfactor.db?mode=rwc".into(),
-            public_url: None,
-            secret: None,
-            secret_previous: None,
-            log: "info".into(),
-            session_ttl_days: 30,
-            cors_origins: "*".into(),
-            graphql_max_depth: 16,
-            graphql_max_complexity: 5000,
-            db_pool_size: 8,
-            plans: None,
-            smtp_url: None,
-            smtp_from: "kfactor <no-reply@kfactor.invalid>".into(),
-            signup_url: None,
-            invitation_ttl_days: 7,
-            max_pending_invitations: 100,
-            invitation_sends_per_hour: 100,
-            referral_cookie_days: 90,
-            upgrade_url: None,
-            stripe_webhook_secret: None,
-            webhook_allow_http: false,
-            webhook_allow_private: false,
-            webhook_retry_schedule: StrOrNum::Str(DEFAULT_WEBHOOK_RETRY_SCHEDULE.into()),
-            webhook_retention_days: 30,
-            webhook_concurrency: 256,
-            attribution_window_days: 30,
-            activation_events: "project_created,comment_added".into(),
-            digest_schedule: DigestSchedule::DEFAULT.into(),
-            safety: Default::default(),
-        }
-    }
 }
 
 /// A configuration error: which key, and what is wrong with it.
@@ -550,171 +444,4 @@ pub fn urlencode(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn signup_links_respect_an_existing_query() {
-        let mut c = Config::for_database("sqlite::memory:");
-        assert_eq!(
-            c.signup_link(&[("ref", "ab")]),
-            "http://127.0.0.1:8080/signup?ref=ab"
-        );
-        c.signup_url = Some("https://app.example.com/start?lang=en".into());
-        assert_eq!(
-            c.signup_link(&[("invite", "t"), ("email", "a+b@x.io")]),
-            "https://app.example.com/start?lang=en&invite=t&email=a%2Bb%40x.io"
-        );
-        assert_eq!(
-            c.signup_link(&[("ref", "a b&c=d~é")]),
-            "https://app.example.com/start?lang=en&ref=a+b%26c%3Dd%7E%C3%A9",
-            "encoded by the url crate (form encoding)"
-        );
-    }
-
-    use super::*;
-
-    #[test]
-    fn public_url_defaults_from_bind() {
-        let c = Config::for_database("sqlite::memory:");
-        assert_eq!(c.public_url, "http://127.0.0.1:8080");
-    }
-
-    #[test]
-    fn previous_secrets_are_a_list_in_toml_or_comma_separated() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("kfactor.toml");
-        let (a, b) = ("a".repeat(32), "b".repeat(40));
-        std::fs::write(&file, format!("secret_previous = [\"{a}\", \"{b}\"]\n")).unwrap();
-        let c = Config::load_from(&file, true).unwrap();
-        let got: Vec<&[u8]> = c.secret_previous.iter().map(|s| s.0.as_slice()).collect();
-        assert_eq!(got, [a.as_bytes(), b.as_bytes()]);
-        let c = Config::validate(Raw {
-            secret_previous: Some(StringOrList::One(format!(" {a} , {b},"))),
-            ..Raw::default()
-        })
-        .unwrap();
-        assert_eq!(c.secret_previous.len(), 2);
-        let e = Config::validate(Raw {
-            secret_previous: Some(StringOrList::One(format!("{a},tooshort-secret"))),
-            ..Raw::default()
-        })
-        .unwrap_err();
-        assert_eq!(e.key, "KFACTOR_SECRET_PREVIOUS");
-        assert!(!format!("{e}").contains("tooshort"), "secrets never echo");
-        assert!(!format!("{c:?}").contains(&a), "nor print");
-    }
-
-    #[test]
-    fn bad_values_name_their_key() {
-        let e = Config::validate(Raw {
-            bind: "nope".into(),
-            ..Raw::default()
-        })
-        .unwrap_err();
-        assert_eq!(e.key, "KFACTOR_BIND");
-        let e = Config::validate(Raw {
-            secret: Some("short".into()),
-            ..Raw::default()
-        })
-        .unwrap_err();
-        assert_eq!(e.key, "KFACTOR_SECRET");
-        assert!(!format!("{e}").contains("short"), "secrets never echo");
-        let e = Config::validate(Raw {
-            stripe_webhook_secret: Some("sk_live_not_a_signing_secret".into()),
-            ..Raw::default()
-        })
-        .unwrap_err();
-        assert_eq!(e.key, "KFACTOR_STRIPE_WEBHOOK_SECRET");
-        assert!(!format!("{e}").contains("sk_live"), "secrets never echo");
-        let c = Config::validate(Raw {
-            stripe_webhook_secret: Some(" whsec_abcdefgh ".into()),
-            ..Raw::default()
-        })
-        .unwrap();
-        assert_eq!(c.stripe_webhook_secret.unwrap().0, b"whsec_abcdefgh");
-    }
-
-    #[test]
-    fn growth_keys_are_validated() {
-        let c = Config::for_database("sqlite::memory:");
-        assert_eq!(c.attribution_window, chrono::Duration::days(30));
-        assert_eq!(
-            c.activation_events,
-            [
-                ActivationEvent::ProjectCreated,
-                ActivationEvent::CommentAdded
-            ]
-        );
-        let c = Config::validate(Raw {
-            activation_events: " invitation_sent ,project_created".into(),
-            ..Raw::default()
-        })
-        .unwrap();
-        assert_eq!(
-            c.activation_events,
-            [
-                ActivationEvent::InvitationSent,
-                ActivationEvent::ProjectCreated
-            ]
-        );
-        for bad in ["", "signup", "project_created,nope"] {
-            let e = Config::validate(Raw {
-                activation_events: bad.into(),
-                ..Raw::default()
-            })
-            .unwrap_err();
-            assert_eq!(e.key, "KFACTOR_ACTIVATION_EVENTS", "{bad:?}");
-        }
-        for bad in [0, 366] {
-            let e = Config::validate(Raw {
-                attribution_window_days: bad,
-                ..Raw::default()
-            })
-            .unwrap_err();
-            assert_eq!(e.key, "KFACTOR_ATTRIBUTION_WINDOW_DAYS");
-        }
-    }
-
-    #[test]
-    fn webhook_keys_are_validated() {
-        let c = Config::for_database("sqlite::memory:");
-        assert_eq!(c.webhook_retry_schedule.len(), 8);
-        assert_eq!(c.webhook_retry_schedule[2].as_secs(), 300);
-        assert!(!c.webhook_allow_http && !c.webhook_allow_private);
-        assert_eq!(c.webhook_retention_days, 30);
-        let c = Config::validate(Raw {
-            webhook_retry_schedule: StrOrNum::Str(" 0, 1 ,2".into()),
-            ..Raw::default()
-        })
-        .unwrap();
-        assert_eq!(
-            c.webhook_retry_schedule,
-            [0, 1, 2].map(std::time::Duration::from_secs)
-        );
-        let c = Config::validate(Raw {
-            webhook_retry_schedule: StrOrNum::Num(7),
-            ..Raw::default()
-        })
-        .unwrap();
-        assert_eq!(c.webhook_retry_schedule.len(), 1);
-        for bad in ["", "1,,2", "-1", "5m", "9999999"] {
-            let e = Config::validate(Raw {
-                webhook_retry_schedule: StrOrNum::Str(bad.into()),
-                ..Raw::default()
-            })
-            .unwrap_err();
-            assert_eq!(e.key, "KFACTOR_WEBHOOK_RETRY_SCHEDULE", "{bad:?}");
-        }
-        let e = Config::validate(Raw {
-            webhook_retention_days: 0,
-            ..Raw::default()
-        })
-        .unwrap_err();
-        assert_eq!(e.key, "KFACTOR_WEBHOOK_RETENTION_DAYS");
-        let e = Config::validate(Raw {
-            webhook_concurrency: 0,
-            ..Raw::default()
-        })
-        .unwrap_err();
-        assert_eq!(e.key, "KFACTOR_WEBHOOK_CONCURRENCY");
-    }
-}
+mod tests;
