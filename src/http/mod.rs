@@ -37,6 +37,7 @@ mod dashboard_view;
 mod digest_pages;
 mod graphiql;
 mod graphql;
+mod graphql_ws;
 mod login;
 mod pages;
 mod signup;
@@ -113,7 +114,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(http)
-        .route("/graphql/ws", get(graphql::ws))
+        .route("/graphql/ws", get(graphql_ws::ws))
         .layer(middleware::from_fn_with_state(state.clone(), client::identify))
         .layer(middleware::from_fn(record_http))
         .layer(
