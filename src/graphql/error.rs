@@ -300,4 +300,41 @@ mod tests {
         let ext = format!("{:?}", internal.extensions);
         assert!(ext.contains("INTERNAL"), "{ext}");
     }
+
+    /// The idempotency decision reads the errors' typed source, never their text: failures
+    /// on our side and rate limits are retryable, the caller's own mistakes are final.
+    #[test]
+    fn retryable_outcomes_come_from_the_typed_code() {
+        let pos = async_graphql::Pos::default();
+        let response = |errors: Vec<async_graphql::Error>| {
+            let mut r = Response::new(async_graphql::Value::Null);
+            r.errors = errors
+                .into_iter()
+                .map(|e| e.into_server_error(pos))
+                .collect();
+            r
+        };
+        let limited = top_level(DomainError::RateLimited {
+            retry_after_seconds: 5,
+        });
+        assert_eq!(
+            limited
+                .clone()
+                .into_server_error(pos)
+                .source::<TopLevelCode>(),
+            Some(&TopLevelCode::RateLimited)
+        );
+        let ours = top_level(DomainError::Internal(anyhow::anyhow!("boom")));
+        let theirs = top_level(DomainError::NotFound("Project"));
+        let outcome = Outcome::default();
+        assert!(outcome.retryable(&response(vec![limited])));
+        assert!(outcome.retryable(&response(vec![ours])));
+        assert!(!outcome.retryable(&response(vec![theirs])));
+        // An error that merely says RATE_LIMITED in its text is not one.
+        let spoof = async_graphql::Error::new("RATE_LIMITED INTERNAL");
+        assert!(!outcome.retryable(&response(vec![spoof])));
+        // A rate limit answered inside a payload is recorded on the outcome itself.
+        outcome.0.store(true, Ordering::Relaxed);
+        assert!(outcome.retryable(&response(vec![])));
+    }
 }
