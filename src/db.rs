@@ -13,6 +13,8 @@ use sea_orm::{
 
 use crate::config::Config;
 
+pub mod bus;
+
 /// The database handles of a running server.
 #[derive(Clone, Debug)]
 pub struct Db {

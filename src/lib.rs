@@ -15,11 +15,11 @@ pub mod crypto;
 pub mod db;
 pub mod digest;
 pub mod domain;
+pub mod egress;
 pub mod graphql;
 pub mod http;
 pub mod mailer;
 pub mod outbox;
-pub mod pubsub;
 pub mod rollups;
 pub mod seed;
 pub mod visits;
@@ -63,7 +63,7 @@ impl App {
         // could sign with a wrong key; formats of older versions are converted.
         domain::sealing::check_at_start(&db, &keys, clock.now()).await?;
         let is_sqlite = db.backend() == sea_orm::DatabaseBackend::Sqlite;
-        let bus = pubsub::Bus::default();
+        let bus = db::bus::Bus::default();
         let visits = visits::VisitRecorder::spawn(db.clone(), bus.clone());
         let hasher = domain::passwords::Hasher::new(
             config.safety.password_hashers,

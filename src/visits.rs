@@ -22,9 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::{
+    db::bus::Bus,
     db::Db,
     domain::{activity::ActivityType, DomainError, DomainResult},
-    pubsub::Bus,
 };
 use entity::{link_visitors, link_visits, shared_links};
 
@@ -169,7 +169,7 @@ async fn commit(
     db: &Db,
     bus: &Bus,
     visits: &[Visit],
-) -> Result<(Vec<crate::pubsub::ActivityMessage>, BTreeSet<Uuid>), sea_orm::DbErr> {
+) -> Result<(Vec<crate::db::bus::ActivityMessage>, BTreeSet<Uuid>), sea_orm::DbErr> {
     let txn = db.write.begin().await?;
     // A link deleted (with its project) after it was resolved must not fail everyone else's
     // visits on its foreign key: its visits are answered NOT_FOUND instead.

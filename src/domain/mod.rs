@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::{clock::Clock, config::Config, db::Db, pubsub::Bus};
+use crate::{
+    clock::Clock,
+    config::Config,
+    db::{bus::Bus, Db},
+};
 
 pub mod access;
 pub mod accounts;

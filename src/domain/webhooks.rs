@@ -19,9 +19,9 @@ use super::{
     DomainError, DomainResult, Services,
 };
 use crate::{
-    crypto::Purpose as SealPurpose,
+    crypto::{signing, Purpose as SealPurpose},
+    egress as ssrf,
     outbox::Tx,
-    webhooks::{signing, ssrf},
 };
 use entity::{
     organizations, webhook_attempts as attempts, webhook_deliveries as deliveries,

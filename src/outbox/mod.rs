@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::{
+    db::bus::{ActivityMessage, Bus},
     db::Db,
     domain::{activity::ActivityType, ids::OrgId},
-    pubsub::{ActivityMessage, Bus},
 };
 
 /// A write transaction that remembers what to announce once it has committed.

@@ -36,7 +36,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use super::{signing, ssrf};
+use crate::{crypto::signing, egress as ssrf};
 use crate::{
     domain::{
         activity::ActivityType,

@@ -4,7 +4,5 @@
 //! Rules (who may manage which endpoint, validation, rotation) live in
 //! `crate::domain::webhooks`; this module only moves bytes and records outcomes.
 pub mod dispatcher;
-pub mod signing;
-pub mod ssrf;
 
 pub use dispatcher::{prune, spawn, Dispatcher};
