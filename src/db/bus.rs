@@ -1,23 +1,22 @@
-//! Fan-out of committed activity to live subscribers.
+//! The bus: what a committed write transaction tells the rest of the process (live
+//! subscribers, the webhook dispatcher, the mailer, in-process caches) and, on PostgreSQL, the
+//! other instances.
 //!
-//! Only the outbox publishes, and only after its transaction committed, so a subscriber never
-//! sees a change that was rolled back. On PostgreSQL, where several instances share one
-//! database, each write transaction also announces its activity and webhook messages with
-//! `NOTIFY` (delivered only if it commits); every instance listens and republishes what the
-//! others committed, so a subscriber connected to any instance sees every change, and new
-//! webhook messages wake every dispatcher.
-use std::{sync::Arc, time::Duration};
+//! Only [`super::Tx::commit`] publishes, and only after its transaction committed, so a
+//! subscriber never sees a change that was rolled back. On PostgreSQL, where several
+//! instances share one database, each write transaction also announces its activity and
+//! webhook messages with `NOTIFY` (delivered only if it commits); `crate::pubsub` listens on
+//! every instance and republishes what the others committed, so a subscriber connected to any
+//! instance sees every change, and new webhook messages wake every dispatcher.
+use std::sync::Arc;
 
-use sea_orm::{
-    sqlx::postgres::PgListener, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    DbErr, EntityTrait, QueryFilter, QueryOrder, Statement,
-};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 /// The PostgreSQL channel of announcements.
-const CHANNEL: &str = "kfactor_events";
+pub const CHANNEL: &str = "kfactor_events";
 /// Activity ids per announcement: NOTIFY payloads are limited to 8,000 bytes.
 const IDS_PER_ANNOUNCEMENT: usize = 150;
 
@@ -155,56 +154,23 @@ impl Bus {
         Ok(())
     }
 
-    /// Listens to the other instances' announcements until aborted (PostgreSQL), reconnecting
-    /// when the connection drops. Announcements made while disconnected are missed: the feed
-    /// is live, and the `activity` connection has everything.
-    pub async fn listen(self, url: String, db: DatabaseConnection) {
-        loop {
-            match PgListener::connect(&url).await {
-                Ok(mut listener) => match listener.listen(CHANNEL).await {
-                    Ok(()) => loop {
-                        match listener.recv().await {
-                            Ok(n) => self.republish(&db, n.payload()).await,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "listening for other instances failed");
-                                break;
-                            }
-                        }
-                    },
-                    Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
-                },
-                Err(e) => tracing::warn!(error = %e, "connecting the listener failed"),
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-
-    /// Publishes here what another instance announced.
-    async fn republish(&self, db: &DatabaseConnection, payload: &str) {
+    /// Takes an announcement heard on [`CHANNEL`]: wakes the webhook dispatcher when
+    /// another instance committed messages, and returns the activity ids it committed (to be
+    /// loaded and published here). Its own and unreadable announcements yield nothing.
+    pub fn heard(&self, payload: &str) -> Vec<Uuid> {
         let a: Announcement = match serde_json::from_str(payload) {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, payload, "unreadable announcement");
-                return;
+                return Vec::new();
             }
         };
         if a.from == self.instance {
-            return;
+            return Vec::new();
         }
         if a.webhooks {
             self.wake_webhooks();
         }
-        if a.activity.is_empty() {
-            return;
-        }
-        match entity::activity_events::Entity::find()
-            .filter(entity::activity_events::Column::Id.is_in(a.activity))
-            .order_by_asc(entity::activity_events::Column::Id)
-            .all(db)
-            .await
-        {
-            Ok(rows) => self.publish(rows.into_iter().map(Arc::new)),
-            Err(e) => tracing::warn!(error = %e, "loading announced activity failed"),
-        }
+        a.activity
     }
 }

@@ -30,7 +30,8 @@ use super::{
     tokens::Purpose,
     DomainError, DomainResult, Services,
 };
-use crate::outbox::{self, Actor, Event, Tx, WebhookEvent};
+use crate::db::Tx;
+use crate::outbox::{self, Actor, Event, WebhookEvent};
 use entity::{invitation_sends, invitations, memberships, organizations, users};
 
 /// Most emails in one `createInvitations` call.
@@ -433,13 +434,13 @@ async fn record_send(
     }
     .insert(&**tx)
     .await?;
-    crate::mailer::enqueue(tx, now, "invitation", &inv.email, inv.id, inv.token_version).await?;
+    outbox::email::enqueue(tx, now, "invitation", &inv.email, inv.id, inv.token_version).await?;
     let role = Role::parse(&inv.role);
     outbox::record(
         tx,
         now,
         Event {
-            org: OrgId(org.id),
+            org: org.id,
             kind: ActivityType::InvitationSent,
             actor: Actor::user(sender.id),
             resource: None,
@@ -812,7 +813,7 @@ pub(crate) async fn accept_in_tx(
         tx,
         now,
         Event {
-            org: OrgId(org.id),
+            org: org.id,
             kind: ActivityType::InvitationAccepted,
             actor: Actor::user(user.id),
             resource: None,

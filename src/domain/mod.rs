@@ -57,8 +57,8 @@ pub struct Services {
     pub bus: Bus,
     /// The plan catalog.
     pub plans: Arc<plans::Catalog>,
-    /// The group-committing writer of share-link visits.
-    pub visits: crate::visits::VisitRecorder,
+    /// The queue of share-link visits, group-committed by the visits worker.
+    pub visits: crate::outbox::visits::VisitQueue,
     /// What shared links show, cached for the visit path (SQLite only).
     pub link_cache: sharing::LinkCache,
     /// Writes API keys' last-used times off the request path.

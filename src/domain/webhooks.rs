@@ -20,8 +20,8 @@ use super::{
 };
 use crate::{
     crypto::{signing, Purpose as SealPurpose},
+    db::Tx,
     egress as ssrf,
-    outbox::Tx,
 };
 use entity::{
     organizations, webhook_attempts as attempts, webhook_deliveries as deliveries,

@@ -36,15 +36,16 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
+use crate::db::Tx;
 use crate::{crypto::signing, egress as ssrf};
 use crate::{
     domain::{
         activity::ActivityType,
-        ids::{OrgId, WebhookEndpointId},
+        ids::WebhookEndpointId,
         webhooks::{self as rules, DeliveryStatus},
         Services,
     },
-    outbox::{self, Actor, Event, Tx},
+    outbox::{self, Actor, Event},
 };
 use entity::{
     webhook_attempts as attempts, webhook_deliveries as deliveries, webhook_endpoints as endpoints,
@@ -853,7 +854,7 @@ async fn disabled_event(
             tx,
             now,
             Event {
-                org: OrgId(org),
+                org,
                 kind: ActivityType::WebhookDisabled,
                 actor: Actor::default(),
                 resource: None,

@@ -1,0 +1,53 @@
+//! Fan-out across instances (PostgreSQL): a worker that listens to the other instances'
+//! announcements and republishes what they committed on this instance's [`Bus`], so a
+//! subscriber connected to any instance sees every change and new webhook messages wake
+//! every dispatcher. It reads what the domain wrote; nothing below it imports it.
+use std::{sync::Arc, time::Duration};
+
+use sea_orm::{
+    sqlx::postgres::PgListener, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder,
+};
+
+use crate::db::bus::{Bus, CHANNEL};
+
+/// Listens to the other instances' announcements until aborted, reconnecting when the
+/// connection drops. Announcements made while disconnected are missed: the feed is live, and
+/// the `activity` connection has everything.
+pub async fn listen(bus: Bus, url: String, db: DatabaseConnection) {
+    loop {
+        match PgListener::connect(&url).await {
+            Ok(mut listener) => match listener.listen(CHANNEL).await {
+                Ok(()) => loop {
+                    match listener.recv().await {
+                        Ok(n) => republish(&bus, &db, n.payload()).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "listening for other instances failed");
+                            break;
+                        }
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
+            },
+            Err(e) => tracing::warn!(error = %e, "connecting the listener failed"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Publishes here what another instance announced.
+async fn republish(bus: &Bus, db: &DatabaseConnection, payload: &str) {
+    let activity = bus.heard(payload);
+    if activity.is_empty() {
+        return;
+    }
+    match entity::activity_events::Entity::find()
+        .filter(entity::activity_events::Column::Id.is_in(activity))
+        .order_by_asc(entity::activity_events::Column::Id)
+        .all(db)
+        .await
+    {
+        Ok(rows) => bus.publish(rows.into_iter().map(Arc::new)),
+        Err(e) => tracing::warn!(error = %e, "loading announced activity failed"),
+    }
+}
