@@ -34,6 +34,7 @@ pub mod passwords;
 pub mod plans;
 pub mod projects;
 pub mod ratelimit;
+pub mod records;
 pub mod referrals;
 pub mod sealing;
 pub mod sharing;

@@ -28,6 +28,9 @@ use entity::{
     webhook_endpoints as endpoints, webhook_messages as messages, webhook_secrets as secrets,
 };
 
+/// The `webhook-id` of a message, as the outbox assigns it (stable across retries).
+pub use crate::outbox::message_id;
+
 /// Every event type a webhook can carry (the contract's list).
 pub const EVENT_TYPES: [&str; 9] = [
     "invitation.sent",

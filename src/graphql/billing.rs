@@ -8,7 +8,7 @@ use super::{
     types::{BillingPeriod, Plan},
 };
 use crate::domain::billing;
-use entity::{organizations, stripe_subscriptions::SubscriptionStatus as DStatus};
+use crate::domain::records::{self, SubscriptionStatus as DStatus};
 
 /// The state of a provider subscription (Stripe's statuses).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -50,7 +50,7 @@ impl From<DStatus> for SubscriptionStatus {
 pub struct Billing(billing::Billing);
 
 /// Loads the billing of an organization the caller may see.
-pub async fn of(ctx: &Context<'_>, org: &organizations::Model) -> async_graphql::Result<Billing> {
+pub async fn of(ctx: &Context<'_>, org: &records::Organization) -> async_graphql::Result<Billing> {
     let svc = svc(ctx);
     billing::billing_of(&svc.db.read, svc, org)
         .await
@@ -87,7 +87,7 @@ impl Billing {
 }
 
 /// A subscription at the billing provider, as its latest event described it.
-pub struct ProviderSubscription(entity::stripe_subscriptions::Model);
+pub struct ProviderSubscription(records::ProviderSubscription);
 
 /// A subscription at the billing provider, as its latest event described it.
 #[Object]

@@ -10,6 +10,7 @@ use super::{
     error::{top, top_level, TopLevelCode},
     loaders, svc,
 };
+use crate::domain::records;
 use crate::domain::{
     self,
     activity::ActivityType as DActivityType,
@@ -18,7 +19,6 @@ use crate::domain::{
     orgs::{self, InvitePolicy as DPolicy, Role as DRole},
     plans::{FeatureKind, Grant},
 };
-use entity::{activity_events, memberships, organizations, users};
 
 /// How a user came to the product.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -172,7 +172,7 @@ impl From<FeatureKind> for EntitlementKind {
 /// A person with an account.
 #[derive(Clone)]
 pub struct User {
-    model: users::Model,
+    model: records::User,
     /// What the caller is known to be to this user, decided where the object is made.
     relation: Relation,
 }
@@ -190,7 +190,7 @@ enum Relation {
 
 impl User {
     /// A user whose email visibility is checked on demand.
-    pub fn new(model: users::Model) -> Self {
+    pub fn new(model: records::User) -> Self {
         User {
             model,
             relation: Relation::Unknown,
@@ -198,7 +198,7 @@ impl User {
     }
 
     /// A user the caller shares an organization with.
-    pub fn co_member(model: users::Model) -> Self {
+    pub fn co_member(model: records::User) -> Self {
         User {
             model,
             relation: Relation::CoMember,
@@ -206,7 +206,7 @@ impl User {
     }
 
     /// The caller themselves.
-    pub fn themselves(model: users::Model) -> Self {
+    pub fn themselves(model: records::User) -> Self {
         User {
             model,
             relation: Relation::Themselves,
@@ -369,7 +369,7 @@ impl User {
 /// A workspace: members, their projects, links, plan and activity.
 #[derive(Clone)]
 pub struct Organization {
-    model: organizations::Model,
+    model: records::Organization,
     /// The caller's role: constructing an `Organization` is proof the caller may see it.
     /// None: seen from the platform side (staff who are not members, API keys), which shows
     /// the organization but not what is inside it.
@@ -378,7 +378,7 @@ pub struct Organization {
 
 impl Organization {
     /// An organization the caller holds `role` in.
-    pub fn new(model: organizations::Model, role: DRole) -> Self {
+    pub fn new(model: records::Organization, role: DRole) -> Self {
         Organization {
             model,
             role: Some(role),
@@ -390,7 +390,7 @@ impl Organization {
     }
 
     /// The organization row.
-    pub fn model(&self) -> &organizations::Model {
+    pub fn model(&self) -> &records::Organization {
         &self.model
     }
 
@@ -656,7 +656,7 @@ impl Organization {
 #[derive(Clone)]
 pub struct Membership {
     /// The row.
-    pub model: memberships::Model,
+    pub model: records::Membership,
     /// The organization, when already at hand.
     pub org: Option<Organization>,
 }
@@ -741,7 +741,7 @@ impl Actor {
 
 /// One entry of an organization's activity feed.
 #[derive(Clone)]
-pub struct ActivityEvent(pub Arc<activity_events::Model>);
+pub struct ActivityEvent(pub Arc<records::Activity>);
 
 #[Object]
 impl ActivityEvent {
