@@ -21,7 +21,7 @@ use super::{
 use crate::{
     crypto::{signing, Purpose as SealPurpose},
     db::Tx,
-    egress as ssrf,
+    egress,
 };
 use entity::{
     organizations, webhook_attempts as attempts, webhook_deliveries as deliveries,
@@ -140,7 +140,7 @@ pub fn parse_url(svc: &Services, raw: &str, field: &[&str]) -> DomainResult<Stri
     if !svc.config.webhook_allow_private {
         let literal = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = literal.parse::<IpAddr>() {
-            if let Some(why) = ssrf::forbidden(ip) {
+            if let Some(why) = egress::forbidden(ip) {
                 return bad(&format!("Webhook URLs cannot point to {why}."));
             }
         }

@@ -37,7 +37,7 @@ use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::db::Tx;
-use crate::{crypto::signing, egress as ssrf};
+use crate::{crypto::signing, egress};
 use crate::{
     domain::{
         activity::ActivityType,
@@ -208,7 +208,7 @@ impl Dispatcher {
             .user_agent(concat!("kfactor-webhooks/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(64);
         if !svc.config.webhook_allow_private {
-            builder = builder.dns_resolver(ssrf::resolver());
+            builder = builder.dns_resolver(egress::resolver());
         }
         let concurrency = svc.config.webhook_concurrency;
         Ok(Arc::new(Dispatcher {
@@ -573,7 +573,7 @@ impl Dispatcher {
             .trim_end_matches(']')
             .parse()
             .ok()?;
-        ssrf::forbidden(ip).map(|why| ssrf::refusal(&ip.to_string(), ip, why))
+        egress::forbidden(ip).map(|why| egress::refusal(&ip.to_string(), ip, why))
     }
 
     /// Group-commits finished attempts until the dispatcher stops.
