@@ -14,8 +14,9 @@ use axum::{
 use kfactor::{
     clock::SystemClock,
     config::Config,
+    db::Tx,
     domain::{ids::OrgId, webhooks},
-    outbox::{self, Tx, WebhookEvent},
+    outbox::{self, WebhookEvent},
     App,
 };
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
@@ -124,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
             let mut tx = Tx::begin(&svc.db).await.unwrap();
             let mut ids = Vec::new();
             for _ in 0..n {
-                let m = outbox::webhook(&mut tx, svc.now(), Some(org), WebhookEvent {
+                let m = outbox::webhook(&mut tx, svc.now(), Some(org.0), WebhookEvent {
                     event_type: "user.activated",
                     data: json!({ "user_id": "usr_bench", "organization_id": org.to_string(), "source": "bench" }),
                 })

@@ -13,6 +13,11 @@ use sea_orm::{
 
 use crate::config::Config;
 
+pub mod bus;
+mod tx;
+
+pub use tx::Tx;
+
 /// The database handles of a running server.
 #[derive(Clone, Debug)]
 pub struct Db {

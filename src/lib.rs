@@ -15,6 +15,8 @@ pub mod crypto;
 pub mod db;
 pub mod digest;
 pub mod domain;
+pub mod egress;
+pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod mailer;
@@ -63,8 +65,11 @@ impl App {
         // could sign with a wrong key; formats of older versions are converted.
         domain::sealing::check_at_start(&db, &keys, clock.now()).await?;
         let is_sqlite = db.backend() == sea_orm::DatabaseBackend::Sqlite;
-        let bus = pubsub::Bus::default();
-        let visits = visits::VisitRecorder::spawn(db.clone(), bus.clone());
+        let bus = db::bus::Bus::default();
+        // The visits worker runs from the start (share links are answered without the other
+        // workers); the rules hold only the queue's sending side.
+        let (visits, inbox) = outbox::visits::VisitQueue::new(visits::QUEUE_CAPACITY);
+        visits::spawn(db.clone(), bus.clone(), inbox);
         let hasher = domain::passwords::Hasher::new(
             config.safety.password_hashers,
             config.safety.password_hash_max_wait,
@@ -94,11 +99,11 @@ impl App {
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let svc = &self.svc;
         let listener = (svc.db.backend() == sea_orm::DatabaseBackend::Postgres).then(|| {
-            tokio::spawn(
-                svc.bus
-                    .clone()
-                    .listen(svc.config.database_url.clone(), svc.db.read.clone()),
-            )
+            tokio::spawn(pubsub::listen(
+                svc.bus.clone(),
+                svc.config.database_url.clone(),
+                svc.db.read.clone(),
+            ))
         });
         let purger = {
             let (svc, mut stop) = (svc.clone(), stopping.clone());

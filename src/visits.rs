@@ -15,124 +15,75 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::{Expr, ExprTrait, Func, OnConflict},
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
 };
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::{
-    db::Db,
-    domain::{activity::ActivityType, DomainError, DomainResult},
-    pubsub::Bus,
+    db::{bus::Bus, Db, Tx},
+    domain::ids::SharedLinkId,
+    events::ActivityType,
+    outbox::{
+        self,
+        visits::{Queued, Visit, VisitInbox, VisitRefused},
+        Actor, Event,
+    },
+    rollups::Rollup,
 };
 use entity::{link_visitors, link_visits, shared_links};
 
 /// Most visits written in one transaction.
 pub const MAX_BATCH: usize = 1000;
+/// Visits that may wait for the writer before senders wait too.
+pub const QUEUE_CAPACITY: usize = MAX_BATCH * 16;
 /// A batch smaller than this waits up to [`LINGER`] for company: a commit costs about the
 /// same for one visit as for fifty, so under load a short wait buys much larger batches.
 const FULL_ENOUGH: usize = 64;
 /// How long a small batch waits for more visits.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// One open of a shared link.
-#[derive(Clone, Debug)]
-pub struct Visit {
-    /// The link.
-    pub link: Uuid,
-    /// Its organization.
-    pub org: Uuid,
-    /// The resource it shares.
-    pub resource: Uuid,
-    /// Distinct-visitor key: a user's id, a guest's visitor id, or one per request.
-    pub visitor_id: String,
-    /// The signed-in visitor, if any.
-    pub user_id: Option<Uuid>,
-    /// When.
-    pub at: DateTime<Utc>,
+/// Starts the writer task, draining `inbox` until every queue handle is gone.
+pub fn spawn(db: Db, bus: Bus, inbox: VisitInbox) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(writer(db, bus, inbox))
 }
 
-/// Why a visit was not recorded.
-#[derive(Clone, Debug)]
-enum Refused {
-    /// The link was deleted (with its project) after it was resolved.
-    Gone,
-    /// The batch failed to commit.
-    Failed(String),
-}
-
-type Ack = oneshot::Sender<Result<(), Refused>>;
-
-/// Handle to the visit writer.
-#[derive(Clone, Debug)]
-pub struct VisitRecorder {
-    queue: mpsc::Sender<(Visit, Ack)>,
-}
-
-impl VisitRecorder {
-    /// Starts the writer task.
-    pub fn spawn(db: Db, bus: Bus) -> VisitRecorder {
-        let (queue, rx) = mpsc::channel(MAX_BATCH * 16);
-        tokio::spawn(writer(db, bus, rx));
-        VisitRecorder { queue }
-    }
-
-    /// Records a visit; returns once it is committed.
-    pub async fn record(&self, visit: Visit) -> DomainResult<()> {
-        let (ack, done) = oneshot::channel();
-        self.queue
-            .send((visit, ack))
-            .await
-            .map_err(|_| DomainError::Internal(anyhow::anyhow!("visit writer stopped")))?;
-        match done.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(Refused::Gone)) => Err(DomainError::NotFound("Shared link")),
-            Ok(Err(Refused::Failed(e))) => Err(DomainError::Internal(anyhow::anyhow!(
-                "recording visits failed: {e}"
-            ))),
-            Err(_) => Err(DomainError::Internal(anyhow::anyhow!(
-                "visit writer stopped"
-            ))),
-        }
-    }
-}
-
-async fn writer(db: Db, bus: Bus, mut rx: mpsc::Receiver<(Visit, Ack)>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
+async fn writer(db: Db, bus: Bus, mut inbox: VisitInbox) {
+    let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = inbox.recv().await {
         batch.push(first);
         let deadline = tokio::time::Instant::now() + LINGER;
         while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(v) => batch.push(v),
-                Err(_) if batch.len() >= FULL_ENOUGH => break,
-                Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+            match inbox.try_recv() {
+                Some(v) => batch.push(v),
+                None if batch.len() >= FULL_ENOUGH => break,
+                None => match tokio::time::timeout_at(deadline, inbox.recv()).await {
                     Ok(Some(v)) => batch.push(v),
                     _ => break,
                 },
             }
         }
         let started = Instant::now();
-        let (visits, acks): (Vec<Visit>, Vec<Ack>) = batch.drain(..).unzip();
+        let visits: Vec<&Visit> = batch.iter().map(|q| &q.visit).collect();
+        let size = visits.len();
         let result = commit(&db, &bus, &visits).await;
-        metrics::histogram!("kfactor_visit_batch_size").record(visits.len() as f64);
+        metrics::histogram!("kfactor_visit_batch_size").record(size as f64);
         metrics::histogram!("kfactor_visit_batch_seconds").record(started.elapsed().as_secs_f64());
         match result {
-            Ok((events, gone)) => {
-                bus.publish(events);
-                for (visit, ack) in visits.iter().zip(acks) {
-                    let _ = ack.send(if gone.contains(&visit.link) {
-                        Err(Refused::Gone)
+            Ok(gone) => {
+                for q in batch.drain(..) {
+                    let outcome = if gone.contains(&q.visit.link) {
+                        Err(VisitRefused::Gone)
                     } else {
                         Ok(())
-                    });
+                    };
+                    q.answer(outcome);
                 }
             }
             Err(e) => {
-                tracing::error!(error = ?e, visits = visits.len(), "committing a visit batch failed");
-                for ack in acks {
-                    let _ = ack.send(Err(Refused::Failed(e.to_string())));
+                tracing::error!(error = ?e, visits = size, "committing a visit batch failed");
+                for q in batch.drain(..) {
+                    q.answer(Err(VisitRefused::Failed(e.to_string())));
                 }
             }
         }
@@ -144,8 +95,8 @@ async fn writer(db: Db, bus: Bus, mut rx: mpsc::Receiver<(Visit, Ack)>) {
 async fn growth(
     txn: &sea_orm::DatabaseTransaction,
     visits: &[&Visit],
-) -> Result<(), sea_orm::DbErr> {
-    use crate::rollups::{col, day_of, Rollup, PLATFORM};
+) -> Result<Rollup, sea_orm::DbErr> {
+    use crate::rollups::{col, day_of, PLATFORM};
     let mut r = Rollup::default();
     let mut seen = BTreeSet::new();
     for v in visits {
@@ -159,18 +110,17 @@ async fn growth(
         .await
         .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
     r.merge(&firsts);
-    crate::rollups::flush(txn, &r).await
+    Ok(r)
 }
 
 /// Writes one batch: the visit rows, new distinct visitors, the links' counters and one
 /// SHARED_LINK_VISITED event per link that gained visitors. Counters change in the same
-/// transaction as the rows they count, so they cannot drift.
-async fn commit(
-    db: &Db,
-    bus: &Bus,
-    visits: &[Visit],
-) -> Result<(Vec<crate::pubsub::ActivityMessage>, BTreeSet<Uuid>), sea_orm::DbErr> {
-    let txn = db.write.begin().await?;
+/// transaction as the rows they count, so they cannot drift. The events go through the
+/// outbox and the commit through [`Tx::commit`], like every other write: subscribers hear of
+/// them after commit, and in-process caches (the SQLite link cache) see the new counters.
+/// Returns the links that were gone.
+async fn commit(db: &Db, bus: &Bus, visits: &[&Visit]) -> Result<BTreeSet<Uuid>, sea_orm::DbErr> {
+    let mut tx = Tx::begin(db).await?;
     // A link deleted (with its project) after it was resolved must not fail everyone else's
     // visits on its foreign key: its visits are answered NOT_FOUND instead.
     let wanted: BTreeSet<Uuid> = visits.iter().map(|v| v.link).collect();
@@ -179,17 +129,18 @@ async fn commit(
         .column(shared_links::Column::Id)
         .filter(shared_links::Column::Id.is_in(wanted.iter().copied()))
         .into_tuple::<Uuid>()
-        .all(&txn)
+        .all(&*tx)
         .await?
         .into_iter()
         .collect();
     let gone: BTreeSet<Uuid> = wanted.difference(&present).copied().collect();
     let visits: Vec<&Visit> = visits
         .iter()
+        .copied()
         .filter(|v| present.contains(&v.link))
         .collect();
     if visits.is_empty() {
-        return Ok((Vec::new(), gone));
+        return Ok(gone);
     }
     link_visits::Entity::insert_many(visits.iter().map(|v| link_visits::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -199,15 +150,15 @@ async fn commit(
         user_id: Set(v.user_id),
         created_at: Set(v.at),
     }))
-    .exec_without_returning(&txn)
+    .exec_without_returning(&*tx)
     .await?;
-    growth(&txn, &visits).await?;
+    let rollup = growth(&tx, &visits).await?;
+    tx.add_rollup(&rollup);
 
     let mut by_link: BTreeMap<Uuid, Vec<&Visit>> = BTreeMap::new();
     for v in visits.iter().copied() {
         by_link.entry(v.link).or_default().push(v);
     }
-    let mut events = Vec::new();
     for (link, vs) in by_link {
         let mut visitors: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
         for v in &vs {
@@ -228,7 +179,7 @@ async fn commit(
             .do_nothing()
             .to_owned(),
         )
-        .exec_without_returning(&txn)
+        .exec_without_returning(&*tx)
         .await?;
         let first = vs.iter().map(|v| v.at).min().expect("non-empty");
         let last = vs.iter().map(|v| v.at).max().expect("non-empty");
@@ -251,38 +202,33 @@ async fn commit(
             )
             .col_expr(shared_links::Column::LastAccessedAt, Expr::value(last))
             .filter(shared_links::Column::Id.eq(link))
-            .exec(&txn)
+            .exec(&*tx)
             .await?;
         if new_visitors > 0 {
-            let org = vs[0].org;
-            let row = entity::activity_events::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                organization_id: Set(org),
-                event_type: Set(ActivityType::SharedLinkVisited.as_str().into()),
-                actor_user_id: Set(None),
-                actor_guest_name: Set(None),
-                resource_type: Set(Some("PROJECT".into())),
-                resource_id: Set(shared_links::Entity::find_by_id(link)
-                    .one(&txn)
-                    .await?
-                    .map(|l| l.resource_id)),
-                summary: Set(if new_visitors == 1 {
+            let resource = shared_links::Entity::find_by_id(link)
+                .one(&*tx)
+                .await?
+                .map(|l| ("PROJECT", l.resource_id));
+            let event = Event {
+                org: vs[0].org,
+                kind: ActivityType::SharedLinkVisited,
+                actor: Actor::default(),
+                resource,
+                summary: if new_visitors == 1 {
                     "Someone new opened a shared link".into()
                 } else {
                     format!("{new_visitors} new people opened a shared link")
-                }),
-                data: Set(json!({
-                    "sharedLinkId": crate::domain::ids::SharedLinkId(link).to_string(),
+                },
+                data: json!({
+                    "sharedLinkId": SharedLinkId(link).to_string(),
                     "newVisitors": new_visitors,
                     "visits": vs.len(),
-                })),
-                created_at: Set(last),
+                }),
+                webhook: None,
             };
-            let row = sea_orm::ActiveModelTrait::insert(row, &txn).await?;
-            events.push(std::sync::Arc::new(row));
+            outbox::record(&mut tx, last, event).await?;
         }
     }
-    bus.announce(&txn, &events, false).await?;
-    txn.commit().await?;
-    Ok((events, gone))
+    tx.commit(bus).await?;
+    Ok(gone)
 }

@@ -23,6 +23,7 @@ use rand::RngCore;
 use sha2::Sha256;
 
 pub mod legacy;
+pub mod signing;
 
 /// The prefix of the current format.
 const V2: &str = "v2.";

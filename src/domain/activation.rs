@@ -15,9 +15,10 @@ use super::{
     },
     DomainResult, Services,
 };
+use crate::db::Tx;
 use crate::{
     config::ActivationEvent,
-    outbox::{self, Tx, WebhookEvent},
+    outbox::{self, WebhookEvent},
 };
 use entity::users;
 
@@ -60,7 +61,7 @@ pub(crate) async fn on(
         outbox::webhook(
             tx,
             now,
-            Some(org),
+            Some(org.0),
             WebhookEvent {
                 event_type: "user.activated",
                 data: json!({

@@ -31,7 +31,8 @@ use super::{
     ratelimit::Client,
     DomainError, DomainResult, Services,
 };
-use crate::outbox::{self, Actor, Event, Tx};
+use crate::db::Tx;
+use crate::outbox::{self, Actor, Event};
 use entity::{
     activity_events, email_tokens, emails, entitlement_overrides, idempotency_keys, invitations,
     memberships, organizations, projects, sessions, shared_links, usage_alerts, usage_counters,
@@ -107,7 +108,7 @@ pub async fn delete_account(
             &mut tx,
             now,
             Event {
-                org: OrgId(access.org.id),
+                org: access.org.id,
                 kind: ActivityType::MemberRemoved,
                 actor: Actor::default(),
                 resource: None,

@@ -23,7 +23,8 @@ use super::{
     plans::{Catalog, FeatureKind, Grant, Plan},
     DomainError, DomainResult, Services,
 };
-use crate::outbox::{self, Actor, Event, Tx, WebhookEvent};
+use crate::db::Tx;
+use crate::outbox::{self, Actor, Event, WebhookEvent};
 use entity::{entitlement_overrides, organizations, usage_alerts, usage_counters};
 
 /// Usage level of a limited feature.
@@ -531,7 +532,7 @@ async fn alert(
             tx,
             now,
             Event {
-                org: OrgId(org.id),
+                org: org.id,
                 kind: ActivityType::LimitReached,
                 actor: Actor::default(),
                 resource: None,

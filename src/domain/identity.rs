@@ -15,7 +15,8 @@ use super::{
     ratelimit::{self, Client},
     referrals, sharing, tokens, DomainError, DomainResult, Services,
 };
-use crate::outbox::{self, Tx, WebhookEvent};
+use crate::db::Tx;
+use crate::outbox::{self, WebhookEvent};
 use entity::{
     email_tokens::Purpose, memberships, organizations, sessions, sessions::SessionKind, users,
 };
@@ -509,7 +510,7 @@ async fn credit_viral_signup(
     outbox::webhook(
         tx,
         now,
-        org,
+        org.map(|o| o.0),
         WebhookEvent {
             event_type: "referral.signup",
             data,

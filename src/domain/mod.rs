@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::{clock::Clock, config::Config, db::Db, pubsub::Bus};
+use crate::{
+    clock::Clock,
+    config::Config,
+    db::{bus::Bus, Db},
+};
 
 pub mod access;
 pub mod accounts;
@@ -30,6 +34,7 @@ pub mod passwords;
 pub mod plans;
 pub mod projects;
 pub mod ratelimit;
+pub mod records;
 pub mod referrals;
 pub mod sealing;
 pub mod sharing;
@@ -53,8 +58,8 @@ pub struct Services {
     pub bus: Bus,
     /// The plan catalog.
     pub plans: Arc<plans::Catalog>,
-    /// The group-committing writer of share-link visits.
-    pub visits: crate::visits::VisitRecorder,
+    /// The queue of share-link visits, group-committed by the visits worker.
+    pub visits: crate::outbox::visits::VisitQueue,
     /// What shared links show, cached for the visit path (SQLite only).
     pub link_cache: sharing::LinkCache,
     /// Writes API keys' last-used times off the request path.

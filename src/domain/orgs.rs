@@ -14,7 +14,8 @@ use super::{
     page::{self, Page, PageRequest},
     DomainError, DomainResult, Services,
 };
-use crate::outbox::{self, Actor, Event, Tx};
+use crate::db::Tx;
+use crate::outbox::{self, Actor, Event};
 use entity::{memberships, organizations, users};
 
 /// A member's role. Ordered: `Owner > Admin > Member`.
@@ -232,7 +233,7 @@ pub(crate) async fn add_member(
         tx,
         now,
         Event {
-            org: OrgId(org.id),
+            org: org.id,
             kind: ActivityType::MemberJoined,
             actor: Actor::user(user.id),
             resource: None,
@@ -444,7 +445,7 @@ async fn delete_membership(
         tx,
         now,
         Event {
-            org: org_id,
+            org: org_id.0,
             kind: ActivityType::MemberRemoved,
             actor: Actor::user(caller.id),
             resource: None,

@@ -14,9 +14,10 @@ use super::{
     page::{self, Page, PageRequest},
     DomainError, DomainResult, Services,
 };
+use crate::db::Tx;
 use crate::{
     config::ActivationEvent,
-    outbox::{self, Actor, Event, Tx},
+    outbox::{self, Actor, Event},
 };
 use entity::{comments, projects, users};
 
@@ -117,7 +118,7 @@ pub async fn create(
         &mut tx,
         now,
         Event {
-            org,
+            org: org.0,
             kind: ActivityType::ProjectCreated,
             actor: Actor::user(caller.id),
             resource: Some(("PROJECT", p.id)),
@@ -169,7 +170,7 @@ pub(crate) async fn apply_update(
         tx,
         now,
         Event {
-            org: OrgId(p.organization_id),
+            org: p.organization_id,
             kind: ActivityType::ProjectUpdated,
             actor,
             resource: Some(("PROJECT", p.id)),
@@ -327,7 +328,7 @@ pub(crate) async fn insert_comment(
         tx,
         now,
         Event {
-            org: OrgId(p.organization_id),
+            org: p.organization_id,
             kind: ActivityType::CommentAdded,
             actor,
             resource: Some(("PROJECT", p.id)),

@@ -10,7 +10,7 @@ use super::{
     ids::{OrgId, UserId},
     DomainError, DomainResult,
 };
-use crate::outbox::Tx;
+use crate::db::Tx;
 use entity::{referral_events, users};
 
 /// Appends to the attribution log: `actor` did `action` (invited / shared / accepted /

@@ -28,8 +28,12 @@ use super::{
     DomainError, DomainResult, Services,
 };
 use crate::{
-    outbox::{self, Actor, Event, Tx},
-    visits::Visit,
+    db::Tx,
+    outbox::{
+        self,
+        visits::{Visit, VisitRefused},
+        Actor, Event,
+    },
 };
 use entity::{comments, organizations, projects as project_rows, shared_links, users};
 
@@ -201,7 +205,7 @@ pub async fn create(
         &mut tx,
         now,
         Event {
-            org,
+            org: org.0,
             kind: ActivityType::SharedLinkCreated,
             actor: Actor::user(caller.id),
             resource: Some(("PROJECT", project.id)),
@@ -531,7 +535,11 @@ pub async fn open(
             user_id: viewer.map(|u| u.id),
             at: svc.now(),
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            VisitRefused::Gone => DomainError::NotFound("Shared link"),
+            other => DomainError::Internal(anyhow::anyhow!(other)),
+        })?;
     Ok(opened)
 }
 

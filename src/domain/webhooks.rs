@@ -19,14 +19,17 @@ use super::{
     DomainError, DomainResult, Services,
 };
 use crate::{
-    crypto::Purpose as SealPurpose,
-    outbox::Tx,
-    webhooks::{signing, ssrf},
+    crypto::{signing, Purpose as SealPurpose},
+    db::Tx,
+    egress,
 };
 use entity::{
     organizations, webhook_attempts as attempts, webhook_deliveries as deliveries,
     webhook_endpoints as endpoints, webhook_messages as messages, webhook_secrets as secrets,
 };
+
+/// The `webhook-id` of a message, as the outbox assigns it (stable across retries).
+pub use crate::outbox::message_id;
 
 /// Every event type a webhook can carry (the contract's list).
 pub const EVENT_TYPES: [&str; 9] = [
@@ -135,7 +138,7 @@ pub fn parse_url(svc: &Services, raw: &str, field: &[&str]) -> DomainResult<Stri
         return bad("Enter a full URL like https://example.com/webhooks.");
     }
     if !svc.config.webhook_allow_private {
-        if let Some((_, why)) = ssrf::literal(&url) {
+        if let Some((_, why)) = egress::literal(&url) {
             return bad(&format!("Webhook URLs cannot point to {why}."));
         }
     }

@@ -11,6 +11,7 @@ use super::{
     types::User,
     Auth,
 };
+use crate::domain::records;
 use crate::domain::{
     accounts::{self, confirm::Holder, sessions},
     ids::{SessionId, UserId},
@@ -38,7 +39,7 @@ pub struct Session {
 
 impl Session {
     /// A session of the caller; `token` is the caller's bearer token.
-    pub fn new(m: entity::sessions::Model, token: Option<&str>) -> Self {
+    pub fn new(m: records::Session, token: Option<&str>) -> Self {
         Session {
             id: ID(SessionId(m.id).to_string()),
             current: token.is_some_and(|t| sessions::is_token_of(&m, t)),
@@ -70,9 +71,7 @@ pub struct ChangePasswordPayload {
     user_errors: Vec<UserError>,
 }
 
-fn session_token<'a>(
-    ctx: &Context<'a>,
-) -> async_graphql::Result<(&'a entity::users::Model, &'a str)> {
+fn session_token<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a records::User, &'a str)> {
     match auth(ctx) {
         Auth::User { user, token } => Ok((user, token)),
         other => {

@@ -13,7 +13,7 @@ use crate::domain::{
     activity::ActivityType as DActivityType,
     ids::{ActivityId, OrgId},
 };
-use entity::activity_events;
+use crate::domain::records;
 
 /// Who did something: a user, or a guest who came through a shared link.
 #[derive(SimpleObject, Clone)]
@@ -58,7 +58,7 @@ impl Actor {
 
 /// One entry of an organization's activity feed.
 #[derive(Clone)]
-pub struct ActivityEvent(pub Arc<activity_events::Model>);
+pub struct ActivityEvent(pub Arc<records::Activity>);
 
 #[Object]
 impl ActivityEvent {

@@ -7,8 +7,8 @@ use super::{
     plans::{BillingPeriod, Plan},
     svc,
 };
+use crate::domain::records::SubscriptionStatus as DStatus;
 use crate::domain::{access::OrgView, billing};
-use entity::stripe_subscriptions::SubscriptionStatus as DStatus;
 
 /// The state of a provider subscription (Stripe's statuses).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -87,7 +87,7 @@ impl Billing {
 }
 
 /// A subscription at the billing provider, as its latest event described it.
-pub struct ProviderSubscription(entity::stripe_subscriptions::Model);
+pub struct ProviderSubscription(records::ProviderSubscription);
 
 /// A subscription at the billing provider, as its latest event described it.
 #[Object]

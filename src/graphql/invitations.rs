@@ -10,13 +10,13 @@ use super::{
     svc,
     types::{Role, User},
 };
+use crate::domain::records;
 use crate::domain::{
     ids::{InvitationId, OrgId, UserId},
     invitations::{self as inv, Status},
     orgs::{self, Role as DRole},
     DomainError,
 };
-use entity::invitations as rows;
 
 /// Where an invitation stands.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -56,13 +56,13 @@ impl From<InvitationStatus> for Status {
 /// An invitation to join an organization: the pair (organization, email).
 #[derive(Clone)]
 pub struct Invitation {
-    model: rows::Model,
+    model: records::Invitation,
     org: Organization,
 }
 
 impl Invitation {
     /// An invitation of an organization the caller belongs to.
-    pub fn new(model: rows::Model, org: Organization) -> Self {
+    pub fn new(model: records::Invitation, org: Organization) -> Self {
         Invitation { model, org }
     }
 }
@@ -154,7 +154,7 @@ pub struct InvitationPreview {
     /// When the link stops working.
     expires_at: DateTime<Utc>,
     #[graphql(skip)]
-    model: rows::Model,
+    model: records::Invitation,
 }
 
 #[ComplexObject]
@@ -365,7 +365,7 @@ impl InvitationMutation {
 async fn invitation_payload(
     ctx: &Context<'_>,
     viewer: UserId,
-    r: Result<rows::Model, DomainError>,
+    r: Result<records::Invitation, DomainError>,
 ) -> async_graphql::Result<InvitationPayload> {
     let r = match r {
         Ok(m) => org_of(ctx, viewer, m.organization_id)

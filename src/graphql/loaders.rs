@@ -5,17 +5,17 @@ use async_graphql::{dataloader::Loader, Context};
 use uuid::Uuid;
 
 use super::error::internal;
+use crate::domain::records;
 use crate::domain::{identity, Services};
-use entity::users;
 
 /// Loads users by id.
 pub struct UserLoader(pub Arc<Services>);
 
 impl Loader<Uuid> for UserLoader {
-    type Value = users::Model;
+    type Value = records::User;
     type Error = Arc<anyhow::Error>;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, users::Model>, Self::Error> {
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, records::User>, Self::Error> {
         let rows = identity::users_by_ids(&self.0.db.read, keys)
             .await
             .map_err(|e| Arc::new(anyhow::anyhow!("{e}")))?;
@@ -24,7 +24,7 @@ impl Loader<Uuid> for UserLoader {
 }
 
 /// One user through the request's batch loader.
-pub async fn user(ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<users::Model>> {
+pub async fn user(ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<records::User>> {
     ctx.data_unchecked::<async_graphql::dataloader::DataLoader<UserLoader>>()
         .load_one(id)
         .await

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use async_graphql::{dataloader::DataLoader, Context, MergedObject, Schema};
 
+use crate::domain::records;
 use crate::domain::{
     access::{ApiKey, Caller},
     api_keys, DomainError, Services,
 };
-use entity::users;
 
 mod accounts;
 pub mod activity;
@@ -70,7 +70,7 @@ pub enum Auth {
     /// A signed-in user and their token.
     User {
         /// The user, as loaded at the start of the request.
-        user: Box<users::Model>,
+        user: Box<records::User>,
         /// The bearer token (for logOut).
         token: String,
     },
@@ -80,7 +80,7 @@ pub enum Auth {
 
 impl Auth {
     /// The signed-in user, or UNAUTHENTICATED.
-    pub fn user(&self) -> Result<&users::Model, DomainError> {
+    pub fn user(&self) -> Result<&records::User, DomainError> {
         match self {
             Auth::User { user, .. } => Ok(user),
             Auth::Invalid(why) => Err(DomainError::Unauthenticated(why)),

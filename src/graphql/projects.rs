@@ -11,11 +11,11 @@ use super::{
     sharing::SharedLink,
     svc,
 };
+use crate::domain::records;
 use crate::domain::{
     ids::{CommentId, OrgId, ProjectId, UserId},
     projects, sharing, DomainError,
 };
-use entity::{comments, projects as rows};
 
 /// How the caller sees a project.
 #[derive(Clone)]
@@ -29,13 +29,13 @@ enum View {
 /// A project: the artifact people create and share.
 #[derive(Clone)]
 pub struct Project {
-    model: rows::Model,
+    model: records::Project,
     view: View,
 }
 
 impl Project {
     /// A project seen by a member.
-    pub fn member(model: rows::Model, org: Organization) -> Self {
+    pub fn member(model: records::Project, org: Organization) -> Self {
         Project {
             model,
             view: View::Member(org),
@@ -43,7 +43,7 @@ impl Project {
     }
 
     /// A project seen through a shared link.
-    pub fn guest(model: rows::Model) -> Self {
+    pub fn guest(model: records::Project) -> Self {
         Project {
             model,
             view: View::Guest,
@@ -126,7 +126,7 @@ impl Project {
 
 /// A comment on a project.
 #[derive(Clone)]
-pub struct Comment(pub comments::Model);
+pub struct Comment(pub records::Comment);
 
 #[Object]
 impl Comment {
@@ -211,7 +211,7 @@ pub struct CommentPayload {
 
 impl CommentPayload {
     /// Builds the payload from a domain result.
-    pub fn from(r: Result<comments::Model, DomainError>) -> async_graphql::Result<Self> {
+    pub fn from(r: Result<records::Comment, DomainError>) -> async_graphql::Result<Self> {
         payload(
             r,
             |c| CommentPayload {
@@ -240,7 +240,7 @@ pub struct MergeOrganizationPayload {
 async fn member_project(
     ctx: &Context<'_>,
     viewer: UserId,
-    p: rows::Model,
+    p: records::Project,
 ) -> Result<Project, DomainError> {
     let access =
         crate::domain::orgs::access(&svc(ctx).db.read, viewer, OrgId(p.organization_id)).await?;

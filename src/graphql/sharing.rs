@@ -16,13 +16,13 @@ use super::{
     svc,
     types::{ResourceType, User},
 };
+use crate::domain::records;
 use crate::domain::{
     activity::ActivityType,
     ids::{ProjectId, SharedLinkId},
     sharing::{self, Audience, Permission as DPermission},
     DomainError,
 };
-use entity::shared_links as rows;
 
 /// What a link lets its holder do.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -84,11 +84,11 @@ impl From<LinkAudience> for Audience {
 
 /// A shared link to a resource. Listed only to its creator and the organization's admins.
 #[derive(Clone)]
-pub struct SharedLink(rows::Model);
+pub struct SharedLink(records::SharedLink);
 
 impl SharedLink {
     /// A link the caller may manage.
-    pub fn new(model: rows::Model) -> Self {
+    pub fn new(model: records::SharedLink) -> Self {
         SharedLink(model)
     }
 }
@@ -252,7 +252,9 @@ pub struct SharedLinkPayload {
     user_errors: Vec<UserError>,
 }
 
-fn link_payload(r: Result<rows::Model, DomainError>) -> async_graphql::Result<SharedLinkPayload> {
+fn link_payload(
+    r: Result<records::SharedLink, DomainError>,
+) -> async_graphql::Result<SharedLinkPayload> {
     payload(
         r,
         |l| SharedLinkPayload {
@@ -266,7 +268,7 @@ fn link_payload(r: Result<rows::Model, DomainError>) -> async_graphql::Result<Sh
     )
 }
 
-fn viewer<'a>(ctx: &Context<'a>) -> Option<&'a entity::users::Model> {
+fn viewer<'a>(ctx: &Context<'a>) -> Option<&'a records::User> {
     auth(ctx).user().ok()
 }
 

@@ -9,6 +9,7 @@ use super::{
     orgs::{Membership, Organization},
     svc,
 };
+use crate::domain::records;
 use crate::domain::{
     self,
     activity::ActivityType as DActivityType,
@@ -17,7 +18,6 @@ use crate::domain::{
     orgs::{self, InvitePolicy as DPolicy, Role as DRole},
     plans::FeatureKind,
 };
-use entity::users;
 
 /// How a user came to the product.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -171,7 +171,7 @@ impl From<FeatureKind> for EntitlementKind {
 /// A person with an account.
 #[derive(Clone)]
 pub struct User {
-    model: users::Model,
+    model: records::User,
     /// What the caller is known to be to this user, decided where the object is made.
     relation: Relation,
 }
@@ -189,7 +189,7 @@ enum Relation {
 
 impl User {
     /// A user whose email visibility is checked on demand.
-    pub fn new(model: users::Model) -> Self {
+    pub fn new(model: records::User) -> Self {
         User {
             model,
             relation: Relation::Unknown,
@@ -197,7 +197,7 @@ impl User {
     }
 
     /// A user the caller shares an organization with.
-    pub fn co_member(model: users::Model) -> Self {
+    pub fn co_member(model: records::User) -> Self {
         User {
             model,
             relation: Relation::CoMember,
@@ -205,7 +205,7 @@ impl User {
     }
 
     /// The caller themselves.
-    pub fn themselves(model: users::Model) -> Self {
+    pub fn themselves(model: records::User) -> Self {
         User {
             model,
             relation: Relation::Themselves,

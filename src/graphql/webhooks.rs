@@ -8,15 +8,12 @@ use super::{
     error::{payload, top_level, UserError},
     svc,
 };
-use crate::{
-    domain::{
-        ids::{OrgId, WebhookDeliveryId, WebhookEndpointId},
-        webhooks::{self as rules, DeliveryStatus as DStatus},
-        DomainError,
-    },
-    outbox,
+use crate::domain::records;
+use crate::domain::{
+    ids::{OrgId, WebhookDeliveryId, WebhookEndpointId},
+    webhooks::{self as rules, DeliveryStatus as DStatus},
+    DomainError,
 };
-use entity::{webhook_attempts, webhook_endpoints};
 
 /// The state of a delivery.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -51,7 +48,7 @@ impl From<DeliveryStatus> for DStatus {
 
 /// An HTTPS endpoint of a third-party system. Deliveries follow the Standard Webhooks spec.
 #[derive(Clone)]
-pub struct WebhookEndpoint(pub webhook_endpoints::Model);
+pub struct WebhookEndpoint(pub records::WebhookEndpoint);
 
 #[Object]
 impl WebhookEndpoint {
@@ -120,7 +117,7 @@ impl WebhookDelivery {
     }
     /// The `webhook-id` header; the same on every retry.
     async fn message_id(&self) -> String {
-        outbox::message_id(self.0.message.id)
+        rules::message_id(self.0.message.id)
     }
     /// e.g. `referral.signup`.
     async fn event_type(&self) -> &str {
@@ -155,7 +152,7 @@ impl WebhookDelivery {
 
 /// One HTTP attempt of a delivery.
 #[derive(Clone)]
-pub struct WebhookAttempt(pub webhook_attempts::Model);
+pub struct WebhookAttempt(pub records::WebhookAttempt);
 
 #[Object]
 impl WebhookAttempt {
@@ -219,7 +216,7 @@ pub struct WebhookEndpointPayload {
 
 impl WebhookEndpointPayload {
     fn from(
-        r: Result<(webhook_endpoints::Model, Option<String>), DomainError>,
+        r: Result<(records::WebhookEndpoint, Option<String>), DomainError>,
     ) -> async_graphql::Result<Self> {
         payload(
             r,

@@ -47,7 +47,7 @@ fn confirm_form(
     p: &accounts::confirm::Preview,
     error: Option<String>,
 ) -> Response {
-    let change = p.purpose == entity::email_tokens::Purpose::ChangeEmail;
+    let change = p.purpose == crate::domain::records::EmailPurpose::ChangeEmail;
     page(
         "Confirm your email address",
         html! {

@@ -97,7 +97,7 @@ pub async fn csrf_cookie(State(app): State<AppState>, mut req: Request, next: Ne
 pub async fn signed_in(
     svc: &Services,
     headers: &HeaderMap,
-) -> Option<(entity::users::Model, String)> {
+) -> Option<(crate::domain::records::User, String)> {
     let token = cookie(headers, SESSION_COOKIE)?;
     match identity::authenticate_page(svc, &token).await {
         Ok(u) => Some((u, token)),

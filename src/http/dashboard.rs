@@ -49,7 +49,7 @@ fn scope_key(s: Scope) -> String {
 
 /// What a request resolved to, or the page that says why not.
 struct Resolved {
-    user: entity::users::Model,
+    user: crate::domain::records::User,
     choices: Vec<Choice>,
     scope: Scope,
     range: Range,
@@ -124,7 +124,7 @@ async fn resolve(
 }
 
 /// A dashboard page with a message instead of numbers.
-fn refusal(user: &entity::users::Model, status: StatusCode, text: &str) -> Response {
+fn refusal(user: &crate::domain::records::User, status: StatusCode, text: &str) -> Response {
     (
         status,
         layout(
@@ -192,7 +192,7 @@ impl Resolved {
     }
 }
 
-fn header_bar(user: &entity::users::Model, logout: Option<Markup>) -> Markup {
+fn header_bar(user: &crate::domain::records::User, logout: Option<Markup>) -> Markup {
     html! {
         header.bar {
             strong { "kfactor · Growth" }

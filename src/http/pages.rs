@@ -360,7 +360,7 @@ pub async fn shared(
         Ok(a) => a,
         Err(e) => return internal(e),
     };
-    let author = |c: &entity::comments::Model| {
+    let author = |c: &crate::domain::records::Comment| {
         c.author_user_id
             .and_then(|id| authors.iter().find(|u| u.id == id).map(|u| u.name.clone()))
             .or_else(|| c.guest_name.clone())

@@ -1,4 +1,5 @@
-//! Outgoing email. Domain code only *enqueues* (a row in `emails`, in its own transaction);
+//! Outgoing email. Domain code only *enqueues* (a row in `emails`, in its own transaction,
+//! through [`crate::outbox::email`]);
 //! this worker sends after commit, with retries and backoff, so a down SMTP server never
 //! loses an invitation and never blocks a mutation. Messages are rendered at send time, so
 //! the database never holds a token.
@@ -16,11 +17,10 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
 };
-use uuid::Uuid;
 
 use crate::{
-    domain::{invitations, orgs::Role, DomainResult, Services},
-    outbox::Tx,
+    db::Tx,
+    domain::{invitations, orgs::Role, Services},
 };
 use entity::{emails, invitations as inv_rows, organizations, users};
 
@@ -31,66 +31,6 @@ mod digest;
 const MAX_ATTEMPTS: i32 = 8;
 /// How long a sender holds claimed rows.
 const LEASE: i64 = 120;
-
-/// Queues an email in the caller's transaction; the mailer is woken after commit.
-pub async fn enqueue(
-    tx: &mut Tx,
-    now: DateTime<Utc>,
-    kind: &str,
-    recipient: &str,
-    subject_id: Uuid,
-    subject_version: i32,
-) -> DomainResult<()> {
-    emails::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        kind: Set(kind.into()),
-        recipient: Set(recipient.into()),
-        subject_id: Set(subject_id),
-        subject_version: Set(subject_version),
-        status: Set("pending".into()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        locked_until: Set(None),
-        last_error: Set(None),
-        created_at: Set(now),
-        sent_at: Set(None),
-    }
-    .insert(&**tx)
-    .await?;
-    tx.queued_email();
-    Ok(())
-}
-
-/// Queues one email of `kind` per (recipient, subject row) in the caller's transaction, in
-/// one statement.
-pub async fn enqueue_many(
-    tx: &mut Tx,
-    now: DateTime<Utc>,
-    kind: &str,
-    rows: &[(String, Uuid)],
-) -> DomainResult<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    emails::Entity::insert_many(rows.iter().map(|(recipient, subject)| emails::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        kind: Set(kind.into()),
-        recipient: Set(recipient.clone()),
-        subject_id: Set(*subject),
-        subject_version: Set(0),
-        status: Set("pending".into()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        locked_until: Set(None),
-        last_error: Set(None),
-        created_at: Set(now),
-        sent_at: Set(None),
-    }))
-    .exec_without_returning(&**tx)
-    .await?;
-    tx.queued_email();
-    Ok(())
-}
 
 /// How messages leave the process.
 enum Transport {

@@ -1,82 +1,18 @@
-//! The transactional outbox: activity events and webhook messages are written inside the
-//! transaction of the change they describe, and announced only after it commits.
-use std::ops::Deref;
-
+//! The transactional outbox: what a change sets in motion (its activity event, webhook
+//! messages, emails, share-link visits) is written inside the transaction of the change
+//! itself, and announced only after it commits ([`Tx::commit`]).
+//!
+//! The outbox sits below the rules: it knows rows, not decisions, so it imports nothing of
+//! `crate::domain`; the workers drain what it wrote.
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, DbErr, EntityTrait, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DbErr, EntityTrait};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::{
-    db::Db,
-    domain::{activity::ActivityType, ids::OrgId},
-    pubsub::{ActivityMessage, Bus},
-};
+use crate::{db::Tx, events::ActivityType};
 
-/// A write transaction that remembers what to announce once it has committed.
-pub struct Tx {
-    txn: DatabaseTransaction,
-    activity: Vec<ActivityMessage>,
-    webhooks: bool,
-    emails: bool,
-    /// Changes to the growth rollups, written just before commit.
-    rollup: crate::rollups::Rollup,
-}
-
-impl Deref for Tx {
-    type Target = DatabaseTransaction;
-    fn deref(&self) -> &DatabaseTransaction {
-        &self.txn
-    }
-}
-
-impl Tx {
-    /// Starts a write transaction.
-    pub async fn begin(db: &Db) -> Result<Tx, DbErr> {
-        Ok(Tx {
-            txn: db.write.begin().await?,
-            activity: Vec::new(),
-            webhooks: false,
-            emails: false,
-            rollup: Default::default(),
-        })
-    }
-
-    /// Commits, then wakes subscribers and the webhook dispatcher. Dropping a `Tx` without
-    /// committing rolls it back and announces nothing.
-    pub async fn commit(self, bus: &Bus) -> Result<(), DbErr> {
-        crate::rollups::flush(&self.txn, &self.rollup).await?;
-        bus.announce(&self.txn, &self.activity, self.webhooks)
-            .await?;
-        self.txn.commit().await?;
-        bus.bump_epoch();
-        bus.publish(self.activity);
-        if self.webhooks {
-            bus.wake_webhooks();
-        }
-        if self.emails {
-            bus.wake_mailer();
-        }
-        Ok(())
-    }
-
-    /// Adds changes to the growth rollups, written with the facts at commit.
-    pub fn add_rollup(&mut self, change: &crate::rollups::Rollup) {
-        self.rollup.merge(change);
-    }
-
-    /// Notes that webhook deliveries were queued, so the dispatcher is woken after commit.
-    pub fn queued_webhook(&mut self) {
-        self.webhooks = true;
-    }
-
-    /// Notes that an email was queued, so the mailer is woken after commit.
-    pub fn queued_email(&mut self) {
-        self.emails = true;
-    }
-}
+pub mod email;
+pub mod visits;
 
 /// Who caused an event.
 #[derive(Clone, Debug, Default)]
@@ -100,8 +36,8 @@ impl Actor {
 /// One thing that happened in an organization.
 #[derive(Clone, Debug)]
 pub struct Event {
-    /// The organization whose feed it belongs to.
-    pub org: OrgId,
+    /// The organization whose feed it belongs to (its row id; the domain holds the typed id).
+    pub org: Uuid,
     /// What happened.
     pub kind: ActivityType,
     /// Who did it.
@@ -133,7 +69,7 @@ pub async fn record(
 ) -> Result<entity::activity_events::Model, DbErr> {
     let row = entity::activity_events::ActiveModel {
         id: Set(Uuid::now_v7()),
-        organization_id: Set(event.org.0),
+        organization_id: Set(event.org),
         event_type: Set(event.kind.as_str().to_string()),
         actor_user_id: Set(event.actor.user_id),
         actor_guest_name: Set(event.actor.guest_name),
@@ -143,12 +79,12 @@ pub async fn record(
         data: Set(event.data),
         created_at: Set(now),
     }
-    .insert(&tx.txn)
+    .insert(&**tx)
     .await?;
     if let Some(w) = event.webhook {
         webhook(tx, now, Some(event.org), w).await?;
     }
-    tx.activity.push(std::sync::Arc::new(row.clone()));
+    tx.queued_activity(std::sync::Arc::new(row.clone()));
     Ok(row)
 }
 
@@ -156,7 +92,7 @@ pub async fn record(
 pub async fn webhook(
     tx: &mut Tx,
     now: DateTime<Utc>,
-    org: Option<OrgId>,
+    org: Option<Uuid>,
     event: WebhookEvent,
 ) -> Result<entity::webhook_messages::Model, DbErr> {
     let payload = json!({
@@ -166,15 +102,15 @@ pub async fn webhook(
     });
     let row = entity::webhook_messages::ActiveModel {
         id: Set(Uuid::now_v7()),
-        organization_id: Set(org.map(|o| o.0)),
+        organization_id: Set(org),
         event_type: Set(event.event_type.to_string()),
         payload: Set(payload),
         created_at: Set(now),
         dispatched_at: Set(None),
     }
-    .insert(&tx.txn)
+    .insert(&**tx)
     .await?;
-    tx.webhooks = true;
+    tx.queued_webhook();
     Ok(row)
 }
 
@@ -182,7 +118,7 @@ pub async fn webhook(
 pub async fn webhooks(
     tx: &mut Tx,
     now: DateTime<Utc>,
-    events: Vec<(Option<OrgId>, WebhookEvent)>,
+    events: Vec<(Option<Uuid>, WebhookEvent)>,
 ) -> Result<(), DbErr> {
     if events.is_empty() {
         return Ok(());
@@ -192,7 +128,7 @@ pub async fn webhooks(
         .into_iter()
         .map(|(org, event)| entity::webhook_messages::ActiveModel {
             id: Set(Uuid::now_v7()),
-            organization_id: Set(org.map(|o| o.0)),
+            organization_id: Set(org),
             event_type: Set(event.event_type.to_string()),
             payload: Set(json!({
                 "type": event.event_type,
@@ -203,9 +139,9 @@ pub async fn webhooks(
             dispatched_at: Set(None),
         });
     entity::webhook_messages::Entity::insert_many(rows)
-        .exec_without_returning(&tx.txn)
+        .exec_without_returning(&**tx)
         .await?;
-    tx.webhooks = true;
+    tx.queued_webhook();
     Ok(())
 }
 

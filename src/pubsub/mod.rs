@@ -1,210 +1,53 @@
-//! Fan-out of committed activity to live subscribers.
-//!
-//! Only the outbox publishes, and only after its transaction committed, so a subscriber never
-//! sees a change that was rolled back. On PostgreSQL, where several instances share one
-//! database, each write transaction also announces its activity and webhook messages with
-//! `NOTIFY` (delivered only if it commits); every instance listens and republishes what the
-//! others committed, so a subscriber connected to any instance sees every change, and new
-//! webhook messages wake every dispatcher.
+//! Fan-out across instances (PostgreSQL): a worker that listens to the other instances'
+//! announcements and republishes what they committed on this instance's [`Bus`], so a
+//! subscriber connected to any instance sees every change and new webhook messages wake
+//! every dispatcher. It reads what the domain wrote; nothing below it imports it.
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
-    sqlx::postgres::PgListener, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    DbErr, EntityTrait, QueryFilter, QueryOrder, Statement,
+    sqlx::postgres::PgListener, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder,
 };
-use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
-use uuid::Uuid;
 
-/// The PostgreSQL channel of announcements.
-const CHANNEL: &str = "kfactor_events";
-/// Activity ids per announcement: NOTIFY payloads are limited to 8,000 bytes.
-const IDS_PER_ANNOUNCEMENT: usize = 150;
+use crate::db::bus::{Bus, CHANNEL};
 
-/// What a committed transaction tells the other instances.
-#[derive(Debug, Deserialize, Serialize)]
-struct Announcement {
-    /// The announcing instance (it published locally already).
-    from: Uuid,
-    /// Committed activity events, by id.
-    #[serde(default)]
-    activity: Vec<Uuid>,
-    /// Webhook messages were committed.
-    #[serde(default)]
-    webhooks: bool,
-}
-
-/// One committed activity event.
-pub type ActivityMessage = Arc<entity::activity_events::Model>;
-
-/// The in-process bus.
-#[derive(Clone, Debug)]
-pub struct Bus {
-    /// This instance, to recognise its own announcements.
-    instance: Uuid,
-    activity: broadcast::Sender<ActivityMessage>,
-    webhooks: Arc<tokio::sync::Notify>,
-    emails: Arc<tokio::sync::Notify>,
-    digest: Arc<tokio::sync::Notify>,
-    epoch: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Default for Bus {
-    fn default() -> Self {
-        // A slow subscriber that falls this far behind misses events (it is told so by
-        // `RecvError::Lagged`) rather than slowing every writer down.
-        let (activity, _) = broadcast::channel(4096);
-        Bus {
-            instance: Uuid::new_v4(),
-            activity,
-            webhooks: Arc::new(tokio::sync::Notify::new()),
-            emails: Arc::new(tokio::sync::Notify::new()),
-            digest: Arc::new(tokio::sync::Notify::new()),
-            epoch: Arc::default(),
-        }
-    }
-}
-
-impl Bus {
-    /// Publishes committed events.
-    pub fn publish(&self, events: impl IntoIterator<Item = ActivityMessage>) {
-        for e in events {
-            // No receivers is fine: nobody is listening.
-            let _ = self.activity.send(e);
-        }
-    }
-
-    /// A receiver of every activity event committed from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<ActivityMessage> {
-        self.activity.subscribe()
-    }
-
-    /// Wakes the webhook dispatcher (new outbox messages were committed).
-    pub fn wake_webhooks(&self) {
-        self.webhooks.notify_one();
-    }
-
-    /// Waits until webhook messages were committed.
-    pub async fn webhooks_woken(&self) {
-        self.webhooks.notified().await
-    }
-
-    /// Counts committed write transactions of this process; in-process caches compare it to
-    /// tell whether anything changed since they read.
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Marks that a write transaction committed.
-    pub fn bump_epoch(&self) {
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    }
-
-    /// Wakes the digest scheduler (tests moved the clock, or an operator asked).
-    pub fn wake_digest(&self) {
-        self.digest.notify_one();
-    }
-
-    /// Resolves when [`Bus::wake_digest`] was called.
-    pub async fn digest_woken(&self) {
-        self.digest.notified().await
-    }
-
-    /// Wakes the mailer (emails were committed to the outbox).
-    pub fn wake_mailer(&self) {
-        self.emails.notify_one();
-    }
-
-    /// Waits until emails were committed.
-    pub async fn mailer_woken(&self) {
-        self.emails.notified().await
-    }
-
-    /// Announces, inside `txn` and before it commits, its activity and webhook messages to
-    /// the other instances (PostgreSQL; SQLite has one process).
-    pub async fn announce(
-        &self,
-        txn: &impl ConnectionTrait,
-        activity: &[ActivityMessage],
-        webhooks: bool,
-    ) -> Result<(), DbErr> {
-        if txn.get_database_backend() != DatabaseBackend::Postgres
-            || (activity.is_empty() && !webhooks)
-        {
-            return Ok(());
-        }
-        let ids: Vec<Uuid> = activity.iter().map(|a| a.id).collect();
-        let mut chunks: Vec<&[Uuid]> = ids.chunks(IDS_PER_ANNOUNCEMENT).collect();
-        if chunks.is_empty() {
-            chunks.push(&[]);
-        }
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            let payload = serde_json::to_string(&Announcement {
-                from: self.instance,
-                activity: chunk.to_vec(),
-                webhooks: webhooks && i == 0,
-            })
-            .map_err(|e| DbErr::Custom(e.to_string()))?;
-            txn.execute_raw(Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [CHANNEL.into(), payload.into()],
-            ))
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Listens to the other instances' announcements until aborted (PostgreSQL), reconnecting
-    /// when the connection drops. Announcements made while disconnected are missed: the feed
-    /// is live, and the `activity` connection has everything.
-    pub async fn listen(self, url: String, db: DatabaseConnection) {
-        loop {
-            match PgListener::connect(&url).await {
-                Ok(mut listener) => match listener.listen(CHANNEL).await {
-                    Ok(()) => loop {
-                        match listener.recv().await {
-                            Ok(n) => self.republish(&db, n.payload()).await,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "listening for other instances failed");
-                                break;
-                            }
+/// Listens to the other instances' announcements until aborted, reconnecting when the
+/// connection drops. Announcements made while disconnected are missed: the feed is live, and
+/// the `activity` connection has everything.
+pub async fn listen(bus: Bus, url: String, db: DatabaseConnection) {
+    loop {
+        match PgListener::connect(&url).await {
+            Ok(mut listener) => match listener.listen(CHANNEL).await {
+                Ok(()) => loop {
+                    match listener.recv().await {
+                        Ok(n) => republish(&bus, &db, n.payload()).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "listening for other instances failed");
+                            break;
                         }
-                    },
-                    Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
+                    }
                 },
-                Err(e) => tracing::warn!(error = %e, "connecting the listener failed"),
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+                Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
+            },
+            Err(e) => tracing::warn!(error = %e, "connecting the listener failed"),
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
 
-    /// Publishes here what another instance announced.
-    async fn republish(&self, db: &DatabaseConnection, payload: &str) {
-        let a: Announcement = match serde_json::from_str(payload) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, payload, "unreadable announcement");
-                return;
-            }
-        };
-        if a.from == self.instance {
-            return;
-        }
-        if a.webhooks {
-            self.wake_webhooks();
-        }
-        if a.activity.is_empty() {
-            return;
-        }
-        match entity::activity_events::Entity::find()
-            .filter(entity::activity_events::Column::Id.is_in(a.activity))
-            .order_by_asc(entity::activity_events::Column::Id)
-            .all(db)
-            .await
-        {
-            Ok(rows) => self.publish(rows.into_iter().map(Arc::new)),
-            Err(e) => tracing::warn!(error = %e, "loading announced activity failed"),
-        }
+/// Publishes here what another instance announced.
+async fn republish(bus: &Bus, db: &DatabaseConnection, payload: &str) {
+    let activity = bus.heard(payload);
+    if activity.is_empty() {
+        return;
+    }
+    match entity::activity_events::Entity::find()
+        .filter(entity::activity_events::Column::Id.is_in(activity))
+        .order_by_asc(entity::activity_events::Column::Id)
+        .all(db)
+        .await
+    {
+        Ok(rows) => bus.publish(rows.into_iter().map(Arc::new)),
+        Err(e) => tracing::warn!(error = %e, "loading announced activity failed"),
     }
 }

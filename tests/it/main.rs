@@ -14,6 +14,7 @@ mod growth;
 mod http;
 mod identity;
 mod invitations;
+mod layers;
 mod leaving;
 mod limits;
 mod orgs;

@@ -1,8 +1,9 @@
 //! The transactional outbox: rows commit with the change or not at all, and subscribers
 //! hear only of committed events.
+use kfactor::db::Tx;
 use kfactor::{
     domain::{activity::ActivityType, ids::OrgId},
-    outbox::{self, Actor, Event, Tx, WebhookEvent},
+    outbox::{self, Actor, Event, WebhookEvent},
 };
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
@@ -11,7 +12,7 @@ use crate::helpers::spawn;
 
 fn event(org: OrgId) -> Event {
     Event {
-        org,
+        org: org.0,
         kind: ActivityType::PlanChanged,
         actor: Actor::default(),
         resource: None,

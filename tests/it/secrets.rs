@@ -6,9 +6,8 @@ use std::process::Command;
 
 use kfactor::{
     config::{Config, Secret},
-    crypto::{legacy, Keyring, Purpose},
+    crypto::{legacy, signing::SigningKey, Keyring, Purpose},
     domain::sealing,
-    webhooks::signing::SigningKey,
 };
 use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};

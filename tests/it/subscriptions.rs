@@ -90,6 +90,54 @@ async fn members_receive_committed_activity_live() {
     assert_eq!(e["summary"], "Ana removed Mo from Ana's workspace");
 }
 
+/// Visits are committed by the visits worker, through the same commit hook as every other
+/// write: a new visitor reaches live subscribers only after their visit committed.
+#[tokio::test]
+async fn a_new_visitor_of_a_shared_link_shows_up_live() {
+    let app = spawn().await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let project = crate::projects::create_project(&app, &ana, "Roadmap").await;
+    let (link_id, token) = crate::sharing::share(&app, &ana, &project, "VIEW", None).await;
+    let mut ws = connect(&app, Some(&ana.token)).await;
+    subscribe(&mut ws, &ana.org_id).await;
+
+    let open =
+        "query($t: String!, $v: String) { sharedLink(token: $t, visitorId: $v) { permission } }";
+    // The subscription starts asynchronously: new visitors come until one is seen.
+    let mut visitor = 0;
+    let event = loop {
+        visitor += 1;
+        assert!(
+            visitor <= 20,
+            "no SHARED_LINK_VISITED event after 20 new visitors"
+        );
+        let v = format!("guest-{visitor:02}");
+        let body = app.gql(None, open, json!({ "t": token, "v": v })).await;
+        assert_eq!(body["data"]["sharedLink"]["permission"], "VIEW", "{body}");
+        match tokio::time::timeout(Duration::from_millis(300), next_json(&mut ws)).await {
+            Ok(v) => break v,
+            Err(_) => continue,
+        }
+    };
+    assert_eq!(event["type"], "next", "{event}");
+    let e = &event["payload"]["data"]["activity"];
+    assert_eq!(e["type"], "SHARED_LINK_VISITED", "{event}");
+    assert_eq!(e["organizationId"], ana.org_id.as_str());
+    assert_eq!(e["summary"], "Someone new opened a shared link");
+    let feed = app
+        .gql(
+            Some(&ana.token),
+            "query($o: ID!) { organization(id: $o) { activity(first: 5) { nodes { type resourceType resourceId data } } } }",
+            json!({ "o": ana.org_id }),
+        )
+        .await;
+    let newest = &feed["data"]["organization"]["activity"]["nodes"][0];
+    assert_eq!(newest["type"], "SHARED_LINK_VISITED", "{feed}");
+    assert_eq!(newest["data"]["sharedLinkId"], link_id.as_str(), "{feed}");
+    assert_eq!(newest["resourceType"], "PROJECT", "{feed}");
+    assert_eq!(newest["resourceId"], project.as_str(), "{feed}");
+}
+
 #[tokio::test]
 async fn subscriptions_need_membership() {
     let app = spawn().await;

@@ -4,10 +4,11 @@
 use std::{collections::HashSet, time::Duration as StdDuration};
 
 use chrono::{DateTime, Duration, Utc};
+use kfactor::db::Tx;
 use kfactor::{
     config::Config,
     domain::ids::OrgId,
-    outbox::{self, Tx, WebhookEvent},
+    outbox::{self, WebhookEvent},
 };
 use serde_json::{json, Value};
 
@@ -127,7 +128,7 @@ async fn emit(app: &TestApp, org: &str, event_type: &'static str) {
     outbox::webhook(
         &mut tx,
         app.clock_now(),
-        Some(OrgId::parse(org).unwrap()),
+        Some(OrgId::parse(org).unwrap().0),
         WebhookEvent {
             event_type,
             data: json!({ "organization_id": org }),

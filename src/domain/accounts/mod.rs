@@ -32,7 +32,7 @@ use super::{
     tokens::{Keys, Purpose as TokenPurpose},
     DomainError, DomainResult, Services,
 };
-use crate::outbox::Tx;
+use crate::db::Tx;
 use entity::{email_tokens, email_tokens::Purpose, memberships, organizations, users};
 
 pub mod confirm;
@@ -82,7 +82,7 @@ pub(crate) async fn issue(
     }
     .insert(&**tx)
     .await?;
-    crate::mailer::enqueue(tx, now, email_kind(purpose), email, row.id, 1).await?;
+    crate::outbox::email::enqueue(tx, now, email_kind(purpose), email, row.id, 1).await?;
     Ok(row)
 }
 

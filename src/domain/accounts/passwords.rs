@@ -3,6 +3,7 @@ use sea_orm::{sea_query::Expr, ActiveValue::Set, ColumnTrait, EntityTrait, Query
 
 use super::{claim, find, issue, live_user};
 use crate::{
+    db::Tx,
     domain::{
         identity::{self, Email, Password, SignedIn},
         ids::{OrgId, UserId},
@@ -10,7 +11,6 @@ use crate::{
         ratelimit::{self, Client},
         tokens, DomainError, DomainResult, Services,
     },
-    outbox::Tx,
 };
 use entity::{email_tokens, email_tokens::Purpose, sessions, users};
 

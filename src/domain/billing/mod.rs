@@ -18,7 +18,8 @@ use super::{
     plans::Plan,
     DomainError, DomainResult, Services,
 };
-use crate::outbox::{self, Actor, Event, Tx, WebhookEvent};
+use crate::db::Tx;
+use crate::outbox::{self, Actor, Event, WebhookEvent};
 use entity::{
     organizations,
     stripe_subscriptions::{self as subscriptions, SubscriptionStatus},
@@ -217,7 +218,7 @@ pub(crate) async fn apply_plan(
         tx,
         now,
         Event {
-            org,
+            org: org.0,
             kind: ActivityType::PlanChanged,
             actor: by.actor.clone(),
             resource: None,

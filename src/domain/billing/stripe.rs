@@ -31,8 +31,8 @@ use serde_json::json;
 
 use super::{apply_plan, grants_plan, lock_org, price_ids, subscriptions_in_org, ChangedBy};
 use crate::{
+    db::Tx,
     domain::{ids::OrgId, DomainResult, Services},
-    outbox::Tx,
 };
 use entity::{
     organizations,

@@ -30,10 +30,11 @@ pub use unsubscribe::{
     is_opted_out, resubscribe, unsubscribe, unsubscribe_link, verify_unsubscribe,
 };
 
-use super::{ids::OrgId, orgs::Role, DomainResult, Services};
+use super::{orgs::Role, DomainResult, Services};
+use crate::db::Tx;
 use crate::{
     config::DigestSchedule,
-    outbox::{self, Tx, WebhookEvent},
+    outbox::{self, WebhookEvent},
     rollups::PLATFORM,
 };
 use entity::{digest_opt_outs, digest_runs, memberships, organizations, users};
@@ -297,7 +298,7 @@ async fn write_digests(
         for to in recipients.get(&scope).into_iter().flatten() {
             emails.push((to.clone(), id));
         }
-        let org = (scope != PLATFORM).then_some(OrgId(scope));
+        let org = (scope != PLATFORM).then_some(scope);
         hooks.push((
             org,
             WebhookEvent {
@@ -306,7 +307,7 @@ async fn write_digests(
             },
         ));
     }
-    crate::mailer::enqueue_many(&mut tx, now, EMAIL_KIND, &emails).await?;
+    outbox::email::enqueue_many(&mut tx, now, EMAIL_KIND, &emails).await?;
     outbox::webhooks(&mut tx, now, hooks).await?;
     tx.commit(&svc.bus).await?;
     Ok((won.len(), emails.len()))

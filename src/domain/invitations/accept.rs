@@ -21,7 +21,8 @@ use crate::domain::{
     tokens::Purpose,
     DomainError, DomainResult, Services,
 };
-use crate::outbox::{self, Actor, Event, Tx, WebhookEvent};
+use crate::db::Tx;
+use crate::outbox::{self, Actor, Event, WebhookEvent};
 use entity::{invitations, memberships, organizations, users};
 
 /// The invitation a token names: the copyable token of `Invitation.url` or the one its
@@ -267,7 +268,7 @@ pub(crate) async fn accept_in_tx(
         tx,
         now,
         Event {
-            org: OrgId(org.id),
+            org: org.id,
             kind: ActivityType::InvitationAccepted,
             actor: Actor::user(user.id),
             resource: None,

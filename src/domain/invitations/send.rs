@@ -13,7 +13,8 @@ use crate::domain::{
     orgs::Role,
     DomainError, DomainResult, Services,
 };
-use crate::outbox::{self, Actor, Event, Tx, WebhookEvent};
+use crate::db::Tx;
+use crate::outbox::{self, Actor, Event, WebhookEvent};
 use entity::{invitation_sends, invitations, organizations, users};
 
 /// The per-user send budget: how many more sends are allowed now, and when one frees up.
@@ -80,13 +81,13 @@ pub(super) async fn record_send(
     }
     .insert(&**tx)
     .await?;
-    crate::mailer::enqueue(tx, now, "invitation", &inv.email, inv.id, inv.token_version).await?;
+    outbox::email::enqueue(tx, now, "invitation", &inv.email, inv.id, inv.token_version).await?;
     let role = Role::parse(&inv.role);
     outbox::record(
         tx,
         now,
         Event {
-            org: OrgId(org.id),
+            org: org.id,
             kind: ActivityType::InvitationSent,
             actor: Actor::user(sender.id),
             resource: None,

@@ -22,8 +22,8 @@ use super::{
     visitors,
 };
 use crate::{
+    db::Tx,
     domain::{DomainResult, Services},
-    outbox::Tx,
     rollups::Rollup,
 };
 

@@ -21,7 +21,7 @@ use crate::graphql::{
     svc,
     types::{InvitePolicy, Role, User},
 };
-use entity::{memberships, organizations};
+use crate::domain::records;
 
 /// A workspace: members, their projects, links, plan and activity.
 #[derive(Clone)]
@@ -34,7 +34,7 @@ pub struct Organization {
 
 impl Organization {
     /// An organization the caller holds `role` in.
-    pub fn new(model: organizations::Model, role: DRole) -> Self {
+    pub fn new(model: records::Organization, role: DRole) -> Self {
         Organization {
             view: OrgView::member(model, role),
         }
@@ -45,7 +45,7 @@ impl Organization {
     }
 
     /// The organization row.
-    pub fn model(&self) -> &organizations::Model {
+    pub fn model(&self) -> &records::Organization {
         &self.view.org
     }
 
@@ -301,7 +301,7 @@ impl Organization {
 #[derive(Clone)]
 pub struct Membership {
     /// The row.
-    pub model: memberships::Model,
+    pub model: records::Membership,
     /// The organization, when already at hand.
     pub org: Option<Organization>,
 }

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::{record::Finished, Dispatcher, Job, LEASE_SECONDS};
 use crate::{
     domain::webhooks::{self as rules, DeliveryStatus},
-    outbox::Tx,
-    webhooks::signing,
+    db::Tx,
+    crypto::signing,
 };
 use entity::{
     webhook_deliveries as deliveries, webhook_endpoints as endpoints, webhook_messages as messages,

@@ -6,7 +6,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::Dispatcher;
-use crate::{domain::webhooks as rules, outbox::Tx};
+use crate::{db::Tx, domain::webhooks as rules};
 use entity::{
     webhook_deliveries as deliveries, webhook_endpoints as endpoints, webhook_messages as messages,
 };

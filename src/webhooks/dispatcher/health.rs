@@ -6,11 +6,9 @@ use serde_json::json;
 
 use super::{Dispatcher, DISABLE_AFTER_DAYS};
 use crate::{
-    domain::{
-        activity::ActivityType,
-        ids::{OrgId, WebhookEndpointId},
-    },
-    outbox::{self, Actor, Event, Tx},
+    db::Tx,
+    domain::{activity::ActivityType, ids::WebhookEndpointId},
+    outbox::{self, Actor, Event},
 };
 use entity::webhook_endpoints as endpoints;
 
@@ -78,7 +76,7 @@ async fn disabled_event(
             tx,
             now,
             Event {
-                org: OrgId(org),
+                org,
                 kind: ActivityType::WebhookDisabled,
                 actor: Actor::default(),
                 resource: None,

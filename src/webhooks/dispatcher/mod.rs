@@ -31,7 +31,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use uuid::Uuid;
 
-use super::{signing, ssrf};
+use crate::{crypto::signing, egress};
 use crate::domain::{webhooks::DeliveryStatus, Services};
 use entity::{
     webhook_deliveries as deliveries, webhook_endpoints as endpoints, webhook_messages as messages,
@@ -89,7 +89,7 @@ impl Dispatcher {
             .user_agent(concat!("kfactor-webhooks/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(64);
         if !svc.config.webhook_allow_private {
-            builder = builder.dns_resolver(ssrf::resolver());
+            builder = builder.dns_resolver(egress::resolver());
         }
         let concurrency = svc.config.webhook_concurrency;
         Ok(Arc::new(Dispatcher {

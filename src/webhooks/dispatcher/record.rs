@@ -21,7 +21,7 @@ use super::{
     send::{storable, Outcome},
     Dispatcher, Job,
 };
-use crate::{domain::webhooks::DeliveryStatus, outbox::Tx};
+use crate::{db::Tx, domain::webhooks::DeliveryStatus};
 use entity::{
     webhook_attempts as attempts, webhook_deliveries as deliveries, webhook_endpoints as endpoints,
 };

@@ -4,7 +4,8 @@ use std::time::Instant;
 use super::{retry::retry_after_seconds, Dispatcher, Job, MAX_RESPONSE_BODY, TIMEOUT};
 use crate::{
     outbox,
-    webhooks::{signing, ssrf},
+    crypto::signing,
+    egress,
 };
 
 /// What one HTTP attempt came to.
@@ -109,8 +110,8 @@ impl Dispatcher {
         if self.svc.config.webhook_allow_private {
             return None;
         }
-        let (ip, why) = ssrf::literal(&reqwest::Url::parse(url).ok()?)?;
-        Some(ssrf::refusal(&ip.to_string(), ip, why))
+        let (ip, why) = egress::literal(&reqwest::Url::parse(url).ok()?)?;
+        Some(egress::refusal(&ip.to_string(), ip, why))
     }
 }
 

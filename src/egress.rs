@@ -1,4 +1,7 @@
-//! SSRF guard: webhook URLs are chosen by customers, so by default the dispatcher refuses to
+//! Egress policy, the SSRF guard (a leaf: the rules check an endpoint's URL against it when
+//! it is registered, the dispatcher when it connects).
+//!
+//! Webhook URLs are chosen by customers, so by default the dispatcher refuses to
 //! connect to loopback, private, link-local (cloud metadata), CGNAT and other non-public
 //! addresses. The check runs on the *resolved* address, inside the HTTP client's resolver,
 //! so a name that resolves to 10.0.0.1 (or is re-pointed there after creation) is refused

@@ -1,0 +1,81 @@
+//! The write transaction: the one place a change commits, and the hook that runs after it
+//! commits (subscribers, the webhook dispatcher and the mailer are woken, in-process caches
+//! see a new epoch). What the transaction wrote is announced only once it has committed; a
+//! dropped transaction rolls back and announces nothing.
+use std::ops::Deref;
+
+use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
+
+use super::{
+    bus::{ActivityMessage, Bus},
+    Db,
+};
+use crate::rollups::Rollup;
+
+/// A write transaction that remembers what to announce once it has committed.
+pub struct Tx {
+    txn: DatabaseTransaction,
+    activity: Vec<ActivityMessage>,
+    webhooks: bool,
+    emails: bool,
+    /// Changes to the growth rollups, written just before commit.
+    rollup: Rollup,
+}
+
+impl Deref for Tx {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl Tx {
+    /// Starts a write transaction.
+    pub async fn begin(db: &Db) -> Result<Tx, DbErr> {
+        Ok(Tx {
+            txn: db.write.begin().await?,
+            activity: Vec::new(),
+            webhooks: false,
+            emails: false,
+            rollup: Default::default(),
+        })
+    }
+
+    /// Commits, then wakes subscribers and the webhook dispatcher. Dropping a `Tx` without
+    /// committing rolls it back and announces nothing.
+    pub async fn commit(self, bus: &Bus) -> Result<(), DbErr> {
+        crate::rollups::flush(&self.txn, &self.rollup).await?;
+        bus.announce(&self.txn, &self.activity, self.webhooks)
+            .await?;
+        self.txn.commit().await?;
+        bus.bump_epoch();
+        bus.publish(self.activity);
+        if self.webhooks {
+            bus.wake_webhooks();
+        }
+        if self.emails {
+            bus.wake_mailer();
+        }
+        Ok(())
+    }
+
+    /// Adds changes to the growth rollups, written with the facts at commit.
+    pub fn add_rollup(&mut self, change: &Rollup) {
+        self.rollup.merge(change);
+    }
+
+    /// Notes a committed-to-be activity event, published to subscribers after commit.
+    pub fn queued_activity(&mut self, event: ActivityMessage) {
+        self.activity.push(event);
+    }
+
+    /// Notes that webhook deliveries were queued, so the dispatcher is woken after commit.
+    pub fn queued_webhook(&mut self) {
+        self.webhooks = true;
+    }
+
+    /// Notes that an email was queued, so the mailer is woken after commit.
+    pub fn queued_email(&mut self) {
+        self.emails = true;
+    }
+}
