@@ -258,7 +258,7 @@ async fn commit(
             let row = entity::activity_events::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 organization_id: Set(org),
-                event_type: Set(ActivityType::SharedLinkVisited.as_str().into()),
+                event_type: Set(ActivityType::SharedLinkVisited),
                 actor_user_id: Set(None),
                 actor_guest_name: Set(None),
                 resource_type: Set(Some("PROJECT".into())),

@@ -6,6 +6,7 @@ pub mod comments;
 pub mod digest_opt_outs;
 pub mod digest_runs;
 pub mod email_tokens;
+pub mod enums;
 pub mod emails;
 pub mod entitlement_overrides;
 pub mod idempotency_keys;

@@ -40,7 +40,7 @@ pub async fn export(svc: &Services, user: &users::Model) -> DomainResult<Value> 
             "name": user.name,
             "createdAt": ts(user.created_at),
             "emailVerifiedAt": user.email_verified_at.map(ts),
-            "acquisitionSource": user.acquisition_source.to_uppercase(),
+            "acquisitionSource": user.acquisition_source.as_str().to_uppercase(),
             "invitedBy": user.invited_by_user_id.map(|u| UserId(u).to_string()),
             "utmSource": user.utm_source,
             "referralCode": user.referral_code,
@@ -49,7 +49,7 @@ pub async fn export(svc: &Services, user: &users::Model) -> DomainResult<Value> 
         "memberships": memberships.iter().map(|(m, o)| json!({
             "organizationId": OrgId(o.id).to_string(),
             "organizationName": o.name,
-            "role": orgs::Role::parse(&m.role).as_api(),
+            "role": m.role.as_api(),
             "joinedAt": ts(m.joined_at),
         })).collect::<Vec<_>>(),
         "projects": projects.iter().map(|p| json!({

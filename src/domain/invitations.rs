@@ -31,6 +31,7 @@ use super::{
     DomainError, DomainResult, Services,
 };
 use crate::outbox::{self, Actor, Event, Tx, WebhookEvent};
+use entity::enums::InvitationState;
 use entity::{invitation_sends, invitations, memberships, organizations, users};
 
 /// Most emails in one `createInvitations` call.
@@ -53,11 +54,11 @@ pub enum Status {
 
 /// The status of an invitation at `now` (EXPIRED as soon as `expires_at` has passed).
 pub fn status(inv: &invitations::Model, now: DateTime<Utc>) -> Status {
-    match inv.status.as_str() {
-        "accepted" => Status::Accepted,
-        "revoked" => Status::Revoked,
-        _ if inv.expires_at <= now => Status::Expired,
-        _ => Status::Pending,
+    match inv.status {
+        InvitationState::Accepted => Status::Accepted,
+        InvitationState::Revoked => Status::Revoked,
+        InvitationState::Pending if inv.expires_at <= now => Status::Expired,
+        InvitationState::Pending => Status::Pending,
     }
 }
 
@@ -265,8 +266,8 @@ pub async fn create(
             Some(e) => {
                 let revived = status(&e, now) != Status::Pending;
                 let mut am: invitations::ActiveModel = e.clone().into();
-                am.status = Set("pending".into());
-                am.role = Set(req.role.as_str().into());
+                am.status = Set(InvitationState::Pending);
+                am.role = Set(req.role);
                 am.token_version = Set(e.token_version + 1);
                 am.last_sent_at = Set(now);
                 am.send_count = Set(e.send_count + 1);
@@ -292,10 +293,10 @@ pub async fn create(
                     id: Set(InvitationId::generate().0),
                     organization_id: Set(req.org.0),
                     email: Set(email.as_str().into()),
-                    role: Set(req.role.as_str().into()),
+                    role: Set(req.role),
                     invited_by_user_id: Set(me.0),
                     surface: Set(surface.clone()),
-                    status: Set("pending".into()),
+                    status: Set(InvitationState::Pending),
                     token_version: Set(1),
                     team_invite: Set(team_invite),
                     created_at: Set(now),
@@ -376,7 +377,7 @@ fn clean_surface(surface: Option<String>) -> DomainResult<Option<String>> {
 
 /// The invite policy and role rules.
 fn may_invite(access: &orgs::OrgAccess, role: Role) -> DomainResult<()> {
-    if InvitePolicy::parse(&access.org.invite_policy) == InvitePolicy::AdminsOnly {
+    if access.org.invite_policy == InvitePolicy::AdminsOnly {
         access.require(Role::Admin, "invite people to this organization")?;
     }
     if role == Role::Admin {
@@ -388,7 +389,7 @@ fn may_invite(access: &orgs::OrgAccess, role: Role) -> DomainResult<()> {
 /// Tenant-scoped query: the invitations of one organization still pending at `now`.
 pub fn pending_in_org(org: OrgId, now: DateTime<Utc>) -> Select<invitations::Entity> {
     in_org(org)
-        .filter(invitations::Column::Status.eq("pending"))
+        .filter(invitations::Column::Status.eq(InvitationState::Pending))
         .filter(invitations::Column::ExpiresAt.gt(now))
 }
 
@@ -434,7 +435,7 @@ async fn record_send(
     .insert(&**tx)
     .await?;
     crate::mailer::enqueue(tx, now, "invitation", &inv.email, inv.id, inv.token_version).await?;
-    let role = Role::parse(&inv.role);
+    let role = inv.role;
     outbox::record(
         tx,
         now,
@@ -545,7 +546,7 @@ pub async fn revoke(
         Status::Pending | Status::Expired => {}
     }
     let mut am: invitations::ActiveModel = inv.into();
-    am.status = Set("revoked".into());
+    am.status = Set(InvitationState::Revoked);
     let inv = am.update(&*tx).await?;
     tx.commit(&svc.bus).await?;
     Ok(inv)
@@ -745,7 +746,7 @@ pub(crate) async fn accept_in_tx(
     // The conditional update is the single-use guard: a concurrent accept that committed
     // first leaves nothing pending to update.
     let claimed = invitations::Entity::update_many()
-        .col_expr(invitations::Column::Status, Expr::value("accepted"))
+        .col_expr(invitations::Column::Status, Expr::value(InvitationState::Accepted))
         .col_expr(invitations::Column::AcceptedAt, Expr::value(now))
         .col_expr(invitations::Column::AcceptedByUserId, Expr::value(user.id))
         // The pair's first acceptance (and, since accepting needs the link, its first open)
@@ -775,7 +776,7 @@ pub(crate) async fn accept_in_tx(
             .into(),
         )
         .filter(invitations::Column::Id.eq(inv.id))
-        .filter(invitations::Column::Status.eq("pending"))
+        .filter(invitations::Column::Status.eq(InvitationState::Pending))
         .filter(invitations::Column::TokenVersion.eq(inv.token_version))
         .filter(invitations::Column::ExpiresAt.gt(now))
         .exec(&**tx)
@@ -796,7 +797,7 @@ pub(crate) async fn accept_in_tx(
         .one(&**tx)
         .await?
         .ok_or(DomainError::NotFound("Organization"))?;
-    let role = Role::parse(&inv.role);
+    let role = inv.role;
     let m = orgs::add_member(tx, now, &org, user, role, via).await?;
     referrals::record(
         tx,
@@ -849,11 +850,11 @@ pub async fn list(
     let mut q = in_org(org);
     q = match filter {
         None => q,
-        Some(Status::Accepted) => q.filter(invitations::Column::Status.eq("accepted")),
-        Some(Status::Revoked) => q.filter(invitations::Column::Status.eq("revoked")),
+        Some(Status::Accepted) => q.filter(invitations::Column::Status.eq(InvitationState::Accepted)),
+        Some(Status::Revoked) => q.filter(invitations::Column::Status.eq(InvitationState::Revoked)),
         Some(Status::Pending) => pending_in_org(org, now),
         Some(Status::Expired) => q
-            .filter(invitations::Column::Status.eq("pending"))
+            .filter(invitations::Column::Status.eq(InvitationState::Pending))
             .filter(invitations::Column::ExpiresAt.lte(now)),
     };
     page::fetch(&svc.db.read, q, invitations::Column::Id, Order::Desc, req).await

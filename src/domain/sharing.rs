@@ -32,64 +32,7 @@ use crate::{
 };
 use entity::{comments, organizations, projects as project_rows, shared_links, users};
 
-/// What a link allows. Ordered: `View < Comment < Edit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Permission {
-    /// Read the resource.
-    View,
-    /// Read and comment.
-    Comment,
-    /// Read, comment and edit.
-    Edit,
-}
-
-impl Permission {
-    /// Stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::View => "view",
-            Permission::Comment => "comment",
-            Permission::Edit => "edit",
-        }
-    }
-
-    /// Parses the stored form (unknown → the least).
-    pub fn parse(s: &str) -> Permission {
-        match s {
-            "edit" => Permission::Edit,
-            "comment" => Permission::Comment,
-            _ => Permission::View,
-        }
-    }
-}
-
-/// Who may open a link.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Audience {
-    /// Anyone holding it.
-    Anyone,
-    /// Signed-in members of the link's organization.
-    Organization,
-}
-
-impl Audience {
-    /// Stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Audience::Anyone => "anyone",
-            Audience::Organization => "organization",
-        }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(s: &str) -> Audience {
-        if s == "organization" {
-            Audience::Organization
-        } else {
-            Audience::Anyone
-        }
-    }
-}
+pub use entity::enums::{Audience, Permission, ResourceType};
 
 /// Tenant-scoped query: the shared links of one organization.
 pub fn in_org(org: OrgId) -> Select<shared_links::Entity> {
@@ -168,10 +111,10 @@ pub async fn create(
     let link = shared_links::ActiveModel {
         id: Set(SharedLinkId::generate().0),
         organization_id: Set(project.organization_id),
-        resource_type: Set("PROJECT".into()),
+        resource_type: Set(ResourceType::Project),
         resource_id: Set(project.id),
-        permission: Set(req.permission.as_str().into()),
-        audience: Set(req.audience.as_str().into()),
+        permission: Set(req.permission),
+        audience: Set(req.audience),
         created_by_user_id: Set(caller.id),
         token_version: Set(1),
         surface: Set(surface),
@@ -304,7 +247,7 @@ pub struct Opened {
 impl Opened {
     /// What holders of this link may do.
     pub fn permission(&self) -> Permission {
-        Permission::parse(&self.link.permission)
+        self.link.permission
     }
 }
 
@@ -356,7 +299,7 @@ async fn resolve_with(
             .map(|(_, r)| r),
         None => None,
     };
-    if Audience::parse(&link.audience) == Audience::Organization && member_role.is_none() {
+    if link.audience == Audience::Organization && member_role.is_none() {
         return Err(match viewer {
             None => DomainError::Unauthenticated(
                 "This link is only for members of its organization. Sign in first.",

@@ -18,6 +18,7 @@ use entity::invitations as rows;
 
 /// Where an invitation stands.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "Status")]
 pub enum InvitationStatus {
     /// Sent, not used, not expired.
     Pending,
@@ -27,28 +28,6 @@ pub enum InvitationStatus {
     Expired,
     /// Withdrawn.
     Revoked,
-}
-
-impl From<Status> for InvitationStatus {
-    fn from(s: Status) -> Self {
-        match s {
-            Status::Pending => Self::Pending,
-            Status::Accepted => Self::Accepted,
-            Status::Expired => Self::Expired,
-            Status::Revoked => Self::Revoked,
-        }
-    }
-}
-
-impl From<InvitationStatus> for Status {
-    fn from(s: InvitationStatus) -> Self {
-        match s {
-            InvitationStatus::Pending => Self::Pending,
-            InvitationStatus::Accepted => Self::Accepted,
-            InvitationStatus::Expired => Self::Expired,
-            InvitationStatus::Revoked => Self::Revoked,
-        }
-    }
 }
 
 /// An invitation to join an organization: the pair (organization, email).
@@ -77,7 +56,7 @@ impl Invitation {
     }
     /// The role they get on accepting.
     async fn role(&self) -> Role {
-        DRole::parse(&self.model.role).into()
+        self.model.role.into()
     }
     /// PENDING, ACCEPTED, EXPIRED (as soon as `expiresAt` has passed) or REVOKED.
     async fn status(&self, ctx: &Context<'_>) -> InvitationStatus {
@@ -240,7 +219,7 @@ impl InvitationQuery {
             organization_name: p.organization.name,
             inviter_name: p.inviter.name,
             email: p.invitation.email.clone(),
-            role: DRole::parse(&p.invitation.role).into(),
+            role: p.invitation.role.into(),
             expires_at: p.invitation.expires_at,
             model: p.invitation,
         }))

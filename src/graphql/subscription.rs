@@ -40,7 +40,7 @@ impl OrgSubscription {
             loop {
                 match rx.recv().await {
                     Ok(e) if e.organization_id == org.0 => {
-                        let removed_me = e.event_type == ActivityType::MemberRemoved.as_str()
+                        let removed_me = e.event_type == ActivityType::MemberRemoved
                             && e.data.get("userId").and_then(|v| v.as_str()) == Some(&me.to_string());
                         yield ActivityEvent(e);
                         if removed_me {

@@ -22,6 +22,7 @@ use entity::{activity_events, memberships, organizations, users};
 
 /// How a user came to the product.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "DSource")]
 #[allow(missing_docs)]
 pub enum AcquisitionSource {
     Organic,
@@ -31,20 +32,9 @@ pub enum AcquisitionSource {
     Paid,
 }
 
-impl From<DSource> for AcquisitionSource {
-    fn from(s: DSource) -> Self {
-        match s {
-            DSource::Organic => Self::Organic,
-            DSource::Invite => Self::Invite,
-            DSource::Referral => Self::Referral,
-            DSource::Share => Self::Share,
-            DSource::Paid => Self::Paid,
-        }
-    }
-}
-
 /// A member's role in an organization.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "DRole")]
 pub enum Role {
     /// Full control, including other owners and billing.
     Owner,
@@ -54,28 +44,9 @@ pub enum Role {
     Member,
 }
 
-impl From<DRole> for Role {
-    fn from(r: DRole) -> Self {
-        match r {
-            DRole::Owner => Role::Owner,
-            DRole::Admin => Role::Admin,
-            DRole::Member => Role::Member,
-        }
-    }
-}
-
-impl From<Role> for DRole {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::Owner => DRole::Owner,
-            Role::Admin => DRole::Admin,
-            Role::Member => DRole::Member,
-        }
-    }
-}
-
 /// Who may invite people.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "DPolicy")]
 pub enum InvitePolicy {
     /// Every member.
     AnyMember,
@@ -83,26 +54,9 @@ pub enum InvitePolicy {
     AdminsOnly,
 }
 
-impl From<DPolicy> for InvitePolicy {
-    fn from(p: DPolicy) -> Self {
-        match p {
-            DPolicy::AnyMember => Self::AnyMember,
-            DPolicy::AdminsOnly => Self::AdminsOnly,
-        }
-    }
-}
-
-impl From<InvitePolicy> for DPolicy {
-    fn from(p: InvitePolicy) -> Self {
-        match p {
-            InvitePolicy::AnyMember => Self::AnyMember,
-            InvitePolicy::AdminsOnly => Self::AdminsOnly,
-        }
-    }
-}
-
 /// The kind of a shared resource.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::sharing::ResourceType")]
 pub enum ResourceType {
     /// A project.
     Project,
@@ -110,7 +64,7 @@ pub enum ResourceType {
 
 /// What happened.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE", remote = "DActivityType")]
 #[allow(missing_docs)]
 pub enum ActivityType {
     MemberJoined,
@@ -128,28 +82,9 @@ pub enum ActivityType {
     WebhookDisabled,
 }
 
-impl From<DActivityType> for ActivityType {
-    fn from(t: DActivityType) -> Self {
-        use DActivityType as D;
-        match t {
-            D::MemberJoined => Self::MemberJoined,
-            D::MemberRemoved => Self::MemberRemoved,
-            D::InvitationSent => Self::InvitationSent,
-            D::InvitationAccepted => Self::InvitationAccepted,
-            D::ProjectCreated => Self::ProjectCreated,
-            D::ProjectUpdated => Self::ProjectUpdated,
-            D::CommentAdded => Self::CommentAdded,
-            D::SharedLinkCreated => Self::SharedLinkCreated,
-            D::SharedLinkVisited => Self::SharedLinkVisited,
-            D::PlanChanged => Self::PlanChanged,
-            D::LimitReached => Self::LimitReached,
-            D::WebhookDisabled => Self::WebhookDisabled,
-        }
-    }
-}
-
 /// How a plan feature is measured.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "FeatureKind")]
 pub enum EntitlementKind {
     /// On or off.
     Boolean,
@@ -157,16 +92,6 @@ pub enum EntitlementKind {
     Limit,
     /// A cap per billing period.
     PeriodicLimit,
-}
-
-impl From<FeatureKind> for EntitlementKind {
-    fn from(k: FeatureKind) -> Self {
-        match k {
-            FeatureKind::Boolean => Self::Boolean,
-            FeatureKind::Limit => Self::Limit,
-            FeatureKind::PeriodicLimit => Self::PeriodicLimit,
-        }
-    }
 }
 
 /// A person with an account.
@@ -273,9 +198,7 @@ impl User {
 
     /// How the user came: frozen at signup.
     async fn acquisition_source(&self) -> AcquisitionSource {
-        DSource::parse(&self.model.acquisition_source)
-            .unwrap_or(DSource::Organic)
-            .into()
+        self.model.acquisition_source.into()
     }
 
     /// The inviter, sharer or referrer; null if organic or paid.
@@ -339,7 +262,7 @@ impl User {
         Ok(rows
             .into_iter()
             .map(|(m, o)| {
-                let role = DRole::parse(&m.role);
+                let role = m.role;
                 Membership {
                     model: m,
                     org: Some(Organization::new(o, role)),
@@ -451,7 +374,7 @@ impl Organization {
 
     /// Who may invite people.
     async fn invite_policy(&self) -> InvitePolicy {
-        DPolicy::parse(&self.model.invite_policy).into()
+        self.model.invite_policy.into()
     }
 
     /// The caller's role here (null for API keys and for staff who are not members).
@@ -689,7 +612,7 @@ impl Membership {
 
     /// Their role.
     async fn role(&self) -> Role {
-        DRole::parse(&self.model.role).into()
+        self.model.role.into()
     }
 
     /// When they joined.
@@ -752,15 +675,8 @@ impl ActivityEvent {
 
     /// What happened.
     #[graphql(name = "type")]
-    async fn kind(&self) -> async_graphql::Result<ActivityType> {
-        DActivityType::parse(&self.0.event_type)
-            .map(Into::into)
-            .ok_or_else(|| {
-                super::error::internal(anyhow::anyhow!(
-                    "unknown activity type {}",
-                    self.0.event_type
-                ))
-            })
+    async fn kind(&self) -> ActivityType {
+        self.0.event_type.into()
     }
 
     /// Who did it.
@@ -913,6 +829,7 @@ pub struct BillingPeriod {
 
 /// Usage level of a limited feature.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::entitlements::UsageStatus")]
 pub enum UsageStatus {
     /// Below 80 % of the limit.
     Ok,
@@ -958,11 +875,7 @@ impl Entitlement {
     }
     /// OK, APPROACHING (from 80 %) or REACHED.
     async fn status(&self) -> UsageStatus {
-        match self.0.status() {
-            domain::entitlements::UsageStatus::Ok => UsageStatus::Ok,
-            domain::entitlements::UsageStatus::Approaching => UsageStatus::Approaching,
-            domain::entitlements::UsageStatus::Reached => UsageStatus::Reached,
-        }
+        self.0.status().into()
     }
     /// How to lift it, when the status is not OK or the feature is off and a plan lifts it.
     async fn upgrade(&self) -> Option<UpgradePrompt> {

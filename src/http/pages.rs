@@ -17,7 +17,6 @@ use crate::domain::{
     identity,
     ids::ProjectId,
     invitations::{self, Status},
-    orgs::Role,
     page::PageRequest,
     projects,
     ratelimit::Client,
@@ -91,7 +90,7 @@ pub async fn invitation(
         Err(e) => return internal(e),
     };
     let status = invitations::status(&p.invitation, svc.now());
-    let role = Role::parse(&p.invitation.role).as_str();
+    let role = p.invitation.role.as_str();
     let signup = svc
         .config
         .signup_link(&[("invite", &token), ("email", &p.invitation.email)]);

@@ -256,7 +256,7 @@ impl Dispatcher {
             if last_gauge.is_none_or(|t| t.elapsed() > StdDuration::from_secs(5)) {
                 last_gauge = Some(Instant::now());
                 if let Ok(n) = deliveries::Entity::find()
-                    .filter(deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+                    .filter(deliveries::Column::Status.eq(DeliveryStatus::Pending))
                     .count(&self.svc.db.read)
                     .await
                 {
@@ -320,8 +320,15 @@ impl Dispatcher {
             for e in &eps {
                 let same_org =
                     e.organization_id.is_none() || e.organization_id == m.organization_id;
-                if same_org && rules::wants(e, &m.event_type) {
-                    rows.push(rules::new_delivery(e.id, m.id, now));
+                if !same_org {
+                    continue;
+                }
+                // A malformed filter sends nothing to that endpoint (never "everything"),
+                // and does not hold up the other endpoints.
+                match rules::wants(e, &m.event_type) {
+                    Ok(true) => rows.push(rules::new_delivery(e.id, m.id, now)),
+                    Ok(false) => {}
+                    Err(err) => tracing::error!(error = %err, "skipping webhook endpoint"),
                 }
             }
         }
@@ -370,7 +377,7 @@ impl Dispatcher {
             .and_where(endpoints::Column::Enabled.eq(true))
             .to_owned();
         let mut q = deliveries::Entity::find()
-            .filter(deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(deliveries::Column::Status.eq(DeliveryStatus::Pending))
             .filter(deliveries::Column::NextAttemptAt.lte(now))
             .filter(
                 Condition::any()
@@ -817,7 +824,7 @@ async fn moved_update(
     deliveries::Entity::update_many()
         .col_expr(
             deliveries::Column::Status,
-            Expr::value(step.status.as_str()),
+            Expr::value(step.status),
         )
         .col_expr(deliveries::Column::Attempts, Expr::value(step.attempts))
         .col_expr(deliveries::Column::NextAttemptAt, Expr::value(step.next))
@@ -915,7 +922,7 @@ pub async fn prune(svc: &Services) -> anyhow::Result<u64> {
     let pending = Query::select()
         .column(deliveries::Column::MessageId)
         .from(deliveries::Entity)
-        .and_where(deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .and_where(deliveries::Column::Status.eq(DeliveryStatus::Pending))
         .to_owned();
     let r = messages::Entity::delete_many()
         .filter(messages::Column::CreatedAt.lt(cutoff))
