@@ -129,7 +129,10 @@ pub async fn delete_account(
         .exec(&*tx)
         .await?;
     invitations::Entity::update_many()
-        .col_expr(invitations::Column::Status, Expr::value(InvitationState::Revoked))
+        .col_expr(
+            invitations::Column::Status,
+            Expr::value(InvitationState::Revoked),
+        )
         .filter(invitations::Column::InvitedByUserId.eq(user.id))
         .filter(invitations::Column::Status.eq(InvitationState::Pending))
         .exec(&*tx)

@@ -746,7 +746,10 @@ pub(crate) async fn accept_in_tx(
     // The conditional update is the single-use guard: a concurrent accept that committed
     // first leaves nothing pending to update.
     let claimed = invitations::Entity::update_many()
-        .col_expr(invitations::Column::Status, Expr::value(InvitationState::Accepted))
+        .col_expr(
+            invitations::Column::Status,
+            Expr::value(InvitationState::Accepted),
+        )
         .col_expr(invitations::Column::AcceptedAt, Expr::value(now))
         .col_expr(invitations::Column::AcceptedByUserId, Expr::value(user.id))
         // The pair's first acceptance (and, since accepting needs the link, its first open)
@@ -850,7 +853,9 @@ pub async fn list(
     let mut q = in_org(org);
     q = match filter {
         None => q,
-        Some(Status::Accepted) => q.filter(invitations::Column::Status.eq(InvitationState::Accepted)),
+        Some(Status::Accepted) => {
+            q.filter(invitations::Column::Status.eq(InvitationState::Accepted))
+        }
         Some(Status::Revoked) => q.filter(invitations::Column::Status.eq(InvitationState::Revoked)),
         Some(Status::Pending) => pending_in_org(org, now),
         Some(Status::Expired) => q

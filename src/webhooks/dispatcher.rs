@@ -822,10 +822,7 @@ async fn moved_update(
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     deliveries::Entity::update_many()
-        .col_expr(
-            deliveries::Column::Status,
-            Expr::value(step.status),
-        )
+        .col_expr(deliveries::Column::Status, Expr::value(step.status))
         .col_expr(deliveries::Column::Attempts, Expr::value(step.attempts))
         .col_expr(deliveries::Column::NextAttemptAt, Expr::value(step.next))
         .col_expr(

@@ -13,9 +13,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 
 use super::{find, live_user};
 use crate::domain::{invitations, ratelimit, ratelimit::Client, DomainResult, Services};
-use entity::{
-    email_tokens::Purpose, enums::AcquisitionSource, memberships, organizations, users,
-};
+use entity::{email_tokens::Purpose, enums::AcquisitionSource, memberships, organizations, users};
 
 /// How whoever uses a verification link shows they hold the account too.
 #[derive(Clone, Copy, Debug)]
