@@ -23,7 +23,11 @@ use uuid::Uuid;
 
 use crate::{
     db::Db,
-    domain::{activity::ActivityType, DomainError, DomainResult},
+    domain::{
+        activity::ActivityType,
+        ids::{OrgId, SharedLinkId},
+        tenancy, DomainError, DomainResult,
+    },
     pubsub::Bus,
 };
 use entity::{link_visitors, link_visits, shared_links};
@@ -262,17 +266,20 @@ async fn commit(
                 actor_user_id: Set(None),
                 actor_guest_name: Set(None),
                 resource_type: Set(Some("PROJECT".into())),
-                resource_id: Set(shared_links::Entity::find_by_id(link)
-                    .one(&txn)
-                    .await?
-                    .map(|l| l.resource_id)),
+                resource_id: Set(tenancy::find_in_org::<shared_links::Entity>(
+                    OrgId(org),
+                    SharedLinkId(link),
+                )
+                .one(&txn)
+                .await?
+                .map(|l| l.resource_id)),
                 summary: Set(if new_visitors == 1 {
                     "Someone new opened a shared link".into()
                 } else {
                     format!("{new_visitors} new people opened a shared link")
                 }),
                 data: Set(json!({
-                    "sharedLinkId": crate::domain::ids::SharedLinkId(link).to_string(),
+                    "sharedLinkId": SharedLinkId(link).to_string(),
                     "newVisitors": new_visitors,
                     "visits": vs.len(),
                 })),

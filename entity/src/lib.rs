@@ -10,6 +10,7 @@ pub mod emails;
 pub mod entitlement_overrides;
 pub mod enums;
 pub mod idempotency_keys;
+pub mod ids;
 pub mod invitation_sends;
 pub mod invitations;
 pub mod link_visitors;

@@ -26,7 +26,7 @@ use super::{
     orgs::{self, InvitePolicy, Role},
     page::{self, Page, PageRequest},
     ratelimit::{self, Client},
-    referrals,
+    referrals, tenancy,
     tokens::Purpose,
     DomainError, DomainResult, Services,
 };
@@ -64,7 +64,7 @@ pub fn status(inv: &invitations::Model, now: DateTime<Utc>) -> Status {
 
 /// Tenant-scoped query: the invitations of one organization.
 pub fn in_org(org: OrgId) -> Select<invitations::Entity> {
-    invitations::Entity::find().filter(invitations::Column::OrganizationId.eq(org.0))
+    tenancy::in_org(org)
 }
 
 /// What `createInvitations` asks for.
@@ -476,7 +476,7 @@ async fn manageable(
     caller: UserId,
     id: InvitationId,
 ) -> DomainResult<(invitations::Model, orgs::OrgAccess)> {
-    let inv = invitations::Entity::find_by_id(id.0)
+    let inv = tenancy::find_for_member::<invitations::Entity>(caller, id)
         .one(&**tx)
         .await?
         .ok_or(DomainError::NotFound("Invitation"))?;
@@ -871,7 +871,7 @@ pub async fn get(
     caller: UserId,
     id: InvitationId,
 ) -> DomainResult<invitations::Model> {
-    let inv = invitations::Entity::find_by_id(id.0)
+    let inv = tenancy::find_for_member::<invitations::Entity>(caller, id)
         .one(&svc.db.read)
         .await?
         .ok_or(DomainError::NotFound("Invitation"))?;

@@ -33,6 +33,7 @@ pub mod ratelimit;
 pub mod referrals;
 pub mod sealing;
 pub mod sharing;
+pub mod tenancy;
 pub mod tokens;
 pub mod webhooks;
 

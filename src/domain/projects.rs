@@ -12,7 +12,7 @@ use super::{
     ids::{CommentId, OrgId, ProjectId, UserId},
     orgs::{self, OrgAccess, Role},
     page::{self, Page, PageRequest},
-    DomainError, DomainResult, Services,
+    tenancy, DomainError, DomainResult, Services,
 };
 use crate::{
     config::ActivationEvent,
@@ -29,12 +29,13 @@ pub const MAX_COMMENT: usize = 10_000;
 
 /// Tenant-scoped query: the projects of one organization.
 pub fn in_org(org: OrgId) -> Select<projects::Entity> {
-    projects::Entity::find().filter(projects::Column::OrganizationId.eq(org.0))
+    tenancy::in_org(org)
 }
 
-/// Tenant-scoped query: the comments of one project (callers checked access to it).
-pub fn comments_of(project: ProjectId) -> Select<comments::Entity> {
-    comments::Entity::find().filter(comments::Column::ProjectId.eq(project.0))
+/// Tenant-scoped query: the comments of one project of `org` (callers checked access to
+/// it; a project id of another organization matches nothing).
+pub fn comments_of(org: OrgId, project: ProjectId) -> Select<comments::Entity> {
+    tenancy::in_org::<comments::Entity>(org).filter(comments::Column::ProjectId.eq(project.0))
 }
 
 /// A validated project name.
@@ -79,7 +80,7 @@ pub async fn get(
     caller: UserId,
     id: ProjectId,
 ) -> DomainResult<(projects::Model, OrgAccess)> {
-    let p = projects::Entity::find_by_id(id.0)
+    let p = tenancy::find_for_member::<projects::Entity>(caller, id)
         .one(db)
         .await?
         .ok_or(DomainError::NotFound("Project"))?;
@@ -392,12 +393,12 @@ pub async fn list(
 /// One page of a project's comments, oldest first.
 pub async fn comments(
     db: &impl ConnectionTrait,
-    project: ProjectId,
+    project: &projects::Model,
     req: PageRequest,
 ) -> DomainResult<Page<comments::Model>> {
     page::fetch(
         db,
-        comments_of(project),
+        comments_of(OrgId(project.organization_id), ProjectId(project.id)),
         comments::Column::Id,
         Order::Asc,
         req,

@@ -22,7 +22,7 @@ use super::{
     page::{self, Page, PageRequest},
     projects::{self, Author},
     ratelimit::{self, Client},
-    referrals,
+    referrals, tenancy,
     tokens::{Keys, Purpose},
     DomainError, DomainResult, Services,
 };
@@ -36,7 +36,7 @@ pub use entity::enums::{Audience, Permission, ResourceType};
 
 /// Tenant-scoped query: the shared links of one organization.
 pub fn in_org(org: OrgId) -> Select<shared_links::Entity> {
-    shared_links::Entity::find().filter(shared_links::Column::OrganizationId.eq(org.0))
+    tenancy::in_org(org)
 }
 
 /// Tenant-scoped query: the links of one organization still usable at `now` (not revoked,
@@ -191,7 +191,7 @@ async fn manageable(
     caller: UserId,
     id: SharedLinkId,
 ) -> DomainResult<(shared_links::Model, orgs::OrgAccess)> {
-    let link = shared_links::Entity::find_by_id(id.0)
+    let link = tenancy::find_for_member::<shared_links::Entity>(caller, id)
         .one(db)
         .await?
         .ok_or(DomainError::NotFound("Shared link"))?;
@@ -619,15 +619,16 @@ pub async fn list(
     page::fetch(db, q, shared_links::Column::Id, Order::Desc, req).await
 }
 
-/// The links of a project (members only; the caller checked access), only those of
-/// `creator` when given.
+/// The links of a project of `org` (members only; the caller checked access), only those
+/// of `creator` when given.
 pub async fn of_project(
     db: &impl ConnectionTrait,
+    org: OrgId,
     project: ProjectId,
     creator: Option<UserId>,
 ) -> DomainResult<Vec<shared_links::Model>> {
     use sea_orm::QueryOrder;
-    let mut q = shared_links::Entity::find().filter(shared_links::Column::ResourceId.eq(project.0));
+    let mut q = in_org(org).filter(shared_links::Column::ResourceId.eq(project.0));
     if let Some(c) = creator {
         q = q.filter(shared_links::Column::CreatedByUserId.eq(c.0));
     }
@@ -657,7 +658,7 @@ pub async fn get(
     caller: UserId,
     id: SharedLinkId,
 ) -> DomainResult<(shared_links::Model, orgs::OrgAccess)> {
-    let link = shared_links::Entity::find_by_id(id.0)
+    let link = tenancy::find_for_member::<shared_links::Entity>(caller, id)
         .one(&svc.db.read)
         .await?
         .ok_or(DomainError::NotFound("Shared link"))?;

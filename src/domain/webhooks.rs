@@ -16,7 +16,7 @@ use super::{
     ids::{OrgId, UserId, WebhookDeliveryId, WebhookEndpointId},
     orgs::{self, Role},
     page::{self, Page, PageRequest},
-    DomainError, DomainResult, Services,
+    tenancy, DomainError, DomainResult, Services,
 };
 use crate::{
     crypto::Purpose as SealPurpose,
@@ -55,7 +55,7 @@ pub use entity::enums::DeliveryStatus;
 
 /// Tenant-scoped query: the endpoints of one organization.
 pub fn endpoints_in_org(org: OrgId) -> Select<endpoints::Entity> {
-    endpoints::Entity::find().filter(endpoints::Column::OrganizationId.eq(org.0))
+    super::tenancy::in_org(org)
 }
 
 /// The platform endpoints (staff-managed, receiving every organization's events).
@@ -229,7 +229,11 @@ async fn manageable(
     id: WebhookEndpointId,
 ) -> DomainResult<endpoints::Model> {
     let not_found = DomainError::NotFound("Webhook endpoint");
-    let e = endpoints::Entity::find_by_id(id.0)
+    let q = match caller {
+        Caller::User(u) => tenancy::endpoint_for_user(UserId(u.id), caller.is_staff(), id),
+        Caller::Key(_) => endpoints::Entity::find_by_id(id.0),
+    };
+    let e = q
         .one(db)
         .await?
         .ok_or(DomainError::NotFound("Webhook endpoint"))?;
@@ -568,7 +572,11 @@ pub async fn redeliver(
 ) -> DomainResult<Delivery> {
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
-    let d = deliveries::Entity::find_by_id(id.0)
+    let q = match caller {
+        Caller::User(u) => tenancy::delivery_for_user(UserId(u.id), caller.is_staff(), id),
+        Caller::Key(_) => deliveries::Entity::find_by_id(id.0),
+    };
+    let d = q
         .one(&*tx)
         .await?
         .ok_or(DomainError::NotFound("Webhook delivery"))?;

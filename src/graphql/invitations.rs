@@ -293,7 +293,7 @@ impl InvitationMutation {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match InvitationId::parse(&id) {
             Ok(id) => inv::resend(svc(ctx), user, id).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         invitation_payload(ctx, UserId(user.id), r).await
     }
@@ -307,7 +307,7 @@ impl InvitationMutation {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match InvitationId::parse(&id) {
             Ok(id) => inv::revoke(svc(ctx), user, id).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         invitation_payload(ctx, UserId(user.id), r).await
     }

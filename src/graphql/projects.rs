@@ -103,7 +103,7 @@ impl Project {
         after: Option<String>,
     ) -> async_graphql::Result<CommentConnection> {
         let req = page_request(first, after)?;
-        let page = projects::comments(&svc(ctx).db.read, ProjectId(self.model.id), req)
+        let page = projects::comments(&svc(ctx).db.read, &self.model, req)
             .await
             .map_err(top_level)?;
         Ok(CommentConnection::from_page(page, |c| c.id, Comment))
@@ -113,9 +113,14 @@ impl Project {
         let org = self.members_only()?;
         let viewer = auth(ctx).user().map_err(top_level)?;
         let only_creator = (org.role() < Some(DRole::Admin)).then_some(UserId(viewer.id));
-        let links = sharing::of_project(&svc(ctx).db.read, ProjectId(self.model.id), only_creator)
-            .await
-            .map_err(top_level)?;
+        let links = sharing::of_project(
+            &svc(ctx).db.read,
+            OrgId(self.model.organization_id),
+            ProjectId(self.model.id),
+            only_creator,
+        )
+        .await
+        .map_err(top_level)?;
         Ok(links.into_iter().map(SharedLink::new).collect())
     }
 }
@@ -252,7 +257,7 @@ impl ProjectQuery {
     /// A project of an organization the caller belongs to (FORBIDDEN otherwise).
     async fn project(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Project>> {
         let user = auth(ctx).user().map_err(top_level)?;
-        let id = ProjectId::parse(&id).map_err(top_level)?;
+        let id = ProjectId::parse(&id).map_err(|e| top_level(e.into()))?;
         let (p, access) = projects::get(&svc(ctx).db.read, UserId(user.id), id)
             .await
             .map_err(top_level)?;

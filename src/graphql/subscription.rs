@@ -29,7 +29,7 @@ impl OrgSubscription {
     ) -> async_graphql::Result<impl Stream<Item = ActivityEvent>> {
         let user = auth(ctx).user().map_err(top_level)?;
         let me = UserId(user.id);
-        let org = OrgId::parse(&organization_id).map_err(top_level)?;
+        let org = OrgId::parse(&organization_id).map_err(|e| top_level(e.into()))?;
         let svc = svc(ctx).clone();
         // Subscribe before the access check so nothing committed in between is missed.
         let mut rx = svc.bus.subscribe();

@@ -15,7 +15,6 @@ use super::{
 };
 use crate::domain::{
     identity,
-    ids::ProjectId,
     invitations::{self, Status},
     page::PageRequest,
     projects,
@@ -335,7 +334,7 @@ pub async fn shared(
     };
     let comments = match projects::comments(
         &svc.db.read,
-        ProjectId(opened.project.id),
+        &opened.project,
         PageRequest {
             first: 100,
             after: None,
