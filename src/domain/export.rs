@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::{
     accounts::sessions,
-    ids::{CommentId, OrgId, ProjectId, UserId},
+    ids::{OrgId, UserId},
     orgs, DomainResult, Services,
 };
 use entity::{comments, projects, users};
@@ -53,16 +53,16 @@ pub async fn export(svc: &Services, user: &users::Model) -> DomainResult<Value> 
             "joinedAt": ts(m.joined_at),
         })).collect::<Vec<_>>(),
         "projects": projects.iter().map(|p| json!({
-            "id": ProjectId(p.id).to_string(),
-            "organizationId": OrgId(p.organization_id).to_string(),
+            "id": p.id.to_string(),
+            "organizationId": p.organization_id.to_string(),
             "name": p.name,
             "content": p.content,
             "createdAt": ts(p.created_at),
             "updatedAt": ts(p.updated_at),
         })).collect::<Vec<_>>(),
         "comments": comments.iter().map(|c| json!({
-            "id": CommentId(c.id).to_string(),
-            "projectId": ProjectId(c.project_id).to_string(),
+            "id": c.id.to_string(),
+            "projectId": c.project_id.to_string(),
             "body": c.body,
             "createdAt": ts(c.created_at),
         })).collect::<Vec<_>>(),

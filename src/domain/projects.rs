@@ -9,7 +9,7 @@ use serde_json::json;
 use super::metrics::{probe::Probe, sql::Only};
 use super::{
     activity::ActivityType,
-    ids::{CommentId, OrgId, ProjectId, UserId},
+    ids::{CommentId, OrgId, ProjectId, SharedLinkId, UserId},
     orgs::{self, OrgAccess, Role},
     page::{self, Page, PageRequest},
     tenancy, DomainError, DomainResult, Services,
@@ -84,7 +84,7 @@ pub async fn get(
         .one(db)
         .await?
         .ok_or(DomainError::NotFound("Project"))?;
-    let access = orgs::access(db, caller, OrgId(p.organization_id)).await?;
+    let access = orgs::access(db, caller, p.organization_id).await?;
     Ok((p, access))
 }
 
@@ -103,11 +103,11 @@ pub async fn create(
     let access = orgs::access_locked(&tx, UserId(caller.id), org).await?;
     super::entitlements::consume(&mut tx, svc, &access.org, "projects", 1).await?;
     let p = projects::ActiveModel {
-        id: Set(ProjectId::generate().0),
-        organization_id: Set(org.0),
+        id: Set(ProjectId::generate()),
+        organization_id: Set(org),
         name: Set(name),
         content: Set(content),
-        created_by_user_id: Set(Some(caller.id)),
+        created_by_user_id: Set(Some(UserId(caller.id))),
         created_by_guest_name: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
@@ -121,9 +121,9 @@ pub async fn create(
             org,
             kind: ActivityType::ProjectCreated,
             actor: Actor::user(caller.id),
-            resource: Some(("PROJECT", p.id)),
+            resource: Some(("PROJECT", p.id.0)),
             summary: format!("{} created {}", caller.name, p.name),
-            data: json!({ "projectId": ProjectId(p.id).to_string(), "name": p.name }),
+            data: json!({ "projectId": p.id.to_string(), "name": p.name }),
             webhook: None,
         },
     )
@@ -170,12 +170,12 @@ pub(crate) async fn apply_update(
         tx,
         now,
         Event {
-            org: OrgId(p.organization_id),
+            org: p.organization_id,
             kind: ActivityType::ProjectUpdated,
             actor,
-            resource: Some(("PROJECT", p.id)),
+            resource: Some(("PROJECT", p.id.0)),
             summary: format!("{actor_name} updated {}", p.name),
-            data: json!({ "projectId": ProjectId(p.id).to_string(), "changed": changed }),
+            data: json!({ "projectId": p.id.to_string(), "changed": changed }),
             webhook: None,
         },
     )
@@ -222,11 +222,11 @@ pub async fn delete(
 ) -> DomainResult<ProjectId> {
     let mut tx = Tx::begin(&svc.db).await?;
     let (p, access) = get(&*tx, UserId(caller.id), id).await?;
-    if p.created_by_user_id != Some(caller.id) {
+    if p.created_by_user_id != Some(UserId(caller.id)) {
         access.require(Role::Admin, "delete other people's projects")?;
     }
     // Its links and their visits go with it, and with them what they counted.
-    let links = super::sharing::of_resource(&*tx, OrgId(p.organization_id), id).await?;
+    let links = super::sharing::of_resource(&*tx, p.organization_id, id).await?;
     let only = Only {
         links,
         ..Only::default()
@@ -299,14 +299,14 @@ pub(crate) async fn insert_comment(
     author: Author<'_>,
 ) -> DomainResult<comments::Model> {
     let c = comments::ActiveModel {
-        id: Set(CommentId::generate().0),
+        id: Set(CommentId::generate()),
         project_id: Set(p.id),
         organization_id: Set(p.organization_id),
         body: Set(body),
-        author_user_id: Set(author.user.map(|u| u.id)),
+        author_user_id: Set(author.user.map(|u| UserId(u.id))),
         guest_name: Set(author.guest_name.clone()),
         visitor_id: Set(author.visitor_id),
-        shared_link_id: Set(author.link),
+        shared_link_id: Set(author.link.map(SharedLinkId)),
         created_at: Set(now),
     }
     .insert(&**tx)
@@ -328,12 +328,12 @@ pub(crate) async fn insert_comment(
         tx,
         now,
         Event {
-            org: OrgId(p.organization_id),
+            org: p.organization_id,
             kind: ActivityType::CommentAdded,
             actor,
-            resource: Some(("PROJECT", p.id)),
+            resource: Some(("PROJECT", p.id.0)),
             summary: format!("{name} commented on {}", p.name),
-            data: json!({ "projectId": ProjectId(p.id).to_string(), "commentId": CommentId(c.id).to_string() }),
+            data: json!({ "projectId": p.id.to_string(), "commentId": c.id.to_string() }),
             webhook: None,
         },
     )
@@ -345,7 +345,7 @@ pub(crate) async fn insert_comment(
             ActivationEvent::CommentAdded,
             now,
             u,
-            OrgId(p.organization_id),
+            p.organization_id,
         )
         .await?;
     }
@@ -398,7 +398,7 @@ pub async fn comments(
 ) -> DomainResult<Page<comments::Model>> {
     page::fetch(
         db,
-        comments_of(OrgId(project.organization_id), ProjectId(project.id)),
+        comments_of(project.organization_id, project.id),
         comments::Column::Id,
         Order::Asc,
         req,

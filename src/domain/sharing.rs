@@ -102,17 +102,16 @@ pub async fn create(
     let mut tx = Tx::begin(&svc.db).await?;
     let (project, _) = projects::get(&*tx, UserId(caller.id), req.project).await?;
     // Lock the organization: the active-links limit is checked and used in one step.
-    let access =
-        orgs::access_locked(&tx, UserId(caller.id), OrgId(project.organization_id)).await?;
+    let access = orgs::access_locked(&tx, UserId(caller.id), project.organization_id).await?;
     if req.permission == Permission::Edit {
         entitlements::require(&*tx, svc, &access.org, "edit_links").await?;
     }
     entitlements::consume(&mut tx, svc, &access.org, "active_shared_links", 1).await?;
     let link = shared_links::ActiveModel {
         id: Set(SharedLinkId::generate().0),
-        organization_id: Set(project.organization_id),
+        organization_id: Set(project.organization_id.0),
         resource_type: Set(ResourceType::Project),
-        resource_id: Set(project.id),
+        resource_id: Set(project.id.0),
         permission: Set(req.permission),
         audience: Set(req.audience),
         created_by_user_id: Set(caller.id),
@@ -128,7 +127,7 @@ pub async fn create(
     }
     .insert(&*tx)
     .await?;
-    let org = OrgId(project.organization_id);
+    let org = project.organization_id;
     referrals::record(
         &tx,
         now,
@@ -146,7 +145,7 @@ pub async fn create(
             org,
             kind: ActivityType::SharedLinkCreated,
             actor: Actor::user(caller.id),
-            resource: Some(("PROJECT", project.id)),
+            resource: Some(("PROJECT", project.id.0)),
             summary: format!(
                 "{} shared {} ({})",
                 caller.name,

@@ -11,7 +11,7 @@ use super::{
     types::{Actor, Organization},
 };
 use crate::domain::{
-    ids::{CommentId, OrgId, ProjectId, UserId},
+    ids::{OrgId, ProjectId, UserId},
     orgs::Role as DRole,
     projects, sharing, DomainError,
 };
@@ -65,7 +65,7 @@ impl Project {
 impl Project {
     /// Opaque id (`prj_…`).
     async fn id(&self) -> ID {
-        ID(ProjectId(self.model.id).to_string())
+        ID(self.model.id.to_string())
     }
     /// Name.
     async fn name(&self) -> &str {
@@ -82,7 +82,7 @@ impl Project {
     /// Who created it.
     async fn created_by(&self) -> Actor {
         Actor::new(
-            self.model.created_by_user_id,
+            self.model.created_by_user_id.map(|u| u.0),
             self.model.created_by_guest_name.clone(),
         )
     }
@@ -106,7 +106,7 @@ impl Project {
         let page = projects::comments(&svc(ctx).db.read, &self.model, req)
             .await
             .map_err(top_level)?;
-        Ok(CommentConnection::from_page(page, |c| c.id, Comment))
+        Ok(CommentConnection::from_page(page, |c| c.id.0, Comment))
     }
     /// Its shared links (members only: all for admins, a member's own for members).
     async fn shared_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SharedLink>> {
@@ -115,8 +115,8 @@ impl Project {
         let only_creator = (org.role() < Some(DRole::Admin)).then_some(UserId(viewer.id));
         let links = sharing::of_project(
             &svc(ctx).db.read,
-            OrgId(self.model.organization_id),
-            ProjectId(self.model.id),
+            self.model.organization_id,
+            self.model.id,
             only_creator,
         )
         .await
@@ -133,7 +133,7 @@ pub struct Comment(pub comments::Model);
 impl Comment {
     /// Opaque id (`cmt_…`).
     async fn id(&self) -> ID {
-        ID(CommentId(self.0.id).to_string())
+        ID(self.0.id.to_string())
     }
     /// The text.
     async fn body(&self) -> &str {
@@ -141,7 +141,10 @@ impl Comment {
     }
     /// Who wrote it: a user, or a guest (who becomes the user if they sign up later).
     async fn author(&self) -> Actor {
-        Actor::new(self.0.author_user_id, self.0.guest_name.clone())
+        Actor::new(
+            self.0.author_user_id.map(|u| u.0),
+            self.0.guest_name.clone(),
+        )
     }
     /// When.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -243,8 +246,7 @@ async fn member_project(
     viewer: UserId,
     p: rows::Model,
 ) -> Result<Project, DomainError> {
-    let access =
-        crate::domain::orgs::access(&svc(ctx).db.read, viewer, OrgId(p.organization_id)).await?;
+    let access = crate::domain::orgs::access(&svc(ctx).db.read, viewer, p.organization_id).await?;
     Ok(Project::member(p, access.into()))
 }
 

@@ -371,7 +371,7 @@ impl SharingSubscription {
         Ok(async_stream::stream! {
             loop {
                 match rx.recv().await {
-                    Ok(e) if e.resource_id == Some(project)
+                    Ok(e) if e.resource_id == Some(project.0)
                         && (e.event_type == ActivityType::CommentAdded
                             || e.event_type == ActivityType::ProjectUpdated) =>
                     {

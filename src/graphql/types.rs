@@ -497,7 +497,7 @@ impl Organization {
         let org = self.clone();
         Ok(super::projects::ProjectConnection::from_page(
             page,
-            |p| p.id,
+            |p| p.id.0,
             |p| super::projects::Project::member(p, org.clone()),
         ))
     }

@@ -350,7 +350,7 @@ pub async fn shared(
         &comments
             .items
             .iter()
-            .filter_map(|c| c.author_user_id)
+            .filter_map(|c| c.author_user_id.map(|u| u.0))
             .collect::<Vec<_>>(),
     )
     .await
@@ -360,7 +360,12 @@ pub async fn shared(
     };
     let author = |c: &entity::comments::Model| {
         c.author_user_id
-            .and_then(|id| authors.iter().find(|u| u.id == id).map(|u| u.name.clone()))
+            .and_then(|id| {
+                authors
+                    .iter()
+                    .find(|u| entity::ids::UserId(u.id) == id)
+                    .map(|u| u.name.clone())
+            })
             .or_else(|| c.guest_name.clone())
             .unwrap_or_else(|| "Someone".into())
     };
