@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     entity::organizations::ActiveModel {
         id: Set(org.0),
         name: Set("Bench".into()),
-        invite_policy: Set("any_member".into()),
+        invite_policy: Set(entity::enums::InvitePolicy::AnyMember),
         plan_key: Set("free".into()),
         billing_anchor: Set(now),
         created_at: Set(now),
@@ -89,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
         email: Set("bench@example.com".into()),
         name: Set("Bench".into()),
         password_hash: Set(String::new()),
-        acquisition_source: Set("organic".into()),
+        acquisition_source: Set(entity::enums::AcquisitionSource::Organic),
         invited_by_user_id: Set(None),
         invite_token_id: Set(None),
         utm_source: Set(None),

@@ -22,7 +22,10 @@ use uuid::Uuid;
 
 use crate::{
     db::{bus::Bus, Db, Tx},
-    domain::ids::SharedLinkId,
+    domain::{
+        ids::{OrgId, SharedLinkId},
+        tenancy,
+    },
     events::ActivityType,
     outbox::{
         self,
@@ -205,10 +208,11 @@ async fn commit(db: &Db, bus: &Bus, visits: &[&Visit]) -> Result<BTreeSet<Uuid>,
             .exec(&*tx)
             .await?;
         if new_visitors > 0 {
-            let resource = shared_links::Entity::find_by_id(link)
-                .one(&*tx)
-                .await?
-                .map(|l| ("PROJECT", l.resource_id));
+            let resource =
+                tenancy::find_in_org::<shared_links::Entity>(OrgId(vs[0].org), SharedLinkId(link))
+                    .one(&*tx)
+                    .await?
+                    .map(|l| ("PROJECT", l.resource_id));
             let event = Event {
                 org: vs[0].org,
                 kind: ActivityType::SharedLinkVisited,

@@ -10,7 +10,7 @@ pub struct Model {
     pub id: Uuid,
     pub organization_id: Uuid,
     /// The ActivityType in SCREAMING_SNAKE_CASE, e.g. MEMBER_JOINED.
-    pub event_type: String,
+    pub event_type: crate::enums::ActivityType,
     pub actor_user_id: Option<Uuid>,
     pub actor_guest_name: Option<String>,
     pub resource_type: Option<String>,

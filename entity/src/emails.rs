@@ -13,7 +13,7 @@ pub struct Model {
     pub subject_id: Uuid,
     pub subject_version: i32,
     /// pending | sent | failed | superseded
-    pub status: String,
+    pub status: crate::enums::EmailStatus,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
     /// A sender holds the row until then (so several instances never send it twice).

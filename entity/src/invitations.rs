@@ -10,12 +10,12 @@ pub struct Model {
     /// Normalised (trimmed, lower-cased).
     pub email: String,
     /// owner | admin | member (never owner in practice).
-    pub role: String,
+    pub role: crate::enums::Role,
     pub invited_by_user_id: Uuid,
     /// Product surface it came from, e.g. "project-share-dialog".
     pub surface: Option<String>,
     /// pending | accepted | revoked (expired is derived from `expires_at`).
-    pub status: String,
+    pub status: crate::enums::InvitationState,
     /// Bumped by every re-send: older tokens stop verifying.
     pub token_version: i32,
     /// The email already had an account (or was the inviter's own) at the first send.

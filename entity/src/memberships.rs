@@ -9,7 +9,7 @@ pub struct Model {
     pub organization_id: Uuid,
     pub user_id: Uuid,
     /// owner | admin | member
-    pub role: String,
+    pub role: crate::enums::Role,
     pub joined_at: DateTimeUtc,
 }
 

@@ -8,7 +8,7 @@ pub struct Model {
     pub id: Uuid,
     pub name: String,
     /// any_member | admins_only
-    pub invite_policy: String,
+    pub invite_policy: crate::enums::InvitePolicy,
     pub plan_key: String,
     /// The day the current plan started; periodic limits are counted from it.
     pub billing_anchor: DateTimeUtc,

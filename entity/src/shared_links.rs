@@ -8,12 +8,12 @@ pub struct Model {
     pub id: Uuid,
     pub organization_id: Uuid,
     /// PROJECT
-    pub resource_type: String,
+    pub resource_type: crate::enums::ResourceType,
     pub resource_id: Uuid,
     /// view | comment | edit
-    pub permission: String,
+    pub permission: crate::enums::Permission,
     /// anyone | organization
-    pub audience: String,
+    pub audience: crate::enums::Audience,
     pub created_by_user_id: Uuid,
     pub token_version: i32,
     pub surface: Option<String>,

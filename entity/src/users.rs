@@ -12,7 +12,7 @@ pub struct Model {
     /// Argon2id PHC string.
     pub password_hash: String,
     /// organic | invite | share | referral | paid, frozen at signup.
-    pub acquisition_source: String,
+    pub acquisition_source: crate::enums::AcquisitionSource,
     pub invited_by_user_id: Option<Uuid>,
     pub invite_token_id: Option<Uuid>,
     pub utm_source: Option<String>,

@@ -9,7 +9,7 @@ pub struct Model {
     pub endpoint_id: Uuid,
     pub message_id: Uuid,
     /// pending | succeeded | failed
-    pub status: String,
+    pub status: crate::enums::DeliveryStatus,
     /// Scheduled attempts made so far (manual ones do not count).
     pub attempts: i32,
     pub next_attempt_at: Option<DateTimeUtc>,

@@ -7,7 +7,6 @@ use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use super::{
-    identity::AcquisitionSource,
     ids::{OrgId, UserId},
     metrics::{
         probe::{Probe, Scopes},
@@ -56,8 +55,7 @@ pub(crate) async fn on(
         .await?;
     if res.rows_affected == 1 {
         probe.close(tx, svc).await?;
-        let source = AcquisitionSource::parse(&user.acquisition_source)
-            .unwrap_or(AcquisitionSource::Organic);
+        let source = user.acquisition_source;
         outbox::webhook(
             tx,
             now,

@@ -1,12 +1,11 @@
 //! Activity: what happened in an organization, newest first.
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select};
+use sea_orm::Select;
 
 use super::ids::OrgId;
 
-pub use crate::events::ActivityType;
+pub use entity::enums::ActivityType;
 
 /// Tenant-scoped query: the activity of one organization.
 pub fn in_org(org: OrgId) -> Select<entity::activity_events::Entity> {
-    use entity::activity_events::{Column, Entity};
-    Entity::find().filter(Column::OrganizationId.eq(org.0))
+    super::tenancy::in_org(org)
 }

@@ -113,7 +113,7 @@ pub async fn choices(svc: &Services, user: &entity::users::Model) -> DomainResul
     let mut out: Vec<Choice> = orgs::memberships_of(&svc.db.read, UserId(user.id))
         .await?
         .into_iter()
-        .filter(|(m, o)| Role::parse(&m.role) >= Role::Admin && o.deletion_scheduled_for.is_none())
+        .filter(|(m, o)| m.role >= Role::Admin && o.deletion_scheduled_for.is_none())
         .map(|(_, o)| Choice {
             scope: Scope::Organization(OrgId(o.id)),
             name: o.name,

@@ -33,6 +33,7 @@ use super::{
 };
 use crate::db::Tx;
 use crate::outbox::{self, Actor, Event};
+use entity::enums::{EmailStatus, InvitationState};
 use entity::{
     activity_events, email_tokens, emails, entitlement_overrides, idempotency_keys, invitations,
     memberships, organizations, projects, sessions, shared_links, usage_alerts, usage_counters,
@@ -83,7 +84,7 @@ pub async fn delete_account(
         }
         if access.role == Role::Owner {
             let owners = orgs::members_in_org(OrgId(m.organization_id))
-                .filter(memberships::Column::Role.eq(Role::Owner.as_str()))
+                .filter(memberships::Column::Role.eq(Role::Owner))
                 .count(&*tx)
                 .await?;
             if owners <= 1 {
@@ -129,9 +130,12 @@ pub async fn delete_account(
         .exec(&*tx)
         .await?;
     invitations::Entity::update_many()
-        .col_expr(invitations::Column::Status, Expr::value("revoked"))
+        .col_expr(
+            invitations::Column::Status,
+            Expr::value(InvitationState::Revoked),
+        )
         .filter(invitations::Column::InvitedByUserId.eq(user.id))
-        .filter(invitations::Column::Status.eq("pending"))
+        .filter(invitations::Column::Status.eq(InvitationState::Pending))
         .exec(&*tx)
         .await?;
     sessions::Entity::delete_many()
@@ -184,9 +188,9 @@ pub async fn delete_account(
 /// at send time), so the address is all a row held.
 async fn scrub_emails(tx: &Tx, which: Condition, placeholder: &str) -> DomainResult<()> {
     emails::Entity::update_many()
-        .col_expr(emails::Column::Status, Expr::value("superseded"))
+        .col_expr(emails::Column::Status, Expr::value(EmailStatus::Superseded))
         .filter(which.clone())
-        .filter(emails::Column::Status.eq("pending"))
+        .filter(emails::Column::Status.eq(EmailStatus::Pending))
         .exec(&**tx)
         .await?;
     emails::Entity::update_many()
@@ -447,10 +451,9 @@ async fn purge_in_tx(tx: &mut Tx, svc: &Services, org: &organizations::Model) ->
         .all(&**tx)
         .await?
     {
-        let status = if inv.status == "pending" {
-            "revoked".to_string()
-        } else {
-            inv.status.clone()
+        let status = match inv.status {
+            InvitationState::Pending => InvitationState::Revoked,
+            other => other,
         };
         scrub_emails(
             tx,

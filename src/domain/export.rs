@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::{
     accounts::sessions,
-    ids::{CommentId, OrgId, ProjectId, UserId},
+    ids::{OrgId, UserId},
     orgs, DomainResult, Services,
 };
 use entity::{comments, projects, users};
@@ -40,7 +40,7 @@ pub async fn export(svc: &Services, user: &users::Model) -> DomainResult<Value> 
             "name": user.name,
             "createdAt": ts(user.created_at),
             "emailVerifiedAt": user.email_verified_at.map(ts),
-            "acquisitionSource": user.acquisition_source.to_uppercase(),
+            "acquisitionSource": user.acquisition_source.as_str().to_uppercase(),
             "invitedBy": user.invited_by_user_id.map(|u| UserId(u).to_string()),
             "utmSource": user.utm_source,
             "referralCode": user.referral_code,
@@ -49,20 +49,20 @@ pub async fn export(svc: &Services, user: &users::Model) -> DomainResult<Value> 
         "memberships": memberships.iter().map(|(m, o)| json!({
             "organizationId": OrgId(o.id).to_string(),
             "organizationName": o.name,
-            "role": orgs::Role::parse(&m.role).as_api(),
+            "role": m.role.as_api(),
             "joinedAt": ts(m.joined_at),
         })).collect::<Vec<_>>(),
         "projects": projects.iter().map(|p| json!({
-            "id": ProjectId(p.id).to_string(),
-            "organizationId": OrgId(p.organization_id).to_string(),
+            "id": p.id.to_string(),
+            "organizationId": p.organization_id.to_string(),
             "name": p.name,
             "content": p.content,
             "createdAt": ts(p.created_at),
             "updatedAt": ts(p.updated_at),
         })).collect::<Vec<_>>(),
         "comments": comments.iter().map(|c| json!({
-            "id": CommentId(c.id).to_string(),
-            "projectId": ProjectId(c.project_id).to_string(),
+            "id": c.id.to_string(),
+            "projectId": c.project_id.to_string(),
             "body": c.body,
             "createdAt": ts(c.created_at),
         })).collect::<Vec<_>>(),

@@ -144,37 +144,7 @@ pub fn clean_name(raw: &str) -> String {
         .to_string()
 }
 
-/// How a user came to kfactor; frozen at signup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum AcquisitionSource {
-    Organic,
-    Invite,
-    Referral,
-    Share,
-    Paid,
-}
-
-impl AcquisitionSource {
-    /// Stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AcquisitionSource::Organic => "organic",
-            AcquisitionSource::Invite => "invite",
-            AcquisitionSource::Referral => "referral",
-            AcquisitionSource::Share => "share",
-            AcquisitionSource::Paid => "paid",
-        }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(s: &str) -> Option<AcquisitionSource> {
-        use AcquisitionSource::*;
-        [Organic, Invite, Referral, Share, Paid]
-            .into_iter()
-            .find(|a| a.as_str() == s)
-    }
-}
+pub use entity::enums::AcquisitionSource;
 
 /// What `signUp` receives.
 #[derive(Clone, Debug, Default)]
@@ -338,7 +308,7 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
         email: Set(email.as_str().to_string()),
         name: Set(name.as_str().to_string()),
         password_hash: Set(hash),
-        acquisition_source: Set(source.as_str().to_string()),
+        acquisition_source: Set(source),
         invited_by_user_id: Set(invited_by),
         invite_token_id: Set(invitation_id),
         utm_source: Set(utm),
@@ -362,7 +332,7 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
                 .one(&*tx)
                 .await?
                 .ok_or(DomainError::NotFound("Organization"))?;
-            Some((org, Role::parse(&m.role)))
+            Some((org, m.role))
         }
         // A copied invitation link proves nothing about the address: the user joins once
         // they have verified it (accounts::verify_email), and get no workspace meanwhile.
@@ -476,7 +446,7 @@ async fn credit_viral_signup(
             ("shared_link", link.id),
             json!({
                 "shared_link_id": SharedLinkId(link.id).to_string(),
-                "resource_type": link.resource_type,
+                "resource_type": link.resource_type.as_str(),
                 "resource_id": ProjectId(link.resource_id).to_string(),
             }),
         ),

@@ -38,6 +38,7 @@ pub mod records;
 pub mod referrals;
 pub mod sealing;
 pub mod sharing;
+pub mod tenancy;
 pub mod tokens;
 pub mod webhooks;
 

@@ -18,73 +18,7 @@ use crate::db::Tx;
 use crate::outbox::{self, Actor, Event};
 use entity::{memberships, organizations, users};
 
-/// A member's role. Ordered: `Owner > Admin > Member`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    /// Can do anything a member can, plus invite admins and manage members.
-    Member,
-    /// Manages members (not owners), settings and integrations.
-    Admin,
-    /// Full control, including billing and other owners.
-    Owner,
-}
-
-impl Role {
-    /// Stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Member => "member",
-        }
-    }
-
-    /// API form, e.g. `OWNER`.
-    pub fn as_api(self) -> &'static str {
-        match self {
-            Role::Owner => "OWNER",
-            Role::Admin => "ADMIN",
-            Role::Member => "MEMBER",
-        }
-    }
-
-    /// Parses the stored form; unknown values are treated as the least privileged role.
-    pub fn parse(s: &str) -> Role {
-        match s {
-            "owner" => Role::Owner,
-            "admin" => Role::Admin,
-            _ => Role::Member,
-        }
-    }
-}
-
-/// Who may invite people into an organization.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InvitePolicy {
-    /// Every member.
-    AnyMember,
-    /// Admins and owners.
-    AdminsOnly,
-}
-
-impl InvitePolicy {
-    /// Stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InvitePolicy::AnyMember => "any_member",
-            InvitePolicy::AdminsOnly => "admins_only",
-        }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(s: &str) -> InvitePolicy {
-        if s == "admins_only" {
-            InvitePolicy::AdminsOnly
-        } else {
-            InvitePolicy::AnyMember
-        }
-    }
-}
+pub use entity::enums::{InvitePolicy, Role};
 
 /// An organization together with the caller's role in it: proof that the caller may see it.
 #[derive(Clone, Debug)]
@@ -134,7 +68,7 @@ pub async fn access(
         .ok_or(DomainError::Forbidden)?;
     Ok(OrgAccess {
         org: o,
-        role: Role::parse(&m.role),
+        role: m.role,
     })
 }
 
@@ -153,7 +87,7 @@ pub(crate) async fn access_locked(tx: &Tx, user: UserId, org: OrgId) -> DomainRe
         .ok_or(DomainError::Forbidden)?;
     Ok(OrgAccess {
         org: o,
-        role: Role::parse(&m.role),
+        role: m.role,
     })
 }
 
@@ -192,7 +126,7 @@ pub(crate) async fn create_in_tx(
     let org = organizations::ActiveModel {
         id: Set(OrgId::generate().0),
         name: Set(name.as_str().to_string()),
-        invite_policy: Set(InvitePolicy::AnyMember.as_str().to_string()),
+        invite_policy: Set(InvitePolicy::AnyMember),
         plan_key: Set(plan_key.to_string()),
         billing_anchor: Set(now),
         created_at: Set(now),
@@ -218,7 +152,7 @@ pub(crate) async fn add_member(
         id: Set(MembershipId::generate().0),
         organization_id: Set(org.id),
         user_id: Set(user.id),
-        role: Set(role.as_str().to_string()),
+        role: Set(role),
         joined_at: Set(now),
     }
     .insert(&**tx)
@@ -300,7 +234,7 @@ pub async fn set_invite_policy(
     let a = access_locked(&tx, user, org).await?;
     a.require(Role::Admin, "change who may invite")?;
     let mut am: organizations::ActiveModel = a.org.into();
-    am.invite_policy = Set(policy.as_str().to_string());
+    am.invite_policy = Set(policy);
     let org = am.update(&*tx).await?;
     tx.commit(&svc.bus).await?;
     Ok(OrgAccess { org, role: a.role })
@@ -319,7 +253,7 @@ pub async fn set_active(
 
 async fn count_owners(tx: &Tx, org: OrgId) -> DomainResult<u64> {
     Ok(members_in_org(org)
-        .filter(memberships::Column::Role.eq(Role::Owner.as_str()))
+        .filter(memberships::Column::Role.eq(Role::Owner))
         .count(&**tx)
         .await?)
 }
@@ -339,7 +273,7 @@ pub async fn change_role(
     let m = membership(&*tx, org, target)
         .await?
         .ok_or(DomainError::NotFound("Member"))?;
-    let current = Role::parse(&m.role);
+    let current = m.role;
     if (current == Role::Owner || role == Role::Owner) && a.role < Role::Owner {
         return Err(DomainError::PermissionDenied(
             "Only owners can make someone an owner or change an owner's role.".into(),
@@ -352,7 +286,7 @@ pub async fn change_role(
         return Ok(m);
     }
     let mut am: memberships::ActiveModel = m.into();
-    am.role = Set(role.as_str().to_string());
+    am.role = Set(role);
     let m = am.update(&*tx).await?;
     tx.commit(&svc.bus).await?;
     Ok(m)
@@ -373,7 +307,7 @@ pub async fn remove_member(
     let m = membership(&*tx, org, target)
         .await?
         .ok_or(DomainError::NotFound("Member"))?;
-    if Role::parse(&m.role) == Role::Owner && a.role < Role::Owner {
+    if m.role == Role::Owner && a.role < Role::Owner {
         return Err(DomainError::PermissionDenied(
             "Only owners can remove an owner.".into(),
         ));
@@ -408,7 +342,7 @@ async fn delete_membership(
 ) -> DomainResult<MembershipId> {
     let now = svc.now();
     let org_id = OrgId(org.id);
-    if Role::parse(&m.role) == Role::Owner && count_owners(tx, org_id).await? <= 1 {
+    if m.role == Role::Owner && count_owners(tx, org_id).await? <= 1 {
         return Err(DomainError::LastOwner);
     }
     let target = users::Entity::find_by_id(m.user_id)
@@ -456,7 +390,7 @@ async fn delete_membership(
             },
             data: json!({
                 "userId": UserId(target.id).to_string(),
-                "role": Role::parse(&m.role).as_api(),
+                "role": m.role.as_api(),
                 "reason": if left { "left" } else { "removed" },
             }),
             webhook: None,

@@ -9,10 +9,10 @@ use serde_json::json;
 use super::metrics::{probe::Probe, sql::Only};
 use super::{
     activity::ActivityType,
-    ids::{CommentId, OrgId, ProjectId, UserId},
+    ids::{CommentId, OrgId, ProjectId, SharedLinkId, UserId},
     orgs::{self, OrgAccess, Role},
     page::{self, Page, PageRequest},
-    DomainError, DomainResult, Services,
+    tenancy, DomainError, DomainResult, Services,
 };
 use crate::db::Tx;
 use crate::{
@@ -30,12 +30,13 @@ pub const MAX_COMMENT: usize = 10_000;
 
 /// Tenant-scoped query: the projects of one organization.
 pub fn in_org(org: OrgId) -> Select<projects::Entity> {
-    projects::Entity::find().filter(projects::Column::OrganizationId.eq(org.0))
+    tenancy::in_org(org)
 }
 
-/// Tenant-scoped query: the comments of one project (callers checked access to it).
-pub fn comments_of(project: ProjectId) -> Select<comments::Entity> {
-    comments::Entity::find().filter(comments::Column::ProjectId.eq(project.0))
+/// Tenant-scoped query: the comments of one project of `org` (callers checked access to
+/// it; a project id of another organization matches nothing).
+pub fn comments_of(org: OrgId, project: ProjectId) -> Select<comments::Entity> {
+    tenancy::in_org::<comments::Entity>(org).filter(comments::Column::ProjectId.eq(project.0))
 }
 
 /// A validated project name.
@@ -80,11 +81,11 @@ pub async fn get(
     caller: UserId,
     id: ProjectId,
 ) -> DomainResult<(projects::Model, OrgAccess)> {
-    let p = projects::Entity::find_by_id(id.0)
+    let p = tenancy::find_for_member::<projects::Entity>(caller, id)
         .one(db)
         .await?
         .ok_or(DomainError::NotFound("Project"))?;
-    let access = orgs::access(db, caller, OrgId(p.organization_id)).await?;
+    let access = orgs::access(db, caller, p.organization_id).await?;
     Ok((p, access))
 }
 
@@ -103,11 +104,11 @@ pub async fn create(
     let access = orgs::access_locked(&tx, UserId(caller.id), org).await?;
     super::entitlements::consume(&mut tx, svc, &access.org, "projects", 1).await?;
     let p = projects::ActiveModel {
-        id: Set(ProjectId::generate().0),
-        organization_id: Set(org.0),
+        id: Set(ProjectId::generate()),
+        organization_id: Set(org),
         name: Set(name),
         content: Set(content),
-        created_by_user_id: Set(Some(caller.id)),
+        created_by_user_id: Set(Some(UserId(caller.id))),
         created_by_guest_name: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
@@ -121,9 +122,9 @@ pub async fn create(
             org: org.0,
             kind: ActivityType::ProjectCreated,
             actor: Actor::user(caller.id),
-            resource: Some(("PROJECT", p.id)),
+            resource: Some(("PROJECT", p.id.0)),
             summary: format!("{} created {}", caller.name, p.name),
-            data: json!({ "projectId": ProjectId(p.id).to_string(), "name": p.name }),
+            data: json!({ "projectId": p.id.to_string(), "name": p.name }),
             webhook: None,
         },
     )
@@ -170,12 +171,12 @@ pub(crate) async fn apply_update(
         tx,
         now,
         Event {
-            org: p.organization_id,
+            org: p.organization_id.0,
             kind: ActivityType::ProjectUpdated,
             actor,
-            resource: Some(("PROJECT", p.id)),
+            resource: Some(("PROJECT", p.id.0)),
             summary: format!("{actor_name} updated {}", p.name),
-            data: json!({ "projectId": ProjectId(p.id).to_string(), "changed": changed }),
+            data: json!({ "projectId": p.id.to_string(), "changed": changed }),
             webhook: None,
         },
     )
@@ -222,11 +223,11 @@ pub async fn delete(
 ) -> DomainResult<ProjectId> {
     let mut tx = Tx::begin(&svc.db).await?;
     let (p, access) = get(&*tx, UserId(caller.id), id).await?;
-    if p.created_by_user_id != Some(caller.id) {
+    if p.created_by_user_id != Some(UserId(caller.id)) {
         access.require(Role::Admin, "delete other people's projects")?;
     }
     // Its links and their visits go with it, and with them what they counted.
-    let links = super::sharing::of_resource(&*tx, OrgId(p.organization_id), id).await?;
+    let links = super::sharing::of_resource(&*tx, p.organization_id, id).await?;
     let only = Only {
         links,
         ..Only::default()
@@ -299,14 +300,14 @@ pub(crate) async fn insert_comment(
     author: Author<'_>,
 ) -> DomainResult<comments::Model> {
     let c = comments::ActiveModel {
-        id: Set(CommentId::generate().0),
+        id: Set(CommentId::generate()),
         project_id: Set(p.id),
         organization_id: Set(p.organization_id),
         body: Set(body),
-        author_user_id: Set(author.user.map(|u| u.id)),
+        author_user_id: Set(author.user.map(|u| UserId(u.id))),
         guest_name: Set(author.guest_name.clone()),
         visitor_id: Set(author.visitor_id),
-        shared_link_id: Set(author.link),
+        shared_link_id: Set(author.link.map(SharedLinkId)),
         created_at: Set(now),
     }
     .insert(&**tx)
@@ -328,12 +329,12 @@ pub(crate) async fn insert_comment(
         tx,
         now,
         Event {
-            org: p.organization_id,
+            org: p.organization_id.0,
             kind: ActivityType::CommentAdded,
             actor,
-            resource: Some(("PROJECT", p.id)),
+            resource: Some(("PROJECT", p.id.0)),
             summary: format!("{name} commented on {}", p.name),
-            data: json!({ "projectId": ProjectId(p.id).to_string(), "commentId": CommentId(c.id).to_string() }),
+            data: json!({ "projectId": p.id.to_string(), "commentId": c.id.to_string() }),
             webhook: None,
         },
     )
@@ -345,7 +346,7 @@ pub(crate) async fn insert_comment(
             ActivationEvent::CommentAdded,
             now,
             u,
-            OrgId(p.organization_id),
+            p.organization_id,
         )
         .await?;
     }
@@ -393,12 +394,12 @@ pub async fn list(
 /// One page of a project's comments, oldest first.
 pub async fn comments(
     db: &impl ConnectionTrait,
-    project: ProjectId,
+    project: &projects::Model,
     req: PageRequest,
 ) -> DomainResult<Page<comments::Model>> {
     page::fetch(
         db,
-        comments_of(project),
+        comments_of(project.organization_id, project.id),
         comments::Column::Id,
         Order::Asc,
         req,

@@ -23,7 +23,7 @@ use super::{
     page::{self, Page, PageRequest},
     projects::{self, Author},
     ratelimit::{self, Client},
-    referrals,
+    referrals, tenancy,
     tokens::{Keys, Purpose},
     DomainError, DomainResult, Services,
 };
@@ -37,68 +37,11 @@ use crate::{
 };
 use entity::{comments, organizations, projects as project_rows, shared_links, users};
 
-/// What a link allows. Ordered: `View < Comment < Edit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Permission {
-    /// Read the resource.
-    View,
-    /// Read and comment.
-    Comment,
-    /// Read, comment and edit.
-    Edit,
-}
-
-impl Permission {
-    /// Stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::View => "view",
-            Permission::Comment => "comment",
-            Permission::Edit => "edit",
-        }
-    }
-
-    /// Parses the stored form (unknown → the least).
-    pub fn parse(s: &str) -> Permission {
-        match s {
-            "edit" => Permission::Edit,
-            "comment" => Permission::Comment,
-            _ => Permission::View,
-        }
-    }
-}
-
-/// Who may open a link.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Audience {
-    /// Anyone holding it.
-    Anyone,
-    /// Signed-in members of the link's organization.
-    Organization,
-}
-
-impl Audience {
-    /// Stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Audience::Anyone => "anyone",
-            Audience::Organization => "organization",
-        }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(s: &str) -> Audience {
-        if s == "organization" {
-            Audience::Organization
-        } else {
-            Audience::Anyone
-        }
-    }
-}
+pub use entity::enums::{Audience, Permission, ResourceType};
 
 /// Tenant-scoped query: the shared links of one organization.
 pub fn in_org(org: OrgId) -> Select<shared_links::Entity> {
-    shared_links::Entity::find().filter(shared_links::Column::OrganizationId.eq(org.0))
+    tenancy::in_org(org)
 }
 
 /// Tenant-scoped query: the links of one organization still usable at `now` (not revoked,
@@ -164,19 +107,18 @@ pub async fn create(
     let mut tx = Tx::begin(&svc.db).await?;
     let (project, _) = projects::get(&*tx, UserId(caller.id), req.project).await?;
     // Lock the organization: the active-links limit is checked and used in one step.
-    let access =
-        orgs::access_locked(&tx, UserId(caller.id), OrgId(project.organization_id)).await?;
+    let access = orgs::access_locked(&tx, UserId(caller.id), project.organization_id).await?;
     if req.permission == Permission::Edit {
         entitlements::require(&*tx, svc, &access.org, "edit_links").await?;
     }
     entitlements::consume(&mut tx, svc, &access.org, "active_shared_links", 1).await?;
     let link = shared_links::ActiveModel {
         id: Set(SharedLinkId::generate().0),
-        organization_id: Set(project.organization_id),
-        resource_type: Set("PROJECT".into()),
-        resource_id: Set(project.id),
-        permission: Set(req.permission.as_str().into()),
-        audience: Set(req.audience.as_str().into()),
+        organization_id: Set(project.organization_id.0),
+        resource_type: Set(ResourceType::Project),
+        resource_id: Set(project.id.0),
+        permission: Set(req.permission),
+        audience: Set(req.audience),
         created_by_user_id: Set(caller.id),
         token_version: Set(1),
         surface: Set(surface),
@@ -190,7 +132,7 @@ pub async fn create(
     }
     .insert(&*tx)
     .await?;
-    let org = OrgId(project.organization_id);
+    let org = project.organization_id;
     referrals::record(
         &tx,
         now,
@@ -208,7 +150,7 @@ pub async fn create(
             org: org.0,
             kind: ActivityType::SharedLinkCreated,
             actor: Actor::user(caller.id),
-            resource: Some(("PROJECT", project.id)),
+            resource: Some(("PROJECT", project.id.0)),
             summary: format!(
                 "{} shared {} ({})",
                 caller.name,
@@ -253,7 +195,7 @@ async fn manageable(
     caller: UserId,
     id: SharedLinkId,
 ) -> DomainResult<(shared_links::Model, orgs::OrgAccess)> {
-    let link = shared_links::Entity::find_by_id(id.0)
+    let link = tenancy::find_for_member::<shared_links::Entity>(caller, id)
         .one(db)
         .await?
         .ok_or(DomainError::NotFound("Shared link"))?;
@@ -309,7 +251,7 @@ pub struct Opened {
 impl Opened {
     /// What holders of this link may do.
     pub fn permission(&self) -> Permission {
-        Permission::parse(&self.link.permission)
+        self.link.permission
     }
 }
 
@@ -361,7 +303,7 @@ async fn resolve_with(
             .map(|(_, r)| r),
         None => None,
     };
-    if Audience::parse(&link.audience) == Audience::Organization && member_role.is_none() {
+    if link.audience == Audience::Organization && member_role.is_none() {
         return Err(match viewer {
             None => DomainError::Unauthenticated(
                 "This link is only for members of its organization. Sign in first.",
@@ -726,7 +668,7 @@ pub async fn get(
     caller: UserId,
     id: SharedLinkId,
 ) -> DomainResult<(shared_links::Model, orgs::OrgAccess)> {
-    let link = shared_links::Entity::find_by_id(id.0)
+    let link = tenancy::find_for_member::<shared_links::Entity>(caller, id)
         .one(&svc.db.read)
         .await?
         .ok_or(DomainError::NotFound("Shared link"))?;

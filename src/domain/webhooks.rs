@@ -16,7 +16,7 @@ use super::{
     ids::{OrgId, UserId, WebhookDeliveryId, WebhookEndpointId},
     orgs::{self, Role},
     page::{self, Page, PageRequest},
-    DomainError, DomainResult, Services,
+    tenancy, DomainError, DomainResult, Services,
 };
 use crate::{
     crypto::{signing, Purpose as SealPurpose},
@@ -54,40 +54,11 @@ pub const MAX_GRACE_SECONDS: i64 = 30 * 24 * 3600;
 /// Default grace period of a rotated secret.
 pub const DEFAULT_GRACE_SECONDS: i64 = 24 * 3600;
 
-/// The state of a delivery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DeliveryStatus {
-    /// Waiting for its next attempt.
-    Pending,
-    /// A 2xx answer was received.
-    Succeeded,
-    /// Retries are exhausted (or the endpoint is gone).
-    Failed,
-}
-
-impl DeliveryStatus {
-    /// Stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Succeeded => "succeeded",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(s: &str) -> DeliveryStatus {
-        match s {
-            "succeeded" => DeliveryStatus::Succeeded,
-            "failed" => DeliveryStatus::Failed,
-            _ => DeliveryStatus::Pending,
-        }
-    }
-}
+pub use entity::enums::DeliveryStatus;
 
 /// Tenant-scoped query: the endpoints of one organization.
 pub fn endpoints_in_org(org: OrgId) -> Select<endpoints::Entity> {
-    endpoints::Entity::find().filter(endpoints::Column::OrganizationId.eq(org.0))
+    super::tenancy::in_org(org)
 }
 
 /// The platform endpoints (staff-managed, receiving every organization's events).
@@ -100,17 +71,23 @@ pub fn deliveries_of(endpoint: WebhookEndpointId) -> Select<deliveries::Entity> 
     deliveries::Entity::find().filter(deliveries::Column::EndpointId.eq(endpoint.0))
 }
 
-/// The event types an endpoint subscribes to (empty = all).
-pub fn event_types(e: &endpoints::Model) -> Vec<String> {
-    serde_json::from_value(e.event_types.clone()).unwrap_or_default()
+/// The event types an endpoint subscribes to (empty = all). A stored filter that is not a
+/// JSON array of strings is an error: read as "all" it would send the endpoint events it
+/// never asked for.
+pub fn event_types(e: &endpoints::Model) -> DomainResult<Vec<String>> {
+    serde_json::from_value(e.event_types.clone()).map_err(|err| {
+        DomainError::Internal(anyhow::anyhow!(
+            "webhook endpoint {} has a malformed event-type filter: {err}",
+            WebhookEndpointId(e.id)
+        ))
+    })
 }
 
-/// Whether an endpoint wants messages of `event_type`.
-pub fn wants(e: &endpoints::Model, event_type: &str) -> bool {
-    match e.event_types.as_array() {
-        Some(types) if !types.is_empty() => types.iter().any(|t| t == event_type),
-        _ => true,
-    }
+/// Whether an endpoint wants messages of `event_type` (an error when its filter is
+/// malformed, see [`event_types`]).
+pub fn wants(e: &endpoints::Model, event_type: &str) -> DomainResult<bool> {
+    let types = event_types(e)?;
+    Ok(types.is_empty() || types.iter().any(|t| t == event_type))
 }
 
 /// Validates an endpoint URL: http(s) with a host, https unless `KFACTOR_WEBHOOK_ALLOW_HTTP`,
@@ -252,7 +229,11 @@ async fn manageable(
     id: WebhookEndpointId,
 ) -> DomainResult<endpoints::Model> {
     let not_found = DomainError::NotFound("Webhook endpoint");
-    let e = endpoints::Entity::find_by_id(id.0)
+    let q = match caller {
+        Caller::User(u) => tenancy::endpoint_for_user(UserId(u.id), caller.is_staff(), id),
+        Caller::Key(_) => endpoints::Entity::find_by_id(id.0),
+    };
+    let e = q
         .one(db)
         .await?
         .ok_or(DomainError::NotFound("Webhook endpoint"))?;
@@ -571,7 +552,7 @@ pub fn new_delivery(endpoint: Uuid, message: Uuid, now: DateTime<Utc>) -> delive
         id: Set(WebhookDeliveryId::generate().0),
         endpoint_id: Set(endpoint),
         message_id: Set(message),
-        status: Set(DeliveryStatus::Pending.as_str().into()),
+        status: Set(DeliveryStatus::Pending),
         attempts: Set(0),
         next_attempt_at: Set(Some(now)),
         locked_until: Set(None),
@@ -591,7 +572,11 @@ pub async fn redeliver(
 ) -> DomainResult<Delivery> {
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
-    let d = deliveries::Entity::find_by_id(id.0)
+    let q = match caller {
+        Caller::User(u) => tenancy::delivery_for_user(UserId(u.id), caller.is_staff(), id),
+        Caller::Key(_) => deliveries::Entity::find_by_id(id.0),
+    };
+    let d = q
         .one(&*tx)
         .await?
         .ok_or(DomainError::NotFound("Webhook delivery"))?;
@@ -606,7 +591,7 @@ pub async fn redeliver(
         ));
     }
     let mut am: deliveries::ActiveModel = d.into();
-    am.status = Set(DeliveryStatus::Pending.as_str().into());
+    am.status = Set(DeliveryStatus::Pending);
     am.next_attempt_at = Set(Some(now));
     am.manual = Set(true);
     // An attempt in flight no longer owns the delivery: it is logged when it finishes, but
@@ -633,7 +618,7 @@ pub async fn deliveries(
 ) -> DomainResult<Page<Delivery>> {
     let mut q = deliveries_of(endpoint);
     if let Some(s) = status {
-        q = q.filter(deliveries::Column::Status.eq(s.as_str()));
+        q = q.filter(deliveries::Column::Status.eq(s));
     }
     let page = page::fetch(db, q, deliveries::Column::Id, Order::Desc, req).await?;
     let ids: Vec<Uuid> = page.items.iter().map(|d| d.message_id).collect();

@@ -9,10 +9,7 @@ use super::{
     loaders,
     types::{ActivityType, ResourceType, User},
 };
-use crate::domain::{
-    activity::ActivityType as DActivityType,
-    ids::{ActivityId, OrgId},
-};
+use crate::domain::ids::{ActivityId, OrgId};
 use crate::domain::records;
 
 /// Who did something: a user, or a guest who came through a shared link.
@@ -69,15 +66,8 @@ impl ActivityEvent {
 
     /// What happened.
     #[graphql(name = "type")]
-    async fn kind(&self) -> async_graphql::Result<ActivityType> {
-        DActivityType::parse(&self.0.event_type)
-            .map(Into::into)
-            .ok_or_else(|| {
-                super::error::internal(anyhow::anyhow!(
-                    "unknown activity type {}",
-                    self.0.event_type
-                ))
-            })
+    async fn kind(&self) -> ActivityType {
+        self.0.event_type.into()
     }
 
     /// Who did it.

@@ -7,11 +7,12 @@ use super::{
     plans::{BillingPeriod, Plan},
     svc,
 };
-use crate::domain::records::SubscriptionStatus as DStatus;
+use crate::domain::records::{self, SubscriptionStatus as DStatus};
 use crate::domain::{access::OrgView, billing};
 
 /// The state of a provider subscription (Stripe's statuses).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "DStatus")]
 pub enum SubscriptionStatus {
     /// Waiting for the first payment.
     Incomplete,
@@ -29,21 +30,6 @@ pub enum SubscriptionStatus {
     Unpaid,
     /// A trial ended without a payment method.
     Paused,
-}
-
-impl From<DStatus> for SubscriptionStatus {
-    fn from(s: DStatus) -> Self {
-        match s {
-            DStatus::Incomplete => Self::Incomplete,
-            DStatus::IncompleteExpired => Self::IncompleteExpired,
-            DStatus::Trialing => Self::Trialing,
-            DStatus::Active => Self::Active,
-            DStatus::PastDue => Self::PastDue,
-            DStatus::Canceled => Self::Canceled,
-            DStatus::Unpaid => Self::Unpaid,
-            DStatus::Paused => Self::Paused,
-        }
-    }
 }
 
 /// An organization's billing.

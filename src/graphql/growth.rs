@@ -21,6 +21,7 @@ use crate::domain::{
 
 /// The length of a series bucket (UTC; weeks start on Monday).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "metrics::Interval")]
 pub enum Interval {
     /// One UTC day.
     Day,
@@ -28,16 +29,6 @@ pub enum Interval {
     Week,
     /// A calendar month in UTC.
     Month,
-}
-
-impl From<Interval> for metrics::Interval {
-    fn from(i: Interval) -> Self {
-        match i {
-            Interval::Day => metrics::Interval::Day,
-            Interval::Week => metrics::Interval::Week,
-            Interval::Month => metrics::Interval::Month,
-        }
-    }
 }
 
 /// Signups of one acquisition source.

@@ -14,12 +14,12 @@ use crate::domain::records;
 use crate::domain::{
     ids::{InvitationId, OrgId, UserId},
     invitations::{self as inv, Status},
-    orgs::{self, Role as DRole},
-    DomainError,
+    orgs, DomainError,
 };
 
 /// Where an invitation stands.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "Status")]
 pub enum InvitationStatus {
     /// Sent, not used, not expired.
     Pending,
@@ -29,28 +29,6 @@ pub enum InvitationStatus {
     Expired,
     /// Withdrawn.
     Revoked,
-}
-
-impl From<Status> for InvitationStatus {
-    fn from(s: Status) -> Self {
-        match s {
-            Status::Pending => Self::Pending,
-            Status::Accepted => Self::Accepted,
-            Status::Expired => Self::Expired,
-            Status::Revoked => Self::Revoked,
-        }
-    }
-}
-
-impl From<InvitationStatus> for Status {
-    fn from(s: InvitationStatus) -> Self {
-        match s {
-            InvitationStatus::Pending => Self::Pending,
-            InvitationStatus::Accepted => Self::Accepted,
-            InvitationStatus::Expired => Self::Expired,
-            InvitationStatus::Revoked => Self::Revoked,
-        }
-    }
 }
 
 /// An invitation to join an organization: the pair (organization, email).
@@ -79,7 +57,7 @@ impl Invitation {
     }
     /// The role they get on accepting.
     async fn role(&self) -> Role {
-        DRole::parse(&self.model.role).into()
+        self.model.role.into()
     }
     /// PENDING, ACCEPTED, EXPIRED (as soon as `expiresAt` has passed) or REVOKED.
     async fn status(&self, ctx: &Context<'_>) -> InvitationStatus {
@@ -244,7 +222,7 @@ impl InvitationQuery {
             organization_name: p.organization.name,
             inviter_name: p.inviter.name,
             email: p.invitation.email.clone(),
-            role: DRole::parse(&p.invitation.role).into(),
+            role: p.invitation.role.into(),
             expires_at: p.invitation.expires_at,
             model: p.invitation,
         }))
@@ -319,7 +297,7 @@ impl InvitationMutation {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match InvitationId::parse(&id) {
             Ok(id) => inv::resend(svc(ctx), user, id).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         invitation_payload(ctx, UserId(user.id), r).await
     }
@@ -333,7 +311,7 @@ impl InvitationMutation {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match InvitationId::parse(&id) {
             Ok(id) => inv::revoke(svc(ctx), user, id).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         invitation_payload(ctx, UserId(user.id), r).await
     }

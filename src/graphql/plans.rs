@@ -115,6 +115,7 @@ pub struct BillingPeriod {
 
 /// Usage level of a limited feature.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::entitlements::UsageStatus")]
 pub enum UsageStatus {
     /// Below 80 % of the limit.
     Ok,
@@ -160,11 +161,7 @@ impl Entitlement {
     }
     /// OK, APPROACHING (from 80 %) or REACHED.
     async fn status(&self) -> UsageStatus {
-        match self.0.status() {
-            domain::entitlements::UsageStatus::Ok => UsageStatus::Ok,
-            domain::entitlements::UsageStatus::Approaching => UsageStatus::Approaching,
-            domain::entitlements::UsageStatus::Reached => UsageStatus::Reached,
-        }
+        self.0.status().into()
     }
     /// How to lift it, when the status is not OK or the feature is off and a plan lifts it.
     async fn upgrade(&self) -> Option<UpgradePrompt> {

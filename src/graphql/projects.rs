@@ -13,7 +13,7 @@ use super::{
 };
 use crate::domain::records;
 use crate::domain::{
-    ids::{CommentId, OrgId, ProjectId, UserId},
+    ids::{OrgId, ProjectId, UserId},
     projects, sharing, DomainError,
 };
 
@@ -65,7 +65,7 @@ impl Project {
 impl Project {
     /// Opaque id (`prj_…`).
     async fn id(&self) -> ID {
-        ID(ProjectId(self.model.id).to_string())
+        ID(self.model.id.to_string())
     }
     /// Name.
     async fn name(&self) -> &str {
@@ -82,7 +82,7 @@ impl Project {
     /// Who created it.
     async fn created_by(&self) -> Actor {
         Actor::new(
-            self.model.created_by_user_id,
+            self.model.created_by_user_id.map(|u| u.0),
             self.model.created_by_guest_name.clone(),
         )
     }
@@ -103,10 +103,10 @@ impl Project {
         after: Option<String>,
     ) -> async_graphql::Result<CommentConnection> {
         let req = page_request(first, after)?;
-        let page = projects::comments(&svc(ctx).db.read, ProjectId(self.model.id), req)
+        let page = projects::comments(&svc(ctx).db.read, &self.model, req)
             .await
             .map_err(top_level)?;
-        Ok(CommentConnection::from_page(page, |c| c.id, Comment))
+        Ok(CommentConnection::from_page(page, |c| c.id.0, Comment))
     }
     /// Its shared links (members only: all for admins, a member's own for members).
     async fn shared_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SharedLink>> {
@@ -116,7 +116,7 @@ impl Project {
             &svc(ctx).db.read,
             org.view(),
             UserId(viewer.id),
-            ProjectId(self.model.id),
+            self.model.id,
         )
         .await
         .map_err(top_level)?;
@@ -132,7 +132,7 @@ pub struct Comment(pub records::Comment);
 impl Comment {
     /// Opaque id (`cmt_…`).
     async fn id(&self) -> ID {
-        ID(CommentId(self.0.id).to_string())
+        ID(self.0.id.to_string())
     }
     /// The text.
     async fn body(&self) -> &str {
@@ -140,7 +140,10 @@ impl Comment {
     }
     /// Who wrote it: a user, or a guest (who becomes the user if they sign up later).
     async fn author(&self) -> Actor {
-        Actor::new(self.0.author_user_id, self.0.guest_name.clone())
+        Actor::new(
+            self.0.author_user_id.map(|u| u.0),
+            self.0.guest_name.clone(),
+        )
     }
     /// When.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -242,8 +245,7 @@ async fn member_project(
     viewer: UserId,
     p: records::Project,
 ) -> Result<Project, DomainError> {
-    let access =
-        crate::domain::orgs::access(&svc(ctx).db.read, viewer, OrgId(p.organization_id)).await?;
+    let access = crate::domain::orgs::access(&svc(ctx).db.read, viewer, p.organization_id).await?;
     Ok(Project::member(p, access.into()))
 }
 
@@ -256,7 +258,7 @@ impl ProjectQuery {
     /// A project of an organization the caller belongs to (FORBIDDEN otherwise).
     async fn project(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Project>> {
         let user = auth(ctx).user().map_err(top_level)?;
-        let id = ProjectId::parse(&id).map_err(top_level)?;
+        let id = ProjectId::parse(&id).map_err(|e| top_level(e.into()))?;
         let (p, access) = projects::get(&svc(ctx).db.read, UserId(user.id), id)
             .await
             .map_err(top_level)?;

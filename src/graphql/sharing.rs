@@ -26,6 +26,7 @@ use crate::domain::{
 
 /// What a link lets its holder do.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "DPermission")]
 pub enum Permission {
     /// Read.
     View,
@@ -35,51 +36,14 @@ pub enum Permission {
     Edit,
 }
 
-impl From<DPermission> for Permission {
-    fn from(p: DPermission) -> Self {
-        match p {
-            DPermission::View => Self::View,
-            DPermission::Comment => Self::Comment,
-            DPermission::Edit => Self::Edit,
-        }
-    }
-}
-
-impl From<Permission> for DPermission {
-    fn from(p: Permission) -> Self {
-        match p {
-            Permission::View => Self::View,
-            Permission::Comment => Self::Comment,
-            Permission::Edit => Self::Edit,
-        }
-    }
-}
-
 /// Who may open a link.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "Audience")]
 pub enum LinkAudience {
     /// Anyone holding it.
     Anyone,
     /// Only signed-in members of the organization.
     Organization,
-}
-
-impl From<Audience> for LinkAudience {
-    fn from(a: Audience) -> Self {
-        match a {
-            Audience::Anyone => Self::Anyone,
-            Audience::Organization => Self::Organization,
-        }
-    }
-}
-
-impl From<LinkAudience> for Audience {
-    fn from(a: LinkAudience) -> Self {
-        match a {
-            LinkAudience::Anyone => Self::Anyone,
-            LinkAudience::Organization => Self::Organization,
-        }
-    }
 }
 
 /// A shared link to a resource. Listed only to its creator and the organization's admins.
@@ -113,11 +77,11 @@ impl SharedLink {
     }
     /// What holders may do.
     async fn permission(&self) -> Permission {
-        DPermission::parse(&self.0.permission).into()
+        self.0.permission.into()
     }
     /// Who may open it.
     async fn audience(&self) -> LinkAudience {
-        Audience::parse(&self.0.audience).into()
+        self.0.audience.into()
     }
     /// Who created it.
     async fn created_by(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
@@ -410,9 +374,9 @@ impl SharingSubscription {
         Ok(async_stream::stream! {
             loop {
                 match rx.recv().await {
-                    Ok(e) if e.resource_id == Some(project)
-                        && (e.event_type == ActivityType::CommentAdded.as_str()
-                            || e.event_type == ActivityType::ProjectUpdated.as_str()) =>
+                    Ok(e) if e.resource_id == Some(project.0)
+                        && (e.event_type == ActivityType::CommentAdded
+                            || e.event_type == ActivityType::ProjectUpdated) =>
                     {
                         if sharing::resolve(&svc, &svc.db.read, &token, viewer.as_ref()).await.is_err() {
                             break;

@@ -29,7 +29,7 @@ impl OrgSubscription {
     ) -> async_graphql::Result<impl Stream<Item = ActivityEvent>> {
         let user = auth(ctx).user().map_err(top_level)?;
         let me = UserId(user.id);
-        let org = OrgId::parse(&organization_id).map_err(top_level)?;
+        let org = OrgId::parse(&organization_id).map_err(|e| top_level(e.into()))?;
         let svc = svc(ctx).clone();
         // Subscribe before the access check so nothing committed in between is missed.
         let mut rx = svc.bus.subscribe();
@@ -40,7 +40,7 @@ impl OrgSubscription {
             loop {
                 match rx.recv().await {
                     Ok(e) if e.organization_id == org.0 => {
-                        let removed_me = e.event_type == ActivityType::MemberRemoved.as_str()
+                        let removed_me = e.event_type == ActivityType::MemberRemoved
                             && e.data.get("userId").and_then(|v| v.as_str()) == Some(&me.to_string());
                         yield ActivityEvent(e);
                         if removed_me {

@@ -21,6 +21,7 @@ use crate::domain::{
 
 /// How a user came to the product.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "DSource")]
 #[allow(missing_docs)]
 pub enum AcquisitionSource {
     Organic,
@@ -30,20 +31,9 @@ pub enum AcquisitionSource {
     Paid,
 }
 
-impl From<DSource> for AcquisitionSource {
-    fn from(s: DSource) -> Self {
-        match s {
-            DSource::Organic => Self::Organic,
-            DSource::Invite => Self::Invite,
-            DSource::Referral => Self::Referral,
-            DSource::Share => Self::Share,
-            DSource::Paid => Self::Paid,
-        }
-    }
-}
-
 /// A member's role in an organization.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "DRole")]
 pub enum Role {
     /// Full control, including other owners and billing.
     Owner,
@@ -53,28 +43,9 @@ pub enum Role {
     Member,
 }
 
-impl From<DRole> for Role {
-    fn from(r: DRole) -> Self {
-        match r {
-            DRole::Owner => Role::Owner,
-            DRole::Admin => Role::Admin,
-            DRole::Member => Role::Member,
-        }
-    }
-}
-
-impl From<Role> for DRole {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::Owner => DRole::Owner,
-            Role::Admin => DRole::Admin,
-            Role::Member => DRole::Member,
-        }
-    }
-}
-
 /// Who may invite people.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "DPolicy")]
 pub enum InvitePolicy {
     /// Every member.
     AnyMember,
@@ -82,26 +53,9 @@ pub enum InvitePolicy {
     AdminsOnly,
 }
 
-impl From<DPolicy> for InvitePolicy {
-    fn from(p: DPolicy) -> Self {
-        match p {
-            DPolicy::AnyMember => Self::AnyMember,
-            DPolicy::AdminsOnly => Self::AdminsOnly,
-        }
-    }
-}
-
-impl From<InvitePolicy> for DPolicy {
-    fn from(p: InvitePolicy) -> Self {
-        match p {
-            InvitePolicy::AnyMember => Self::AnyMember,
-            InvitePolicy::AdminsOnly => Self::AdminsOnly,
-        }
-    }
-}
-
 /// The kind of a shared resource.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::sharing::ResourceType")]
 pub enum ResourceType {
     /// A project.
     Project,
@@ -109,7 +63,7 @@ pub enum ResourceType {
 
 /// What happened.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE", remote = "DActivityType")]
 #[allow(missing_docs)]
 pub enum ActivityType {
     MemberJoined,
@@ -127,28 +81,9 @@ pub enum ActivityType {
     WebhookDisabled,
 }
 
-impl From<DActivityType> for ActivityType {
-    fn from(t: DActivityType) -> Self {
-        use DActivityType as D;
-        match t {
-            D::MemberJoined => Self::MemberJoined,
-            D::MemberRemoved => Self::MemberRemoved,
-            D::InvitationSent => Self::InvitationSent,
-            D::InvitationAccepted => Self::InvitationAccepted,
-            D::ProjectCreated => Self::ProjectCreated,
-            D::ProjectUpdated => Self::ProjectUpdated,
-            D::CommentAdded => Self::CommentAdded,
-            D::SharedLinkCreated => Self::SharedLinkCreated,
-            D::SharedLinkVisited => Self::SharedLinkVisited,
-            D::PlanChanged => Self::PlanChanged,
-            D::LimitReached => Self::LimitReached,
-            D::WebhookDisabled => Self::WebhookDisabled,
-        }
-    }
-}
-
 /// How a plan feature is measured.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "FeatureKind")]
 pub enum EntitlementKind {
     /// On or off.
     Boolean,
@@ -156,16 +91,6 @@ pub enum EntitlementKind {
     Limit,
     /// A cap per billing period.
     PeriodicLimit,
-}
-
-impl From<FeatureKind> for EntitlementKind {
-    fn from(k: FeatureKind) -> Self {
-        match k {
-            FeatureKind::Boolean => Self::Boolean,
-            FeatureKind::Limit => Self::Limit,
-            FeatureKind::PeriodicLimit => Self::PeriodicLimit,
-        }
-    }
 }
 
 /// A person with an account.
@@ -272,9 +197,7 @@ impl User {
 
     /// How the user came: frozen at signup.
     async fn acquisition_source(&self) -> AcquisitionSource {
-        DSource::parse(&self.model.acquisition_source)
-            .unwrap_or(DSource::Organic)
-            .into()
+        self.model.acquisition_source.into()
     }
 
     /// The inviter, sharer or referrer; null if organic or paid.
@@ -338,7 +261,7 @@ impl User {
         Ok(rows
             .into_iter()
             .map(|(m, o)| {
-                let role = DRole::parse(&m.role);
+                let role = m.role;
                 Membership {
                     model: m,
                     org: Some(Organization::new(o, role)),

@@ -17,6 +17,7 @@ use crate::domain::{
 
 /// The state of a delivery.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "DStatus")]
 pub enum DeliveryStatus {
     /// Waiting for its next attempt.
     Pending,
@@ -24,26 +25,6 @@ pub enum DeliveryStatus {
     Succeeded,
     /// Retries are exhausted, or the endpoint answered 410 Gone.
     Failed,
-}
-
-impl From<DStatus> for DeliveryStatus {
-    fn from(s: DStatus) -> Self {
-        match s {
-            DStatus::Pending => Self::Pending,
-            DStatus::Succeeded => Self::Succeeded,
-            DStatus::Failed => Self::Failed,
-        }
-    }
-}
-
-impl From<DeliveryStatus> for DStatus {
-    fn from(s: DeliveryStatus) -> Self {
-        match s {
-            DeliveryStatus::Pending => Self::Pending,
-            DeliveryStatus::Succeeded => Self::Succeeded,
-            DeliveryStatus::Failed => Self::Failed,
-        }
-    }
 }
 
 /// An HTTPS endpoint of a third-party system. Deliveries follow the Standard Webhooks spec.
@@ -65,8 +46,8 @@ impl WebhookEndpoint {
         self.0.description.as_deref()
     }
     /// The event types it receives; empty = all event types.
-    async fn event_types(&self) -> Vec<String> {
-        rules::event_types(&self.0)
+    async fn event_types(&self) -> async_graphql::Result<Vec<String>> {
+        rules::event_types(&self.0).map_err(super::error::top_level)
     }
     /// Whether deliveries are sent.
     async fn enabled(&self) -> bool {
@@ -129,7 +110,7 @@ impl WebhookDelivery {
     }
     /// Where it stands.
     async fn status(&self) -> DeliveryStatus {
-        DStatus::parse(&self.0.delivery.status).into()
+        self.0.delivery.status.into()
     }
     /// Every attempt, oldest first.
     async fn attempts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<WebhookAttempt>> {
@@ -140,7 +121,7 @@ impl WebhookDelivery {
     }
     /// When the next attempt is due (pending deliveries only).
     async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
-        (DStatus::parse(&self.0.delivery.status) == DStatus::Pending)
+        (self.0.delivery.status == DStatus::Pending)
             .then_some(self.0.delivery.next_attempt_at)
             .flatten()
     }

@@ -15,9 +15,7 @@ use super::{
 };
 use crate::domain::{
     identity,
-    ids::ProjectId,
     invitations::{self, Status},
-    orgs::Role,
     page::PageRequest,
     projects,
     ratelimit::Client,
@@ -91,7 +89,7 @@ pub async fn invitation(
         Err(e) => return internal(e),
     };
     let status = invitations::status(&p.invitation, svc.now());
-    let role = Role::parse(&p.invitation.role).as_str();
+    let role = p.invitation.role.as_str();
     let signup = svc
         .config
         .signup_link(&[("invite", &token), ("email", &p.invitation.email)]);
@@ -336,7 +334,7 @@ pub async fn shared(
     };
     let comments = match projects::comments(
         &svc.db.read,
-        ProjectId(opened.project.id),
+        &opened.project,
         PageRequest {
             first: 100,
             after: None,
@@ -352,7 +350,7 @@ pub async fn shared(
         &comments
             .items
             .iter()
-            .filter_map(|c| c.author_user_id)
+            .filter_map(|c| c.author_user_id.map(|u| u.0))
             .collect::<Vec<_>>(),
     )
     .await
@@ -362,7 +360,12 @@ pub async fn shared(
     };
     let author = |c: &crate::domain::records::Comment| {
         c.author_user_id
-            .and_then(|id| authors.iter().find(|u| u.id == id).map(|u| u.name.clone()))
+            .and_then(|id| {
+                authors
+                    .iter()
+                    .find(|u| entity::ids::UserId(u.id) == id)
+                    .map(|u| u.name.clone())
+            })
             .or_else(|| c.guest_name.clone())
             .unwrap_or_else(|| "Someone".into())
     };

@@ -22,7 +22,7 @@ use crate::{
     db::Tx,
     domain::{invitations, orgs::Role, Services},
 };
-use entity::{emails, invitations as inv_rows, organizations, users};
+use entity::{emails, enums::EmailStatus, invitations as inv_rows, organizations, users};
 
 mod account;
 mod digest;
@@ -104,7 +104,7 @@ impl Mailer {
         let now = self.svc.now();
         let txn = Tx::begin(&self.svc.db).await?;
         let due = emails::Entity::find()
-            .filter(emails::Column::Status.eq("pending"))
+            .filter(emails::Column::Status.eq(EmailStatus::Pending))
             .filter(emails::Column::NextAttemptAt.lte(now))
             .filter(
                 Condition::any()
@@ -131,8 +131,8 @@ impl Mailer {
 
         for email in &due {
             let outcome = match self.render(email).await {
-                Ok(Some(msg)) => self.deliver(email, msg).await.map(|_| "sent"),
-                Ok(None) => Ok("superseded"),
+                Ok(Some(msg)) => self.deliver(email, msg).await.map(|_| EmailStatus::Sent),
+                Ok(None) => Ok(EmailStatus::Superseded),
                 Err(e) => Err(e),
             };
             self.finish(email, outcome).await?;
@@ -143,7 +143,7 @@ impl Mailer {
     async fn finish(
         &self,
         email: &emails::Model,
-        outcome: anyhow::Result<&'static str>,
+        outcome: anyhow::Result<EmailStatus>,
     ) -> anyhow::Result<()> {
         let now = self.svc.now();
         let mut am: emails::ActiveModel = email.clone().into();
@@ -151,17 +151,21 @@ impl Mailer {
         am.attempts = Set(email.attempts + 1);
         match outcome {
             Ok(status) => {
-                am.status = Set(status.into());
-                am.sent_at = Set((status == "sent").then_some(now));
+                am.status = Set(status);
+                am.sent_at = Set((status == EmailStatus::Sent).then_some(now));
                 am.last_error = Set(None);
-                metrics::counter!("kfactor_emails_total", "kind" => email.kind.clone(), "outcome" => status).increment(1);
+                metrics::counter!("kfactor_emails_total", "kind" => email.kind.clone(), "outcome" => status.as_str()).increment(1);
             }
             Err(e) => {
                 let attempts = email.attempts + 1;
                 let given_up = attempts >= MAX_ATTEMPTS;
                 // 30 s, 1 min, 2 min … capped at an hour.
                 let backoff = Duration::seconds((30i64 << (attempts - 1).min(7)).min(3600));
-                am.status = Set(if given_up { "failed" } else { "pending" }.into());
+                am.status = Set(if given_up {
+                    EmailStatus::Failed
+                } else {
+                    EmailStatus::Pending
+                });
                 am.next_attempt_at = Set(now + backoff);
                 am.last_error = Set(Some(format!("{e:#}").chars().take(1000).collect()));
                 tracing::warn!(email_id = %email.id, kind = %email.kind, attempts, given_up, error = %format!("{e:#}"), "sending email failed");
@@ -234,7 +238,7 @@ impl Mailer {
         Ok(Some(invitation_message(
             &inviter.name,
             &org.name,
-            Role::parse(&inv.role),
+            inv.role,
             &invitations::email_link(&self.svc, &inv),
             inv.expires_at,
         )))

@@ -5,7 +5,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, DbErr, EntityTrait};
 use uuid::Uuid;
 
 use crate::db::Tx;
-use entity::emails;
+use entity::{emails, enums::EmailStatus};
 
 /// Queues an email in the caller's transaction; the mailer is woken after commit.
 pub async fn enqueue(
@@ -22,7 +22,7 @@ pub async fn enqueue(
         recipient: Set(recipient.into()),
         subject_id: Set(subject_id),
         subject_version: Set(subject_version),
-        status: Set("pending".into()),
+        status: Set(EmailStatus::Pending),
         attempts: Set(0),
         next_attempt_at: Set(now),
         locked_until: Set(None),
@@ -53,7 +53,7 @@ pub async fn enqueue_many(
         recipient: Set(recipient.clone()),
         subject_id: Set(*subject),
         subject_version: Set(0),
-        status: Set("pending".into()),
+        status: Set(EmailStatus::Pending),
         attempts: Set(0),
         next_attempt_at: Set(now),
         locked_until: Set(None),

@@ -70,7 +70,7 @@ pub async fn record(
     let row = entity::activity_events::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(event.org),
-        event_type: Set(event.kind.as_str().to_string()),
+        event_type: Set(event.kind),
         actor_user_id: Set(event.actor.user_id),
         actor_guest_name: Set(event.actor.guest_name),
         resource_type: Set(event.resource.map(|(t, _)| t.to_string())),

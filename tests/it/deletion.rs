@@ -166,7 +166,7 @@ async fn a_deleted_account_leaves_anonymous_facts_and_nothing_to_reach_it_by() {
     assert!(row.deleted_at.is_some());
     assert_eq!(row.name, "Deleted user");
     assert!(row.email.ends_with("@deleted.invalid"));
-    assert_eq!(row.acquisition_source, "invite");
+    assert_eq!(row.acquisition_source.as_str(), "invite");
     assert_eq!(row.invited_by_user_id, Some(uuid(&ana.id)));
     assert!(row.invite_token_id.is_some());
     assert_eq!(
@@ -448,7 +448,7 @@ async fn an_organization_is_deleted_after_its_grace_period_unless_an_owner_resto
         .unwrap();
     assert_eq!(invs.len(), 1, "the invitation stays a fact");
     assert!(invs[0].email.ends_with("@deleted.invalid"));
-    assert_eq!(invs[0].status, "revoked");
+    assert_eq!(invs[0].status.as_str(), "revoked");
     assert_eq!(
         entity::invitation_sends::Entity::find()
             .count(db)

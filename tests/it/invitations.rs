@@ -564,7 +564,7 @@ async fn invitation_emails_reach_a_real_smtp_server_with_a_working_link() {
     }
     let pending = pending.expect("a first attempt within 10 s");
     assert_eq!(sink.mails().len(), 1, "only Ana's verification email");
-    assert_eq!(pending.status, "pending");
+    assert_eq!(pending.status.as_str(), "pending");
     assert_eq!(pending.attempts, 1);
     assert!(pending.last_error.is_some());
     app.clock.advance(Duration::seconds(31));
@@ -595,7 +595,7 @@ async fn invitation_emails_reach_a_real_smtp_server_with_a_working_link() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(sent.status, "sent");
+    assert_eq!(sent.status.as_str(), "sent");
     assert!(
         !format!("{sent:?}").contains(link.rsplit('/').next().unwrap()),
         "no token in the database"

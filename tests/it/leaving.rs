@@ -187,7 +187,7 @@ async fn a_deleted_account_leaves_no_address_in_the_email_outbox() {
     assert!(all
         .iter()
         .filter(|e| e.recipient.ends_with("@deleted.invalid"))
-        .all(|e| e.status != "pending"));
+        .all(|e| e.status.as_str() != "pending"));
     assert_eq!(
         all.iter()
             .filter(|e| e.recipient.ends_with("@deleted.invalid"))

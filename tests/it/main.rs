@@ -27,5 +27,6 @@ mod schema;
 mod secrets;
 mod sessions;
 mod sharing;
+mod stored_values;
 mod subscriptions;
 mod webhooks;

@@ -156,7 +156,9 @@ async fn projects_are_tenant_scoped() {
             json!({ "p": id }),
         )
         .await;
-    assert_eq!(error_codes(&q), vec!["FORBIDDEN"]);
+    // Another tenant's project is not found: the lookup names the caller's organizations,
+    // so it never even loads the row.
+    assert_eq!(error_codes(&q), vec!["NOT_FOUND"]);
     assert!(!q.to_string().contains("Secret plan"));
     for (field, query) in [
         ("updateProject", "mutation($p: ID!) { updateProject(input: {id: $p, name: \"pwned\"}) { project { id } userErrors { code } } }"),
@@ -165,8 +167,24 @@ async fn projects_are_tenant_scoped() {
         ("createSharedLink", "mutation($p: ID!) { createSharedLink(input: {resourceType: PROJECT, resourceId: $p, permission: EDIT}) { sharedLink { url } userErrors { code } } }"),
     ] {
         let body = app.gql(Some(&eve.token), query, json!({ "p": id })).await;
-        assert_eq!(user_error_codes(&body["data"][field]), vec!["PERMISSION_DENIED"], "{field}: {body}");
+        assert_eq!(user_error_codes(&body["data"][field]), vec!["NOT_FOUND"], "{field}: {body}");
     }
+    // Ana's link to it is not found either, for Eve.
+    let link = app
+        .gql(Some(&ana.token), "mutation($p: ID!) { createSharedLink(input: {resourceType: PROJECT, resourceId: $p, permission: VIEW}) { sharedLink { id } } }", json!({ "p": id }))
+        .await;
+    let link = link["data"]["createSharedLink"]["sharedLink"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = app
+        .gql(Some(&eve.token), "mutation($l: ID!) { revokeSharedLink(id: $l) { sharedLink { revokedAt } userErrors { code } } }", json!({ "l": link }))
+        .await;
+    assert_eq!(
+        user_error_codes(&body["data"]["revokeSharedLink"]),
+        vec!["NOT_FOUND"],
+        "{body}"
+    );
     let body = app
         .gql(
             Some(&eve.token),

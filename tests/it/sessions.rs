@@ -87,8 +87,8 @@ async fn a_reset_answers_alike_for_every_address_and_its_link_is_single_use_and_
             .await
             .unwrap()
             .unwrap();
-        if row.status != "pending" {
-            assert_eq!(row.status, "superseded", "handled, nothing sent");
+        if row.status.as_str() != "pending" {
+            assert_eq!(row.status.as_str(), "superseded", "handled, nothing sent");
             break;
         }
         assert!(std::time::Instant::now() < deadline);

@@ -258,7 +258,9 @@ async fn a_token_reaches_only_its_own_project() {
                 json!({ "p": p }),
             )
             .await;
-        assert_eq!(error_codes(&q), vec!["FORBIDDEN"]);
+        // Not found: another tenant's project is not even loaded.
+        assert_eq!(error_codes(&q), vec!["NOT_FOUND"]);
+        assert!(!q.to_string().contains("Roadmap"), "{q}");
     }
     let links = app
         .gql(

@@ -13,7 +13,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 
 use super::{find, live_user};
 use crate::domain::{invitations, ratelimit, ratelimit::Client, DomainResult, Services};
-use entity::{email_tokens::Purpose, memberships, organizations, users};
+use entity::{email_tokens::Purpose, enums::AcquisitionSource, memberships, organizations, users};
 
 /// How whoever uses a verification link shows they hold the account too.
 #[derive(Clone, Copy, Debug)]
@@ -52,7 +52,7 @@ pub async fn waiting_join(
     now: DateTime<Utc>,
     user: &users::Model,
 ) -> DomainResult<Option<WaitingJoin>> {
-    if user.acquisition_source != "invite" {
+    if user.acquisition_source != AcquisitionSource::Invite {
         return Ok(None);
     }
     let Some(id) = user.invite_token_id else {

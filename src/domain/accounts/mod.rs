@@ -33,7 +33,10 @@ use super::{
     DomainError, DomainResult, Services,
 };
 use crate::db::Tx;
-use entity::{email_tokens, email_tokens::Purpose, memberships, organizations, users};
+use entity::{
+    email_tokens, email_tokens::Purpose, enums::AcquisitionSource, memberships, organizations,
+    users,
+};
 
 pub mod confirm;
 pub mod passwords;
@@ -409,7 +412,7 @@ async fn join_waiting_signup(
     now: DateTime<Utc>,
     user: &users::Model,
 ) -> DomainResult<Option<(organizations::Model, Role)>> {
-    if user.acquisition_source != "invite" {
+    if user.acquisition_source != AcquisitionSource::Invite {
         return Ok(None);
     }
     let has_org = memberships::Entity::find()
@@ -443,7 +446,7 @@ async fn join_waiting_signup(
                 .one(&**tx)
                 .await?
                 .ok_or(DomainError::NotFound("Organization"))?;
-            (org, Role::parse(&m.role))
+            (org, m.role)
         }
         None => {
             let name = identity::workspace_name(&user.name)?;

@@ -124,7 +124,7 @@ pub async fn change_plan(
         Caller::User(u) => {
             let role = orgs::membership(&*tx, org, UserId(u.id))
                 .await?
-                .map(|m| Role::parse(&m.role));
+                .map(|m| m.role);
             match role {
                 _ if u.is_staff => {}
                 Some(Role::Owner) => return Err(checkout_required(svc, &current, &target)),

@@ -213,7 +213,7 @@ async fn write_chunk(
         .collect();
     let admins = memberships::Entity::find()
         .filter(memberships::Column::OrganizationId.is_in(live.iter().copied()))
-        .filter(memberships::Column::Role.is_in([Role::Owner.as_str(), Role::Admin.as_str()]))
+        .filter(memberships::Column::Role.is_in([Role::Owner, Role::Admin]))
         .all(db)
         .await?;
     let user_ids: Vec<Uuid> = admins.iter().map(|m| m.user_id).collect();

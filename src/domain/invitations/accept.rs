@@ -8,6 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{status, Status};
+use crate::db::Tx;
 use crate::domain::{
     activity::ActivityType,
     ids::{InvitationId, OrgId, UserId},
@@ -15,14 +16,14 @@ use crate::domain::{
         probe::{Probe, Scopes},
         sql::Only,
     },
-    orgs::{self, Role},
+    orgs,
     ratelimit::{self, Client},
     referrals,
     tokens::Purpose,
     DomainError, DomainResult, Services,
 };
-use crate::db::Tx;
 use crate::outbox::{self, Actor, Event, WebhookEvent};
+use entity::enums::InvitationState;
 use entity::{invitations, memberships, organizations, users};
 
 /// The invitation a token names: the copyable token of `Invitation.url` or the one its
@@ -201,7 +202,10 @@ pub(crate) async fn accept_in_tx(
     // The conditional update is the single-use guard: a concurrent accept that committed
     // first leaves nothing pending to update.
     let claimed = invitations::Entity::update_many()
-        .col_expr(invitations::Column::Status, Expr::value("accepted"))
+        .col_expr(
+            invitations::Column::Status,
+            Expr::value(InvitationState::Accepted),
+        )
         .col_expr(invitations::Column::AcceptedAt, Expr::value(now))
         .col_expr(invitations::Column::AcceptedByUserId, Expr::value(user.id))
         // The pair's first acceptance (and, since accepting needs the link, its first open)
@@ -231,7 +235,7 @@ pub(crate) async fn accept_in_tx(
             .into(),
         )
         .filter(invitations::Column::Id.eq(inv.id))
-        .filter(invitations::Column::Status.eq("pending"))
+        .filter(invitations::Column::Status.eq(InvitationState::Pending))
         .filter(invitations::Column::TokenVersion.eq(inv.token_version))
         .filter(invitations::Column::ExpiresAt.gt(now))
         .exec(&**tx)
@@ -252,7 +256,7 @@ pub(crate) async fn accept_in_tx(
         .one(&**tx)
         .await?
         .ok_or(DomainError::NotFound("Organization"))?;
-    let role = Role::parse(&inv.role);
+    let role = inv.role;
     let m = orgs::add_member(tx, now, &org, user, role, via).await?;
     referrals::record(
         tx,

@@ -10,6 +10,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{in_org, pending_count, rate_limited, record_send, send_budget, status, Status};
+use crate::db::Tx;
 use crate::domain::{
     entitlements,
     identity::Email,
@@ -18,7 +19,7 @@ use crate::domain::{
     orgs::{self, InvitePolicy, Role},
     referrals, DomainError, DomainResult, Services,
 };
-use crate::outbox::Tx;
+use entity::enums::InvitationState;
 use entity::{invitations, users};
 
 /// Most emails in one `createInvitations` call.
@@ -107,7 +108,7 @@ fn clean_surface(surface: Option<String>) -> DomainResult<Option<String>> {
 
 /// The invite policy and role rules.
 fn may_invite(access: &orgs::OrgAccess, role: Role) -> DomainResult<()> {
-    if InvitePolicy::parse(&access.org.invite_policy) == InvitePolicy::AdminsOnly {
+    if access.org.invite_policy == InvitePolicy::AdminsOnly {
         access.require(Role::Admin, "invite people to this organization")?;
     }
     if role == Role::Admin {
@@ -287,8 +288,8 @@ impl<'a> Batch<'a> {
             Some(e) => {
                 let revived = status(&e, now) != Status::Pending;
                 let mut am: invitations::ActiveModel = e.clone().into();
-                am.status = Set("pending".into());
-                am.role = Set(self.role.as_str().into());
+                am.status = Set(InvitationState::Pending);
+                am.role = Set(self.role);
                 am.token_version = Set(e.token_version + 1);
                 am.last_sent_at = Set(now);
                 am.send_count = Set(e.send_count + 1);
@@ -314,10 +315,10 @@ impl<'a> Batch<'a> {
                     id: Set(InvitationId::generate().0),
                     organization_id: Set(self.org().0),
                     email: Set(email.as_str().into()),
-                    role: Set(self.role.as_str().into()),
+                    role: Set(self.role),
                     invited_by_user_id: Set(me.0),
                     surface: Set(self.surface.clone()),
-                    status: Set("pending".into()),
+                    status: Set(InvitationState::Pending),
                     token_version: Set(1),
                     team_invite: Set(team_invite),
                     created_at: Set(now),

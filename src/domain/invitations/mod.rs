@@ -5,8 +5,7 @@
 //! working, and nothing in the database is a usable token.
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Order, PaginatorTrait, QueryFilter, Select,
 };
 
 use super::{
@@ -14,10 +13,12 @@ use super::{
     ids::{InvitationId, OrgId, UserId},
     orgs::{self, Role},
     page::{self, Page, PageRequest},
+    tenancy,
     tokens::Purpose,
     DomainError, DomainResult, Services,
 };
-use crate::outbox::Tx;
+use crate::db::Tx;
+use entity::enums::InvitationState;
 use entity::{invitations, users};
 
 mod accept;
@@ -44,23 +45,23 @@ pub enum Status {
 
 /// The status of an invitation at `now` (EXPIRED as soon as `expires_at` has passed).
 pub fn status(inv: &invitations::Model, now: DateTime<Utc>) -> Status {
-    match inv.status.as_str() {
-        "accepted" => Status::Accepted,
-        "revoked" => Status::Revoked,
-        _ if inv.expires_at <= now => Status::Expired,
-        _ => Status::Pending,
+    match inv.status {
+        InvitationState::Accepted => Status::Accepted,
+        InvitationState::Revoked => Status::Revoked,
+        InvitationState::Pending if inv.expires_at <= now => Status::Expired,
+        InvitationState::Pending => Status::Pending,
     }
 }
 
 /// Tenant-scoped query: the invitations of one organization.
 pub fn in_org(org: OrgId) -> Select<invitations::Entity> {
-    invitations::Entity::find().filter(invitations::Column::OrganizationId.eq(org.0))
+    tenancy::in_org(org)
 }
 
 /// Tenant-scoped query: the invitations of one organization still pending at `now`.
 pub fn pending_in_org(org: OrgId, now: DateTime<Utc>) -> Select<invitations::Entity> {
     in_org(org)
-        .filter(invitations::Column::Status.eq("pending"))
+        .filter(invitations::Column::Status.eq(InvitationState::Pending))
         .filter(invitations::Column::ExpiresAt.gt(now))
 }
 
@@ -75,7 +76,7 @@ async fn manageable(
     caller: UserId,
     id: InvitationId,
 ) -> DomainResult<(invitations::Model, orgs::OrgAccess)> {
-    let inv = invitations::Entity::find_by_id(id.0)
+    let inv = tenancy::find_for_member::<invitations::Entity>(caller, id)
         .one(&**tx)
         .await?
         .ok_or(DomainError::NotFound("Invitation"))?;
@@ -145,7 +146,7 @@ pub async fn revoke(
         Status::Pending | Status::Expired => {}
     }
     let mut am: invitations::ActiveModel = inv.into();
-    am.status = Set("revoked".into());
+    am.status = Set(InvitationState::Revoked);
     let inv = am.update(&*tx).await?;
     tx.commit(&svc.bus).await?;
     Ok(inv)
@@ -192,11 +193,13 @@ pub async fn list(
     let mut q = in_org(org);
     q = match filter {
         None => q,
-        Some(Status::Accepted) => q.filter(invitations::Column::Status.eq("accepted")),
-        Some(Status::Revoked) => q.filter(invitations::Column::Status.eq("revoked")),
+        Some(Status::Accepted) => {
+            q.filter(invitations::Column::Status.eq(InvitationState::Accepted))
+        }
+        Some(Status::Revoked) => q.filter(invitations::Column::Status.eq(InvitationState::Revoked)),
         Some(Status::Pending) => pending_in_org(org, now),
         Some(Status::Expired) => q
-            .filter(invitations::Column::Status.eq("pending"))
+            .filter(invitations::Column::Status.eq(InvitationState::Pending))
             .filter(invitations::Column::ExpiresAt.lte(now)),
     };
     page::fetch(&svc.db.read, q, invitations::Column::Id, Order::Desc, req).await
@@ -208,7 +211,7 @@ pub async fn get(
     caller: UserId,
     id: InvitationId,
 ) -> DomainResult<invitations::Model> {
-    let inv = invitations::Entity::find_by_id(id.0)
+    let inv = tenancy::find_for_member::<invitations::Entity>(caller, id)
         .one(&svc.db.read)
         .await?
         .ok_or(DomainError::NotFound("Invitation"))?;

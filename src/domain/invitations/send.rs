@@ -7,13 +7,12 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::db::Tx;
 use crate::domain::{
     activity::ActivityType,
     ids::{InvitationId, OrgId, UserId},
-    orgs::Role,
     DomainError, DomainResult, Services,
 };
-use crate::db::Tx;
 use crate::outbox::{self, Actor, Event, WebhookEvent};
 use entity::{invitation_sends, invitations, organizations, users};
 
@@ -82,7 +81,7 @@ pub(super) async fn record_send(
     .insert(&**tx)
     .await?;
     outbox::email::enqueue(tx, now, "invitation", &inv.email, inv.id, inv.token_version).await?;
-    let role = Role::parse(&inv.role);
+    let role = inv.role;
     outbox::record(
         tx,
         now,

@@ -124,7 +124,7 @@ impl OrgQuery {
         id: ID,
     ) -> async_graphql::Result<Option<Organization>> {
         let caller = auth(ctx).caller().map_err(top_level)?;
-        let org = OrgId::parse(&id).map_err(top_level)?;
+        let org = OrgId::parse(&id).map_err(|e| top_level(e.into()))?;
         access::org_view(&svc(ctx).db.read, caller, org)
             .await
             .map(|v| Some(v.into()))
@@ -163,7 +163,7 @@ impl OrgMutation {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match OrgId::parse(&id) {
             Ok(org) => orgs::rename(svc(ctx), UserId(user.id), org, &name).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         org_payload(r)
     }
@@ -178,7 +178,7 @@ impl OrgMutation {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match OrgId::parse(&organization_id) {
             Ok(org) => orgs::set_invite_policy(svc(ctx), UserId(user.id), org, policy.into()).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         org_payload(r)
     }
@@ -192,7 +192,7 @@ impl OrgMutation {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match OrgId::parse(&id) {
             Ok(org) => orgs::set_active(svc(ctx), user, org).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         org_payload(r)
     }
@@ -289,8 +289,8 @@ impl OrgMutation {
         enabled: Option<bool>,
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> async_graphql::Result<Entitlement> {
-        let caller = auth(ctx).caller().map_err(top_level)?;
-        let org = OrgId::parse(&organization_id).map_err(top_level)?;
+        let caller = auth(ctx).caller().map_err(|e| top_level(e.into()))?;
+        let org = OrgId::parse(&organization_id).map_err(|e| top_level(e.into()))?;
         let (limit, unlimited) = match limit {
             Some(-1) => (None, true),
             Some(n) => (Some(n as i64), false),
@@ -327,7 +327,7 @@ impl OrgMutation {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match OrgId::parse(&id) {
             Ok(org) => crate::domain::deletion::delete_organization(svc(ctx), user, org).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         org_payload(r)
     }
@@ -341,7 +341,7 @@ impl OrgMutation {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match OrgId::parse(&id) {
             Ok(org) => crate::domain::deletion::restore_organization(svc(ctx), user, org).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         org_payload(r)
     }
@@ -355,7 +355,7 @@ impl OrgMutation {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match OrgId::parse(&id) {
             Ok(org) => orgs::leave(svc(ctx), user, org).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         deleted(r)
     }

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use async_graphql::{Context, Object, ID};
 use chrono::{DateTime, Utc};
 
+use crate::domain::records;
 use crate::domain::{
     self,
     access::OrgView,
     ids::{OrgId, UserId},
-    orgs::{self, InvitePolicy as DPolicy, Role as DRole},
+    orgs::{self, Role as DRole},
 };
 use crate::graphql::{
     activity::{ActivityEvent, ActivityEventConnection},
@@ -21,7 +22,6 @@ use crate::graphql::{
     svc,
     types::{InvitePolicy, Role, User},
 };
-use crate::domain::records;
 
 /// A workspace: members, their projects, links, plan and activity.
 #[derive(Clone)]
@@ -97,7 +97,7 @@ impl Organization {
 
     /// Who may invite people.
     async fn invite_policy(&self) -> InvitePolicy {
-        DPolicy::parse(&self.view.org.invite_policy).into()
+        self.view.org.invite_policy.into()
     }
 
     /// The caller's role here (null for API keys and for staff who are not members).
@@ -220,7 +220,7 @@ impl Organization {
         let org = self.clone();
         Ok(crate::graphql::projects::ProjectConnection::from_page(
             page,
-            |p| p.id,
+            |p| p.id.0,
             |p| crate::graphql::projects::Project::member(p, org.clone()),
         ))
     }
@@ -334,7 +334,7 @@ impl Membership {
 
     /// Their role.
     async fn role(&self) -> Role {
-        DRole::parse(&self.model.role).into()
+        self.model.role.into()
     }
 
     /// When they joined.

@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::{record::Finished, Dispatcher, Job, LEASE_SECONDS};
 use crate::{
-    domain::webhooks::{self as rules, DeliveryStatus},
-    db::Tx,
     crypto::signing,
+    db::Tx,
+    domain::webhooks::{self as rules, DeliveryStatus},
 };
 use entity::{
     webhook_deliveries as deliveries, webhook_endpoints as endpoints, webhook_messages as messages,
@@ -77,7 +77,7 @@ impl Dispatcher {
             .and_where(endpoints::Column::Enabled.eq(true))
             .to_owned();
         let mut q = deliveries::Entity::find()
-            .filter(deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(deliveries::Column::Status.eq(DeliveryStatus::Pending))
             .filter(deliveries::Column::NextAttemptAt.lte(now))
             .filter(
                 Condition::any()

@@ -46,8 +46,15 @@ impl Dispatcher {
             for e in &eps {
                 let same_org =
                     e.organization_id.is_none() || e.organization_id == m.organization_id;
-                if same_org && rules::wants(e, &m.event_type) {
-                    rows.push(rules::new_delivery(e.id, m.id, now));
+                if !same_org {
+                    continue;
+                }
+                // A malformed filter sends nothing to that endpoint (never "everything"),
+                // and does not hold up the other endpoints.
+                match rules::wants(e, &m.event_type) {
+                    Ok(true) => rows.push(rules::new_delivery(e.id, m.id, now)),
+                    Ok(false) => {}
+                    Err(err) => tracing::error!(error = %err, "skipping webhook endpoint"),
                 }
             }
         }

@@ -31,8 +31,8 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use uuid::Uuid;
 
-use crate::{crypto::signing, egress};
 use crate::domain::{webhooks::DeliveryStatus, Services};
+use crate::{crypto::signing, egress};
 use entity::{
     webhook_deliveries as deliveries, webhook_endpoints as endpoints, webhook_messages as messages,
 };
@@ -138,7 +138,7 @@ impl Dispatcher {
             if last_gauge.is_none_or(|t| t.elapsed() > StdDuration::from_secs(5)) {
                 last_gauge = Some(Instant::now());
                 if let Ok(n) = deliveries::Entity::find()
-                    .filter(deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+                    .filter(deliveries::Column::Status.eq(DeliveryStatus::Pending))
                     .count(&self.svc.db.read)
                     .await
                 {

@@ -12,7 +12,7 @@ pub async fn prune(svc: &Services) -> anyhow::Result<u64> {
     let pending = Query::select()
         .column(deliveries::Column::MessageId)
         .from(deliveries::Entity)
-        .and_where(deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .and_where(deliveries::Column::Status.eq(DeliveryStatus::Pending))
         .to_owned();
     let r = messages::Entity::delete_many()
         .filter(messages::Column::CreatedAt.lt(cutoff))

@@ -215,10 +215,7 @@ pub(super) async fn moved_update(
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     deliveries::Entity::update_many()
-        .col_expr(
-            deliveries::Column::Status,
-            Expr::value(step.status.as_str()),
-        )
+        .col_expr(deliveries::Column::Status, Expr::value(step.status))
         .col_expr(deliveries::Column::Attempts, Expr::value(step.attempts))
         .col_expr(deliveries::Column::NextAttemptAt, Expr::value(step.next))
         .col_expr(

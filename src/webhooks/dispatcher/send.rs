@@ -2,11 +2,7 @@
 use std::time::Instant;
 
 use super::{retry::retry_after_seconds, Dispatcher, Job, MAX_RESPONSE_BODY, TIMEOUT};
-use crate::{
-    outbox,
-    crypto::signing,
-    egress,
-};
+use crate::{crypto::signing, egress, outbox};
 
 /// What one HTTP attempt came to.
 #[derive(Debug, Default)]

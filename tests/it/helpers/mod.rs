@@ -245,7 +245,10 @@ impl TestApp {
             id: Set(Uuid::now_v7()),
             organization_id: Set(org.0),
             user_id: Set(user.0),
-            role: Set(role.to_string()),
+            role: Set(
+                <entity::enums::Role as sea_orm::ActiveEnum>::try_from_value(&role.to_string())
+                    .expect("a stored role name"),
+            ),
             joined_at: Set(self.clock_now()),
         }
         .insert(&self.app.svc.db.write)
