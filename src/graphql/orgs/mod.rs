@@ -289,7 +289,7 @@ impl OrgMutation {
         enabled: Option<bool>,
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> async_graphql::Result<Entitlement> {
-        let caller = auth(ctx).caller().map_err(|e| top_level(e.into()))?;
+        let caller = auth(ctx).caller().map_err(top_level)?;
         let org = OrgId::parse(&organization_id).map_err(|e| top_level(e.into()))?;
         let (limit, unlimited) = match limit {
             Some(-1) => (None, true),
