@@ -137,8 +137,11 @@ pub fn parse_url(svc: &Services, raw: &str, field: &[&str]) -> DomainResult<Stri
     if !svc.config.webhook_allow_private {
         let literal = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = literal.parse::<IpAddr>() {
-            if let Some(why) = ssrf::forbidden(ip) {
-                return bad(&format!("Webhook URLs cannot point to {why}."));
+            if ssrf::forbidden(ip).is_some() {
+                return bad(&format!(
+                    "{}. Webhook URLs must point to a public address.",
+                    ssrf::REFUSED
+                ));
             }
         }
     }

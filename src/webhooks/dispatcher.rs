@@ -572,7 +572,7 @@ impl Dispatcher {
             .trim_end_matches(']')
             .parse()
             .ok()?;
-        ssrf::forbidden(ip).map(|why| ssrf::refusal(&ip.to_string(), ip, why))
+        ssrf::forbidden(ip).map(|_| ssrf::REFUSED.to_string())
     }
 
     /// Group-commits finished attempts until the dispatcher stops.
