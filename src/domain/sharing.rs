@@ -598,6 +598,7 @@ pub async fn guest_comment(
 /// PUBLIC: a guest edits through an EDIT link.
 pub async fn guest_edit(
     svc: &Services,
+    client: &Client,
     token: &str,
     name: Option<&str>,
     content: Option<&str>,
@@ -613,6 +614,7 @@ pub async fn guest_edit(
     let mut tx = Tx::begin(&svc.db).await?;
     let opened = resolve(svc, &*tx, token, viewer).await?;
     require(&opened, Permission::Edit)?;
+    ratelimit::guest_edit(svc, client, opened.link.id)?;
     let (actor, actor_name) = match viewer {
         Some(u) => (Actor::user(u.id), u.name.clone()),
         None => (

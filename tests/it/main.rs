@@ -11,6 +11,7 @@ mod deletion;
 mod digest;
 mod error_codes;
 mod growth;
+mod guest;
 mod http;
 mod identity;
 mod invitations;
