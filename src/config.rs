@@ -11,8 +11,10 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 mod digest;
+mod operations;
 mod safety;
 pub use digest::DigestSchedule;
+pub use operations::Operations;
 pub use safety::{Rate, Safety};
 
 /// The validated server configuration.
@@ -70,7 +72,8 @@ pub struct Config {
     pub webhook_allow_private: bool,
     /// Delay before each attempt of a delivery; after the last, the delivery is FAILED.
     pub webhook_retry_schedule: Vec<std::time::Duration>,
-    /// Finished deliveries and their messages are pruned after this many days.
+    /// Webhook messages with all deliveries finished are pruned, with their deliveries and
+    /// attempts, this many days after they were written (`crate::retention`).
     pub webhook_retention_days: i64,
     /// Most webhook requests in flight at once (per instance).
     pub webhook_concurrency: usize,
@@ -82,6 +85,8 @@ pub struct Config {
     pub safety: Safety,
     /// When the weekly digest goes out; `None`: never.
     pub digest_schedule: Option<DigestSchedule>,
+    /// Retention, the link cache's budget and the metrics endpoint (`config/operations.rs`).
+    pub operations: Operations,
 }
 
 /// An action that can count as a user's activation (`KFACTOR_ACTIVATION_EVENTS`).
@@ -188,6 +193,8 @@ struct Raw {
     digest_schedule: String,
     #[serde(flatten)]
     safety: safety::RawSafety,
+    #[serde(flatten)]
+    operations: operations::RawOperations,
 }
 
 /// An environment value figment may have read as a number (`KFACTOR_X=5`) or a string.
@@ -260,6 +267,7 @@ impl Default for Raw {
             activation_events: "project_created,comment_added".into(),
             digest_schedule: DigestSchedule::DEFAULT.into(),
             safety: Default::default(),
+            operations: Default::default(),
         }
     }
 }
@@ -506,6 +514,7 @@ impl Config {
             activation_events,
             digest_schedule,
             safety: raw.safety.validate()?,
+            operations: raw.operations.validate()?,
         })
     }
 

@@ -39,6 +39,7 @@ mod graphiql;
 mod graphql;
 mod login;
 mod pages;
+pub mod prometheus;
 mod signup;
 
 /// What every handler can reach.
@@ -94,8 +95,14 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             browser::csrf_cookie,
         ));
+    // With an address of its own, /metrics is not on the public one.
+    let metrics = match state.svc.config.operations.metrics_bind {
+        None => prometheus::routes(),
+        Some(_) => Router::new(),
+    };
     let http = Router::new()
         .merge(pages)
+        .merge(metrics)
         // A redirect with no form: no CSRF cookie.
         .route("/r/{code}", get(pages::referral))
         .route("/graphql", get(graphql::get).post(graphql::post))
@@ -105,7 +112,6 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(billing::stripe).layer(DefaultBodyLimit::max(billing::MAX_BODY)),
         )
         .route("/healthz", get(health))
-        .route("/metrics", get(metrics))
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -133,6 +139,11 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(1024 * 1024)),
         )
         .with_state(state)
+}
+
+/// `/metrics` alone, for `KFACTOR_METRICS_BIND`.
+pub fn metrics_router(state: AppState) -> Router {
+    prometheus::routes().with_state(state)
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -183,13 +194,4 @@ async fn health(State(app): State<AppState>) -> Response {
         )
             .into_response()
     }
-}
-
-/// `GET /metrics`: Prometheus text format.
-async fn metrics(State(app): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
-    )
-        .into_response()
 }

@@ -232,7 +232,6 @@ impl Dispatcher {
         let (mut finished, queue) = mpsc::unbounded_channel();
         let mut recorder = tokio::task::JoinSet::new();
         recorder.spawn(self.clone().record_loop(queue));
-        let mut last_prune: Option<Instant> = None;
         let mut last_gauge: Option<Instant> = None;
         while !*stop.borrow() {
             let mut busy = false;
@@ -261,14 +260,6 @@ impl Dispatcher {
                     .await
                 {
                     metrics::gauge!("kfactor_webhook_queue_depth").set(n as f64);
-                }
-            }
-            if last_prune.is_none_or(|t| t.elapsed() > StdDuration::from_secs(3600)) {
-                last_prune = Some(Instant::now());
-                match prune(&self.svc).await {
-                    Ok(n) if n > 0 => tracing::info!(messages = n, "pruned old webhook messages"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = ?e, "pruning webhook messages failed"),
                 }
             }
             if busy {
@@ -906,24 +897,6 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = s.source();
     }
     parts.join(": ")
-}
-
-/// Deletes messages older than the retention whose deliveries are all finished; their
-/// deliveries and attempts go with them. Returns how many messages were deleted.
-pub async fn prune(svc: &Services) -> anyhow::Result<u64> {
-    let cutoff = svc.now() - Duration::days(svc.config.webhook_retention_days);
-    let pending = Query::select()
-        .column(deliveries::Column::MessageId)
-        .from(deliveries::Entity)
-        .and_where(deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-        .to_owned();
-    let r = messages::Entity::delete_many()
-        .filter(messages::Column::CreatedAt.lt(cutoff))
-        .filter(messages::Column::DispatchedAt.is_not_null())
-        .filter(messages::Column::Id.not_in_subquery(pending))
-        .exec(&svc.db.write)
-        .await?;
-    Ok(r.rows_affected)
 }
 
 /// Starts the dispatcher in the background.

@@ -7,4 +7,4 @@ pub mod dispatcher;
 pub mod signing;
 pub mod ssrf;
 
-pub use dispatcher::{prune, spawn, Dispatcher};
+pub use dispatcher::{spawn, Dispatcher};

@@ -23,6 +23,7 @@ mod pages;
 mod plans;
 mod projects;
 mod referrals;
+mod retention;
 mod schema;
 mod secrets;
 mod sessions;

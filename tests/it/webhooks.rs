@@ -854,12 +854,27 @@ async fn redeliver_sends_again_with_the_same_webhook_id_and_old_deliveries_are_p
         );
     }
 
-    // Retention: finished deliveries older than KFACTOR_WEBHOOK_RETENTION_DAYS are pruned.
+    // Retention: finished deliveries older than KFACTOR_WEBHOOK_RETENTION_DAYS are pruned,
+    // with their attempts.
+    let pruned = |app: &TestApp| {
+        let svc = app.app.svc.clone();
+        async move {
+            kfactor::retention::prune(&svc)
+                .await
+                .unwrap()
+                .webhook_messages
+        }
+    };
     app.clock.advance(Duration::days(29));
-    assert_eq!(kfactor::webhooks::prune(&app.app.svc).await.unwrap(), 0);
+    assert_eq!(pruned(&app).await, 0);
     app.clock.advance(Duration::days(2));
-    assert_eq!(kfactor::webhooks::prune(&app.app.svc).await.unwrap(), 1);
+    assert_eq!(pruned(&app).await, 1);
     use sea_orm::{EntityTrait, PaginatorTrait};
+    let attempts_left = entity::webhook_attempts::Entity::find()
+        .count(&app.app.svc.db.read)
+        .await
+        .unwrap();
+    assert_eq!(attempts_left, 0);
     let left = entity::webhook_deliveries::Entity::find()
         .count(&app.app.svc.db.read)
         .await
