@@ -193,7 +193,7 @@ async fn pruning_removes_exactly_what_is_past_retention_in_bounded_batches() {
 }
 
 #[tokio::test]
-async fn the_background_task_prunes_on_every_instance_by_itself() {
+async fn the_background_task_prunes_by_itself_beside_another_instance() {
     let app = spawn_with(|c| {
         c.operations.retention_interval = StdDuration::from_secs(1);
         c.operations.session_retention = Duration::zero();
