@@ -10,9 +10,11 @@ use figment::{
 };
 
 mod digest;
+mod operations;
 mod raw;
 mod safety;
 pub use digest::DigestSchedule;
+pub use operations::Operations;
 use raw::{Raw, StringOrList};
 pub use safety::{Rate, Safety};
 
@@ -71,7 +73,8 @@ pub struct Config {
     pub webhook_allow_private: bool,
     /// Delay before each attempt of a delivery; after the last, the delivery is FAILED.
     pub webhook_retry_schedule: Vec<std::time::Duration>,
-    /// Finished deliveries and their messages are pruned after this many days.
+    /// Webhook messages with all deliveries finished are pruned, with their deliveries and
+    /// attempts, this many days after they were written (`crate::retention`).
     pub webhook_retention_days: i64,
     /// Most webhook requests in flight at once (per instance).
     pub webhook_concurrency: usize,
@@ -83,6 +86,8 @@ pub struct Config {
     pub safety: Safety,
     /// When the weekly digest goes out; `None`: never.
     pub digest_schedule: Option<DigestSchedule>,
+    /// Retention, the link cache's budget and the metrics endpoint (`config/operations.rs`).
+    pub operations: Operations,
 }
 
 /// An action that can count as a user's activation (`KFACTOR_ACTIVATION_EVENTS`).
@@ -400,6 +405,7 @@ impl Config {
             activation_events,
             digest_schedule,
             safety: raw.safety.validate()?,
+            operations: raw.operations.validate()?,
         })
     }
 

@@ -22,6 +22,7 @@ pub mod http;
 pub mod mailer;
 pub mod outbox;
 pub mod pubsub;
+pub mod retention;
 pub mod rollups;
 pub mod seed;
 pub mod visits;
@@ -75,6 +76,8 @@ impl App {
             config.safety.password_hash_max_wait,
         );
         let limiter = domain::ratelimit::Limiter::new(&db, &keys);
+        let link_cache =
+            domain::sharing::LinkCache::new(is_sqlite, config.operations.link_cache_bytes);
         let svc = Arc::new(Services {
             db,
             clock,
@@ -83,7 +86,7 @@ impl App {
             bus,
             plans,
             visits,
-            link_cache: domain::sharing::LinkCache::new(is_sqlite),
+            link_cache,
             api_key_usage: Default::default(),
             hasher,
             limiter,
@@ -93,7 +96,7 @@ impl App {
     }
 
     /// Starts the background workers: the mailer, the webhook dispatcher, the digest
-    /// scheduler, the purger and, on
+    /// scheduler, the purger, the retention task and, on
     /// PostgreSQL, the listener for other instances' announcements.
     pub fn spawn_workers(&self) -> anyhow::Result<Workers> {
         let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -124,6 +127,7 @@ impl App {
         Ok(Workers {
             digest,
             purger,
+            retention: retention::spawn(svc.clone(), stopping.clone()),
             mailer: mailer::spawn(svc.clone(), stopping.clone())?,
             webhooks: webhooks::spawn(svc.clone(), stopping)?,
             listener,
@@ -131,13 +135,23 @@ impl App {
         })
     }
 
-    /// The HTTP router.
-    pub fn router(&self) -> axum::Router {
-        http::router(http::AppState {
+    fn state(&self) -> http::AppState {
+        http::AppState {
             svc: self.svc.clone(),
             schema: self.schema.clone(),
             metrics: metrics_handle(),
-        })
+        }
+    }
+
+    /// The HTTP router (without `/metrics` when `KFACTOR_METRICS_BIND` gives it an address of
+    /// its own).
+    pub fn router(&self) -> axum::Router {
+        http::router(self.state())
+    }
+
+    /// `/metrics` alone, as served on `KFACTOR_METRICS_BIND`.
+    pub fn metrics_router(&self) -> axum::Router {
+        http::metrics_router(self.state())
     }
 }
 
@@ -148,6 +162,8 @@ pub struct Workers {
     purger: tokio::task::JoinHandle<()>,
     /// Writes the weekly digest when it is due.
     digest: tokio::task::JoinHandle<()>,
+    /// Deletes operational rows past their retention.
+    retention: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
     /// PostgreSQL: republishes what other instances committed.
     listener: Option<tokio::task::JoinHandle<()>>,
@@ -160,6 +176,7 @@ impl Workers {
         self.mailer.abort();
         self.purger.abort();
         self.digest.abort();
+        self.retention.abort();
         self.webhooks.abort();
         if let Some(l) = &self.listener {
             l.abort();
@@ -180,6 +197,8 @@ impl Workers {
             l.abort();
         }
         self.purger.abort();
+        // Each pruning statement is its own transaction: stopping between two loses nothing.
+        self.retention.abort();
         // A digest run in progress stops at a transaction boundary: whatever committed is
         // complete, the next run finishes the rest.
         self.digest.abort();
@@ -221,18 +240,34 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves.
+/// Serves `app` on `listener` until `shutdown` resolves, and `/metrics` on
+/// `KFACTOR_METRICS_BIND` when that is set.
 pub async fn serve(
     app: &App,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let metrics = match app.svc.config.operations.metrics_bind {
+        None => None,
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("KFACTOR_METRICS_BIND {addr}: {e}"))
+            })?;
+            tracing::info!(%addr, "metrics listening");
+            let router = app.metrics_router();
+            Some(tokio::spawn(async move { axum::serve(l, router).await }))
+        }
+    };
     // The peer address is the client's (or its proxy's): rate limits and sessions need it.
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.router()
             .into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    served
 }

@@ -1,7 +1,7 @@
 //! The raw, unvalidated layers as figment reads them, and their built-in defaults.
 use serde::{Deserialize, Serialize};
 
-use super::{safety, DigestSchedule, DEFAULT_WEBHOOK_RETRY_SCHEDULE};
+use super::{operations, safety, DigestSchedule, DEFAULT_WEBHOOK_RETRY_SCHEDULE};
 
 /// `a,b` (environment) or `["a", "b"]` (TOML).
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,6 +54,8 @@ pub(super) struct Raw {
     pub(super) digest_schedule: String,
     #[serde(flatten)]
     pub(super) safety: safety::RawSafety,
+    #[serde(flatten)]
+    pub(super) operations: operations::RawOperations,
 }
 
 /// An environment value figment may have read as a number (`KFACTOR_X=5`) or a string.
@@ -106,6 +108,7 @@ impl Default for Raw {
             activation_events: "project_created,comment_added".into(),
             digest_schedule: DigestSchedule::DEFAULT.into(),
             safety: Default::default(),
+            operations: Default::default(),
         }
     }
 }

@@ -94,6 +94,10 @@ pub struct Safety {
     pub guest_comments_per_link: Option<Rate>,
     /// Guest comments per client address (in process).
     pub guest_comments_per_ip: Option<Rate>,
+    /// Guest edits per shared link (in process).
+    pub guest_edits_per_link: Option<Rate>,
+    /// Guest edits per client address (in process).
+    pub guest_edits_per_ip: Option<Rate>,
     /// Public token lookups (shared links, invitations, referral codes, email links) per
     /// client address (in process).
     pub public_lookups_per_ip: Option<Rate>,
@@ -136,7 +140,7 @@ pub(super) enum Text {
 }
 
 impl Text {
-    fn get(&self) -> String {
+    pub(super) fn get(&self) -> String {
         match self {
             Text::Num(n) => n.to_string(),
             Text::Str(s) => s.clone(),
@@ -162,6 +166,8 @@ pub(super) struct RawSafety {
     limit_guest_comments_per_visitor: Text,
     limit_guest_comments_per_link: Text,
     limit_guest_comments_per_ip: Text,
+    limit_guest_edits_per_link: Text,
+    limit_guest_edits_per_ip: Text,
     limit_public_lookups_per_ip: Text,
     limit_visitor_ids_per_ip: Text,
     limit_dashboard_per_user: Text,
@@ -188,6 +194,8 @@ impl Default for RawSafety {
             limit_guest_comments_per_visitor: s("20/10m"),
             limit_guest_comments_per_link: s("300/1h"),
             limit_guest_comments_per_ip: s("60/10m"),
+            limit_guest_edits_per_link: s("600/1h"),
+            limit_guest_edits_per_ip: s("120/10m"),
             limit_public_lookups_per_ip: s("600/1m"),
             limit_visitor_ids_per_ip: s("100/1h"),
             limit_dashboard_per_user: s("120/10m"),
@@ -296,6 +304,11 @@ impl RawSafety {
                 "limit_guest_comments_per_ip",
                 &self.limit_guest_comments_per_ip,
             )?,
+            guest_edits_per_link: rate(
+                "limit_guest_edits_per_link",
+                &self.limit_guest_edits_per_link,
+            )?,
+            guest_edits_per_ip: rate("limit_guest_edits_per_ip", &self.limit_guest_edits_per_ip)?,
             public_lookups_per_ip: rate(
                 "limit_public_lookups_per_ip",
                 &self.limit_public_lookups_per_ip,

@@ -326,22 +326,43 @@ async fn resolve_with(
 /// was read (the bus's epoch), so it can never show a revoked link or an old version of a
 /// project. That is exact only when every writer is this process, i.e. on SQLite; on
 /// PostgreSQL, where other instances write too, the cache is off.
+///
+/// It holds at most `budget` bytes (`KFACTOR_LINK_CACHE_BYTES`), weighing each entry by what
+/// it holds (a project's content can be 100 kB), and evicts the least recently used first.
 #[derive(Debug)]
 pub struct LinkCache {
-    enabled: bool,
-    entries: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, (u64, Joined)>>,
+    budget: usize,
+    entries: std::sync::Mutex<Entries>,
+}
+
+#[derive(Debug)]
+struct Entries {
+    lru: lru::LruCache<uuid::Uuid, (u64, Joined, usize)>,
+    bytes: usize,
 }
 
 impl LinkCache {
-    /// Most entries kept; the cache starts over when full.
-    const CAPACITY: usize = 10_000;
-
-    /// A cache, on or off.
-    pub fn new(enabled: bool) -> LinkCache {
+    /// A cache holding at most `budget` bytes; 0 (or `enabled == false`) turns it off.
+    pub fn new(enabled: bool, budget: usize) -> LinkCache {
         LinkCache {
-            enabled,
-            entries: Default::default(),
+            budget: if enabled { budget } else { 0 },
+            entries: std::sync::Mutex::new(Entries {
+                lru: lru::LruCache::unbounded(),
+                bytes: 0,
+            }),
         }
+    }
+
+    /// How many entries and bytes it holds now.
+    pub fn usage(&self) -> (usize, usize) {
+        let e = self.entries.lock().expect("link cache");
+        (e.lru.len(), e.bytes)
+    }
+
+    /// What an entry weighs: its fixed part plus everything its strings hold (the debug
+    /// rendering is an upper bound of those, whatever columns the rows gain later).
+    fn weight(joined: &Joined) -> usize {
+        std::mem::size_of::<(uuid::Uuid, (u64, Joined, usize))>() + format!("{joined:?}").len()
     }
 
     async fn get(
@@ -350,24 +371,36 @@ impl LinkCache {
         db: &impl ConnectionTrait,
         id: uuid::Uuid,
     ) -> DomainResult<Option<Joined>> {
-        if !self.enabled {
+        if self.budget == 0 {
             return load_joined(db, id).await;
         }
         // Read the epoch before the database: a write committing meanwhile makes the entry
         // stale at once.
         let epoch = svc.bus.epoch();
-        if let Some((at, joined)) = self.entries.lock().expect("link cache").get(&id) {
+        if let Some((at, joined, _)) = self.entries.lock().expect("link cache").lru.get(&id) {
             if *at == epoch {
                 return Ok(Some(joined.clone()));
             }
         }
         let joined = load_joined(db, id).await?;
         if let Some(j) = &joined {
-            let mut entries = self.entries.lock().expect("link cache");
-            if entries.len() >= Self::CAPACITY {
-                entries.clear();
+            let weight = Self::weight(j);
+            let mut e = self.entries.lock().expect("link cache");
+            if let Some((_, _, old)) = e.lru.pop(&id) {
+                e.bytes -= old;
             }
-            entries.insert(id, (epoch, j.clone()));
+            // An entry larger than the whole budget is not worth evicting everything for.
+            if weight <= self.budget {
+                while e.bytes + weight > self.budget {
+                    match e.lru.pop_lru() {
+                        Some((_, (_, _, w))) => e.bytes -= w,
+                        None => break,
+                    }
+                }
+                e.lru.put(id, (epoch, j.clone(), weight));
+                e.bytes += weight;
+            }
+            ::metrics::gauge!("kfactor_link_cache_bytes").set(e.bytes as f64);
         }
         Ok(joined)
     }
@@ -549,6 +582,7 @@ pub async fn guest_comment(
 /// PUBLIC: a guest edits through an EDIT link.
 pub async fn guest_edit(
     svc: &Services,
+    client: &Client,
     token: &str,
     name: Option<&str>,
     content: Option<&str>,
@@ -564,6 +598,7 @@ pub async fn guest_edit(
     let mut tx = Tx::begin(&svc.db).await?;
     let opened = resolve(svc, &*tx, token, viewer).await?;
     require(&opened, Permission::Edit)?;
+    ratelimit::guest_edit(svc, client, opened.link.id)?;
     let (actor, actor_name) = match viewer {
         Some(u) => (Actor::user(u.id), u.name.clone()),
         None => (

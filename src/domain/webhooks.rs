@@ -115,8 +115,11 @@ pub fn parse_url(svc: &Services, raw: &str, field: &[&str]) -> DomainResult<Stri
         return bad("Enter a full URL like https://example.com/webhooks.");
     }
     if !svc.config.webhook_allow_private {
-        if let Some((_, why)) = egress::literal(&url) {
-            return bad(&format!("Webhook URLs cannot point to {why}."));
+        if egress::literal(&url).is_some() {
+            return bad(&format!(
+                "{}. Webhook URLs must point to a public address.",
+                egress::REFUSED
+            ));
         }
     }
     Ok(url.to_string())

@@ -18,6 +18,7 @@ pub mod connection;
 pub mod error;
 pub mod extensions;
 pub mod growth;
+pub mod guest;
 mod identity;
 pub mod invitations;
 pub mod loaders;

@@ -1,4 +1,4 @@
-//! Projects and comments, for members (and, through a shared link, for guests).
+//! Projects and comments, for members of their organization.
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
@@ -6,7 +6,7 @@ use super::{
     activity::Actor,
     auth,
     connection::{connection, page_cost, page_request},
-    error::{payload, top, top_level, TopLevelCode, UserError},
+    error::{payload, top_level, UserError},
     orgs::Organization,
     sharing::SharedLink,
     svc,
@@ -17,47 +17,18 @@ use crate::domain::{
     projects, sharing, DomainError,
 };
 
-/// How the caller sees a project.
-#[derive(Clone)]
-enum View {
-    /// A member of its organization.
-    Member(Organization),
-    /// A guest holding a shared link: name, content and comments only.
-    Guest,
-}
-
-/// A project: the artifact people create and share.
+/// A project: the artifact people create and share, as a member of its organization sees
+/// it (link holders get a `GuestProject` instead, see `guest`).
 #[derive(Clone)]
 pub struct Project {
     model: records::Project,
-    view: View,
+    org: Organization,
 }
 
 impl Project {
     /// A project seen by a member.
     pub fn member(model: records::Project, org: Organization) -> Self {
-        Project {
-            model,
-            view: View::Member(org),
-        }
-    }
-
-    /// A project seen through a shared link.
-    pub fn guest(model: records::Project) -> Self {
-        Project {
-            model,
-            view: View::Guest,
-        }
-    }
-
-    fn members_only(&self) -> async_graphql::Result<&Organization> {
-        match &self.view {
-            View::Member(o) => Ok(o),
-            View::Guest => Err(top(
-                TopLevelCode::Forbidden,
-                "Only members of the organization see this.",
-            )),
-        }
+        Project { model, org }
     }
 }
 
@@ -75,9 +46,9 @@ impl Project {
     async fn content(&self) -> &str {
         &self.model.content
     }
-    /// The organization (members only).
-    async fn organization(&self) -> async_graphql::Result<Organization> {
-        self.members_only().cloned()
+    /// The organization.
+    async fn organization(&self) -> &Organization {
+        &self.org
     }
     /// Who created it.
     async fn created_by(&self) -> Actor {
@@ -108,9 +79,9 @@ impl Project {
             .map_err(top_level)?;
         Ok(CommentConnection::from_page(page, |c| c.id.0, Comment))
     }
-    /// Its shared links (members only: all for admins, a member's own for members).
+    /// Its shared links: all for admins, a member's own for members.
     async fn shared_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SharedLink>> {
-        let org = self.members_only()?;
+        let org = &self.org;
         let viewer = auth(ctx).user().map_err(top_level)?;
         let links = sharing::of_project(
             &svc(ctx).db.read,

@@ -11,6 +11,7 @@ use super::{
     auth, client,
     connection::connection,
     error::{payload, top_level, UserError},
+    guest::{GuestActivity, GuestCommentPayload, GuestProject, GuestProjectPayload},
     loaders,
     projects::{CommentPayload, Project, ProjectPayload},
     svc,
@@ -137,8 +138,8 @@ connection!(
 pub struct SharedView {
     /// What the link allows.
     permission: Permission,
-    /// The project: name, content and comments (not its links or organization).
-    project: Project,
+    /// What the link shows: name, content, comments; nothing of the organization.
+    project: GuestProject,
     /// The organization's name.
     organization_name: String,
     /// Display name of the link's creator.
@@ -261,7 +262,7 @@ impl SharingQuery {
         .map_err(top_level)?;
         Ok(Some(SharedView {
             permission: opened.permission().into(),
-            project: Project::guest(opened.project),
+            project: GuestProject(opened.project),
             organization_name: opened.organization.name,
             shared_by: opened.creator.name,
             token,
@@ -317,7 +318,7 @@ impl SharingMutation {
         &self,
         ctx: &Context<'_>,
         input: GuestCommentInput,
-    ) -> async_graphql::Result<CommentPayload> {
+    ) -> async_graphql::Result<GuestCommentPayload> {
         let r = sharing::guest_comment(
             svc(ctx),
             client(ctx),
@@ -328,7 +329,7 @@ impl SharingMutation {
             viewer(ctx),
         )
         .await;
-        CommentPayload::from(r)
+        GuestCommentPayload::from(r)
     }
 
     /// PUBLIC. Edits through an EDIT link.
@@ -336,17 +337,18 @@ impl SharingMutation {
         &self,
         ctx: &Context<'_>,
         input: GuestEditInput,
-    ) -> async_graphql::Result<ProjectPayload> {
+    ) -> async_graphql::Result<GuestProjectPayload> {
         let r = sharing::guest_edit(
             svc(ctx),
+            client(ctx),
             &input.token,
             input.name.as_deref(),
             input.content.as_deref(),
             viewer(ctx),
         )
         .await
-        .map(|(p, _)| Project::guest(p));
-        ProjectPayload::from(r)
+        .map(|(p, _)| p);
+        GuestProjectPayload::from(r)
     }
 }
 
@@ -362,7 +364,7 @@ impl SharingSubscription {
         &self,
         ctx: &Context<'_>,
         token: String,
-    ) -> async_graphql::Result<impl Stream<Item = ActivityEvent>> {
+    ) -> async_graphql::Result<impl Stream<Item = GuestActivity>> {
         let svc = svc(ctx).clone();
         let viewer = viewer(ctx).cloned();
         let mut rx = svc.bus.subscribe();
@@ -381,7 +383,7 @@ impl SharingSubscription {
                         if sharing::resolve(&svc, &svc.db.read, &token, viewer.as_ref()).await.is_err() {
                             break;
                         }
-                        yield ActivityEvent(e);
+                        yield GuestActivity(e);
                     }
                     Ok(_) | Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => break,

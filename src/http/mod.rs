@@ -40,6 +40,7 @@ mod graphql;
 mod graphql_ws;
 mod login;
 mod pages;
+pub mod prometheus;
 mod signup;
 
 /// What every handler can reach.
@@ -95,8 +96,14 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             browser::csrf_cookie,
         ));
+    // With an address of its own, /metrics is not on the public one.
+    let metrics = match state.svc.config.operations.metrics_bind {
+        None => prometheus::routes(),
+        Some(_) => Router::new(),
+    };
     let http = Router::new()
         .merge(pages)
+        .merge(metrics)
         // A redirect with no form: no CSRF cookie.
         .route("/r/{code}", get(pages::referral))
         .route("/graphql", get(graphql::get).post(graphql::post))
@@ -106,7 +113,6 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(billing::stripe).layer(DefaultBodyLimit::max(billing::MAX_BODY)),
         )
         .route("/healthz", get(health))
-        .route("/metrics", get(metrics))
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -134,6 +140,11 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(1024 * 1024)),
         )
         .with_state(state)
+}
+
+/// `/metrics` alone, for `KFACTOR_METRICS_BIND`.
+pub fn metrics_router(state: AppState) -> Router {
+    prometheus::routes().with_state(state)
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -184,13 +195,4 @@ async fn health(State(app): State<AppState>) -> Response {
         )
             .into_response()
     }
-}
-
-/// `GET /metrics`: Prometheus text format.
-async fn metrics(State(app): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
-    )
-        .into_response()
 }

@@ -6,4 +6,4 @@
 //! `crate::domain::webhooks`; this module only moves bytes and records outcomes.
 pub mod dispatcher;
 
-pub use dispatcher::{prune, spawn, Dispatcher};
+pub use dispatcher::{spawn, Dispatcher};

@@ -147,12 +147,12 @@ async fn a_deleted_account_leaves_anonymous_facts_and_nothing_to_reach_it_by() {
     }
     // What Bo made stays the organization's, by an anonymous author.
     let view = app
-        .gql(None, "query($t: String!) { sharedLink(token: $t) { sharedBy project { comments { nodes { body author { displayName } } } } } }", json!({ "t": link }))
+        .gql(None, "query($t: String!) { sharedLink(token: $t) { sharedBy project { comments { nodes { body authorName } } } } }", json!({ "t": link }))
         .await;
     let view = &view["data"]["sharedLink"];
     assert_eq!(view["sharedBy"], "Deleted user");
     assert_eq!(
-        view["project"]["comments"]["nodes"][0]["author"]["displayName"],
+        view["project"]["comments"]["nodes"][0]["authorName"],
         "Deleted user"
     );
 

@@ -242,11 +242,17 @@ async fn flags_members_links_and_guest_comments() {
 
     // Guest comments are off in this catalog.
     let c = app
-        .gql(None, "mutation($t: String!) { guestComment(input: {token: $t, body: \"hi\", guestName: \"Gus\"}) { userErrors { code } } }", json!({ "t": token }))
+        .gql(None, "mutation($t: String!) { guestComment(input: {token: $t, body: \"hi\", guestName: \"Gus\"}) { userErrors { code upgrade { url } } } }", json!({ "t": token }))
         .await;
     assert_eq!(
         user_error_codes(&c["data"]["guestComment"]),
         vec!["FEATURE_NOT_IN_PLAN"]
+    );
+    // The upgrade prompt (its URL names the organization) is for members, not guests.
+    assert_eq!(
+        c["data"]["guestComment"]["userErrors"][0]["upgrade"],
+        Value::Null,
+        "{c}"
     );
 
     // Members: 5 on Free, pending invitations included.

@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 use crate::helpers::{spawn, TestApp};
 
-type Ws =
+pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// An open graphql-transport-ws socket, before `connection_init`.
@@ -22,7 +22,7 @@ async fn open_socket(app: &TestApp) -> Ws {
     tokio_tungstenite::connect_async(req).await.unwrap().0
 }
 
-async fn connect(app: &TestApp, token: Option<&str>) -> Ws {
+pub async fn connect(app: &TestApp, token: Option<&str>) -> Ws {
     let mut ws = open_socket(app).await;
     let payload = match token {
         Some(t) => json!({ "authorization": format!("Bearer {t}") }),
@@ -38,7 +38,7 @@ async fn connect(app: &TestApp, token: Option<&str>) -> Ws {
     ws
 }
 
-async fn next_json(ws: &mut Ws) -> Value {
+pub async fn next_json(ws: &mut Ws) -> Value {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await

@@ -311,12 +311,9 @@ pub fn guest_comment(
     visitor: Option<&str>,
 ) -> DomainResult<()> {
     let s = &svc.config.safety;
-    let now = now_ms(svc);
-    let l = &svc.limiter;
-    let link = link.to_string();
     let mut buckets = vec![
         ("comment_ip", s.guest_comments_per_ip, client.ip_key()),
-        ("comment_link", s.guest_comments_per_link, link),
+        ("comment_link", s.guest_comments_per_link, link.to_string()),
     ];
     if let Some(v) = visitor {
         buckets.push((
@@ -325,6 +322,29 @@ pub fn guest_comment(
             v.to_string(),
         ));
     }
+    take_all_local(svc, buckets)
+}
+
+/// A guest edit by `client` through `link` (in process, like guest comments).
+pub fn guest_edit(svc: &Services, client: &Client, link: Uuid) -> DomainResult<()> {
+    let s = &svc.config.safety;
+    take_all_local(
+        svc,
+        vec![
+            ("edit_ip", s.guest_edits_per_ip, client.ip_key()),
+            ("edit_link", s.guest_edits_per_link, link.to_string()),
+        ],
+    )
+}
+
+/// Takes one from each in-process bucket, or none of them: a refusal by one refunds the
+/// others, so a refused write costs nothing.
+fn take_all_local(
+    svc: &Services,
+    buckets: Vec<(&'static str, Option<Rate>, String)>,
+) -> DomainResult<()> {
+    let now = now_ms(svc);
+    let l = &svc.limiter;
     let mut taken: Vec<(String, Rate)> = Vec::new();
     for (name, rate, key) in buckets {
         let Some(rate) = rate else { continue };

@@ -20,7 +20,7 @@
 //!
 //! One file a step: `fanout`, `claim`, `send`, `record`; beside them `retry` (where a
 //! delivery goes after an attempt, `Retry-After`), `health` (failing and disabled endpoints),
-//! `report` (metrics and logs of recorded attempts) and `prune` (retention).
+//! `report` (metrics and logs of recorded attempts); retention is `crate::retention`.
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -40,13 +40,11 @@ use entity::{
 mod claim;
 mod fanout;
 mod health;
-mod prune;
 mod record;
 mod report;
 mod retry;
 mod send;
 
-pub use prune::prune;
 
 /// How long a dispatcher holds a claimed delivery: well beyond the request timeout.
 const LEASE_SECONDS: i64 = 60;
@@ -114,7 +112,6 @@ impl Dispatcher {
         let (mut finished, queue) = mpsc::unbounded_channel();
         let mut recorder = tokio::task::JoinSet::new();
         recorder.spawn(self.clone().record_loop(queue));
-        let mut last_prune: Option<Instant> = None;
         let mut last_gauge: Option<Instant> = None;
         while !*stop.borrow() {
             let mut busy = false;
@@ -143,14 +140,6 @@ impl Dispatcher {
                     .await
                 {
                     metrics::gauge!("kfactor_webhook_queue_depth").set(n as f64);
-                }
-            }
-            if last_prune.is_none_or(|t| t.elapsed() > StdDuration::from_secs(3600)) {
-                last_prune = Some(Instant::now());
-                match prune(&self.svc).await {
-                    Ok(n) if n > 0 => tracing::info!(messages = n, "pruned old webhook messages"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = ?e, "pruning webhook messages failed"),
                 }
             }
             if busy {
