@@ -13,6 +13,7 @@ use entity::users;
 
 mod accounts;
 mod billing;
+mod conform;
 pub mod connection;
 pub mod error;
 pub mod extensions;
@@ -166,6 +167,7 @@ pub fn schema(svc: Arc<Services>) -> KfSchema {
     .limit_depth(cfg.graphql_max_depth)
     .limit_complexity(cfg.graphql_max_complexity)
     .extension(extensions::Observe)
+    .extension(conform::Conform)
     .extension(extensions::ExpensiveFields(
         cfg.safety.graphql_max_expensive_fields,
     ))

@@ -22,6 +22,7 @@ mod pages;
 mod plans;
 mod projects;
 mod referrals;
+mod response_shape;
 mod schema;
 mod secrets;
 mod sessions;
