@@ -34,6 +34,8 @@ pub enum UsageStatus {
     Approaching,
     /// At or over the limit.
     Reached,
+    /// A BOOLEAN feature that is off for this organization.
+    NotInPlan,
 }
 
 /// An in-context call to action.
@@ -76,8 +78,12 @@ impl Entitlement {
         self.limit.map(|l| (l - self.used).max(0))
     }
 
-    /// OK, APPROACHING from 80 %, REACHED at the limit.
+    /// OK, APPROACHING from 80 %, REACHED at the limit; NOT_IN_PLAN for a BOOLEAN feature
+    /// that is off (it has no limit to be under).
     pub fn status(&self) -> UsageStatus {
+        if self.kind == FeatureKind::Boolean && !self.enabled {
+            return UsageStatus::NotInPlan;
+        }
         match self.limit {
             Some(l) if self.used >= l => UsageStatus::Reached,
             Some(l) if self.used * 5 >= l * 4 => UsageStatus::Approaching,
@@ -522,7 +528,7 @@ async fn alert(
             )
         } else {
             format!(
-                "{} has used {used} of {limit} {label} on {}",
+                "{} has used {used} of {limit} {label} on {}, past {threshold} % of the limit",
                 org.name, plan.name
             )
         };

@@ -920,6 +920,8 @@ pub enum UsageStatus {
     Approaching,
     /// At the limit.
     Reached,
+    /// A BOOLEAN feature that is off on this organization's plan.
+    NotInPlan,
 }
 
 /// One feature as it stands for an organization: plan, overrides and usage together.
@@ -956,12 +958,13 @@ impl Entitlement {
     async fn resets_at(&self) -> Option<DateTime<Utc>> {
         self.0.resets_at
     }
-    /// OK, APPROACHING (from 80 %) or REACHED.
+    /// OK, APPROACHING (from 80 %) or REACHED; NOT_IN_PLAN for a BOOLEAN feature that is off.
     async fn status(&self) -> UsageStatus {
         match self.0.status() {
             domain::entitlements::UsageStatus::Ok => UsageStatus::Ok,
             domain::entitlements::UsageStatus::Approaching => UsageStatus::Approaching,
             domain::entitlements::UsageStatus::Reached => UsageStatus::Reached,
+            domain::entitlements::UsageStatus::NotInPlan => UsageStatus::NotInPlan,
         }
     }
     /// How to lift it, when the status is not OK or the feature is off and a plan lifts it.

@@ -25,21 +25,35 @@ use async_graphql::{
     Positioned, Request, Response, ServerError, ServerResult, ValidationResult, Variables,
 };
 
+use super::error::TopLevelCode;
+
 mod args;
 mod shape;
 
-/// Factory of the per-request [`ConformExt`].
-pub struct Conform;
+/// Factory of the per-request [`ConformExt`], with the limits it enforces. (They are
+/// enforced here rather than by the schema builder, whose refusal says neither the limit
+/// nor the query's cost.)
+#[derive(Clone, Copy)]
+pub struct Conform {
+    /// `graphql_max_depth`.
+    pub max_depth: usize,
+    /// `graphql_max_complexity`.
+    pub max_complexity: usize,
+}
 
 impl ExtensionFactory for Conform {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ConformExt::default())
+        Arc::new(ConformExt {
+            limits: *self,
+            operation_name: Mutex::default(),
+            document: Mutex::default(),
+        })
     }
 }
 
 /// What one request's later hooks need from its earlier ones.
-#[derive(Default)]
 struct ConformExt {
+    limits: Conform,
     operation_name: Mutex<Option<String>>,
     document: Mutex<Option<(ExecutableDocument, Variables)>>,
 }
@@ -92,6 +106,29 @@ impl Extension for ConformExt {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
+        let too_complex = |message: String| {
+            let mut e = ServerError::new(message, None);
+            e.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", TopLevelCode::QueryTooComplex.as_str());
+            Err(vec![e])
+        };
+        let Conform {
+            max_depth,
+            max_complexity,
+        } = self.limits;
+        if result.depth > max_depth {
+            return too_complex(format!(
+                "This query is nested {} levels deep; the limit is {max_depth} (setting `graphql_max_depth`, KFACTOR_GRAPHQL_MAX_DEPTH). Select less deeply.",
+                result.depth
+            ));
+        }
+        if result.complexity > max_complexity {
+            return too_complex(format!(
+                "This query costs {} (one per field, times `first` for lists); the limit is {max_complexity} (setting `graphql_max_complexity`, KFACTOR_GRAPHQL_MAX_COMPLEXITY). Select fewer fields or ask for smaller pages.",
+                result.complexity
+            ));
+        }
         let registry = &ctx.schema_env.registry;
         let errors = self
             .with_operation(|doc, op, vars| args::check(registry, doc, op, vars))
