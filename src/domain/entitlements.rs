@@ -138,10 +138,19 @@ fn lifts(enabled: bool, limit: Option<i64>, used: i64, kind: FeatureKind) -> boo
 /// Where an upgrade prompt sends people: `KFACTOR_UPGRADE_URL` (a checkout URL template)
 /// with `{organization}`, `{plan}` and `{feature}` filled in.
 pub fn upgrade_url(svc: &Services, org: OrgId, plan: &str, feature: &str) -> String {
+    upgrade_url_for(svc, Some(org), plan, feature)
+}
+
+/// [`upgrade_url`], for an organization that may be unknown (the upgrade page of a link
+/// without one): its placeholder is then left empty.
+pub fn upgrade_url_for(svc: &Services, org: Option<OrgId>, plan: &str, feature: &str) -> String {
     use crate::config::urlencode;
     svc.config
         .upgrade_url()
-        .replace("{organization}", &org.to_string())
+        .replace(
+            "{organization}",
+            &org.map(|o| o.to_string()).unwrap_or_default(),
+        )
         .replace("{plan}", &urlencode(plan))
         .replace("{feature}", &urlencode(feature))
 }

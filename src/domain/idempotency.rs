@@ -240,6 +240,14 @@ fn open(svc: &Services, scope: &str, key: &str, stored: &str) -> Option<String> 
     text
 }
 
+/// Releases a claimed key (the request failed on our side and may be retried).
+pub async fn abort(svc: &Services, scope: &str, key: &str) -> DomainResult<()> {
+    idempotency_keys::Entity::delete_by_id((scope.to_string(), key.to_string()))
+        .exec(&svc.db.write)
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalise_document as n;
@@ -260,12 +268,4 @@ mod tests {
             "{a(x:\"\"\"q \\\"\"\" # \"\"\")}"
         );
     }
-}
-
-/// Releases a claimed key (the request failed on our side and may be retried).
-pub async fn abort(svc: &Services, scope: &str, key: &str) -> DomainResult<()> {
-    idempotency_keys::Entity::delete_by_id((scope.to_string(), key.to_string()))
-        .exec(&svc.db.write)
-        .await?;
-    Ok(())
 }

@@ -40,6 +40,7 @@ mod graphql;
 mod login;
 mod pages;
 mod signup;
+mod upgrade;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         // A redirect with no form: no CSRF cookie.
         .route("/r/{code}", get(pages::referral))
+        .route("/upgrade", get(upgrade::page_for))
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/assets/{file}", get(graphiql::asset))
         .route(

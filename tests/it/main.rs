@@ -10,6 +10,7 @@ mod confirming;
 mod consistency;
 mod deletion;
 mod digest;
+mod docs;
 mod error_codes;
 mod growth;
 mod http;
