@@ -162,6 +162,14 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The plan catalog is configuration too: a broken KFACTOR_PLANS file is refused like
+    // any other setting (`plans check` reports on it instead).
+    if !matches!(command, Command::Plans { .. }) {
+        if let Err(e) = crate::load_catalog(&config) {
+            eprintln!("kfactor: invalid configuration: {e:#}");
+            return ExitCode::from(2);
+        }
+    }
     // The server logs to stdout; one-off commands to stderr, so their output stays theirs.
     init_tracing(&config.log, matches!(command, Command::Serve));
     let result = match command {
@@ -195,7 +203,11 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 fn check_plans(path: Option<PathBuf>) -> anyhow::Result<()> {
     let (name, text) = match &path {
-        Some(p) => (p.display().to_string(), std::fs::read_to_string(p)?),
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
+        ),
         None => (
             "embedded plans.toml".into(),
             crate::domain::plans::DEFAULT_CATALOG.into(),

@@ -13,6 +13,7 @@ mod digest;
 mod operations;
 mod raw;
 mod safety;
+mod sources;
 pub use digest::DigestSchedule;
 pub use operations::Operations;
 use raw::{Raw, StringOrList};
@@ -163,19 +164,22 @@ pub fn parse_retry_schedule(s: &str) -> Result<Vec<std::time::Duration>, String>
         .collect()
 }
 
-/// A configuration error: which key, and what is wrong with it.
+/// A configuration error: which key, where it was set, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
-#[error("{key}: {message}")]
+#[error("{given_as}: {message}")]
 pub struct ConfigError {
-    /// The environment variable name of the offending key, e.g. `KFACTOR_BIND`.
+    /// The setting, e.g. `bind`.
     pub key: String,
+    /// The setting as it was given: `KFACTOR_BIND`, or `` `bind` in kfactor.toml ``.
+    pub given_as: String,
     /// What is wrong, for a human.
     pub message: String,
 }
 
 fn err(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
-        key: format!("KFACTOR_{}", key.to_uppercase()),
+        key: key.to_string(),
+        given_as: format!("KFACTOR_{}", key.to_uppercase()),
         message: message.into(),
     }
 }
@@ -192,26 +196,26 @@ impl Config {
     pub fn load_from(file: &Path, required: bool) -> Result<Config, ConfigError> {
         if required && !file.exists() {
             return Err(ConfigError {
-                key: "KFACTOR_CONFIG".into(),
+                key: "config".into(),
+                given_as: "KFACTOR_CONFIG".into(),
                 message: format!("{} does not exist", file.display()),
             });
         }
+        let known: Vec<String> = match serde_json::to_value(Raw::default()) {
+            Ok(serde_json::Value::Object(keys)) => keys.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        sources::check_known_keys(file, &known)?;
         let figment = Figment::from(Serialized::defaults(Raw::default()))
             .merge(Toml::file(file))
             .merge(Env::prefixed("KFACTOR_"));
-        let raw: Raw = figment.extract().map_err(|e| {
-            let key = e.path.first().cloned().unwrap_or_else(|| "config".into());
-            let message = e.to_string();
-            err(
-                &key,
-                message
-                    .lines()
-                    .next()
-                    .unwrap_or("invalid value")
-                    .to_string(),
-            )
-        })?;
-        Self::validate(raw)
+        let raw: Raw = figment
+            .extract()
+            .map_err(|e| sources::extraction(&figment, file, e))?;
+        Self::validate(raw).map_err(|mut e| {
+            e.given_as = sources::describe(&figment, file, &e.key);
+            e
+        })
     }
 
     /// A configuration for tests and embedding: defaults, with the given database.

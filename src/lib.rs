@@ -20,6 +20,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod mailer;
+pub mod metric_names;
 pub mod outbox;
 pub mod pubsub;
 pub mod retention;
@@ -233,9 +234,11 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .install_recorder()
-                .expect("installing the Prometheus recorder")
+                .expect("installing the Prometheus recorder");
+            metric_names::register_all();
+            handle
         })
         .clone()
 }

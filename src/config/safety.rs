@@ -367,14 +367,14 @@ mod tests {
         }
         .validate()
         .unwrap_err();
-        assert_eq!(e.key, "KFACTOR_LIMIT_SIGNUPS_PER_IP");
+        assert_eq!(e.given_as, "KFACTOR_LIMIT_SIGNUPS_PER_IP");
         let e = RawSafety {
             trusted_proxies: s_text("10.0.0.0/8, nope"),
             ..RawSafety::default()
         }
         .validate()
         .unwrap_err();
-        assert_eq!(e.key, "KFACTOR_TRUSTED_PROXIES");
+        assert_eq!(e.given_as, "KFACTOR_TRUSTED_PROXIES");
         let ok = RawSafety {
             trusted_proxies: s_text("10.0.0.0/8, 127.0.0.1"),
             ..RawSafety::default()

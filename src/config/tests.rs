@@ -46,7 +46,7 @@ fn previous_secrets_are_a_list_in_toml_or_comma_separated() {
         ..Raw::default()
     })
     .unwrap_err();
-    assert_eq!(e.key, "KFACTOR_SECRET_PREVIOUS");
+    assert_eq!(e.given_as, "KFACTOR_SECRET_PREVIOUS");
     assert!(!format!("{e}").contains("tooshort"), "secrets never echo");
     assert!(!format!("{c:?}").contains(&a), "nor print");
 }
@@ -58,20 +58,20 @@ fn bad_values_name_their_key() {
         ..Raw::default()
     })
     .unwrap_err();
-    assert_eq!(e.key, "KFACTOR_BIND");
+    assert_eq!(e.given_as, "KFACTOR_BIND");
     let e = Config::validate(Raw {
         secret: Some("short".into()),
         ..Raw::default()
     })
     .unwrap_err();
-    assert_eq!(e.key, "KFACTOR_SECRET");
+    assert_eq!(e.given_as, "KFACTOR_SECRET");
     assert!(!format!("{e}").contains("short"), "secrets never echo");
     let e = Config::validate(Raw {
         stripe_webhook_secret: Some("sk_live_not_a_signing_secret".into()),
         ..Raw::default()
     })
     .unwrap_err();
-    assert_eq!(e.key, "KFACTOR_STRIPE_WEBHOOK_SECRET");
+    assert_eq!(e.given_as, "KFACTOR_STRIPE_WEBHOOK_SECRET");
     assert!(!format!("{e}").contains("sk_live"), "secrets never echo");
     let c = Config::validate(Raw {
         stripe_webhook_secret: Some(" whsec_abcdefgh ".into()),
@@ -110,7 +110,7 @@ fn growth_keys_are_validated() {
             ..Raw::default()
         })
         .unwrap_err();
-        assert_eq!(e.key, "KFACTOR_ACTIVATION_EVENTS", "{bad:?}");
+        assert_eq!(e.given_as, "KFACTOR_ACTIVATION_EVENTS", "{bad:?}");
     }
     for bad in [0, 366] {
         let e = Config::validate(Raw {
@@ -118,7 +118,7 @@ fn growth_keys_are_validated() {
             ..Raw::default()
         })
         .unwrap_err();
-        assert_eq!(e.key, "KFACTOR_ATTRIBUTION_WINDOW_DAYS");
+        assert_eq!(e.given_as, "KFACTOR_ATTRIBUTION_WINDOW_DAYS");
     }
 }
 
@@ -150,18 +150,18 @@ fn webhook_keys_are_validated() {
             ..Raw::default()
         })
         .unwrap_err();
-        assert_eq!(e.key, "KFACTOR_WEBHOOK_RETRY_SCHEDULE", "{bad:?}");
+        assert_eq!(e.given_as, "KFACTOR_WEBHOOK_RETRY_SCHEDULE", "{bad:?}");
     }
     let e = Config::validate(Raw {
         webhook_retention_days: 0,
         ..Raw::default()
     })
     .unwrap_err();
-    assert_eq!(e.key, "KFACTOR_WEBHOOK_RETENTION_DAYS");
+    assert_eq!(e.given_as, "KFACTOR_WEBHOOK_RETENTION_DAYS");
     let e = Config::validate(Raw {
         webhook_concurrency: 0,
         ..Raw::default()
     })
     .unwrap_err();
-    assert_eq!(e.key, "KFACTOR_WEBHOOK_CONCURRENCY");
+    assert_eq!(e.given_as, "KFACTOR_WEBHOOK_CONCURRENCY");
 }

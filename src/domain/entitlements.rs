@@ -36,6 +36,8 @@ pub enum UsageStatus {
     Approaching,
     /// At or over the limit.
     Reached,
+    /// A BOOLEAN feature that is off for this organization.
+    NotInPlan,
 }
 
 /// An in-context call to action.
@@ -78,8 +80,12 @@ impl Entitlement {
         self.limit.map(|l| (l - self.used).max(0))
     }
 
-    /// OK, APPROACHING from 80 %, REACHED at the limit.
+    /// OK, APPROACHING from 80 %, REACHED at the limit; NOT_IN_PLAN for a BOOLEAN feature
+    /// that is off (it has no limit to be under).
     pub fn status(&self) -> UsageStatus {
+        if self.kind == FeatureKind::Boolean && !self.enabled {
+            return UsageStatus::NotInPlan;
+        }
         match self.limit {
             Some(l) if self.used >= l => UsageStatus::Reached,
             Some(l) if self.used * 5 >= l * 4 => UsageStatus::Approaching,
@@ -134,10 +140,19 @@ fn lifts(enabled: bool, limit: Option<i64>, used: i64, kind: FeatureKind) -> boo
 /// Where an upgrade prompt sends people: `KFACTOR_UPGRADE_URL` (a checkout URL template)
 /// with `{organization}`, `{plan}` and `{feature}` filled in.
 pub fn upgrade_url(svc: &Services, org: OrgId, plan: &str, feature: &str) -> String {
+    upgrade_url_for(svc, Some(org), plan, feature)
+}
+
+/// [`upgrade_url`], for an organization that may be unknown (the upgrade page of a link
+/// without one): its placeholder is then left empty.
+pub fn upgrade_url_for(svc: &Services, org: Option<OrgId>, plan: &str, feature: &str) -> String {
     use crate::config::urlencode;
     svc.config
         .upgrade_url()
-        .replace("{organization}", &org.to_string())
+        .replace(
+            "{organization}",
+            &org.map(|o| o.to_string()).unwrap_or_default(),
+        )
         .replace("{plan}", &urlencode(plan))
         .replace("{feature}", &urlencode(feature))
 }
@@ -524,7 +539,7 @@ async fn alert(
             )
         } else {
             format!(
-                "{} has used {used} of {limit} {label} on {}",
+                "{} has used {used} of {limit} {label} on {}, past {threshold} % of the limit",
                 org.name, plan.name
             )
         };

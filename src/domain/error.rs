@@ -104,6 +104,15 @@ pub enum DomainError {
         /// Seconds until the next attempt may succeed.
         retry_after_seconds: u64,
     },
+    /// Another error, about the input at `field` (the token or code it concerns): the same
+    /// condition answers with the same code wherever it is met, and says which input it was.
+    #[error("{error}")]
+    At {
+        /// Path of the input, e.g. `["input","inviteToken"]`.
+        field: Vec<String>,
+        /// The condition itself.
+        error: Box<DomainError>,
+    },
     /// A bug or an infrastructure failure; logged, never shown in detail.
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
@@ -131,7 +140,38 @@ impl DomainError {
                 field.insert(0, prefix.to_string());
                 DomainError::InvalidInput { field, message }
             }
+            DomainError::At { mut field, error } => {
+                field.insert(0, prefix.to_string());
+                DomainError::At { field, error }
+            }
             other => other,
+        }
+    }
+
+    /// Pins the error to the input at `field` (user-fixable conditions only: internal
+    /// errors, rate limits and authentication stay as they are).
+    pub fn at(self, field: &[&str]) -> Self {
+        let field = field.iter().map(|s| s.to_string()).collect();
+        match self {
+            DomainError::InvalidInput { message, .. } => {
+                DomainError::InvalidInput { field, message }
+            }
+            DomainError::At { error, .. } => DomainError::At { field, error },
+            e @ (DomainError::Internal(_)
+            | DomainError::RateLimited { .. }
+            | DomainError::Unauthenticated(_)) => e,
+            error => DomainError::At {
+                field,
+                error: Box::new(error),
+            },
+        }
+    }
+
+    /// The condition, without the input it was pinned to.
+    pub fn condition(&self) -> &DomainError {
+        match self {
+            DomainError::At { error, .. } => error.condition(),
+            e => e,
         }
     }
 }

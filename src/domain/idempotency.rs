@@ -28,6 +28,92 @@ pub enum Begin {
     Mismatch,
 }
 
+/// Root mutation fields that create something, and so honour `Idempotency-Key`: a retry
+/// must not create it twice. A key sent with any other mutation is refused (it would be
+/// silently ignored otherwise, and the client would believe its retry safe).
+pub const SUPPORTED: [&str; 11] = [
+    "signUp",
+    "createOrganization",
+    "createInvitations",
+    "createProject",
+    "addComment",
+    "createSharedLink",
+    "guestComment",
+    "createWebhookEndpoint",
+    "sendTestWebhook",
+    "redeliverWebhook",
+    "changePlan",
+];
+
+/// A GraphQL document with its insignificant characters removed: whitespace, commas and
+/// comments outside strings collapse, so a retry that differs only in formatting has the
+/// same fingerprint. (Tokens are kept apart by one space only where two would merge.)
+pub fn normalise_document(query: &str) -> String {
+    let mut out = String::with_capacity(query.len());
+    let mut chars = query.chars().peekable();
+    let mut gap = false;
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '-' || c == '.' || c == '$';
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() || c == ',' || c == '\u{feff}' => gap = true,
+            '#' => {
+                for n in chars.by_ref() {
+                    if n == '\n' || n == '\r' {
+                        break;
+                    }
+                }
+                gap = true;
+            }
+            '"' => {
+                if gap && out.ends_with(word) {
+                    out.push(' ');
+                }
+                gap = false;
+                out.push('"');
+                // A block string `"""…"""` or a plain string with escapes, verbatim.
+                let block = chars.peek() == Some(&'"') && {
+                    let mut ahead = chars.clone();
+                    ahead.next();
+                    ahead.next() == Some('"')
+                };
+                if block {
+                    out.push_str("\"\"");
+                    chars.next();
+                    chars.next();
+                    let mut quotes = 0;
+                    for n in chars.by_ref() {
+                        out.push(n);
+                        quotes = if n == '"' { quotes + 1 } else { 0 };
+                        if quotes == 3 && !out.ends_with("\\\"\"\"") {
+                            break;
+                        }
+                    }
+                } else {
+                    let mut escaped = false;
+                    for n in chars.by_ref() {
+                        out.push(n);
+                        if escaped {
+                            escaped = false;
+                        } else if n == '\\' {
+                            escaped = true;
+                        } else if n == '"' || n == '\n' {
+                            break;
+                        }
+                    }
+                }
+            }
+            c => {
+                if gap && word(c) && out.ends_with(word) {
+                    out.push(' ');
+                }
+                gap = false;
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
 /// The fingerprint of a request.
 pub fn fingerprint(parts: &[&str]) -> String {
     let mut h = Sha256::new();
@@ -160,4 +246,26 @@ pub async fn abort(svc: &Services, scope: &str, key: &str) -> DomainResult<()> {
         .exec(&svc.db.write)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_document as n;
+
+    #[test]
+    fn formatting_does_not_change_the_fingerprint_but_content_does() {
+        let a = "mutation($i: ID!) { addComment(input: {projectId: $i, body: \"a  b, c\"}) { comment { id } } }";
+        let b = "mutation ( $i : ID! ) {\n  addComment( input : { projectId : $i , body : \"a  b, c\" } ) {\n    comment { id } # the new one\n  }\n}\n";
+        assert_eq!(n(a), n(b));
+        assert_ne!(
+            n(a),
+            n(&a.replace("a  b", "a b")),
+            "strings are kept verbatim"
+        );
+        assert_ne!(n("{ a b }"), n("{ ab }"));
+        assert_eq!(
+            n("{ a(x: \"\"\"q \\\"\"\" # \"\"\") }"),
+            "{a(x:\"\"\"q \\\"\"\" # \"\"\")}"
+        );
+    }
 }

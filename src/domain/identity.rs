@@ -209,8 +209,9 @@ impl Via {
 }
 
 /// Attribution precedence: inviteToken > shareToken > referralCode > utmSource > ORGANIC.
-/// A token or code that is given but does not check out refuses the signup (it would
-/// otherwise be silently credited to the wrong source).
+/// One rule for every token and code: each one given is checked, and one that does not
+/// check out refuses the signup (it would otherwise be silently credited to the wrong
+/// source, or to none), with the code of its condition and the field that carried it.
 async fn attribution(
     svc: &Services,
     input: &SignUpInput,
@@ -218,42 +219,74 @@ async fn attribution(
     utm: bool,
 ) -> DomainResult<Via> {
     let now = svc.now();
-    if let Some(token) = non_empty(&input.invite_token) {
-        let inv = invitations::by_token(svc, &svc.db.read, token)
-            .await
-            .map_err(|e| match e {
-                DomainError::NotFound(_) => DomainError::invalid(
-                    &["inviteToken"],
-                    "This invitation link is not valid (it may have been replaced by a newer one).",
-                ),
-                other => other,
-            })?;
-        invitations::usable(&inv, now)?;
-        if inv.email != email.as_str() {
-            return Err(DomainError::InvitationEmailMismatch);
+    let invite = match non_empty(&input.invite_token) {
+        Some(token) => Some(
+            invitation_for(svc, token, email, now)
+                .await
+                .map_err(|e| e.at(&["inviteToken"]))?,
+        ),
+        None => None,
+    };
+    let share = match non_empty(&input.share_token) {
+        Some(token) => {
+            let opened = sharing::resolve(svc, &svc.db.read, token, None)
+                .await
+                .map_err(|e| match e {
+                    DomainError::Unauthenticated(_) | DomainError::Forbidden => {
+                        DomainError::NotFound("Shared link")
+                    }
+                    other => other,
+                })
+                .and_then(|opened| {
+                    referrals::not_self(&opened.creator, email)?;
+                    Ok(opened)
+                })
+                .map_err(|e| e.at(&["shareToken"]))?;
+            Some(opened.link)
         }
-        return Ok(Via::Invite(inv));
+        None => None,
+    };
+    let referral = match non_empty(&input.referral_code) {
+        Some(code) => {
+            let referrer = referrals::referrer(&svc.db.read, code)
+                .await
+                // An unknown code is the same condition as an unknown token.
+                .map_err(|e| match e {
+                    DomainError::InvalidInput { .. } => DomainError::NotFound("Referral code"),
+                    other => other,
+                })
+                .and_then(|r| {
+                    referrals::not_self(&r, email)?;
+                    Ok(r)
+                })
+                .map_err(|e| e.at(&["referralCode"]))?;
+            Some(referrer)
+        }
+        None => None,
+    };
+    Ok(match (invite, share, referral) {
+        (Some(inv), _, _) => Via::Invite(inv),
+        (None, Some(link), _) => Via::Share(Box::new(link)),
+        (None, None, Some(referrer)) => Via::Referral(referrer),
+        (None, None, None) if utm => Via::Paid,
+        (None, None, None) => Via::Organic,
+    })
+}
+
+/// The invitation an invite token names, if it can be used by `email` now: the same
+/// conditions, with the same codes, as `acceptInvitation`.
+async fn invitation_for(
+    svc: &Services,
+    token: &str,
+    email: &Email,
+    now: chrono::DateTime<chrono::Utc>,
+) -> DomainResult<entity::invitations::Model> {
+    let inv = invitations::by_token(svc, &svc.db.read, token).await?;
+    invitations::usable(&inv, now)?;
+    if inv.email != email.as_str() {
+        return Err(DomainError::InvitationEmailMismatch);
     }
-    if let Some(token) = non_empty(&input.share_token) {
-        let opened = sharing::resolve(svc, &svc.db.read, token, None)
-            .await
-            .map_err(|e| match e {
-                DomainError::NotFound(_)
-                | DomainError::Unauthenticated(_)
-                | DomainError::Forbidden => {
-                    DomainError::invalid(&["shareToken"], "This shared link is not valid.")
-                }
-                other => other,
-            })?;
-        referrals::not_self(&opened.creator, email)?;
-        return Ok(Via::Share(Box::new(opened.link)));
-    }
-    if let Some(code) = non_empty(&input.referral_code) {
-        let referrer = referrals::referrer(&svc.db.read, code).await?;
-        referrals::not_self(&referrer, email)?;
-        return Ok(Via::Referral(referrer));
-    }
-    Ok(if utm { Via::Paid } else { Via::Organic })
+    Ok(inv)
 }
 
 /// Creates an account and a session in one transaction. Through an invitation the user joins

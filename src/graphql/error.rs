@@ -173,6 +173,7 @@ pub fn top_level(e: DomainError) -> async_graphql::Error {
             x.set("retryAfterSeconds", retry_after_seconds);
         }),
         DomainError::InvalidInput { .. } => top(C::InvalidInput, e.to_string()),
+        DomainError::At { error, .. } => top_level(*error),
         DomainError::Internal(err) => internal(err),
         // A business outcome reaching a query (an expired link…) keeps its ErrorCode name.
         other => match user_error(other) {
@@ -254,6 +255,14 @@ pub fn user_error(e: DomainError) -> async_graphql::Result<UserError> {
         DomainError::CheckoutRequired { upgrade, .. } => {
             let mut ue = UserError::new(C::PermissionDenied, e.to_string(), None);
             ue.upgrade = Some((**upgrade).clone().into());
+            return Ok(ue);
+        }
+        DomainError::At { .. } => {
+            let DomainError::At { field, error } = e else {
+                unreachable!()
+            };
+            let mut ue = user_error(*error)?;
+            ue.field = Some(field);
             return Ok(ue);
         }
         DomainError::RateLimited { .. }

@@ -75,6 +75,7 @@ impl Extension for ObserveExt {
             // A later check (ExpensiveFields) may have refused the document with its own code.
             if ext.get("code").is_none() {
                 ext.set("code", "GRAPHQL_PARSE_FAILED");
+                e.message = one_line(&e.message, e.locations.first().copied());
             }
             e
         })?;
@@ -91,16 +92,11 @@ impl Extension for ObserveExt {
             errors
                 .into_iter()
                 .map(|mut e| {
-                    let too_complex = e.message == "Query is too complex."
-                        || e.message == "Query is nested too deep.";
-                    let code = if too_complex {
-                        TopLevelCode::QueryTooComplex.as_str()
-                    } else {
-                        "GRAPHQL_VALIDATION_FAILED"
-                    };
-                    e.extensions
-                        .get_or_insert_with(Default::default)
-                        .set("code", code);
+                    let ext = e.extensions.get_or_insert_with(Default::default);
+                    // The depth and complexity refusals carry their own code.
+                    if ext.get("code").is_none() {
+                        ext.set("code", "GRAPHQL_VALIDATION_FAILED");
+                    }
                     e
                 })
                 .collect()
@@ -133,6 +129,23 @@ impl Extension for ObserveExt {
             "type" => kind, "fields" => fields)
         .record(start.elapsed().as_secs_f64());
         resp
+    }
+}
+
+/// The parser's multi-line report (source excerpt, caret art) as one line with the position,
+/// e.g. "Syntax error at line 1, column 6: expected selection set."
+fn one_line(report: &str, at: Option<async_graphql::Pos>) -> String {
+    let what = report
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("= "))
+        .map(|w| w.trim().replace('_', " "))
+        .unwrap_or_else(|| report.split_whitespace().collect::<Vec<_>>().join(" "));
+    match at {
+        Some(p) => format!(
+            "Syntax error at line {}, column {}: {what}.",
+            p.line, p.column
+        ),
+        None => format!("Syntax error: {what}."),
     }
 }
 

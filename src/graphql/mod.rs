@@ -14,6 +14,7 @@ use crate::domain::{
 mod accounts;
 pub mod activity;
 mod billing;
+mod conform;
 pub mod connection;
 pub mod error;
 pub mod extensions;
@@ -166,9 +167,11 @@ pub fn schema(svc: Arc<Services>) -> KfSchema {
         tokio::spawn,
     ))
     .data(svc)
-    .limit_depth(cfg.graphql_max_depth)
-    .limit_complexity(cfg.graphql_max_complexity)
     .extension(extensions::Observe)
+    .extension(conform::Conform {
+        max_depth: cfg.graphql_max_depth,
+        max_complexity: cfg.graphql_max_complexity,
+    })
     .extension(extensions::ExpensiveFields(
         cfg.safety.graphql_max_expensive_fields,
     ))

@@ -123,6 +123,8 @@ pub enum UsageStatus {
     Approaching,
     /// At the limit.
     Reached,
+    /// A BOOLEAN feature that is off on this organization's plan.
+    NotInPlan,
 }
 
 /// One feature as it stands for an organization: plan, overrides and usage together.
@@ -159,7 +161,7 @@ impl Entitlement {
     async fn resets_at(&self) -> Option<DateTime<Utc>> {
         self.0.resets_at
     }
-    /// OK, APPROACHING (from 80 %) or REACHED.
+    /// OK, APPROACHING (from 80 %) or REACHED; NOT_IN_PLAN for a BOOLEAN feature that is off.
     async fn status(&self) -> UsageStatus {
         self.0.status().into()
     }

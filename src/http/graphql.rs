@@ -216,36 +216,49 @@ pub async fn get(
     execute(&app, &headers, request, media).await
 }
 
-/// Mutations that honour `Idempotency-Key`.
-const IDEMPOTENT: [&str; 4] = [
-    "createProject",
-    "createInvitations",
-    "createSharedLink",
-    "changePlan",
-];
+/// What an `Idempotency-Key` header means for a request.
+#[derive(PartialEq, Eq)]
+enum KeyUse {
+    /// Not a mutation (or not parsable, which execution reports): the key changes nothing.
+    Ignored,
+    /// A mutation made only of fields that create something: the key is honoured.
+    Honoured,
+    /// Another mutation: the key is refused rather than silently ignored.
+    Unsupported,
+}
 
-/// The operation's root fields, when it is a mutation made only of idempotent fields.
-fn idempotent_mutation(request: &Request) -> bool {
+fn key_use(request: &Request) -> KeyUse {
     let Ok(doc) = parse_query(&request.query) else {
-        return false;
+        return KeyUse::Ignored;
     };
     let wanted = request.operation_name.as_deref();
-    doc.operations.iter().any(|(name, op)| {
-        op.node.ty == OperationType::Mutation
-            && (wanted.is_none() || name.map(|n| n.as_str()) == wanted)
-            && op
-                .node
-                .selection_set
-                .node
-                .items
-                .iter()
-                .all(|s| match &s.node {
-                    async_graphql::parser::types::Selection::Field(f) => {
-                        IDEMPOTENT.contains(&f.node.name.node.as_str())
-                    }
-                    _ => false,
-                })
-    })
+    let Some((_, op)) = doc
+        .operations
+        .iter()
+        .find(|(name, _)| wanted.is_none() || name.map(|n| n.as_str()) == wanted)
+    else {
+        return KeyUse::Ignored;
+    };
+    if op.node.ty != OperationType::Mutation {
+        return KeyUse::Ignored;
+    }
+    let all_supported = op
+        .node
+        .selection_set
+        .node
+        .items
+        .iter()
+        .all(|s| match &s.node {
+            async_graphql::parser::types::Selection::Field(f) => {
+                idempotency::SUPPORTED.contains(&f.node.name.node.as_str())
+            }
+            _ => false,
+        });
+    if all_supported {
+        KeyUse::Honoured
+    } else {
+        KeyUse::Unsupported
+    }
 }
 
 async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: Media) -> Response {
@@ -255,24 +268,39 @@ async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: M
     let auth = Auth::from_header(&app.svc, authorization).await;
     let key = headers
         .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|_| idempotent_mutation(&request))
-        .map(str::to_string);
-    let Some(key) = key else {
-        let response = app.schema.execute(request.data(auth)).await;
-        return render(response, media);
+        .map(|v| v.to_str().map(str::trim).unwrap_or("\u{0}").to_string());
+    let key = match (key, key_use(&request)) {
+        (Some(_), KeyUse::Unsupported) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                "IDEMPOTENCY_NOT_SUPPORTED",
+                format!(
+                    "Idempotency-Key is honoured only by mutations that create something ({}); send this one without it.",
+                    idempotency::SUPPORTED.join(", ")
+                ),
+            )
+        }
+        (Some(key), KeyUse::Honoured) => key,
+        _ => {
+            let response = app.schema.execute(request.data(auth)).await;
+            return render(response, media);
+        }
     };
-    let scope = match &auth {
-        Auth::User { user, .. } => UserId(user.id).to_string(),
-        Auth::ApiKey(k) => k.id.to_string(),
-        _ => "anonymous".to_string(),
-    };
+    // The fingerprint is of the parsed request: formatting, commas and comments of the
+    // document do not make a retry a different request.
     let hash = idempotency::fingerprint(&[
-        &request.query,
+        &idempotency::normalise_document(&request.query),
         request.operation_name.as_deref().unwrap_or(""),
         &serde_json::to_string(&request.variables).unwrap_or_default(),
     ]);
+    let scope = match &auth {
+        Auth::User { user, .. } => UserId(user.id).to_string(),
+        Auth::ApiKey(k) => k.id.to_string(),
+        // Anonymous callers (signUp, guestComment) cannot be told apart: the key is
+        // namespaced by the request itself, so only the same request replays (one caller
+        // never receives another's response).
+        _ => format!("anonymous:{hash}"),
+    };
     match idempotency::begin(&app.svc, &scope, &key, &hash).await {
         Ok(idempotency::Begin::Fresh) => {
             // Run to completion even if the client goes away: the response must be stored

@@ -42,6 +42,7 @@ mod login;
 mod pages;
 pub mod prometheus;
 mod signup;
+mod upgrade;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -106,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics)
         // A redirect with no form: no CSRF cookie.
         .route("/r/{code}", get(pages::referral))
+        .route("/upgrade", get(upgrade::page_for))
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/assets/{file}", get(graphiql::asset))
         .route(

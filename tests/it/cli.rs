@@ -163,3 +163,111 @@ async fn seed_demo_and_metrics_verify() {
     let (code, out, err) = run(&["metrics", "verify"]);
     assert_eq!(code, Some(0), "{out}{err}");
 }
+
+/// Runs `kfactor migrate` in `dir` with `env`; returns (exit code, stderr).
+fn migrate_in(dir: &std::path::Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut c = kfactor();
+    c.current_dir(dir).arg("migrate");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn a_typo_in_kfactor_toml_stops_the_server_with_the_closest_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("kfactor.toml"),
+        "databse_url = \"sqlite://elsewhere.db?mode=rwc\"\n",
+    )
+    .unwrap();
+    let (code, stderr) = migrate_in(dir.path(), &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("`databse_url` in kfactor.toml")
+            && stderr.contains("did you mean `database_url`?"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("kfactor.db").exists(),
+        "nothing started on the default database"
+    );
+
+    // Keys of the safety settings are settings too.
+    std::fs::write(
+        dir.path().join("kfactor.toml"),
+        "log = \"warn\"\ntrusted_proxies = \"\"\n",
+    )
+    .unwrap();
+    let db = format!("sqlite://{}/ok.db?mode=rwc", dir.path().display());
+    let (code, stderr) = migrate_in(dir.path(), &[("KFACTOR_DATABASE_URL", &db)]);
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn config_errors_name_the_setting_as_given_without_internals() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kfactor.toml"), "bind = \"nope\"\n").unwrap();
+    let (code, stderr) = migrate_in(dir.path(), &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("`bind` in kfactor.toml"), "{stderr}");
+    assert!(!stderr.contains("KFACTOR_BIND"), "{stderr}");
+
+    std::fs::write(
+        dir.path().join("kfactor.toml"),
+        "graphql_max_depth = \"deep\"\n",
+    )
+    .unwrap();
+    let (code, stderr) = migrate_in(dir.path(), &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`graphql_max_depth` in kfactor.toml")
+            && stderr.contains("must be a whole number"),
+        "{stderr}"
+    );
+    std::fs::remove_file(dir.path().join("kfactor.toml")).unwrap();
+
+    let (code, stderr) = migrate_in(dir.path(), &[("KFACTOR_SESSION_TTL_DAYS", "soon")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("KFACTOR_SESSION_TTL_DAYS: must be a whole number"),
+        "{stderr}"
+    );
+    for internal in ["i64", "usize", "u32", "expected"] {
+        assert!(!stderr.contains(internal), "{internal} in {stderr}");
+    }
+
+    // A broken plan catalog is a configuration error too: exit 2, naming the file.
+    let plans = dir.path().join("my-plans.toml");
+    std::fs::write(&plans, "this is not a catalog").unwrap();
+    let (code, stderr) = migrate_in(
+        dir.path(),
+        &[
+            ("KFACTOR_PLANS", plans.to_str().unwrap()),
+            (
+                "KFACTOR_DATABASE_URL",
+                &format!("sqlite://{}/p.db?mode=rwc", dir.path().display()),
+            ),
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("KFACTOR_PLANS") && stderr.contains("my-plans.toml"),
+        "{stderr}"
+    );
+
+    let out = kfactor()
+        .current_dir(dir.path())
+        .args(["plans", "check", "nope.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("cannot read nope.toml"), "{stderr}");
+}

@@ -395,7 +395,7 @@ async fn signing_up_through_an_invitation_joins_that_organization_only() {
 
     let body = app
         .gql(None, SIGN_UP, json!({ "i": { "email": "bo@example.com", "password": "correct horse battery", "name": "Bo",
-            "inviteToken": token, "referralCode": "ignored-by-precedence", "utmSource": "ads" } }))
+            "inviteToken": token, "utmSource": "ads" } }))
         .await;
     let s = &body["data"]["signUp"];
     assert_eq!(s["userErrors"], json!([]), "{body}");

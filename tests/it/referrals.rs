@@ -58,7 +58,7 @@ async fn referral_signups_are_credited_and_self_referrals_refused() {
         .gql(None, SIGN_UP, json!({ "i": { "email": "cy@example.com", "password": "correct horse battery", "name": "Cy", "referralCode": "nope1234" } }))
         .await;
     let p = &unknown["data"]["signUp"];
-    assert_eq!(user_error_codes(p), vec!["INVALID_INPUT"]);
+    assert_eq!(user_error_codes(p), vec!["NOT_FOUND"]);
     assert_eq!(
         p["userErrors"][0]["field"],
         json!(["input", "referralCode"])

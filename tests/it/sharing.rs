@@ -313,7 +313,7 @@ async fn a_guest_who_signs_up_keeps_their_comments_and_is_attributed_to_the_shar
 
     let s = app
         .gql(None, "mutation($i: SignUpInput!) { signUp(input: $i) { token user { id acquisitionSource invitedBy { id } } organization { name } userErrors { code } } }",
-            json!({ "i": { "email": "gus@example.com", "password": "correct horse battery", "name": "Gus", "shareToken": token, "visitorId": "visitor-42", "referralCode": "ignored" } }))
+            json!({ "i": { "email": "gus@example.com", "password": "correct horse battery", "name": "Gus", "shareToken": token, "visitorId": "visitor-42" } }))
         .await;
     let s = &s["data"]["signUp"];
     assert_eq!(s["userErrors"], json!([]), "{s}");

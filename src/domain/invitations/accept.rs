@@ -148,10 +148,12 @@ pub async fn accept(
 ) -> DomainResult<memberships::Model> {
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
-    let inv = by_token(svc, &*tx, token).await?;
-    usable(&inv, now)?;
+    // What the token names answers with the same codes as signUp's inviteToken.
+    let at_token = |e: DomainError| e.at(&["token"]);
+    let inv = by_token(svc, &*tx, token).await.map_err(at_token)?;
+    usable(&inv, now).map_err(at_token)?;
     if inv.email != user.email {
-        return Err(DomainError::InvitationEmailMismatch);
+        return Err(at_token(DomainError::InvitationEmailMismatch));
     }
     if orgs::membership(&*tx, OrgId(inv.organization_id), UserId(user.id))
         .await?
