@@ -13,12 +13,7 @@ use super::{
     loaders, svc,
     types::ActivityType,
 };
-use crate::domain::{
-    activity::ActivityType as DActivityType,
-    ids::{ActivityId, CommentId, ProjectId},
-    projects, DomainError,
-};
-use entity::{activity_events, comments, projects as rows};
+use crate::domain::{ids::ActivityId, projects, records, DomainError};
 
 /// The name shown for someone whose name is gone (a deleted user).
 const NOBODY: &str = "Someone";
@@ -39,13 +34,13 @@ async fn display_name(
 
 /// The shared project, as its link shows it: name, content and comments.
 #[derive(Clone)]
-pub struct GuestProject(pub rows::Model);
+pub struct GuestProject(pub records::Project);
 
 #[Object]
 impl GuestProject {
     /// Opaque id (`prj_…`).
     async fn id(&self) -> ID {
-        ID(ProjectId(self.0.id).to_string())
+        ID(self.0.id.to_string())
     }
     /// Name.
     async fn name(&self) -> &str {
@@ -68,12 +63,12 @@ impl GuestProject {
         after: Option<String>,
     ) -> async_graphql::Result<GuestCommentConnection> {
         let req = page_request(first, after)?;
-        let page = projects::comments(&svc(ctx).db.read, ProjectId(self.0.id), req)
+        let page = projects::comments(&svc(ctx).db.read, &self.0, req)
             .await
             .map_err(top_level)?;
         Ok(GuestCommentConnection::from_page(
             page,
-            |c| c.id,
+            |c| c.id.0,
             GuestComment,
         ))
     }
@@ -81,13 +76,13 @@ impl GuestProject {
 
 /// A comment as a guest sees it: the author by display name only.
 #[derive(Clone)]
-pub struct GuestComment(pub comments::Model);
+pub struct GuestComment(pub records::Comment);
 
 #[Object]
 impl GuestComment {
     /// Opaque id (`cmt_…`).
     async fn id(&self) -> ID {
-        ID(CommentId(self.0.id).to_string())
+        ID(self.0.id.to_string())
     }
     /// The text.
     async fn body(&self) -> &str {
@@ -95,7 +90,12 @@ impl GuestComment {
     }
     /// The author's display name: a user's name, or the name the guest gave.
     async fn author_name(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        display_name(ctx, self.0.author_user_id, self.0.guest_name.as_deref()).await
+        display_name(
+            ctx,
+            self.0.author_user_id.map(|u| u.0),
+            self.0.guest_name.as_deref(),
+        )
+        .await
     }
     /// When.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -113,7 +113,7 @@ connection!(
 /// A comment or an edit on the shared project, live: what happened and who did it, by
 /// display name only.
 #[derive(Clone)]
-pub struct GuestActivity(pub Arc<activity_events::Model>);
+pub struct GuestActivity(pub Arc<records::Activity>);
 
 #[Object]
 impl GuestActivity {
@@ -123,15 +123,8 @@ impl GuestActivity {
     }
     /// What happened.
     #[graphql(name = "type")]
-    async fn kind(&self) -> async_graphql::Result<ActivityType> {
-        DActivityType::parse(&self.0.event_type)
-            .map(Into::into)
-            .ok_or_else(|| {
-                super::error::internal(anyhow::anyhow!(
-                    "unknown activity type {}",
-                    self.0.event_type
-                ))
-            })
+    async fn kind(&self) -> ActivityType {
+        self.0.event_type.into()
     }
     /// One human sentence, e.g. "Ana commented on Roadmap".
     async fn summary(&self) -> &str {
@@ -172,7 +165,7 @@ pub struct GuestCommentPayload {
 
 impl GuestCommentPayload {
     /// Builds the payload from a domain result.
-    pub fn from(r: Result<comments::Model, DomainError>) -> async_graphql::Result<Self> {
+    pub fn from(r: Result<records::Comment, DomainError>) -> async_graphql::Result<Self> {
         payload(
             r,
             |c| GuestCommentPayload {
@@ -198,7 +191,7 @@ pub struct GuestProjectPayload {
 
 impl GuestProjectPayload {
     /// Builds the payload from a domain result.
-    pub fn from(r: Result<rows::Model, DomainError>) -> async_graphql::Result<Self> {
+    pub fn from(r: Result<records::Project, DomainError>) -> async_graphql::Result<Self> {
         payload(
             r,
             |p| GuestProjectPayload {

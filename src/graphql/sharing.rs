@@ -7,14 +7,11 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{
-    activity::ActivityEvent,
     auth, client,
     connection::connection,
     error::{payload, top_level, UserError},
     guest::{GuestActivity, GuestCommentPayload, GuestProject, GuestProjectPayload},
-    loaders,
-    projects::{CommentPayload, Project, ProjectPayload},
-    svc,
+    loaders, svc,
     types::{ResourceType, User},
 };
 use crate::domain::records;

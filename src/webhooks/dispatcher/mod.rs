@@ -45,7 +45,6 @@ mod report;
 mod retry;
 mod send;
 
-
 /// How long a dispatcher holds a claimed delivery: well beyond the request timeout.
 const LEASE_SECONDS: i64 = 60;
 /// Whole-request timeout of one attempt.
