@@ -11,8 +11,10 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 mod digest;
+mod realtime;
 mod safety;
 pub use digest::DigestSchedule;
+pub use realtime::Realtime;
 pub use safety::{Rate, Safety};
 
 /// The validated server configuration.
@@ -80,6 +82,8 @@ pub struct Config {
     pub activation_events: Vec<ActivationEvent>,
     /// Account safety and abuse limits (`config/safety.rs`).
     pub safety: Safety,
+    /// Live subscriptions over WebSocket (`config/realtime.rs`).
+    pub realtime: Realtime,
     /// When the weekly digest goes out; `None`: never.
     pub digest_schedule: Option<DigestSchedule>,
 }
@@ -188,6 +192,8 @@ struct Raw {
     digest_schedule: String,
     #[serde(flatten)]
     safety: safety::RawSafety,
+    #[serde(flatten)]
+    realtime: realtime::RawRealtime,
 }
 
 /// An environment value figment may have read as a number (`KFACTOR_X=5`) or a string.
@@ -260,6 +266,7 @@ impl Default for Raw {
             activation_events: "project_created,comment_added".into(),
             digest_schedule: DigestSchedule::DEFAULT.into(),
             safety: Default::default(),
+            realtime: Default::default(),
         }
     }
 }
@@ -506,6 +513,7 @@ impl Config {
             activation_events,
             digest_schedule,
             safety: raw.safety.validate()?,
+            realtime: raw.realtime.validate()?,
         })
     }
 

@@ -36,6 +36,8 @@ pub struct App {
     pub svc: Arc<Services>,
     /// The GraphQL schema.
     pub schema: graphql::KfSchema,
+    /// Open WebSocket connections (shared by every router of this app).
+    pub sockets: http::ws::Sockets,
 }
 
 impl App {
@@ -63,7 +65,7 @@ impl App {
         // could sign with a wrong key; formats of older versions are converted.
         domain::sealing::check_at_start(&db, &keys, clock.now()).await?;
         let is_sqlite = db.backend() == sea_orm::DatabaseBackend::Sqlite;
-        let bus = pubsub::Bus::default();
+        let bus = pubsub::Bus::new(config.realtime.ws_subscriber_backlog);
         let visits = visits::VisitRecorder::spawn(db.clone(), bus.clone());
         let hasher = domain::passwords::Hasher::new(
             config.safety.password_hashers,
@@ -84,7 +86,11 @@ impl App {
             limiter,
         });
         let schema = graphql::schema(svc.clone());
-        Ok(App { svc, schema })
+        Ok(App {
+            svc,
+            schema,
+            sockets: Default::default(),
+        })
     }
 
     /// Starts the background workers: the mailer, the webhook dispatcher, the digest
@@ -132,6 +138,7 @@ impl App {
             svc: self.svc.clone(),
             schema: self.schema.clone(),
             metrics: metrics_handle(),
+            sockets: self.sockets.clone(),
         })
     }
 }

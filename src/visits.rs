@@ -282,7 +282,7 @@ async fn commit(
             events.push(std::sync::Arc::new(row));
         }
     }
-    bus.announce(&txn, &events, false).await?;
+    bus.announce(&txn, &events, false, &[]).await?;
     txn.commit().await?;
     Ok((events, gone))
 }

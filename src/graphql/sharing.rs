@@ -3,8 +3,7 @@ use async_graphql::{
     ComplexObject, Context, Enum, InputObject, Object, SimpleObject, Subscription, ID,
 };
 use chrono::{DateTime, Utc};
-use futures_util::Stream;
-use tokio::sync::broadcast::error::RecvError;
+use futures_util::{Stream, StreamExt};
 
 use super::{
     auth, client,
@@ -16,7 +15,6 @@ use super::{
     types::{ActivityEvent, ResourceType, User},
 };
 use crate::domain::{
-    activity::ActivityType,
     ids::{ProjectId, SharedLinkId},
     sharing::{self, Audience, Permission as DPermission},
     DomainError,
@@ -390,36 +388,14 @@ pub struct SharingSubscription;
 #[Subscription]
 impl SharingSubscription {
     /// PUBLIC with a valid link token: live comments and edits on the shared resource. The
-    /// stream ends when the link is revoked or expires.
+    /// stream ends, with an error as its last result, when the link is revoked or expires
+    /// or its project is deleted.
     async fn shared_activity(
         &self,
         ctx: &Context<'_>,
         token: String,
-    ) -> async_graphql::Result<impl Stream<Item = ActivityEvent>> {
-        let svc = svc(ctx).clone();
-        let viewer = viewer(ctx).cloned();
-        let mut rx = svc.bus.subscribe();
-        crate::domain::ratelimit::public_lookup(&svc, client(ctx)).map_err(top_level)?;
-        let opened = sharing::resolve(&svc, &svc.db.read, &token, viewer.as_ref())
-            .await
-            .map_err(top_level)?;
-        let project = opened.project.id;
-        Ok(async_stream::stream! {
-            loop {
-                match rx.recv().await {
-                    Ok(e) if e.resource_id == Some(project)
-                        && (e.event_type == ActivityType::CommentAdded.as_str()
-                            || e.event_type == ActivityType::ProjectUpdated.as_str()) =>
-                    {
-                        if sharing::resolve(&svc, &svc.db.read, &token, viewer.as_ref()).await.is_err() {
-                            break;
-                        }
-                        yield ActivityEvent(e);
-                    }
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => break,
-                }
-            }
-        })
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ActivityEvent>>> {
+        let feed = super::subscription::shared_feed(ctx, token).await?;
+        Ok(feed.map(|r| r.map(ActivityEvent)))
     }
 }

@@ -40,6 +40,7 @@ mod graphql;
 mod login;
 mod pages;
 mod signup;
+pub mod ws;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -50,6 +51,8 @@ pub struct AppState {
     pub schema: KfSchema,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Open WebSocket connections.
+    pub sockets: ws::Sockets,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -113,7 +116,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(http)
-        .route("/graphql/ws", get(graphql::ws))
+        .route("/graphql/ws", get(ws::handler))
         .layer(middleware::from_fn_with_state(state.clone(), client::identify))
         .layer(middleware::from_fn(record_http))
         .layer(

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::{
     db::Db,
     domain::{activity::ActivityType, ids::OrgId},
-    pubsub::{ActivityMessage, Bus},
+    pubsub::{ActivityMessage, Bus, Revocation},
 };
 
 /// A write transaction that remembers what to announce once it has committed.
@@ -21,6 +21,8 @@ pub struct Tx {
     activity: Vec<ActivityMessage>,
     webhooks: bool,
     emails: bool,
+    /// Scopes whose access this transaction changes: their live streams check again.
+    revoked: Vec<Revocation>,
     /// Changes to the growth rollups, written just before commit.
     rollup: crate::rollups::Rollup,
 }
@@ -40,6 +42,7 @@ impl Tx {
             activity: Vec::new(),
             webhooks: false,
             emails: false,
+            revoked: Vec::new(),
             rollup: Default::default(),
         })
     }
@@ -48,10 +51,12 @@ impl Tx {
     /// committing rolls it back and announces nothing.
     pub async fn commit(self, bus: &Bus) -> Result<(), DbErr> {
         crate::rollups::flush(&self.txn, &self.rollup).await?;
-        bus.announce(&self.txn, &self.activity, self.webhooks)
+        bus.announce(&self.txn, &self.activity, self.webhooks, &self.revoked)
             .await?;
         self.txn.commit().await?;
         bus.bump_epoch();
+        // Access changes first: a stream whose access ended delivers nothing committed after.
+        bus.revoke(&self.revoked);
         bus.publish(self.activity);
         if self.webhooks {
             bus.wake_webhooks();
@@ -70,6 +75,15 @@ impl Tx {
     /// Notes that webhook deliveries were queued, so the dispatcher is woken after commit.
     pub fn queued_webhook(&mut self) {
         self.webhooks = true;
+    }
+
+    /// Notes that the access of `scope` changes (a session ends, a membership or a link
+    /// changes): after commit, live streams authorized through it check again, here and on
+    /// every instance.
+    pub fn revoke(&mut self, scope: Revocation) {
+        if !self.revoked.contains(&scope) {
+            self.revoked.push(scope);
+        }
     }
 
     /// Notes that an email was queued, so the mailer is woken after commit.
