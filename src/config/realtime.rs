@@ -60,7 +60,10 @@ impl RawRealtime {
             if (1..=max).contains(&v) {
                 Ok(Duration::from_millis(v))
             } else {
-                Err(err(key, format!("must be between 1 and {max} milliseconds")))
+                Err(err(
+                    key,
+                    format!("must be between 1 and {max} milliseconds"),
+                ))
             }
         };
         let within = |key: &str, v: usize, min: usize, max: usize| {

@@ -582,7 +582,9 @@ pub async fn log_out(svc: &Services, token: &str) -> DomainResult<bool> {
     else {
         return Ok(false);
     };
-    sessions::Entity::delete_by_id(session.id).exec(&*tx).await?;
+    sessions::Entity::delete_by_id(session.id)
+        .exec(&*tx)
+        .await?;
     tx.revoke(crate::pubsub::Revocation::User(session.user_id));
     tx.commit(&svc.bus).await?;
     Ok(true)
@@ -591,7 +593,10 @@ pub async fn log_out(svc: &Services, token: &str) -> DomainResult<bool> {
 /// When the API session of `token` expires, if it is still valid: live streams check it
 /// again then (a sliding expiry may have moved it on). Unlike [`authenticate`] it does not
 /// extend the session.
-pub async fn session_expiry(svc: &Services, token: &str) -> DomainResult<chrono::DateTime<chrono::Utc>> {
+pub async fn session_expiry(
+    svc: &Services,
+    token: &str,
+) -> DomainResult<chrono::DateTime<chrono::Utc>> {
     const INVALID: &str = "Your session is not valid. Sign in again.";
     let session = sessions::Entity::find()
         .filter(sessions::Column::TokenHash.eq(tokens::session_token_hash(token.trim())))

@@ -6,7 +6,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 use uuid::Uuid;
 
 use super::ActivityMessage;
@@ -65,6 +68,14 @@ impl Feed {
         match self.rx.as_mut() {
             Some(rx) => rx.recv().await,
             None => Err(RecvError::Closed),
+        }
+    }
+
+    /// The next event if one is waiting (without waiting).
+    pub fn try_recv(&mut self) -> Result<ActivityMessage, TryRecvError> {
+        match self.rx.as_mut() {
+            Some(rx) => rx.try_recv(),
+            None => Err(TryRecvError::Closed),
         }
     }
 }

@@ -82,7 +82,9 @@ impl Guards {
     /// Flags every guard: changes may have been missed (the listener reconnected).
     pub(super) fn revoke_all(&self) {
         let map = self.by_scope.lock().expect("guards lock");
-        map.values().flat_map(|e| e.values()).for_each(|f| f.raise());
+        map.values()
+            .flat_map(|e| e.values())
+            .for_each(|f| f.raise());
     }
 
     /// Live guards (for tests and metrics).

@@ -65,7 +65,9 @@ pub struct Bus {
 
 impl std::fmt::Debug for channels::Channels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Channels").field("orgs", &self.len()).finish()
+        f.debug_struct("Channels")
+            .field("orgs", &self.len())
+            .finish()
     }
 }
 
@@ -219,30 +221,32 @@ impl Bus {
     pub async fn listen(self, url: String, db: DatabaseConnection) {
         loop {
             match PgListener::connect(&url).await {
-                Ok(mut listener) => match listener.listen(CHANNEL).await {
-                    Ok(()) => {
-                        // Only after LISTEN took effect: a change committed from now on is
-                        // heard, one committed before is found by the check.
-                        self.recheck_all();
-                        loop {
-                            // `try_recv` (unlike `recv`) says when the connection dropped; it
-                            // answers once it has listened again, and what was announced
-                            // meanwhile is lost, so every stream checks its access again.
-                            match listener.try_recv().await {
-                                Ok(Some(n)) => self.republish(&db, n.payload()).await,
-                                Ok(None) => {
-                                    tracing::warn!("the listener connection dropped and was re-established");
-                                    self.recheck_all();
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "listening for other instances failed");
-                                    break;
+                Ok(mut listener) => {
+                    match listener.listen(CHANNEL).await {
+                        Ok(()) => {
+                            // Only after LISTEN took effect: a change committed from now on is
+                            // heard, one committed before is found by the check.
+                            self.recheck_all();
+                            loop {
+                                // `try_recv` (unlike `recv`) says when the connection dropped; it
+                                // answers once it has listened again, and what was announced
+                                // meanwhile is lost, so every stream checks its access again.
+                                match listener.try_recv().await {
+                                    Ok(Some(n)) => self.republish(&db, n.payload()).await,
+                                    Ok(None) => {
+                                        tracing::warn!("the listener connection dropped and was re-established");
+                                        self.recheck_all();
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "listening for other instances failed");
+                                        break;
+                                    }
                                 }
                             }
                         }
+                        Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
                     }
-                    Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
-                },
+                }
                 Err(e) => tracing::warn!(error = %e, "connecting the listener failed"),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;

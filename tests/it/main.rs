@@ -28,3 +28,4 @@ mod sessions;
 mod sharing;
 mod subscriptions;
 mod webhooks;
+mod ws_protocol;

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod receiver;
 pub mod smtp;
 pub mod stripe;
+pub mod ws;
 use std::{net::SocketAddr, sync::Arc};
 
 use kfactor::{clock::ManualClock, config::Config, App};
