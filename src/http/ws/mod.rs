@@ -123,7 +123,7 @@ pub async fn handler(
 
 /// What an operation's stream yields: a result, or the end.
 enum Event {
-    Result(GqlResponse),
+    Result(Box<GqlResponse>),
     Done,
 }
 
@@ -300,7 +300,7 @@ impl Connection {
         let (abort, registration) = AbortHandle::new_pair();
         let (key, done) = (id.clone(), id.clone());
         let tagged = Abortable::new(results, registration)
-            .map(move |r| (key.clone(), generation, Event::Result(r)))
+            .map(move |r| (key.clone(), generation, Event::Result(Box::new(r))))
             .chain(stream::once(async move { (done, generation, Event::Done) }));
         self.results.push(tagged.boxed());
         self.running.insert(
