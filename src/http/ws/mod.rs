@@ -342,8 +342,15 @@ impl Connection {
         }
     }
 
+    /// Sends one message; `false` when the socket is gone, or when the peer has not taken
+    /// it within two keep-alive intervals (a client that stopped reading would otherwise
+    /// hold its socket, and its streams, forever).
     async fn send(&mut self, text: String) -> bool {
-        self.socket.send(Message::text(text)).await.is_ok()
+        let patience = self.app.svc.config.realtime.ws_keepalive * 2;
+        matches!(
+            tokio::time::timeout(patience, self.socket.send(Message::text(text))).await,
+            Ok(Ok(()))
+        )
     }
 
     async fn close(&mut self, why: Close) {
@@ -351,7 +358,8 @@ impl Connection {
             code: why.code(),
             reason: why.reason().into(),
         };
-        let _ = self.socket.send(Message::Close(Some(frame))).await;
+        let patience = self.app.svc.config.realtime.ws_keepalive;
+        let _ = tokio::time::timeout(patience, self.socket.send(Message::Close(Some(frame)))).await;
     }
 }
 
