@@ -12,10 +12,12 @@ use figment::{
 mod digest;
 mod operations;
 mod raw;
+mod realtime;
 mod safety;
 mod sources;
 pub use digest::DigestSchedule;
 pub use operations::Operations;
+pub use realtime::Realtime;
 use raw::{Raw, StringOrList};
 pub use safety::{Rate, Safety};
 
@@ -85,6 +87,8 @@ pub struct Config {
     pub activation_events: Vec<ActivationEvent>,
     /// Account safety and abuse limits (`config/safety.rs`).
     pub safety: Safety,
+    /// Live subscriptions over WebSocket (`config/realtime.rs`).
+    pub realtime: Realtime,
     /// When the weekly digest goes out; `None`: never.
     pub digest_schedule: Option<DigestSchedule>,
     /// Retention, the link cache's budget and the metrics endpoint (`config/operations.rs`).
@@ -410,6 +414,7 @@ impl Config {
             digest_schedule,
             safety: raw.safety.validate()?,
             operations: raw.operations.validate()?,
+            realtime: raw.realtime.validate()?,
         })
     }
 

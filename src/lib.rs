@@ -40,6 +40,8 @@ pub struct App {
     pub svc: Arc<Services>,
     /// The GraphQL schema.
     pub schema: graphql::KfSchema,
+    /// Open WebSocket connections (shared by every router of this app).
+    pub sockets: http::ws::Sockets,
 }
 
 impl App {
@@ -67,7 +69,7 @@ impl App {
         // could sign with a wrong key; formats of older versions are converted.
         domain::sealing::check_at_start(&db, &keys, clock.now()).await?;
         let is_sqlite = db.backend() == sea_orm::DatabaseBackend::Sqlite;
-        let bus = db::bus::Bus::default();
+        let bus = db::bus::Bus::new(config.realtime.ws_subscriber_backlog);
         // The visits worker runs from the start (share links are answered without the other
         // workers); the rules hold only the queue's sending side.
         let (visits, inbox) = outbox::visits::VisitQueue::new(visits::QUEUE_CAPACITY);
@@ -93,7 +95,11 @@ impl App {
             limiter,
         });
         let schema = graphql::schema(svc.clone());
-        Ok(App { svc, schema })
+        Ok(App {
+            svc,
+            schema,
+            sockets: Default::default(),
+        })
     }
 
     /// Starts the background workers: the mailer, the webhook dispatcher, the digest
@@ -141,6 +147,7 @@ impl App {
             svc: self.svc.clone(),
             schema: self.schema.clone(),
             metrics: metrics_handle(),
+            sockets: self.sockets.clone(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The raw, unvalidated layers as figment reads them, and their built-in defaults.
 use serde::{Deserialize, Serialize};
 
-use super::{operations, safety, DigestSchedule, DEFAULT_WEBHOOK_RETRY_SCHEDULE};
+use super::{operations, realtime, safety, DigestSchedule, DEFAULT_WEBHOOK_RETRY_SCHEDULE};
 
 /// `a,b` (environment) or `["a", "b"]` (TOML).
 #[derive(Debug, Serialize, Deserialize)]
@@ -56,6 +56,8 @@ pub(super) struct Raw {
     pub(super) safety: safety::RawSafety,
     #[serde(flatten)]
     pub(super) operations: operations::RawOperations,
+    #[serde(flatten)]
+    pub(super) realtime: realtime::RawRealtime,
 }
 
 /// An environment value figment may have read as a number (`KFACTOR_X=5`) or a string.
@@ -109,6 +111,7 @@ impl Default for Raw {
             digest_schedule: DigestSchedule::DEFAULT.into(),
             safety: Default::default(),
             operations: Default::default(),
+            realtime: Default::default(),
         }
     }
 }

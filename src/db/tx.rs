@@ -7,7 +7,7 @@ use std::ops::Deref;
 use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
 
 use super::{
-    bus::{ActivityMessage, Bus},
+    bus::{ActivityMessage, Bus, Revocation},
     Db,
 };
 use crate::rollups::Rollup;
@@ -18,6 +18,8 @@ pub struct Tx {
     activity: Vec<ActivityMessage>,
     webhooks: bool,
     emails: bool,
+    /// Scopes whose access this transaction changes: their live streams check again.
+    revoked: Vec<Revocation>,
     /// Changes to the growth rollups, written just before commit.
     rollup: Rollup,
 }
@@ -37,6 +39,7 @@ impl Tx {
             activity: Vec::new(),
             webhooks: false,
             emails: false,
+            revoked: Vec::new(),
             rollup: Default::default(),
         })
     }
@@ -45,10 +48,12 @@ impl Tx {
     /// committing rolls it back and announces nothing.
     pub async fn commit(self, bus: &Bus) -> Result<(), DbErr> {
         crate::rollups::flush(&self.txn, &self.rollup).await?;
-        bus.announce(&self.txn, &self.activity, self.webhooks)
+        bus.announce(&self.txn, &self.activity, self.webhooks, &self.revoked)
             .await?;
         self.txn.commit().await?;
         bus.bump_epoch();
+        // Access changes first: a stream whose access ended delivers nothing committed after.
+        bus.revoke(&self.revoked);
         bus.publish(self.activity);
         if self.webhooks {
             bus.wake_webhooks();
@@ -72,6 +77,15 @@ impl Tx {
     /// Notes that webhook deliveries were queued, so the dispatcher is woken after commit.
     pub fn queued_webhook(&mut self) {
         self.webhooks = true;
+    }
+
+    /// Notes that the access of `scope` changes (a session ends, a membership or a link
+    /// changes): after commit, live streams authorized through it check again, here and on
+    /// every instance.
+    pub fn revoke(&mut self, scope: Revocation) {
+        if !self.revoked.contains(&scope) {
+            self.revoked.push(scope);
+        }
     }
 
     /// Notes that an email was queued, so the mailer is woken after commit.

@@ -575,13 +575,45 @@ pub async fn log_in(
     })
 }
 
-/// Ends the session of `token`. Returns whether a session was ended.
+/// Ends the session of `token` (and the live streams it opened, on every instance).
+/// Returns whether a session was ended.
 pub async fn log_out(svc: &Services, token: &str) -> DomainResult<bool> {
-    let res = sessions::Entity::delete_many()
+    let mut tx = Tx::begin(&svc.db).await?;
+    let Some(session) = sessions::Entity::find()
         .filter(sessions::Column::TokenHash.eq(tokens::session_token_hash(token)))
-        .exec(&svc.db.write)
+        .one(&*tx)
+        .await?
+    else {
+        return Ok(false);
+    };
+    sessions::Entity::delete_by_id(session.id)
+        .exec(&*tx)
         .await?;
-    Ok(res.rows_affected > 0)
+    tx.revoke(crate::pubsub::Revocation::User(session.user_id));
+    tx.commit(&svc.bus).await?;
+    Ok(true)
+}
+
+/// When the API session of `token` expires, if it is still valid: live streams check it
+/// again then (a sliding expiry may have moved it on). Unlike [`authenticate`] it does not
+/// extend the session.
+pub async fn session_expiry(
+    svc: &Services,
+    token: &str,
+) -> DomainResult<chrono::DateTime<chrono::Utc>> {
+    const INVALID: &str = "Your session is not valid. Sign in again.";
+    let session = sessions::Entity::find()
+        .filter(sessions::Column::TokenHash.eq(tokens::session_token_hash(token.trim())))
+        .filter(sessions::Column::Kind.eq(SessionKind::Api))
+        .one(&svc.db.read)
+        .await?
+        .ok_or(DomainError::Unauthenticated(INVALID))?;
+    if session.expires_at <= svc.now() {
+        return Err(DomainError::Unauthenticated(
+            "Your session has expired. Sign in again.",
+        ));
+    }
+    Ok(session.expires_at)
 }
 
 /// Resolves a bearer token to its user, sliding the session's expiry forward. Only API

@@ -216,7 +216,7 @@ pub async fn revoke(
     caller: &users::Model,
     id: SharedLinkId,
 ) -> DomainResult<shared_links::Model> {
-    let tx = Tx::begin(&svc.db).await?;
+    let mut tx = Tx::begin(&svc.db).await?;
     let (link, _) = manageable(&*tx, UserId(caller.id), id).await?;
     if link.revoked_at.is_some() {
         return Ok(link);
@@ -224,6 +224,7 @@ pub async fn revoke(
     let mut am: shared_links::ActiveModel = link.into();
     am.revoked_at = Set(Some(svc.now()));
     let link = am.update(&*tx).await?;
+    tx.revoke(crate::pubsub::Revocation::Link(link.id));
     tx.commit(&svc.bus).await?;
     Ok(link)
 }

@@ -303,7 +303,7 @@ impl AccountMutation {
     /// how many ended.
     async fn log_out_all(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
         let user = auth(ctx).user().map_err(top_level)?;
-        let n = sessions::log_out_all(&svc(ctx).db.write, UserId(user.id))
+        let n = sessions::log_out_all(svc(ctx), UserId(user.id))
             .await
             .map_err(top_level)?;
         Ok(n.min(i32::MAX as u64) as i32)

@@ -59,6 +59,10 @@ pub enum TopLevelCode {
     InvalidInput,
     /// Something broke on our side.
     Internal,
+    /// A subscriber fell too far behind its feed; its stream ended (subscribe again).
+    Lagged,
+    /// A WebSocket connection already runs as many operations as it may.
+    TooManyOperations,
 }
 
 impl TopLevelCode {
@@ -72,6 +76,8 @@ impl TopLevelCode {
             TopLevelCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             TopLevelCode::InvalidInput => "INVALID_INPUT",
             TopLevelCode::Internal => "INTERNAL",
+            TopLevelCode::Lagged => "LAGGED",
+            TopLevelCode::TooManyOperations => "TOO_MANY_OPERATIONS",
         }
     }
 }

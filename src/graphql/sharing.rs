@@ -3,8 +3,7 @@ use async_graphql::{
     ComplexObject, Context, Enum, InputObject, Object, SimpleObject, Subscription, ID,
 };
 use chrono::{DateTime, Utc};
-use futures_util::Stream;
-use tokio::sync::broadcast::error::RecvError;
+use futures_util::{Stream, StreamExt};
 
 use super::{
     auth, client,
@@ -16,7 +15,6 @@ use super::{
 };
 use crate::domain::records;
 use crate::domain::{
-    activity::ActivityType,
     ids::{ProjectId, SharedLinkId},
     sharing::{self, Audience, Permission as DPermission},
     DomainError,
@@ -356,36 +354,14 @@ pub struct SharingSubscription;
 #[Subscription]
 impl SharingSubscription {
     /// PUBLIC with a valid link token: live comments and edits on the shared resource. The
-    /// stream ends when the link is revoked or expires.
+    /// stream ends, with an error as its last result, when the link is revoked or expires
+    /// or its project is deleted.
     async fn shared_activity(
         &self,
         ctx: &Context<'_>,
         token: String,
-    ) -> async_graphql::Result<impl Stream<Item = GuestActivity>> {
-        let svc = svc(ctx).clone();
-        let viewer = viewer(ctx).cloned();
-        let mut rx = svc.bus.subscribe();
-        crate::domain::ratelimit::public_lookup(&svc, client(ctx)).map_err(top_level)?;
-        let opened = sharing::resolve(&svc, &svc.db.read, &token, viewer.as_ref())
-            .await
-            .map_err(top_level)?;
-        let project = opened.project.id;
-        Ok(async_stream::stream! {
-            loop {
-                match rx.recv().await {
-                    Ok(e) if e.resource_id == Some(project.0)
-                        && (e.event_type == ActivityType::CommentAdded
-                            || e.event_type == ActivityType::ProjectUpdated) =>
-                    {
-                        if sharing::resolve(&svc, &svc.db.read, &token, viewer.as_ref()).await.is_err() {
-                            break;
-                        }
-                        yield GuestActivity(e);
-                    }
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => break,
-                }
-            }
-        })
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<GuestActivity>>> {
+        let feed = super::subscription::shared_feed(ctx, token).await?;
+        Ok(feed.map(|r| r.map(GuestActivity)))
     }
 }

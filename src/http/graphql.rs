@@ -1,4 +1,4 @@
-//! GraphQL over HTTP (the GraphQL-over-HTTP spec); WebSocket is `graphql_ws`.
+//! GraphQL over HTTP (the GraphQL-over-HTTP spec); WebSocket is in `ws`.
 //!
 //! async-graphql's stock handler answers every request with 200 and `application/json`; the
 //! spec wants `application/graphql-response+json`, 4xx for requests that could not start

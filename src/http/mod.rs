@@ -37,12 +37,12 @@ mod dashboard_view;
 mod digest_pages;
 mod graphiql;
 mod graphql;
-mod graphql_ws;
 mod login;
 mod pages;
 pub mod prometheus;
 mod signup;
 mod upgrade;
+pub mod ws;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -53,6 +53,8 @@ pub struct AppState {
     pub schema: KfSchema,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Open WebSocket connections.
+    pub sockets: ws::Sockets,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -122,7 +124,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(http)
-        .route("/graphql/ws", get(graphql_ws::ws))
+        .route("/graphql/ws", get(ws::handler))
         .layer(middleware::from_fn_with_state(state.clone(), client::identify))
         .layer(middleware::from_fn(record_http))
         .layer(

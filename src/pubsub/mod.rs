@@ -9,24 +9,43 @@ use sea_orm::{
     QueryOrder,
 };
 
-use crate::db::bus::{Bus, CHANNEL};
+use crate::db::bus::CHANNEL;
+
+pub mod live;
+
+pub use crate::db::bus::{ActivityMessage, Bus, Feed, Guard, Revocation};
 
 /// Listens to the other instances' announcements until aborted, reconnecting when the
-/// connection drops. Announcements made while disconnected are missed: the feed is live, and
-/// the `activity` connection has everything.
+/// connection drops. Activity announced while disconnected is missed (the feed is live, and
+/// the `activity` connection has everything); access changes may have been missed too, so
+/// every live stream checks its access again on each (re)connect.
 pub async fn listen(bus: Bus, url: String, db: DatabaseConnection) {
     loop {
         match PgListener::connect(&url).await {
             Ok(mut listener) => match listener.listen(CHANNEL).await {
-                Ok(()) => loop {
-                    match listener.recv().await {
-                        Ok(n) => republish(&bus, &db, n.payload()).await,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "listening for other instances failed");
-                            break;
+                Ok(()) => {
+                    // Only after LISTEN took effect: a change committed from now on is heard,
+                    // one committed before is found by the check.
+                    bus.recheck_all();
+                    loop {
+                        // `try_recv` (unlike `recv`) says when the connection dropped; it
+                        // answers once it has listened again, and what was announced meanwhile
+                        // is lost, so every stream checks its access again.
+                        match listener.try_recv().await {
+                            Ok(Some(n)) => republish(&bus, &db, n.payload()).await,
+                            Ok(None) => {
+                                tracing::warn!(
+                                    "the listener connection dropped and was re-established"
+                                );
+                                bus.recheck_all();
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "listening for other instances failed");
+                                break;
+                            }
                         }
                     }
-                },
+                }
                 Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
             },
             Err(e) => tracing::warn!(error = %e, "connecting the listener failed"),

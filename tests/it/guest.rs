@@ -12,10 +12,13 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
-    helpers::{spawn, TestApp},
+    helpers::{
+        spawn,
+        ws::{connect, next_json},
+        TestApp,
+    },
     projects::create_project,
     sharing::share,
-    subscriptions::{connect, next_json},
 };
 
 /// The doors a link holder uses, as (root type, field).

@@ -37,3 +37,4 @@ mod sharing;
 mod stored_values;
 mod subscriptions;
 mod webhooks;
+mod ws_protocol;

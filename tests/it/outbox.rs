@@ -31,7 +31,7 @@ async fn rolled_back_events_leave_no_trace_and_committed_ones_are_announced() {
     let ana = app.sign_up("Ana", "ana@example.com").await;
     let org = OrgId::parse(&ana.org_id).unwrap();
     let svc = &app.app.svc;
-    let mut rx = svc.bus.subscribe();
+    let mut rx = svc.bus.feed(org.0);
     let count = || async {
         (
             entity::activity_events::Entity::find()

@@ -65,7 +65,7 @@ pub async fn reset_password(
     find(svc, &svc.db.read, token, &[Purpose::ResetPassword]).await?;
     let hash = svc.hasher.hash(password.0).await?;
     let now = svc.now();
-    let tx = Tx::begin(&svc.db).await?;
+    let mut tx = Tx::begin(&svc.db).await?;
     let row = find(svc, &*tx, token, &[Purpose::ResetPassword]).await?;
     let user = live_user(&*tx, row.user_id).await?;
     if user.email != row.email {
@@ -83,6 +83,7 @@ pub async fn reset_password(
         .filter(sessions::Column::UserId.eq(user.id))
         .exec(&*tx)
         .await?;
+    tx.revoke(crate::pubsub::Revocation::User(user.id));
     let token = identity::create_session(&*tx, svc, user.id, client).await?;
     let organization = match user.active_organization_id {
         Some(org) => orgs::find_with_role(&*tx, OrgId(org), UserId(user.id)).await?,
@@ -112,7 +113,7 @@ pub async fn change_password(
     let password = Password::parse(new_password).map_err(|e| rename(e, "newPassword"))?;
     identity::verify_credentials(svc, client, &user.email, current).await?;
     let hash = svc.hasher.hash(password.0).await?;
-    let tx = Tx::begin(&svc.db).await?;
+    let mut tx = Tx::begin(&svc.db).await?;
     let user = live_user(&*tx, Some(user.id)).await?;
     close_reset_links(&tx, svc.now(), &user).await?;
     let mut am: users::ActiveModel = user.into();
@@ -123,6 +124,7 @@ pub async fn change_password(
         .filter(sessions::Column::TokenHash.ne(tokens::session_token_hash(session_token)))
         .exec(&*tx)
         .await?;
+    tx.revoke(crate::pubsub::Revocation::User(user.id));
     tx.commit(&svc.bus).await?;
     tracing::info!(user_id = %UserId(user.id), "password changed; other sessions ended");
     Ok(user)

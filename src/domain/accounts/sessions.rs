@@ -1,9 +1,13 @@
 //! Sessions: what a user is signed in on, ending one, ending all.
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder};
 
-use crate::domain::{
-    ids::{SessionId, UserId},
-    tokens, DomainError, DomainResult, Services,
+use crate::{
+    domain::{
+        ids::{SessionId, UserId},
+        tokens, DomainError, DomainResult, Services,
+    },
+    outbox::Tx,
+    pubsub::Revocation,
 };
 use entity::sessions;
 
@@ -26,22 +30,29 @@ pub fn is_token_of(session: &sessions::Model, token: &str) -> bool {
 /// Ends one of the user's sessions (its token stops working at once). Another user's
 /// session is NOT_FOUND.
 pub async fn revoke(svc: &Services, user: UserId, id: SessionId) -> DomainResult<SessionId> {
+    let mut tx = Tx::begin(&svc.db).await?;
     let res = sessions::Entity::delete_many()
         .filter(sessions::Column::Id.eq(id.0))
         .filter(sessions::Column::UserId.eq(user.0))
-        .exec(&svc.db.write)
+        .exec(&*tx)
         .await?;
     if res.rows_affected == 0 {
         return Err(DomainError::NotFound("Session"));
     }
+    tx.revoke(Revocation::User(user.0));
+    tx.commit(&svc.bus).await?;
     Ok(id)
 }
 
-/// Ends every session of the user, the caller's included. Returns how many ended.
-pub async fn log_out_all(db: &impl ConnectionTrait, user: UserId) -> DomainResult<u64> {
+/// Ends every session of the user, the caller's included (and their live streams, on every
+/// instance). Returns how many ended.
+pub async fn log_out_all(svc: &Services, user: UserId) -> DomainResult<u64> {
+    let mut tx = Tx::begin(&svc.db).await?;
     let res = sessions::Entity::delete_many()
         .filter(sessions::Column::UserId.eq(user.0))
-        .exec(db)
+        .exec(&*tx)
         .await?;
+    tx.revoke(Revocation::User(user.0));
+    tx.commit(&svc.bus).await?;
     Ok(res.rows_affected)
 }

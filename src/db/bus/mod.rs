@@ -8,12 +8,22 @@
 //! webhook messages with `NOTIFY` (delivered only if it commits); `crate::pubsub` listens on
 //! every instance and republishes what the others committed, so a subscriber connected to any
 //! instance sees every change, and new webhook messages wake every dispatcher.
+//!
+//! Activity travels on one channel per organization ([`channels`]); changes of access travel
+//! as [`Revocation`]s to the [`Guard`]s of the streams they concern ([`guard`]), and
+//! `crate::pubsub::live::guarded` joins the two into a stream that never outlives its
+//! authorization.
 use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
 use uuid::Uuid;
+
+mod channels;
+mod guard;
+
+pub use channels::Feed;
+pub use guard::{Guard, Revocation};
 
 /// The PostgreSQL channel of announcements.
 pub const CHANNEL: &str = "kfactor_events";
@@ -31,6 +41,9 @@ struct Announcement {
     /// Webhook messages were committed.
     #[serde(default)]
     webhooks: bool,
+    /// Scopes whose access changed.
+    #[serde(default)]
+    revoked: Vec<Revocation>,
 }
 
 /// One committed activity event.
@@ -41,41 +54,85 @@ pub type ActivityMessage = Arc<entity::activity_events::Model>;
 pub struct Bus {
     /// This instance, to recognise its own announcements.
     instance: Uuid,
-    activity: broadcast::Sender<ActivityMessage>,
+    channels: Arc<channels::Channels>,
+    guards: Arc<guard::Guards>,
     webhooks: Arc<tokio::sync::Notify>,
     emails: Arc<tokio::sync::Notify>,
     digest: Arc<tokio::sync::Notify>,
     epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
+impl std::fmt::Debug for channels::Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channels")
+            .field("orgs", &self.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for guard::Guards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guards").field("live", &self.len()).finish()
+    }
+}
+
 impl Default for Bus {
     fn default() -> Self {
-        // A slow subscriber that falls this far behind misses events (it is told so by
-        // `RecvError::Lagged`) rather than slowing every writer down.
-        let (activity, _) = broadcast::channel(4096);
+        Bus::new(DEFAULT_BACKLOG)
+    }
+}
+
+/// Events a subscriber may fall behind before its stream ends (see [`Bus::new`]).
+pub const DEFAULT_BACKLOG: usize = 1024;
+
+impl Bus {
+    /// A bus on which a subscriber may fall `backlog` events behind its organization's feed;
+    /// one that falls further is ended with an error instead of slowing every writer down
+    /// or being skipped ahead silently.
+    pub fn new(backlog: usize) -> Self {
         Bus {
             instance: Uuid::new_v4(),
-            activity,
+            channels: Arc::new(channels::Channels::new(backlog)),
+            guards: Arc::default(),
             webhooks: Arc::new(tokio::sync::Notify::new()),
             emails: Arc::new(tokio::sync::Notify::new()),
             digest: Arc::new(tokio::sync::Notify::new()),
             epoch: Arc::default(),
         }
     }
-}
 
-impl Bus {
-    /// Publishes committed events.
+    /// Publishes committed events to their organizations' subscribers.
     pub fn publish(&self, events: impl IntoIterator<Item = ActivityMessage>) {
         for e in events {
-            // No receivers is fine: nobody is listening.
-            let _ = self.activity.send(e);
+            self.channels.publish(e);
         }
     }
 
-    /// A receiver of every activity event committed from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<ActivityMessage> {
-        self.activity.subscribe()
+    /// A receiver of the activity of `org` committed from now on.
+    pub fn feed(&self, org: Uuid) -> Feed {
+        self.channels.subscribe(org)
+    }
+
+    /// Registers a stream whose access depends on `scopes`.
+    pub fn guard(&self, scopes: Vec<Revocation>) -> Guard {
+        self.guards.register(scopes)
+    }
+
+    /// Flags the streams of committed access changes (this instance; [`Bus::announce`]
+    /// tells the others).
+    pub fn revoke(&self, revoked: &[Revocation]) {
+        revoked.iter().for_each(|r| self.guards.revoke(r));
+    }
+
+    /// Makes every live stream check its access again (the clock moved, or changes may have
+    /// been missed).
+    pub fn recheck_all(&self) {
+        self.guards.revoke_all();
+    }
+
+    /// Live streams and organizations with subscribers (for metrics and tests).
+    pub fn live_counts(&self) -> (usize, usize) {
+        (self.guards.len(), self.channels.len())
     }
 
     /// Wakes the webhook dispatcher (new outbox messages were committed).
@@ -119,16 +176,17 @@ impl Bus {
         self.emails.notified().await
     }
 
-    /// Announces, inside `txn` and before it commits, its activity and webhook messages to
-    /// the other instances (PostgreSQL; SQLite has one process).
+    /// Announces, inside `txn` and before it commits, its activity, webhook messages and
+    /// access changes to the other instances (PostgreSQL; SQLite has one process).
     pub async fn announce(
         &self,
         txn: &impl ConnectionTrait,
         activity: &[ActivityMessage],
         webhooks: bool,
+        revoked: &[Revocation],
     ) -> Result<(), DbErr> {
         if txn.get_database_backend() != DatabaseBackend::Postgres
-            || (activity.is_empty() && !webhooks)
+            || (activity.is_empty() && !webhooks && revoked.is_empty())
         {
             return Ok(());
         }
@@ -142,6 +200,7 @@ impl Bus {
                 from: self.instance,
                 activity: chunk.to_vec(),
                 webhooks: webhooks && i == 0,
+                revoked: if i == 0 { revoked.to_vec() } else { Vec::new() },
             })
             .map_err(|e| DbErr::Custom(e.to_string()))?;
             txn.execute_raw(Statement::from_sql_and_values(
@@ -154,8 +213,8 @@ impl Bus {
         Ok(())
     }
 
-    /// Takes an announcement heard on [`CHANNEL`]: wakes the webhook dispatcher when
-    /// another instance committed messages, and returns the activity ids it committed (to be
+    /// Takes an announcement heard on [`CHANNEL`]: flags the streams whose access another
+    /// instance changed, wakes the webhook dispatcher when it committed messages, and returns the activity ids it committed (to be
     /// loaded and published here). Its own and unreadable announcements yield nothing.
     pub fn heard(&self, payload: &str) -> Vec<Uuid> {
         let a: Announcement = match serde_json::from_str(payload) {
@@ -168,6 +227,7 @@ impl Bus {
         if a.from == self.instance {
             return Vec::new();
         }
+        self.revoke(&a.revoked);
         if a.webhooks {
             self.wake_webhooks();
         }

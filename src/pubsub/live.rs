@@ -1,0 +1,89 @@
+//! A live stream that never outlives its authorization: events of one organization's feed,
+//! delivered only while the subscriber's access holds. Access is checked again (by the
+//! caller's `verify`) whenever its [`Guard`] is flagged and when the deadline `verify`
+//! returned (a session's or a link's expiry) passes; a refused check, or a subscriber that
+//! fell too far behind, ends the stream with the reason as its last item.
+use std::{future::Future, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{ActivityMessage, Feed, Guard};
+use crate::{clock::Clock, domain::DomainError};
+
+/// Why a live stream ended on its own.
+#[derive(Debug)]
+pub enum Ended {
+    /// The subscriber fell this many events behind its organization's feed.
+    Lagged(u64),
+    /// Access was checked again and refused.
+    Denied(DomainError),
+}
+
+/// The result of a check: still allowed (until the deadline, if any), or refused.
+pub type Verified = Result<Option<DateTime<Utc>>, DomainError>;
+
+/// Joins `feed`, `guard` and `verify` into one stream (see the module docs). `until` is the
+/// deadline of the check made before subscribing; `keep` selects the events to deliver.
+pub fn guarded<K, V, F>(
+    clock: Arc<dyn Clock>,
+    mut feed: Feed,
+    guard: Guard,
+    until: Option<DateTime<Utc>>,
+    mut keep: K,
+    verify: V,
+) -> impl Stream<Item = Result<ActivityMessage, Ended>> + Send
+where
+    K: FnMut(&ActivityMessage) -> bool + Send + 'static,
+    V: Fn() -> F + Send + 'static,
+    F: Future<Output = Verified> + Send,
+{
+    async_stream::stream! {
+        let mut until = until;
+        loop {
+            let expiry = wait_until(&*clock, until);
+            tokio::pin!(expiry);
+            // The guard comes first: once a change of access committed, nothing is delivered
+            // before the check (events committed before the change were allowed when made).
+            tokio::select! {
+                biased;
+                () = guard.changed() => {}
+                () = &mut expiry => {}
+                r = feed.recv() => {
+                    match r {
+                        Ok(e) => {
+                            if keep(&e) {
+                                yield Ok(e);
+                            }
+                            continue;
+                        }
+                        Err(RecvError::Lagged(n)) => {
+                            yield Err(Ended::Lagged(n));
+                            break;
+                        }
+                        Err(RecvError::Closed) => break,
+                    }
+                }
+            }
+            match verify().await {
+                Ok(next) => until = next,
+                Err(e) => {
+                    yield Err(Ended::Denied(e));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Resolves at `until` (by `clock`), never without one.
+async fn wait_until(clock: &dyn Clock, until: Option<DateTime<Utc>>) {
+    match until {
+        Some(t) => {
+            let left = (t - clock.now()).to_std().unwrap_or_default();
+            tokio::time::sleep(left).await
+        }
+        None => std::future::pending().await,
+    }
+}
