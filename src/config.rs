@@ -17,8 +17,8 @@ mod safety;
 mod sources;
 pub use digest::DigestSchedule;
 pub use operations::Operations;
-pub use realtime::Realtime;
 use raw::{Raw, StringOrList};
+pub use realtime::Realtime;
 pub use safety::{Rate, Safety};
 
 /// The validated server configuration.

@@ -49,7 +49,7 @@ impl Default for RawRealtime {
             ws_max_operations: 50,
             ws_max_connections: 20_000,
             ws_operation_timeout_ms: 30_000,
-            ws_subscriber_backlog: crate::pubsub::DEFAULT_BACKLOG,
+            ws_subscriber_backlog: crate::db::bus::DEFAULT_BACKLOG,
         }
     }
 }

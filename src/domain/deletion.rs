@@ -178,7 +178,7 @@ pub async fn delete_account(
     am.email_verified_at = Set(None);
     am.deleted_at = Set(Some(now));
     am.update(&*tx).await?;
-    tx.revoke(crate::pubsub::Revocation::User(user.id));
+    tx.revoke(crate::db::bus::Revocation::User(user.id));
     tx.commit(&svc.bus).await?;
     tracing::info!(user_id = %me, "account deleted");
     Ok(me)
@@ -270,7 +270,7 @@ pub async fn delete_organization(
     if grace.is_zero() {
         purge_in_tx(&mut tx, svc, &o).await?;
     }
-    tx.revoke(crate::pubsub::Revocation::Org(o.id));
+    tx.revoke(crate::db::bus::Revocation::Org(o.id));
     tx.commit(&svc.bus).await?;
     tracing::info!(org_id = %org, due = %(now + grace), "organization deletion scheduled");
     let o = organizations::Entity::find_by_id(org.0)
@@ -371,7 +371,7 @@ pub async fn purge_due(svc: &Services) -> DomainResult<usize> {
 async fn purge_in_tx(tx: &mut Tx, svc: &Services, org: &organizations::Model) -> DomainResult<()> {
     let now = svc.now();
     let id = org.id;
-    tx.revoke(crate::pubsub::Revocation::Org(id));
+    tx.revoke(crate::db::bus::Revocation::Org(id));
     // Growth: its links and their visits leave every number, its members its cohort; its
     // invitations stay (as anonymous facts), and so do the signups credited to it.
     let links: Vec<Uuid> = shared_links::Entity::find()

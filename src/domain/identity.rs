@@ -589,7 +589,7 @@ pub async fn log_out(svc: &Services, token: &str) -> DomainResult<bool> {
     sessions::Entity::delete_by_id(session.id)
         .exec(&*tx)
         .await?;
-    tx.revoke(crate::pubsub::Revocation::User(session.user_id));
+    tx.revoke(crate::db::bus::Revocation::User(session.user_id));
     tx.commit(&svc.bus).await?;
     Ok(true)
 }

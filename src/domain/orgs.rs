@@ -288,7 +288,7 @@ pub async fn change_role(
     let mut am: memberships::ActiveModel = m.into();
     am.role = Set(role);
     let m = am.update(&*tx).await?;
-    tx.revoke(crate::pubsub::Revocation::User(m.user_id));
+    tx.revoke(crate::db::bus::Revocation::User(m.user_id));
     tx.commit(&svc.bus).await?;
     Ok(m)
 }
@@ -364,7 +364,7 @@ async fn delete_membership(
     )
     .await?;
     memberships::Entity::delete_by_id(m.id).exec(&**tx).await?;
-    tx.revoke(crate::pubsub::Revocation::User(m.user_id));
+    tx.revoke(crate::db::bus::Revocation::User(m.user_id));
     probe.close(tx, svc).await?;
     // Whoever had this organization active lands in another of theirs (or none).
     if target.active_organization_id == Some(org.id) {

@@ -235,7 +235,7 @@ pub async fn delete(
     let probe = Probe::open_with_links(&tx, svc, only, &[], None).await?;
     projects::Entity::delete_by_id(p.id).exec(&*tx).await?;
     probe.close(&mut tx, svc).await?;
-    tx.revoke(crate::pubsub::Revocation::Project(p.id));
+    tx.revoke(crate::db::bus::Revocation::Project(p.id.0));
     tx.commit(&svc.bus).await?;
     Ok(id)
 }

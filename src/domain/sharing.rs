@@ -224,7 +224,7 @@ pub async fn revoke(
     let mut am: shared_links::ActiveModel = link.into();
     am.revoked_at = Set(Some(svc.now()));
     let link = am.update(&*tx).await?;
-    tx.revoke(crate::pubsub::Revocation::Link(link.id));
+    tx.revoke(crate::db::bus::Revocation::Link(link.id));
     tx.commit(&svc.bus).await?;
     Ok(link)
 }

@@ -114,13 +114,11 @@ pub fn parse_url(svc: &Services, raw: &str, field: &[&str]) -> DomainResult<Stri
     if url.host_str().is_none_or(str::is_empty) {
         return bad("Enter a full URL like https://example.com/webhooks.");
     }
-    if !svc.config.webhook_allow_private {
-        if egress::literal(&url).is_some() {
-            return bad(&format!(
-                "{}. Webhook URLs must point to a public address.",
-                egress::REFUSED
-            ));
-        }
+    if !svc.config.webhook_allow_private && egress::literal(&url).is_some() {
+        return bad(&format!(
+            "{}. Webhook URLs must point to a public address.",
+            egress::REFUSED
+        ));
     }
     Ok(url.to_string())
 }

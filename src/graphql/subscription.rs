@@ -50,7 +50,7 @@ impl OrgSubscription {
             )));
         };
         let me = UserId(user.id);
-        let org = OrgId::parse(&organization_id).map_err(top_level)?;
+        let org = OrgId::parse(&organization_id).map_err(|e| top_level(e.into()))?;
         let svc = svc(ctx).clone();
         // Subscribe and register before the check so nothing committed in between is missed.
         let feed = svc.bus.feed(org.0);

@@ -84,7 +84,8 @@ async fn a_new_visitor_of_a_shared_link_shows_up_live() {
     let project = crate::projects::create_project(&app, &ana, "Roadmap").await;
     let (link_id, token) = crate::sharing::share(&app, &ana, &project, "VIEW", None).await;
     let mut ws = connect(&app, Some(&ana.token)).await;
-    subscribe(&mut ws, &ana.org_id).await;
+    subscribe(&mut ws, "1", ACTIVITY, json!({ "o": ana.org_id })).await;
+    wait_live(&app, 1).await;
 
     let open =
         "query($t: String!, $v: String) { sharedLink(token: $t, visitorId: $v) { permission } }";

@@ -332,7 +332,7 @@ pub async fn verify_email(
             ending = ending.filter(entity::sessions::Column::TokenHash.ne(hash.as_str()));
         }
         let ended = ending.exec(&*tx).await?.rows_affected;
-        tx.revoke(crate::pubsub::Revocation::User(user.id));
+        tx.revoke(crate::db::bus::Revocation::User(user.id));
         tracing::info!(user_id = %UserId(user.id), ended, "verified join ended earlier sessions");
         if new_session && kept_session.is_none() {
             session = Some(identity::create_session(&*tx, svc, user.id, client).await?);

@@ -83,7 +83,7 @@ pub async fn reset_password(
         .filter(sessions::Column::UserId.eq(user.id))
         .exec(&*tx)
         .await?;
-    tx.revoke(crate::pubsub::Revocation::User(user.id));
+    tx.revoke(crate::db::bus::Revocation::User(user.id));
     let token = identity::create_session(&*tx, svc, user.id, client).await?;
     let organization = match user.active_organization_id {
         Some(org) => orgs::find_with_role(&*tx, OrgId(org), UserId(user.id)).await?,
@@ -124,7 +124,7 @@ pub async fn change_password(
         .filter(sessions::Column::TokenHash.ne(tokens::session_token_hash(session_token)))
         .exec(&*tx)
         .await?;
-    tx.revoke(crate::pubsub::Revocation::User(user.id));
+    tx.revoke(crate::db::bus::Revocation::User(user.id));
     tx.commit(&svc.bus).await?;
     tracing::info!(user_id = %UserId(user.id), "password changed; other sessions ended");
     Ok(user)

@@ -2,12 +2,11 @@
 use sea_orm::{ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder};
 
 use crate::{
+    db::{bus::Revocation, Tx},
     domain::{
         ids::{SessionId, UserId},
         tokens, DomainError, DomainResult, Services,
     },
-    outbox::Tx,
-    pubsub::Revocation,
 };
 use entity::sessions;
 
