@@ -150,7 +150,7 @@ mod tests {
                 "KFACTOR_METRICS_BIND",
             ),
         ] {
-            assert_eq!(raw.validate().unwrap_err().key, key);
+            assert_eq!(raw.validate().unwrap_err().given_as, key);
         }
         let o = RawOperations {
             metrics_token: Some(Text::Num(12345678901234567890)),
