@@ -51,6 +51,16 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         "Billing provider events by type and outcome.",
     ),
     (
+        "kfactor_retention_pruned_total",
+        Kind::Counter,
+        "Rows the retention task deleted, by kind.",
+    ),
+    (
+        "kfactor_link_cache_bytes",
+        Kind::Gauge,
+        "Bytes the SQLite link cache holds.",
+    ),
+    (
         "kfactor_visit_batch_size",
         Kind::Histogram,
         "Share-link visits written per group commit.",

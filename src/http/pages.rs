@@ -363,7 +363,7 @@ pub async fn shared(
             .and_then(|id| {
                 authors
                     .iter()
-                    .find(|u| entity::ids::UserId(u.id) == id)
+                    .find(|u| crate::domain::ids::UserId(u.id) == id)
                     .map(|u| u.name.clone())
             })
             .or_else(|| c.guest_name.clone())

@@ -67,7 +67,7 @@ async fn every_failing_nullable_root_field_is_present_and_null() {
     let cases: Vec<(Option<&str>, String, Value, &str, &str)> = vec![
         // A non-member, an unknown id, a bad token.
         (Some(&bob.token), "query($i: ID!) { plans { key } organization(id: $i) { name } }".into(), json!({ "i": ana.org_id }), "organization", "FORBIDDEN"),
-        (Some(&bob.token), "query($i: ID!) { plans { key } project(id: $i) { name } }".into(), json!({ "i": project }), "project", "FORBIDDEN"),
+        (Some(&bob.token), "query($i: ID!) { plans { key } project(id: $i) { name } }".into(), json!({ "i": project }), "project", "NOT_FOUND"),
         (Some("nope"), "{ plans { key } me { id } }".into(), json!({}), "me", "UNAUTHENTICATED"),
         (None, "{ plans { key } invitation(token: \"nope\") { organizationName } }".into(), json!({}), "invitation", "NOT_FOUND"),
         (None, "{ plans { key } sharedLink(token: \"nope\") { permission } }".into(), json!({}), "sharedLink", "NOT_FOUND"),

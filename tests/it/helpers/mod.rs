@@ -249,7 +249,7 @@ impl TestApp {
             organization_id: Set(org.0),
             user_id: Set(user.0),
             role: Set(
-                <entity::enums::Role as sea_orm::ActiveEnum>::try_from_value(&role.to_string())
+                <entity::enums::Role as sea_orm::ActiveEnum>::try_from_value(&role.to_lowercase())
                     .expect("a stored role name"),
             ),
             joined_at: Set(self.clock_now()),
