@@ -23,7 +23,9 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFUSED = {"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED"}
 # Mutations that a plan limit or feature flag can refuse: their examples show the upgrade.
-LIMITED = {"createProject", "createInvitations", "createSharedLink", "createWebhookEndpoint", "guestComment", "guestEdit"}
+# (guestComment and guestEdit can be refused too, but a guest's errors never carry an upgrade
+# prompt: its URL names the organization, and a guest cannot act on it.)
+LIMITED = {"createProject", "createInvitations", "createSharedLink", "createWebhookEndpoint"}
 # Operations after which the caller's token no longer works.
 ENDS_SESSION = ("logOut", "logOutAll", "deleteAccount", "revokeSession", "changePassword", "resetPassword")
 
