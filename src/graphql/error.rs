@@ -107,22 +107,6 @@ impl UserError {
     }
 }
 
-/// Resolves a nullable field the way the GraphQL spec asks (a field error makes the field
-/// `null` and is reported in `errors`): async-graphql 7 drops an errored field from `data`
-/// altogether, which breaks clients reading `data.x === null`.
-pub fn or_null<T>(
-    ctx: &async_graphql::Context<'_>,
-    r: async_graphql::Result<Option<T>>,
-) -> async_graphql::Result<Option<T>> {
-    match r {
-        Ok(v) => Ok(v),
-        Err(e) => {
-            ctx.add_error(ctx.set_error_path(e.into_server_error(ctx.item.pos)));
-            Ok(None)
-        }
-    }
-}
-
 /// A top-level error with a code. The code is also the error's typed `source`, so what an
 /// executed response's errors mean can be read without looking at their text.
 pub fn top(code: TopLevelCode, message: impl Into<String>) -> async_graphql::Error {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     auth,
-    error::{internal, or_null, top_level},
+    error::{internal, top_level},
     loaders,
     plans::UpgradePrompt,
     svc,
@@ -249,19 +249,16 @@ impl GrowthMetrics {
     /// most 100). Null when the plan lacks advanced metrics (see `upgrade`).
     async fn top_inviters(
         &self,
-        ctx: &Context<'_>,
         #[graphql(default = 10)] limit: Option<i32>,
     ) -> async_graphql::Result<Option<Vec<InviterStat>>> {
-        // Checked here rather than by an argument validator, whose error would drop the
-        // field from `data` and carry no code.
+        // Checked here rather than by an argument validator, whose error carries no code.
         let limit = match limit.unwrap_or(10) {
             n @ 1..=100 => n as usize,
             _ => {
-                let e = top_level(DomainError::invalid(
+                return Err(top_level(DomainError::invalid(
                     &["limit"],
                     "`limit` must be between 1 and 100.",
-                ));
-                return or_null(ctx, Err(e));
+                )));
             }
         };
         Ok(self
@@ -376,7 +373,7 @@ pub async fn organization(
             .map_err(top_level),
         Err(e) => Err(top_level(e)),
     };
-    or_null(ctx, growth.map(|growth| Some(GrowthMetrics { growth })))
+    growth.map(|growth| Some(GrowthMetrics { growth }))
 }
 
 /// Growth queries.
@@ -394,7 +391,7 @@ impl GrowthQuery {
         to: DateTime<Utc>,
         #[graphql(default_with = "Some(Interval::Week)")] interval: Option<Interval>,
     ) -> async_graphql::Result<Option<GrowthMetrics>> {
-        or_null(ctx, platform(ctx, question(from, to, interval)).await)
+        platform(ctx, question(from, to, interval)).await
     }
 }
 
