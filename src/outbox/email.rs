@@ -7,19 +7,18 @@ use uuid::Uuid;
 use crate::db::Tx;
 use entity::{emails, enums::EmailStatus};
 
-/// Queues an email in the caller's transaction; the mailer is woken after commit.
-pub async fn enqueue(
-    tx: &mut Tx,
+/// A new, pending email row: due now, never tried.
+fn pending(
     now: DateTime<Utc>,
     kind: &str,
-    recipient: &str,
+    recipient: String,
     subject_id: Uuid,
     subject_version: i32,
-) -> Result<(), DbErr> {
+) -> emails::ActiveModel {
     emails::ActiveModel {
         id: Set(Uuid::now_v7()),
         kind: Set(kind.into()),
-        recipient: Set(recipient.into()),
+        recipient: Set(recipient),
         subject_id: Set(subject_id),
         subject_version: Set(subject_version),
         status: Set(EmailStatus::Pending),
@@ -30,8 +29,20 @@ pub async fn enqueue(
         created_at: Set(now),
         sent_at: Set(None),
     }
-    .insert(&**tx)
-    .await?;
+}
+
+/// Queues an email in the caller's transaction; the mailer is woken after commit.
+pub async fn enqueue(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    kind: &str,
+    recipient: &str,
+    subject_id: Uuid,
+    subject_version: i32,
+) -> Result<(), DbErr> {
+    pending(now, kind, recipient.into(), subject_id, subject_version)
+        .insert(&**tx)
+        .await?;
     tx.queued_email();
     Ok(())
 }
@@ -47,20 +58,10 @@ pub async fn enqueue_many(
     if rows.is_empty() {
         return Ok(());
     }
-    emails::Entity::insert_many(rows.iter().map(|(recipient, subject)| emails::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        kind: Set(kind.into()),
-        recipient: Set(recipient.clone()),
-        subject_id: Set(*subject),
-        subject_version: Set(0),
-        status: Set(EmailStatus::Pending),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        locked_until: Set(None),
-        last_error: Set(None),
-        created_at: Set(now),
-        sent_at: Set(None),
-    }))
+    emails::Entity::insert_many(
+        rows.iter()
+            .map(|(recipient, subject)| pending(now, kind, recipient.clone(), *subject, 0)),
+    )
     .exec_without_returning(&**tx)
     .await?;
     tx.queued_email();
