@@ -425,10 +425,21 @@ fn encode(response: &GqlResponse, media: Media) -> Result<Encoded, serde_json::E
         Media::GraphqlResponse => (StatusCode::OK, GRAPHQL_RESPONSE),
         Media::Json => (StatusCode::OK, JSON),
     };
+    // The GraphQL-over-HTTP spec: a request that fails before execution has no `data` entry
+    // at all (async-graphql would write `"data": null`).
+    let body = if request_failed {
+        let mut value = serde_json::to_value(response)?;
+        if let Some(map) = value.as_object_mut() {
+            map.remove("data");
+        }
+        serde_json::to_string(&value)?
+    } else {
+        serde_json::to_string(response)?
+    };
     Ok(Encoded {
         status,
         content_type,
-        body: serde_json::to_string(response)?,
+        body,
         retry_after: refused,
     })
 }

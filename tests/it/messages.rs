@@ -66,6 +66,8 @@ async fn a_syntax_error_is_one_line_with_its_position() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(error_codes(&body), vec!["GRAPHQL_PARSE_FAILED"]);
+    // Nothing ran, so there is no `data` entry at all (GraphQL over HTTP), not `data: null`.
+    assert!(body.get("data").is_none(), "{body}");
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(
         !message.contains('\n') && !message.contains("-->"),
