@@ -288,9 +288,12 @@ impl NotificationSubscription {
         organization_id: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Notification>>> {
         let Auth::User { user, token } = auth(ctx) else {
-            return Err(top_level(auth(ctx).user().err().unwrap_or(
-                DomainError::Unauthenticated("Sign in to do this."),
-            )));
+            return Err(top_level(
+                auth(ctx)
+                    .user()
+                    .err()
+                    .unwrap_or(DomainError::Unauthenticated("Sign in to do this.")),
+            ));
         };
         let me = UserId(user.id);
         let org = organization_id
@@ -339,6 +342,9 @@ impl NotificationSubscription {
             |n: &records::Notification| n.id,
             check,
         );
-        Ok(stream.map(|r| r.map(Notification::from).map_err(super::subscription::ended)))
+        Ok(stream.map(|r| {
+            r.map(Notification::from)
+                .map_err(super::subscription::ended)
+        }))
     }
 }

@@ -78,7 +78,10 @@ async fn comments_and_mentions_reach_members_involved_never_the_actor_a_guest_or
     let project = create_project(&app, &ana, "Roadmap").await;
 
     comment(&app, &bo, &project, "First!").await;
-    assert_eq!(notes(&app, &ana).await, [pair("COMMENT", "Bo commented on Roadmap")]);
+    assert_eq!(
+        notes(&app, &ana).await,
+        [pair("COMMENT", "Bo commented on Roadmap")]
+    );
     assert!(notes(&app, &bo).await.is_empty(), "never the actor");
     assert!(notes(&app, &dee).await.is_empty(), "Dee is not involved");
 
@@ -123,11 +126,19 @@ async fn comments_and_mentions_reach_members_involved_never_the_actor_a_guest_or
             u.name
         );
     }
-    assert_eq!(notes(&app, &dee).await.len(), 1, "a mention does not involve");
+    assert_eq!(
+        notes(&app, &dee).await.len(),
+        1,
+        "a mention does not involve"
+    );
 
     // Cy leaves the organization: nothing new reaches her.
     let r = app
-        .gql(Some(&ana.token), REMOVE, json!({ "o": ana.org_id, "u": cy.id }))
+        .gql(
+            Some(&ana.token),
+            REMOVE,
+            json!({ "o": ana.org_id, "u": cy.id }),
+        )
         .await;
     assert_eq!(r["data"]["removeMember"]["userErrors"], json!([]), "{r}");
     let before = notes(&app, &cy).await.len();
@@ -150,15 +161,36 @@ async fn accepted_invitations_and_signups_through_links_and_codes_tell_whoever_c
     let app = spawn_with(no_limits).await;
     let ana = app.sign_up("Ana", "ana@example.com").await;
     let token = invite(&app, &ana, &ana.org_id, "dan@example.com", "settings").await;
-    sign_up_with(&app, "Dan", "dan@example.com", json!({ "inviteToken": token })).await;
+    sign_up_with(
+        &app,
+        "Dan",
+        "dan@example.com",
+        json!({ "inviteToken": token }),
+    )
+    .await;
     let project = create_project(&app, &ana, "Roadmap").await;
     let (_, link) = share(&app, &ana, &project, "VIEW", None).await;
-    sign_up_with(&app, "Sue", "sue@example.com", json!({ "shareToken": link })).await;
+    sign_up_with(
+        &app,
+        "Sue",
+        "sue@example.com",
+        json!({ "shareToken": link }),
+    )
+    .await;
     let me = app
         .gql(Some(&ana.token), "{ me { referralCode } }", json!({}))
         .await;
-    let code = me["data"]["me"]["referralCode"].as_str().unwrap().to_string();
-    let rex = sign_up_with(&app, "Rex", "rex@example.com", json!({ "referralCode": code })).await;
+    let code = me["data"]["me"]["referralCode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rex = sign_up_with(
+        &app,
+        "Rex",
+        "rex@example.com",
+        json!({ "referralCode": code }),
+    )
+    .await;
     assert_eq!(
         notes(&app, &ana).await,
         [
@@ -183,7 +215,9 @@ async fn reading_counting_marking_read_and_preferences() {
     for i in 0..3 {
         comment(&app, &bo, &project, &format!("note {i}")).await;
     }
-    let all = app.gql(Some(&ana.token), NOTES, json!({ "u": false })).await;
+    let all = app
+        .gql(Some(&ana.token), NOTES, json!({ "u": false }))
+        .await;
     let me = &all["data"]["me"];
     assert_eq!(me["unreadNotificationCount"], 3, "{all}");
     let ids: Vec<String> = me["notifications"]["nodes"]
@@ -193,7 +227,9 @@ async fn reading_counting_marking_read_and_preferences() {
         .map(|n| n["id"].as_str().unwrap().to_string())
         .collect();
     // Newest first: mark the newest by id, then everything up to the middle one.
-    let r = app.gql(Some(&ana.token), MARK, json!({ "i": [ids[0]] })).await;
+    let r = app
+        .gql(Some(&ana.token), MARK, json!({ "i": [ids[0]] }))
+        .await;
     assert_eq!(
         r["data"]["markNotificationsRead"],
         json!({ "marked": 1, "unreadCount": 2, "userErrors": [] })
@@ -206,7 +242,9 @@ async fn reading_counting_marking_read_and_preferences() {
         unread["data"]["me"]["notifications"]["totalCount"], 2,
         "{unread}"
     );
-    let r = app.gql(Some(&ana.token), MARK, json!({ "t": ids[1] })).await;
+    let r = app
+        .gql(Some(&ana.token), MARK, json!({ "t": ids[1] }))
+        .await;
     assert_eq!(r["data"]["markNotificationsRead"]["marked"], 2, "{r}");
     assert_eq!(r["data"]["markNotificationsRead"]["unreadCount"], 0, "{r}");
     let r = app.gql(Some(&ana.token), MARK, json!({})).await;
@@ -223,11 +261,18 @@ async fn reading_counting_marking_read_and_preferences() {
             json!({ "o": ana.org_id }),
         )
         .await;
-    assert_eq!(other["errors"][0]["extensions"]["code"], "FORBIDDEN", "{other}");
+    assert_eq!(
+        other["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{other}"
+    );
 
     // Comments off, mentions on.
     let r = app
-        .gql(Some(&ana.token), PREFS, json!({ "i": { "comments": false } }))
+        .gql(
+            Some(&ana.token),
+            PREFS,
+            json!({ "i": { "comments": false } }),
+        )
         .await;
     assert_eq!(
         r["data"]["updateNotificationPreferences"]["preferences"],
@@ -279,7 +324,11 @@ async fn the_live_stream_delivers_the_callers_own_and_ends_on_removal() {
         "{m}"
     );
     let r = app
-        .gql(Some(&ana.token), REMOVE, json!({ "o": ana.org_id, "u": bo.id }))
+        .gql(
+            Some(&ana.token),
+            REMOVE,
+            json!({ "o": ana.org_id, "u": bo.id }),
+        )
         .await;
     assert_eq!(r["data"]["removeMember"]["userErrors"], json!([]), "{r}");
     let last = next_json(&mut ws).await;
@@ -327,9 +376,12 @@ async fn email_is_batched_once_per_interval_without_what_was_read_and_can_be_lef
     app.advance(Duration::minutes(1));
     comment(&app, &bo, &budget, "two").await;
     // Ana reads the Budget one in the app.
-    let all = app.gql(Some(&ana.token), NOTES, json!({ "u": false })).await;
+    let all = app
+        .gql(Some(&ana.token), NOTES, json!({ "u": false }))
+        .await;
     let newest = all["data"]["me"]["notifications"]["nodes"][0]["id"].clone();
-    app.gql(Some(&ana.token), MARK, json!({ "i": [newest] })).await;
+    app.gql(Some(&ana.token), MARK, json!({ "i": [newest] }))
+        .await;
 
     app.advance(Duration::minutes(13));
     email::run_due(&app.app.svc).await.unwrap();
@@ -338,7 +390,10 @@ async fn email_is_batched_once_per_interval_without_what_was_read_and_can_be_lef
     email::run_due(&app.app.svc).await.unwrap();
     assert_eq!(queued(&app).await, 1);
     let first = mail_to(&sink, "ana@example.com", "Bo commented on Roadmap").await;
-    assert!(!first.contains("Budget"), "read items are left out: {first}");
+    assert!(
+        !first.contains("Budget"),
+        "read items are left out: {first}"
+    );
 
     // A minute later Bo comments again: the next email waits for the interval.
     app.advance(Duration::minutes(1));
@@ -373,7 +428,15 @@ async fn email_is_batched_once_per_interval_without_what_was_read_and_can_be_lef
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
-    let page = app.http.get(&link).send().await.unwrap().text().await.unwrap();
+    let page = app
+        .http
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("Stop emailing notifications to"), "{page}");
     let done = app
         .http

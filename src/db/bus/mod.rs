@@ -223,7 +223,11 @@ impl Bus {
                 webhooks: webhooks && i == 0,
                 revoked: if i == 0 { revoked.to_vec() } else { Vec::new() },
                 // At most a few hundred ids per transaction (one per recipient).
-                notified: if i == 0 { notified.to_vec() } else { Vec::new() },
+                notified: if i == 0 {
+                    notified.to_vec()
+                } else {
+                    Vec::new()
+                },
             })
             .map_err(|e| DbErr::Custom(e.to_string()))?;
             txn.execute_raw(Statement::from_sql_and_values(

@@ -9,9 +9,7 @@
 use std::collections::HashMap;
 
 use chrono::Duration;
-use sea_orm::{
-    sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::{preferences, Notification, Preferences, PreferencesChange};
@@ -158,7 +156,10 @@ pub async fn verify_unsubscribe(
     ratelimit::public_lookup(svc, client)?;
     let not_found = || DomainError::NotFound("Unsubscribe link");
     let id = Keys::claimed_id(token).ok_or_else(not_found)?;
-    if !svc.keys.verify(Purpose::NotificationUnsubscribe, token, id, 0) {
+    if !svc
+        .keys
+        .verify(Purpose::NotificationUnsubscribe, token, id, 0)
+    {
         return Err(not_found());
     }
     let user = users::Entity::find_by_id(id)

@@ -98,8 +98,9 @@ pub async fn mark_read(
     let mut which = Condition::any();
     let mut parsed = Vec::with_capacity(ids.len());
     for (i, raw) in ids.iter().enumerate() {
-        let id = NotificationId::parse(raw)
-            .map_err(|_| DomainError::invalid(&["ids", &i.to_string()], "Not a notification id."))?;
+        let id = NotificationId::parse(raw).map_err(|_| {
+            DomainError::invalid(&["ids", &i.to_string()], "Not a notification id.")
+        })?;
         parsed.push(id.0);
     }
     if !parsed.is_empty() {
@@ -142,7 +143,10 @@ pub async fn after(
 }
 
 /// The id of the user's newest notification.
-pub async fn latest(db: &impl ConnectionTrait, user: UserId) -> DomainResult<Option<NotificationId>> {
+pub async fn latest(
+    db: &impl ConnectionTrait,
+    user: UserId,
+) -> DomainResult<Option<NotificationId>> {
     Ok(of(user)
         .select_only()
         .column(notifications::Column::Id)
