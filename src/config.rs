@@ -91,6 +91,8 @@ pub struct Config {
     pub realtime: Realtime,
     /// When the weekly digest goes out; `None`: never.
     pub digest_schedule: Option<DigestSchedule>,
+    /// At most one notification email per recipient per this interval.
+    pub notification_email_interval: chrono::Duration,
     /// Retention, the link cache's budget and the metrics endpoint (`config/operations.rs`).
     pub operations: Operations,
 }
@@ -374,6 +376,12 @@ impl Config {
             .map_err(|m| err("activation_events", m))?;
         let digest_schedule =
             DigestSchedule::parse(&raw.digest_schedule).map_err(|m| err("digest_schedule", m))?;
+        if !(1..=1440).contains(&raw.notification_email_minutes) {
+            return Err(err(
+                "notification_email_minutes",
+                "must be between 1 and 1440",
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&raw.log)
             .map_err(|e| err("log", format!("invalid filter: {e}")))?;
         let cors_origins = raw
@@ -412,6 +420,7 @@ impl Config {
             attribution_window: chrono::Duration::days(raw.attribution_window_days),
             activation_events,
             digest_schedule,
+            notification_email_interval: chrono::Duration::minutes(raw.notification_email_minutes),
             safety: raw.safety.validate()?,
             operations: raw.operations.validate()?,
             realtime: raw.realtime.validate()?,

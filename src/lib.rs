@@ -21,6 +21,7 @@ pub mod graphql;
 pub mod http;
 pub mod mailer;
 pub mod metric_names;
+pub mod notifier;
 pub mod outbox;
 pub mod pubsub;
 pub mod retention;
@@ -131,8 +132,10 @@ impl App {
             })
         };
         let digest = tokio::spawn(digest::run(svc.clone(), stopping.clone()));
+        let notifier = tokio::spawn(notifier::run(svc.clone(), stopping.clone()));
         Ok(Workers {
             digest,
+            notifier,
             purger,
             retention: retention::spawn(svc.clone(), stopping.clone()),
             mailer: mailer::spawn(svc.clone(), stopping.clone())?,
@@ -170,6 +173,8 @@ pub struct Workers {
     purger: tokio::task::JoinHandle<()>,
     /// Writes the weekly digest when it is due.
     digest: tokio::task::JoinHandle<()>,
+    /// Batches notification emails.
+    notifier: tokio::task::JoinHandle<()>,
     /// Deletes operational rows past their retention.
     retention: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
@@ -184,6 +189,7 @@ impl Workers {
         self.mailer.abort();
         self.purger.abort();
         self.digest.abort();
+        self.notifier.abort();
         self.retention.abort();
         self.webhooks.abort();
         if let Some(l) = &self.listener {
@@ -210,6 +216,8 @@ impl Workers {
         // A digest run in progress stops at a transaction boundary: whatever committed is
         // complete, the next run finishes the rest.
         self.digest.abort();
+        // Each batch is one transaction: stopping between two loses nothing.
+        self.notifier.abort();
         let grace = webhooks::dispatcher::TIMEOUT + std::time::Duration::from_secs(5);
         let stopped = async {
             let _ = (&mut self.webhooks).await;

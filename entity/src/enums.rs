@@ -189,6 +189,22 @@ stored_enum! {
     }
 }
 
+stored_enum! {
+    /// What a notification tells its recipient.
+    pub enum NotificationKind {
+        /// Someone commented on a project the recipient created or commented on.
+        Comment = "comment",
+        /// Someone mentioned the recipient in a comment.
+        Mention = "mention",
+        /// Someone accepted the recipient's invitation.
+        InvitationAccepted = "invitation_accepted",
+        /// Someone signed up through the recipient's shared link or referral code.
+        Signup = "signup",
+        /// The recipient's organization reached a plan limit (ADMINs and OWNERs).
+        LimitReached = "limit_reached",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,6 +149,9 @@ typed_id!(
 typed_id!(
     /// A signed-in session.
     SessionId, "ses", "Session");
+typed_id!(
+    /// A notification.
+    NotificationId, "ntf", "Notification");
 
 #[cfg(test)]
 mod tests {

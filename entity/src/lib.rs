@@ -16,6 +16,8 @@ pub mod invitations;
 pub mod link_visitors;
 pub mod link_visits;
 pub mod memberships;
+pub mod notification_preferences;
+pub mod notifications;
 pub mod organizations;
 pub mod projects;
 pub mod rate_limits;

@@ -14,6 +14,7 @@ mod m20261202_000001_api_keys;
 mod m20261202_000002_billing;
 mod m20261203_000001_accounts;
 mod m20261206_000001_pages_digest;
+mod m20261208_000001_notifications;
 
 /// Applies kfactor's migrations in order.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_billing::Migration),
             Box::new(m20261203_000001_accounts::Migration),
             Box::new(m20261206_000001_pages_digest::Migration),
+            Box::new(m20261208_000001_notifications::Migration),
         ]
     }
 }

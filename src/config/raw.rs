@@ -52,6 +52,7 @@ pub(super) struct Raw {
     pub(super) attribution_window_days: i64,
     pub(super) activation_events: String,
     pub(super) digest_schedule: String,
+    pub(super) notification_email_minutes: i64,
     #[serde(flatten)]
     pub(super) safety: safety::RawSafety,
     #[serde(flatten)]
@@ -109,6 +110,7 @@ impl Default for Raw {
             attribution_window_days: 30,
             activation_events: "project_created,comment_added".into(),
             digest_schedule: DigestSchedule::DEFAULT.into(),
+            notification_email_minutes: 15,
             safety: Default::default(),
             operations: Default::default(),
             realtime: Default::default(),

@@ -20,6 +20,8 @@ pub struct Tx {
     emails: bool,
     /// Scopes whose access this transaction changes: their live streams check again.
     revoked: Vec<Revocation>,
+    /// Users this transaction wrote notifications for.
+    notified: Vec<uuid::Uuid>,
     /// Changes to the growth rollups, written just before commit.
     rollup: Rollup,
 }
@@ -40,6 +42,7 @@ impl Tx {
             webhooks: false,
             emails: false,
             revoked: Vec::new(),
+            notified: Vec::new(),
             rollup: Default::default(),
         })
     }
@@ -48,13 +51,20 @@ impl Tx {
     /// committing rolls it back and announces nothing.
     pub async fn commit(self, bus: &Bus) -> Result<(), DbErr> {
         crate::rollups::flush(&self.txn, &self.rollup).await?;
-        bus.announce(&self.txn, &self.activity, self.webhooks, &self.revoked)
-            .await?;
+        bus.announce(
+            &self.txn,
+            &self.activity,
+            self.webhooks,
+            &self.revoked,
+            &self.notified,
+        )
+        .await?;
         self.txn.commit().await?;
         bus.bump_epoch();
         // Access changes first: a stream whose access ended delivers nothing committed after.
         bus.revoke(&self.revoked);
         bus.publish(self.activity);
+        bus.ring(&self.notified);
         if self.webhooks {
             bus.wake_webhooks();
         }
@@ -85,6 +95,16 @@ impl Tx {
     pub fn revoke(&mut self, scope: Revocation) {
         if !self.revoked.contains(&scope) {
             self.revoked.push(scope);
+        }
+    }
+
+    /// Notes that notifications were written for `users`: their live streams are rung after
+    /// commit, here and on every instance.
+    pub fn queued_notifications(&mut self, users: impl IntoIterator<Item = uuid::Uuid>) {
+        for u in users {
+            if !self.notified.contains(&u) {
+                self.notified.push(u);
+            }
         }
     }
 

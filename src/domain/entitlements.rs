@@ -543,6 +543,9 @@ async fn alert(
                 org.name, plan.name
             )
         };
+        if threshold == 100 {
+            super::notifications::fanout::on_limit_reached(tx, now, org, &summary).await?;
+        }
         outbox::record(
             tx,
             now,

@@ -491,6 +491,17 @@ async fn credit_viral_signup(
         ),
         Via::Organic | Via::Paid => return Ok(()),
     };
+    match via {
+        Via::Share(_) => {
+            super::notifications::fanout::on_signup(tx, now, referrer, org, user, "shared link")
+                .await?
+        }
+        Via::Referral(_) => {
+            super::notifications::fanout::on_signup(tx, now, referrer, None, user, "referral link")
+                .await?
+        }
+        _ => {}
+    }
     referrals::record(
         tx,
         now,

@@ -28,6 +28,7 @@ pub mod identity;
 pub mod ids;
 pub mod invitations;
 pub mod metrics;
+pub mod notifications;
 pub mod orgs;
 pub mod page;
 pub mod passwords;

@@ -340,6 +340,7 @@ pub(crate) async fn insert_comment(
         },
     )
     .await?;
+    super::notifications::fanout::on_comment(tx, now, p, &c, author.user, &name).await?;
     if let Some(u) = author.user {
         super::activation::on(
             tx,

@@ -26,4 +26,6 @@ pub type WebhookEndpoint = entity::webhook_endpoints::Model;
 pub type WebhookAttempt = entity::webhook_attempts::Model;
 /// The billing provider's subscription of an organization.
 pub type ProviderSubscription = entity::stripe_subscriptions::Model;
+/// A notification of one user.
+pub type Notification = entity::notifications::Model;
 pub use entity::{email_tokens::Purpose as EmailPurpose, stripe_subscriptions::SubscriptionStatus};

@@ -30,6 +30,8 @@ pub enum Purpose {
     SharedLink,
     /// The unsubscribe link of a user's weekly digest (the id is the user's).
     DigestUnsubscribe,
+    /// The unsubscribe link of a user's notification email (the id is the user's).
+    NotificationUnsubscribe,
     /// An email link of [`entity::email_tokens`] (verify an address, reset a password,
     /// confirm a new address).
     EmailToken(entity::email_tokens::Purpose),
@@ -43,6 +45,7 @@ impl Purpose {
             Purpose::InvitationEmail => b"kfactor.invitation_email.v1",
             Purpose::SharedLink => b"kfactor.shared_link.v1",
             Purpose::DigestUnsubscribe => b"kfactor.digest_unsubscribe.v1",
+            Purpose::NotificationUnsubscribe => b"kfactor.notification_unsubscribe.v1",
             Purpose::EmailToken(E::VerifyEmail) => b"kfactor.verify_email.v1",
             Purpose::EmailToken(E::ResetPassword) => b"kfactor.reset_password.v1",
             Purpose::EmailToken(E::ChangeEmail) => b"kfactor.change_email.v1",

@@ -23,6 +23,7 @@ pub mod guest;
 mod identity;
 pub mod invitations;
 pub mod loaders;
+pub mod notifications;
 pub mod orgs;
 pub mod plans;
 pub mod projects;
@@ -53,6 +54,7 @@ pub struct Mutation(
     projects::ProjectMutation,
     sharing::SharingMutation,
     webhooks::WebhookMutation,
+    notifications::NotificationMutation,
 );
 
 pub use subscription::Subscription;

@@ -27,7 +27,11 @@ use crate::{
 
 /// The root subscription type.
 #[derive(async_graphql::MergedSubscription, Default)]
-pub struct Subscription(OrgSubscription, super::sharing::SharingSubscription);
+pub struct Subscription(
+    OrgSubscription,
+    super::sharing::SharingSubscription,
+    super::notifications::NotificationSubscription,
+);
 
 /// Organization subscriptions.
 #[derive(Default)]
@@ -134,7 +138,7 @@ pub(super) async fn shared_feed(
 }
 
 /// The last result of a stream that ended on its own.
-fn ended(e: Ended) -> async_graphql::Error {
+pub(super) fn ended(e: Ended) -> async_graphql::Error {
     match e {
         Ended::Lagged(n) => top(
             TopLevelCode::Lagged,

@@ -250,6 +250,36 @@ impl User {
         super::accounts::sessions_of(ctx, UserId(self.model.id)).await
     }
 
+    /// Your notifications, newest first (`unreadOnly`: the unread ones only); only visible
+    /// to the user themselves.
+    #[graphql(complexity = "super::connection::page_cost(first, child_complexity)")]
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        #[graphql(default = false)] unread_only: bool,
+    ) -> async_graphql::Result<super::notifications::NotificationConnection> {
+        self.own_only(ctx)?;
+        super::notifications::list(ctx, UserId(self.model.id), first, after, unread_only).await
+    }
+
+    /// How many of your notifications are unread; only visible to the user themselves.
+    async fn unread_notification_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        self.own_only(ctx)?;
+        super::notifications::unread(ctx, UserId(self.model.id)).await
+    }
+
+    /// Which notifications you get and whether they are emailed; only visible to the user
+    /// themselves.
+    async fn notification_preferences(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<super::notifications::NotificationPreferences> {
+        self.own_only(ctx)?;
+        super::notifications::preferences(ctx, UserId(self.model.id)).await
+    }
+
     /// The user's memberships (empty unless the caller is this user).
     async fn memberships(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Membership>> {
         if !self.is_viewer(ctx) {

@@ -38,6 +38,7 @@ mod digest_pages;
 mod graphiql;
 mod graphql;
 mod login;
+mod notification_pages;
 mod pages;
 pub mod prometheus;
 mod signup;
@@ -94,6 +95,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/digest/unsubscribe/{token}",
             get(digest_pages::confirm).post(digest_pages::unsubscribe),
+        )
+        .route(
+            "/notifications/unsubscribe/{token}",
+            get(notification_pages::confirm).post(notification_pages::unsubscribe),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

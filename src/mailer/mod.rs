@@ -26,6 +26,7 @@ use entity::{emails, enums::EmailStatus, invitations as inv_rows, organizations,
 
 mod account;
 mod digest;
+mod notifications;
 
 /// Attempts before an email is given up (about two hours of backoff in all).
 const MAX_ATTEMPTS: i32 = 8;
@@ -205,6 +206,9 @@ impl Mailer {
                 account::render(&self.svc, email).await
             }
             crate::domain::digest::EMAIL_KIND => digest::render(&self.svc, email).await,
+            crate::domain::notifications::email::EMAIL_KIND => {
+                notifications::render(&self.svc, email).await
+            }
             other => anyhow::bail!("unknown email kind {other}"),
         }
     }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::{db::Tx, events::ActivityType};
 
 pub mod email;
+pub mod notifications;
 pub mod visits;
 
 /// Who caused an event.

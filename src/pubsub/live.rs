@@ -87,3 +87,68 @@ async fn wait_until(clock: &dyn Clock, until: Option<DateTime<Utc>>) {
         None => std::future::pending().await,
     }
 }
+
+/// A live stream of rows the database holds for one user, read again whenever the bus
+/// rings for `user` ([`crate::db::bus::Bus::ring`]); guarded like [`guarded`]. `load(last)`
+/// returns what follows `last` in order, and `id` names a row so the stream resumes after
+/// it. A missed ring (the bell lagged) only means reading again: nothing is skipped.
+#[allow(clippy::too_many_arguments)]
+pub fn rung<T, L, LF, I, V, F>(
+    clock: Arc<dyn Clock>,
+    mut bell: tokio::sync::broadcast::Receiver<uuid::Uuid>,
+    user: uuid::Uuid,
+    guard: Guard,
+    until: Option<DateTime<Utc>>,
+    mut last: Option<I>,
+    load: L,
+    id: fn(&T) -> I,
+    verify: V,
+) -> impl Stream<Item = Result<T, Ended>> + Send
+where
+    T: Send + 'static,
+    I: Copy + Send + 'static,
+    L: Fn(Option<I>) -> LF + Send + 'static,
+    LF: Future<Output = Result<Vec<T>, DomainError>> + Send,
+    V: Fn() -> F + Send + 'static,
+    F: Future<Output = Verified> + Send,
+{
+    async_stream::stream! {
+        let mut until = until;
+        loop {
+            let expiry = wait_until(&*clock, until);
+            tokio::pin!(expiry);
+            let read = tokio::select! {
+                biased;
+                () = guard.changed() => false,
+                () = &mut expiry => false,
+                r = bell.recv() => match r {
+                    Ok(u) => u == user,
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => break,
+                },
+            };
+            if read {
+                match load(last).await {
+                    Ok(rows) => {
+                        for r in rows {
+                            last = Some(id(&r));
+                            yield Ok(r);
+                        }
+                    }
+                    Err(e) => {
+                        yield Err(Ended::Denied(e));
+                        break;
+                    }
+                }
+                continue;
+            }
+            match verify().await {
+                Ok(next) => until = next,
+                Err(e) => {
+                    yield Err(Ended::Denied(e));
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -22,6 +22,7 @@ const DOMAIN_MUST_NOT: &[&str] = &[
     "crate::mailer",
     "crate::visits",
     "crate::digest",
+    "crate::notifier",
     "crate::pubsub",
     "crate::cli",
 ];
@@ -35,6 +36,7 @@ const OUTBOX_MUST_NOT: &[&str] = &[
     "crate::mailer",
     "crate::visits",
     "crate::digest",
+    "crate::notifier",
     "crate::pubsub",
 ];
 

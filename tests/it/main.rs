@@ -22,6 +22,7 @@ mod layers;
 mod leaving;
 mod limits;
 mod messages;
+mod notifications;
 mod orgs;
 mod outbox;
 mod pages;

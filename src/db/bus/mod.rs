@@ -44,6 +44,9 @@ struct Announcement {
     /// Scopes whose access changed.
     #[serde(default)]
     revoked: Vec<Revocation>,
+    /// Users who were sent notifications.
+    #[serde(default)]
+    notified: Vec<Uuid>,
 }
 
 /// One committed activity event.
@@ -59,6 +62,9 @@ pub struct Bus {
     webhooks: Arc<tokio::sync::Notify>,
     emails: Arc<tokio::sync::Notify>,
     digest: Arc<tokio::sync::Notify>,
+    /// Rings with the id of each user who was sent notifications (ids only: a stream reads
+    /// its own user's rows from the database, so nothing of one user reaches another).
+    bell: tokio::sync::broadcast::Sender<Uuid>,
     epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -97,6 +103,7 @@ impl Bus {
             webhooks: Arc::new(tokio::sync::Notify::new()),
             emails: Arc::new(tokio::sync::Notify::new()),
             digest: Arc::new(tokio::sync::Notify::new()),
+            bell: tokio::sync::broadcast::channel(backlog.max(1)).0,
             epoch: Arc::default(),
         }
     }
@@ -106,6 +113,19 @@ impl Bus {
         for e in events {
             self.channels.publish(e);
         }
+    }
+
+    /// Tells this instance's notification streams that these users were sent notifications.
+    pub fn ring(&self, users: &[Uuid]) {
+        for u in users {
+            // No receiver: nobody is listening, nothing to do.
+            let _ = self.bell.send(*u);
+        }
+    }
+
+    /// A receiver of the ids of users sent notifications from now on (see [`Bus::ring`]).
+    pub fn bell(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        self.bell.subscribe()
     }
 
     /// A receiver of the activity of `org` committed from now on.
@@ -184,9 +204,10 @@ impl Bus {
         activity: &[ActivityMessage],
         webhooks: bool,
         revoked: &[Revocation],
+        notified: &[Uuid],
     ) -> Result<(), DbErr> {
         if txn.get_database_backend() != DatabaseBackend::Postgres
-            || (activity.is_empty() && !webhooks && revoked.is_empty())
+            || (activity.is_empty() && !webhooks && revoked.is_empty() && notified.is_empty())
         {
             return Ok(());
         }
@@ -201,6 +222,12 @@ impl Bus {
                 activity: chunk.to_vec(),
                 webhooks: webhooks && i == 0,
                 revoked: if i == 0 { revoked.to_vec() } else { Vec::new() },
+                // At most a few hundred ids per transaction (one per recipient).
+                notified: if i == 0 {
+                    notified.to_vec()
+                } else {
+                    Vec::new()
+                },
             })
             .map_err(|e| DbErr::Custom(e.to_string()))?;
             txn.execute_raw(Statement::from_sql_and_values(
@@ -228,6 +255,7 @@ impl Bus {
             return Vec::new();
         }
         self.revoke(&a.revoked);
+        self.ring(&a.notified);
         if a.webhooks {
             self.wake_webhooks();
         }

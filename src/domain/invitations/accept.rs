@@ -297,5 +297,13 @@ pub(crate) async fn accept_in_tx(
         },
     )
     .await?;
+    crate::domain::notifications::fanout::on_invitation_accepted(
+        tx,
+        now,
+        &org,
+        inv.invited_by_user_id,
+        user,
+    )
+    .await?;
     Ok(m)
 }
