@@ -4,32 +4,16 @@
 //! the credential, so the form needs no CSRF value: another site cannot know it.
 use axum::{
     extract::{Extension, Path, State},
-    http::StatusCode,
     response::{IntoResponse, Response},
     Form,
 };
 use maud::html;
-use serde::Deserialize;
 
 use super::{
-    pages::{internal, page},
+    pages::{internal, page, unsubscribe_refused, UnsubscribeForm},
     AppState,
 };
-use crate::domain::{digest, ratelimit::Client, DomainError};
-
-fn refused(e: DomainError) -> Response {
-    match e {
-        DomainError::NotFound(_) => (
-            StatusCode::NOT_FOUND,
-            page(
-                "Link not valid",
-                html! { h1 { "This unsubscribe link is not valid" } p.muted { "Use the link of your most recent digest email." } },
-            ),
-        )
-            .into_response(),
-        other => internal(other),
-    }
-}
+use crate::domain::{digest, ratelimit::Client};
 
 /// `GET /digest/unsubscribe/{token}`: asks to confirm.
 pub async fn confirm(
@@ -40,7 +24,7 @@ pub async fn confirm(
     let svc = &app.svc;
     let user = match digest::verify_unsubscribe(svc, &client, &token).await {
         Ok(u) => u,
-        Err(e) => return refused(e),
+        Err(e) => return unsubscribe_refused(e, "digest"),
     };
     let out = match digest::is_opted_out(svc, user.id).await {
         Ok(o) => o,
@@ -62,12 +46,6 @@ pub async fn confirm(
     .into_response()
 }
 
-/// The confirmation form (or RFC 8058's `List-Unsubscribe=One-Click`).
-#[derive(Deserialize, Default)]
-pub struct UnsubscribeForm {
-    action: Option<String>,
-}
-
 /// `POST /digest/unsubscribe/{token}`.
 pub async fn unsubscribe(
     State(app): State<AppState>,
@@ -76,7 +54,7 @@ pub async fn unsubscribe(
     Form(f): Form<UnsubscribeForm>,
 ) -> Response {
     let svc = &app.svc;
-    let again = f.action.as_deref() == Some("resubscribe");
+    let again = f.resubscribe();
     let result = if again {
         digest::resubscribe(svc, &client, &token).await
     } else {
@@ -96,6 +74,6 @@ pub async fn unsubscribe(
             },
         )
         .into_response(),
-        Err(e) => refused(e),
+        Err(e) => unsubscribe_refused(e, "digest"),
     }
 }

@@ -4,37 +4,16 @@
 //! value: another site cannot know it.
 use axum::{
     extract::{Extension, Path, State},
-    http::StatusCode,
     response::{IntoResponse, Response},
     Form,
 };
 use maud::html;
-use serde::Deserialize;
 
 use super::{
-    pages::{internal, page},
+    pages::{page, unsubscribe_refused, UnsubscribeForm},
     AppState,
 };
-use crate::domain::{notifications::email, ratelimit::Client, DomainError};
-
-fn refused(e: DomainError) -> Response {
-    match e {
-        DomainError::NotFound(_) => (
-            StatusCode::NOT_FOUND,
-            page(
-                "Link not valid",
-                html! { h1 { "This unsubscribe link is not valid" } p.muted { "Use the link of your most recent notification email." } },
-            ),
-        )
-            .into_response(),
-        DomainError::RateLimited { .. } => (
-            StatusCode::TOO_MANY_REQUESTS,
-            page("Too many requests", html! { h1 { "Too many requests" } p.muted { "Try again in a minute." } }),
-        )
-            .into_response(),
-        other => internal(other),
-    }
-}
+use crate::domain::{notifications::email, ratelimit::Client};
 
 /// `GET /notifications/unsubscribe/{token}`: asks to confirm.
 pub async fn confirm(
@@ -44,7 +23,7 @@ pub async fn confirm(
 ) -> Response {
     let (user, prefs) = match email::verify_unsubscribe(&app.svc, &client, &token).await {
         Ok(u) => u,
-        Err(e) => return refused(e),
+        Err(e) => return unsubscribe_refused(e, "notification"),
     };
     page(
         "Notification email",
@@ -62,12 +41,6 @@ pub async fn confirm(
     .into_response()
 }
 
-/// The confirmation form.
-#[derive(Deserialize, Default)]
-pub struct UnsubscribeForm {
-    action: Option<String>,
-}
-
 /// `POST /notifications/unsubscribe/{token}`.
 pub async fn unsubscribe(
     State(app): State<AppState>,
@@ -75,7 +48,7 @@ pub async fn unsubscribe(
     Path(token): Path<String>,
     Form(f): Form<UnsubscribeForm>,
 ) -> Response {
-    let again = f.action.as_deref() == Some("resubscribe");
+    let again = f.resubscribe();
     match email::set_email(&app.svc, &client, &token, again).await {
         Ok(user) => page(
             "Notification email",
@@ -90,6 +63,6 @@ pub async fn unsubscribe(
             },
         )
         .into_response(),
-        Err(e) => refused(e),
+        Err(e) => unsubscribe_refused(e, "notification"),
     }
 }

@@ -242,6 +242,37 @@ pub async fn referral(
     }
 }
 
+/// The answer of an email's unsubscribe page when its token does not verify (404) or the
+/// visitor must slow down or something broke ([`internal`]). `email` names the email, as in
+/// "your most recent digest email".
+pub(super) fn unsubscribe_refused(e: DomainError, email: &str) -> Response {
+    match e {
+        DomainError::NotFound(_) => (
+            StatusCode::NOT_FOUND,
+            page(
+                "Link not valid",
+                html! { h1 { "This unsubscribe link is not valid" } p.muted { "Use the link of your most recent " (email) " email." } },
+            ),
+        )
+            .into_response(),
+        other => internal(other),
+    }
+}
+
+/// The form of an unsubscribe page (or RFC 8058's `List-Unsubscribe=One-Click`):
+/// `action=resubscribe` undoes, anything else unsubscribes.
+#[derive(Deserialize, Default)]
+pub struct UnsubscribeForm {
+    action: Option<String>,
+}
+
+impl UnsubscribeForm {
+    /// Whether the visitor asked to be emailed again.
+    pub fn resubscribe(&self) -> bool {
+        self.action.as_deref() == Some("resubscribe")
+    }
+}
+
 /// The page for what the visitor cannot fix: a rate limit (429 with `Retry-After`) or an
 /// internal error (logged, answered without detail).
 pub(super) fn internal(e: DomainError) -> Response {
