@@ -11,13 +11,12 @@ use super::{
     auth,
     connection::{connection, page_request},
     error::{payload, top_level, UserError},
-    svc, Auth,
+    svc,
 };
 use crate::domain::{
-    identity,
     ids::{CommentId, NotificationId, OrgId, ProjectId, UserId},
     notifications::{self, Kind, Preferences, PreferencesChange},
-    orgs, records, DomainError,
+    records,
 };
 use crate::pubsub::{live, Revocation};
 
@@ -287,15 +286,7 @@ impl NotificationSubscription {
         ctx: &Context<'_>,
         organization_id: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Notification>>> {
-        let Auth::User { user, token } = auth(ctx) else {
-            return Err(top_level(
-                auth(ctx)
-                    .user()
-                    .err()
-                    .unwrap_or(DomainError::Unauthenticated("Sign in to do this.")),
-            ));
-        };
-        let me = UserId(user.id);
+        let (me, token) = super::subscription::subscriber(ctx)?;
         let org = organization_id
             .map(|o| OrgId::parse(&o))
             .transpose()
@@ -307,19 +298,7 @@ impl NotificationSubscription {
         let mut scopes = vec![Revocation::User(me.0)];
         scopes.extend(org.map(|o| Revocation::Org(o.0)));
         let guard = svc.bus.guard(scopes);
-        let check = {
-            let (svc, token) = (svc.clone(), token.clone());
-            move || {
-                let (svc, token) = (svc.clone(), token.clone());
-                async move {
-                    let expires = identity::session_expiry(&svc, &token).await?;
-                    if let Some(o) = org {
-                        orgs::access(&svc.db.read, me, o).await?;
-                    }
-                    Ok(Some(expires))
-                }
-            }
-        };
+        let check = super::subscription::member_check(svc.clone(), token, me, org);
         let until = check().await.map_err(top_level)?;
         let last = notifications::latest(&svc.db.read, me)
             .await

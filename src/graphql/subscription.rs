@@ -4,7 +4,7 @@
 //! once with the reason as its last result, on every instance; so does falling too far
 //! behind (`LAGGED`), rather than skipping events silently.
 use async_graphql::{Context, Subscription as GqlSubscription, ID};
-use futures_util::{Stream, StreamExt};
+use futures_util::{future::BoxFuture, Stream, StreamExt};
 
 use super::{
     activity::ActivityEvent,
@@ -17,10 +17,10 @@ use crate::{
         activity::ActivityType,
         identity,
         ids::{OrgId, UserId},
-        orgs, sharing,
+        orgs, sharing, DomainError, Services,
     },
     pubsub::{
-        live::{self, Ended},
+        live::{self, Ended, Verified},
         ActivityMessage, Revocation,
     },
 };
@@ -48,12 +48,7 @@ impl OrgSubscription {
         ctx: &Context<'_>,
         organization_id: ID,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ActivityEvent>>> {
-        let Auth::User { user, token } = auth(ctx) else {
-            return Err(top_level(auth(ctx).user().err().unwrap_or(
-                crate::domain::DomainError::Unauthenticated("Sign in to do this."),
-            )));
-        };
-        let me = UserId(user.id);
+        let (me, token) = subscriber(ctx)?;
         let org = OrgId::parse(&organization_id).map_err(|e| top_level(e.into()))?;
         let svc = svc(ctx).clone();
         // Subscribe and register before the check so nothing committed in between is missed.
@@ -61,20 +56,44 @@ impl OrgSubscription {
         let guard = svc
             .bus
             .guard(vec![Revocation::User(me.0), Revocation::Org(org.0)]);
-        let check = {
-            let (svc, token) = (svc.clone(), token.clone());
-            move || {
-                let (svc, token) = (svc.clone(), token.clone());
-                async move {
-                    let expires = identity::session_expiry(&svc, &token).await?;
-                    orgs::access(&svc.db.read, me, org).await?;
-                    Ok(Some(expires))
-                }
-            }
-        };
+        let check = member_check(svc.clone(), token, me, Some(org));
         let until = check().await.map_err(top_level)?;
         let stream = live::guarded(svc.clock.clone(), feed, guard, until, |_| true, check);
         Ok(stream.map(|r| r.map(ActivityEvent).map_err(ended)))
+    }
+}
+
+/// The signed-in user a subscription is for, with their session token, or the top-level
+/// error a subscription without one ends with.
+pub(super) fn subscriber(ctx: &Context<'_>) -> async_graphql::Result<(UserId, String)> {
+    match auth(ctx) {
+        Auth::User { user, token } => Ok((UserId(user.id), token.clone())),
+        other => {
+            Err(top_level(other.user().err().unwrap_or(
+                DomainError::Unauthenticated("Sign in to do this."),
+            )))
+        }
+    }
+}
+
+/// What a member's stream checks at the start and again whenever its guard rings: the
+/// session is still valid (its expiry is the stream's deadline) and, with `org`, the
+/// membership is still there.
+pub(super) fn member_check(
+    svc: std::sync::Arc<Services>,
+    token: String,
+    me: UserId,
+    org: Option<OrgId>,
+) -> impl Fn() -> BoxFuture<'static, Verified> + Send + 'static {
+    move || {
+        let (svc, token) = (svc.clone(), token.clone());
+        Box::pin(async move {
+            let expires = identity::session_expiry(&svc, &token).await?;
+            if let Some(org) = org {
+                orgs::access(&svc.db.read, me, org).await?;
+            }
+            Ok(Some(expires))
+        })
     }
 }
 
