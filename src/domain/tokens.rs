@@ -236,6 +236,30 @@ async fn stored_secret(db: &impl ConnectionTrait) -> Result<Option<Vec<u8>>, sea
         .map_err(|e| sea_orm::DbErr::Custom(format!("stored secret is corrupt: {e}")))
 }
 
+/// The live user a per-user email link (an unsubscribe link: a derived token of the user id
+/// for `purpose`, version 0) is for. A public token lookup, so rate limited; a token that
+/// does not verify, or names a deleted user, is not found.
+pub(crate) async fn user_of_email_link(
+    svc: &super::Services,
+    client: &super::ratelimit::Client,
+    purpose: Purpose,
+    token: &str,
+) -> super::DomainResult<entity::users::Model> {
+    use entity::users;
+    use sea_orm::{ColumnTrait, QueryFilter};
+    super::ratelimit::public_lookup(svc, client)?;
+    let not_found = || super::DomainError::NotFound("Unsubscribe link");
+    let id = Keys::claimed_id(token).ok_or_else(not_found)?;
+    if !svc.keys.verify(purpose, token, id, 0) {
+        return Err(not_found());
+    }
+    users::Entity::find_by_id(id)
+        .filter(users::Column::DeletedAt.is_null())
+        .one(&svc.db.read)
+        .await?
+        .ok_or_else(not_found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

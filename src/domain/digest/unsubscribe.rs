@@ -1,11 +1,11 @@
 //! Leaving the digest without signing in: the link carries a derived token of the user id
 //! (no storage; a database leak alone reveals none).
-use sea_orm::{sea_query::OnConflict, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{sea_query::OnConflict, ActiveValue::Set, EntityTrait};
 
 use crate::domain::{
-    ratelimit::{self, Client},
-    tokens::{Keys, Purpose},
-    DomainError, DomainResult, Services,
+    ratelimit::Client,
+    tokens::{self, Purpose},
+    DomainResult, Services,
 };
 use entity::{digest_opt_outs, users};
 
@@ -24,17 +24,7 @@ pub async fn verify_unsubscribe(
     client: &Client,
     token: &str,
 ) -> DomainResult<users::Model> {
-    ratelimit::public_lookup(svc, client)?;
-    let not_found = || DomainError::NotFound("Unsubscribe link");
-    let id = Keys::claimed_id(token).ok_or_else(not_found)?;
-    if !svc.keys.verify(Purpose::DigestUnsubscribe, token, id, 0) {
-        return Err(not_found());
-    }
-    users::Entity::find_by_id(id)
-        .filter(users::Column::DeletedAt.is_null())
-        .one(&svc.db.read)
-        .await?
-        .ok_or_else(not_found)
+    tokens::user_of_email_link(svc, client, Purpose::DigestUnsubscribe, token).await
 }
 
 /// Stops the digest for the token's user (idempotent).

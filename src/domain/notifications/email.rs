@@ -16,9 +16,9 @@ use super::{preferences, Notification, Preferences, PreferencesChange};
 use crate::db::Tx;
 use crate::domain::{
     ids::UserId,
-    ratelimit::{self, Client},
-    tokens::{Keys, Purpose},
-    DomainError, DomainResult, Services,
+    ratelimit::Client,
+    tokens::{self, Purpose},
+    DomainResult, Services,
 };
 use crate::outbox;
 use entity::{notification_preferences as prefs, notifications, users};
@@ -153,20 +153,8 @@ pub async fn verify_unsubscribe(
     client: &Client,
     token: &str,
 ) -> DomainResult<(users::Model, Preferences)> {
-    ratelimit::public_lookup(svc, client)?;
-    let not_found = || DomainError::NotFound("Unsubscribe link");
-    let id = Keys::claimed_id(token).ok_or_else(not_found)?;
-    if !svc
-        .keys
-        .verify(Purpose::NotificationUnsubscribe, token, id, 0)
-    {
-        return Err(not_found());
-    }
-    let user = users::Entity::find_by_id(id)
-        .filter(users::Column::DeletedAt.is_null())
-        .one(&svc.db.read)
-        .await?
-        .ok_or_else(not_found)?;
+    let user =
+        tokens::user_of_email_link(svc, client, Purpose::NotificationUnsubscribe, token).await?;
     let p = preferences(&svc.db.read, UserId(user.id)).await?;
     Ok((user, p))
 }
