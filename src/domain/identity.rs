@@ -466,12 +466,15 @@ async fn credit_viral_signup(
     via: &Via,
     user: &users::Model,
 ) -> DomainResult<()> {
-    let (referrer, org, resource, extra) = match via {
+    // `told`: whom the referrer hears about it as (an invitation's acceptance is its own
+    // notification), and in which organization.
+    let (referrer, org, resource, extra, told) = match via {
         Via::Invite(inv) => (
             inv.invited_by_user_id,
             Some(OrgId(inv.organization_id)),
             ("invitation", inv.id),
             json!({ "invitation_id": InvitationId(inv.id).to_string() }),
+            None,
         ),
         Via::Share(link) => (
             link.created_by_user_id,
@@ -482,25 +485,19 @@ async fn credit_viral_signup(
                 "resource_type": link.resource_type.as_str(),
                 "resource_id": ProjectId(link.resource_id).to_string(),
             }),
+            Some((Some(OrgId(link.organization_id)), "shared link")),
         ),
         Via::Referral(r) => (
             r.id,
             r.active_organization_id.map(OrgId),
             ("referral_code", r.id),
             json!({}),
+            Some((None, "referral link")),
         ),
         Via::Organic | Via::Paid => return Ok(()),
     };
-    match via {
-        Via::Share(_) => {
-            super::notifications::fanout::on_signup(tx, now, referrer, org, user, "shared link")
-                .await?
-        }
-        Via::Referral(_) => {
-            super::notifications::fanout::on_signup(tx, now, referrer, None, user, "referral link")
-                .await?
-        }
-        _ => {}
+    if let Some((scope, through)) = told {
+        super::notifications::fanout::on_signup(tx, now, referrer, scope, user, through).await?;
     }
     referrals::record(
         tx,

@@ -50,26 +50,26 @@ async fn turned_off(
         .await?;
     Ok(rows
         .into_iter()
-        .filter(|p| !super::Preferences::from(p.clone()).wants(kind))
-        .map(|p| p.user_id)
+        .filter_map(|p| {
+            let user = p.user_id;
+            (!super::Preferences::from(p).wants(kind)).then_some(user)
+        })
         .collect())
 }
 
-/// Writes `kind` to those of `recipients` who want it.
+/// Writes `template` (its kind, to each recipient) to those of `recipients` who want it.
 async fn write(
     tx: &mut Tx,
     now: DateTime<Utc>,
     recipients: BTreeSet<Uuid>,
-    kind: Kind,
     template: Notification,
 ) -> DomainResult<()> {
-    let off = turned_off(&**tx, &recipients, kind).await?;
+    let off = turned_off(&**tx, &recipients, template.kind).await?;
     let rows = recipients
         .into_iter()
         .filter(|u| !off.contains(u))
         .map(|u| Notification {
             user: u,
-            kind,
             ..template.clone()
         })
         .collect();
@@ -123,8 +123,8 @@ pub(crate) async fn on_comment(
         tx,
         now,
         mentions,
-        Kind::Mention,
         Notification {
+            kind: Kind::Mention,
             summary: format!("{actor_name} mentioned you in a comment on {}", p.name),
             ..template.clone()
         },
@@ -134,7 +134,6 @@ pub(crate) async fn on_comment(
         tx,
         now,
         others,
-        Kind::Comment,
         Notification {
             summary: format!("{actor_name} commented on {}", p.name),
             ..template
@@ -159,7 +158,6 @@ pub(crate) async fn on_invitation_accepted(
         tx,
         now,
         to,
-        Kind::InvitationAccepted,
         Notification {
             user: Uuid::nil(),
             org: Some(org.id),
@@ -201,7 +199,6 @@ pub(crate) async fn on_signup(
         tx,
         now,
         to,
-        Kind::Signup,
         Notification {
             user: Uuid::nil(),
             org: org.map(|o| o.0),
@@ -234,7 +231,6 @@ pub(crate) async fn on_limit_reached(
         tx,
         now,
         to,
-        Kind::LimitReached,
         Notification {
             user: Uuid::nil(),
             org: Some(org.id),
