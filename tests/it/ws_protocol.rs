@@ -9,8 +9,8 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::helpers::{
     spawn, spawn_with,
     ws::{
-        closed, connect, next_json, open, open_with, results_until_complete, send, subscribe,
-        wait_live, ACTIVITY,
+        closed, connect, next_json, next_text, open, open_with, results_until_complete, send,
+        subscribe, wait_live, ACTIVITY,
     },
 };
 
@@ -270,4 +270,50 @@ async fn completing_an_operation_stops_its_stream() {
         (0, 0),
         "no organization channel left"
     );
+}
+
+/// GraphQL's "Serialized Map Ordering": a result's keys come in the order of the selection
+/// set, over the socket as over HTTP, for a query's one result and a subscription's events.
+#[tokio::test]
+async fn results_over_the_socket_keep_the_selection_order() {
+    let app = spawn().await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let mut ws = connect(&app, Some(&ana.token)).await;
+
+    subscribe(&mut ws, "q", "{ me { name email id } }", json!({})).await;
+    let text = next_text(&mut ws).await;
+    assert_in_order(&text, &[r#""id":"q""#, r#""type":"next""#, "\"payload\""]);
+    assert_in_order(&text, &["\"name\"", "\"email\"", "\"id\":\"usr_"]);
+    assert_eq!(next_json(&mut ws).await["type"], "complete");
+
+    let feed = "subscription($o: ID!) { activity(organizationId: $o) { type summary actor { displayName } organizationId } }";
+    subscribe(&mut ws, "s", feed, json!({ "o": ana.org_id })).await;
+    wait_live(&app, 1).await;
+    app.gql(
+        Some(&ana.token),
+        "mutation($o: ID!) { createProject(input: {organizationId: $o, name: \"Roadmap\"}) { project { id } } }",
+        json!({ "o": ana.org_id }),
+    )
+    .await;
+    let text = next_text(&mut ws).await;
+    assert_in_order(
+        &text,
+        &[
+            "\"type\":\"PROJECT_CREATED\"",
+            "\"summary\"",
+            "\"actor\"",
+            "\"organizationId\"",
+        ],
+    );
+}
+
+/// Panics unless every needle occurs in `text`, each after the one before it.
+fn assert_in_order(text: &str, needles: &[&str]) {
+    let mut from = 0;
+    for needle in needles {
+        match text[from..].find(needle) {
+            Some(at) => from += at + needle.len(),
+            None => panic!("{needle} is not after {:?} in {text}", &text[..from]),
+        }
+    }
 }

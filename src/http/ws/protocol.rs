@@ -1,7 +1,7 @@
 //! The messages and close codes of graphql-transport-ws (PROTOCOL.md of the `graphql-ws`
 //! library), parsed as strictly as the reference server parses them: anything else is a
 //! 4400 close.
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 /// The subprotocol name clients offer in `Sec-WebSocket-Protocol`.
@@ -173,14 +173,30 @@ pub fn ping_or_pong(kind: &'static str) -> String {
     json!({ "type": kind }).to_string()
 }
 
+/// A message with a payload, serialized straight from the payload: going through
+/// `serde_json::Value` would sort the result's keys alphabetically, and a GraphQL response
+/// keeps the order of the selection set (spec, "Serialized Map Ordering").
+#[derive(Serialize)]
+struct WithPayload<'a, P: Serialize> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    payload: P,
+}
+
+fn with_payload(id: &str, kind: &'static str, payload: impl Serialize) -> String {
+    serde_json::to_string(&WithPayload { id, kind, payload })
+        .expect("a GraphQL response serializes to JSON")
+}
+
 /// `next` with an execution result.
 pub fn next(id: &str, result: &async_graphql::Response) -> String {
-    json!({ "id": id, "type": "next", "payload": result }).to_string()
+    with_payload(id, "next", result)
 }
 
 /// `error`: the operation could not start (or was refused); no `complete` follows.
 pub fn error(id: &str, errors: &[async_graphql::ServerError]) -> String {
-    json!({ "id": id, "type": "error", "payload": errors }).to_string()
+    with_payload(id, "error", errors)
 }
 
 /// `complete`: the operation finished.

@@ -53,6 +53,12 @@ pub async fn send(ws: &mut Ws, msg: Value) {
 
 /// The next protocol message (server pings are answered and skipped), within 10 s.
 pub async fn next_json(ws: &mut Ws) -> Value {
+    serde_json::from_str(&next_text(ws).await).unwrap()
+}
+
+/// The next protocol message as the server wrote it (server pings are answered and
+/// skipped), within 10 s: for what parsing would lose, like the order of keys.
+pub async fn next_text(ws: &mut Ws) -> String {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -66,7 +72,7 @@ pub async fn next_json(ws: &mut Ws) -> Value {
                     send(ws, json!({ "type": "pong" })).await;
                     continue;
                 }
-                return v;
+                return t.to_string();
             }
             Message::Close(f) => panic!("closed: {f:?}"),
             _ => {}
