@@ -92,6 +92,7 @@ pub(super) async fn render(
         subject,
         text,
         html,
+        unsubscribe: None,
     }))
 }
 
@@ -122,5 +123,6 @@ async fn address_taken(
         subject: "Someone tried to use your email address".into(),
         text: format!("{intro}\n\n{after}\n"),
         html: html! { p { (intro) } p style="color:#555" { (after) } }.into_string(),
+        unsubscribe: None,
     }))
 }

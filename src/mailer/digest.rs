@@ -128,5 +128,6 @@ pub(super) async fn render(
         subject,
         text,
         html,
+        unsubscribe: Some(unsubscribe),
     }))
 }

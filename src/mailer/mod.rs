@@ -7,7 +7,10 @@ use std::{sync::Arc, time::Duration as StdDuration};
 
 use chrono::{DateTime, Duration, Utc};
 use lettre::{
-    message::{Mailbox, MultiPart},
+    message::{
+        header::{HeaderName, HeaderValue},
+        Mailbox, MultiPart,
+    },
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
 use maud::html;
@@ -49,6 +52,10 @@ pub struct Rendered {
     pub text: String,
     /// HTML part.
     pub html: String,
+    /// The one-click unsubscribe URL of a bulk email (digest, notifications), sent as
+    /// `List-Unsubscribe` with `List-Unsubscribe-Post` (RFC 8058) so mail clients offer
+    /// their own unsubscribe button; the URL's POST endpoint needs nothing but its token.
+    pub unsubscribe: Option<String>,
 }
 
 /// The background sender.
@@ -185,12 +192,24 @@ impl Mailer {
                 Ok(())
             }
             Transport::Smtp(smtp) => {
-                let message = Message::builder()
+                let mut builder = Message::builder()
                     .from(self.from.clone())
                     .to(email.recipient.parse()?)
                     .subject(msg.subject)
-                    .message_id(None)
-                    .multipart(MultiPart::alternative_plain_html(msg.text, msg.html))?;
+                    .message_id(None);
+                if let Some(url) = msg.unsubscribe {
+                    builder = builder
+                        .raw_header(HeaderValue::new(
+                            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                            format!("<{url}>"),
+                        ))
+                        .raw_header(HeaderValue::new(
+                            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                            "List-Unsubscribe=One-Click".into(),
+                        ));
+                }
+                let message =
+                    builder.multipart(MultiPart::alternative_plain_html(msg.text, msg.html))?;
                 smtp.send(message).await?;
                 Ok(())
             }
@@ -279,6 +298,7 @@ pub fn invitation_message(
         subject,
         text,
         html,
+        unsubscribe: None,
     }
 }
 

@@ -48,5 +48,6 @@ pub(super) async fn render(
         subject,
         text,
         html,
+        unsubscribe: Some(unsubscribe),
     }))
 }

@@ -188,6 +188,13 @@ async fn each_recipient_gets_one_digest_per_week_with_the_apis_numbers_and_can_l
         mail.contains(&format!("{}/digest/unsubscribe/", app.url)),
         "{mail}"
     );
+    assert!(
+        mail.contains(&format!(
+            "List-Unsubscribe: <{}/digest/unsubscribe/",
+            app.url
+        )) && mail.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+        "the one-click unsubscribe headers (RFC 8058): {mail}"
+    );
 
     // Again, and after a restart: nothing more.
     let again = run_due(&app).await;

@@ -206,6 +206,67 @@ async fn accepted_invitations_and_signups_through_links_and_codes_tell_whoever_c
 }
 
 #[tokio::test]
+async fn a_reached_limit_tells_the_admins_and_owners_once_each_as_they_chose() {
+    let app = spawn_with(no_limits).await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let bo = app.sign_up("Bo", "bo@example.com").await;
+    let cy = app.sign_up("Cy", "cy@example.com").await;
+    let di = app.sign_up("Di", "di@example.com").await;
+    app.add_member(&ana.org_id, &bo.id, "admin").await;
+    app.add_member(&ana.org_id, &cy.id, "member").await;
+    app.add_member(&ana.org_id, &di.id, "admin").await;
+    let off = app
+        .gql(
+            Some(&di.token),
+            PREFS,
+            json!({ "i": { "limitReached": false } }),
+        )
+        .await;
+    assert_eq!(
+        off["data"]["updateNotificationPreferences"]["preferences"]["limitReached"], false,
+        "{off}"
+    );
+    // The free plan holds three projects: the third (by a member) reaches the limit.
+    let in_anas = |name: &'static str| {
+        let (app, cy, org) = (&app, &cy, ana.org_id.clone());
+        async move {
+            app.gql(
+                Some(&cy.token),
+                "mutation($o: ID!, $n: String!) { createProject(input: {organizationId: $o, name: $n}) { userErrors { code } } }",
+                json!({ "o": org, "n": name }),
+            )
+            .await["data"]["createProject"]["userErrors"]
+                .clone()
+        }
+    };
+    for name in ["One", "Two"] {
+        assert_eq!(in_anas(name).await, json!([]));
+    }
+    assert!(
+        notes(&app, &ana).await.is_empty(),
+        "two of three is not the limit"
+    );
+    assert_eq!(in_anas("Three").await, json!([]));
+    let told = vec![pair(
+        "LIMIT_REACHED",
+        "Ana's workspace reached its limit of 3 projects on Free",
+    )];
+    assert_eq!(notes(&app, &ana).await, told, "the owner");
+    assert_eq!(notes(&app, &bo).await, told, "an admin");
+    assert!(notes(&app, &cy).await.is_empty(), "a member is not told");
+    assert!(
+        notes(&app, &di).await.is_empty(),
+        "an admin who turned it off"
+    );
+    // Refusals past the limit tell nobody again.
+    assert_eq!(in_anas("Four").await[0]["code"], "LIMIT_REACHED");
+    assert_eq!(notes(&app, &ana).await, told);
+    // Another tenant hears nothing of it.
+    let eve = app.sign_up("Eve", "eve@example.com").await;
+    assert!(notes(&app, &eve).await.is_empty());
+}
+
+#[tokio::test]
 async fn reading_counting_marking_read_and_preferences() {
     let app = spawn_with(no_limits).await;
     let ana = app.sign_up("Ana", "ana@example.com").await;
@@ -418,6 +479,13 @@ async fn email_is_batched_once_per_interval_without_what_was_read_and_can_be_lef
         kfactor::domain::ids::UserId::parse(&ana.id).unwrap().0,
     );
     assert!(first.contains(&link), "the email carries the link");
+    // RFC 8058 one-click unsubscribe: mail clients show their own button and POST
+    // `List-Unsubscribe=One-Click` to the header's URL (used below).
+    assert!(
+        first.contains(&format!("List-Unsubscribe: <{link}>"))
+            && first.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+        "{first}"
+    );
     let last = if link.ends_with('x') { 'y' } else { 'x' };
     let forged = format!("{}{last}", &link[..link.len() - 1]);
     let r = app
@@ -441,7 +509,7 @@ async fn email_is_batched_once_per_interval_without_what_was_read_and_can_be_lef
     let done = app
         .http
         .post(&link)
-        .form(&[("action", "unsubscribe")])
+        .form(&[("List-Unsubscribe", "One-Click")])
         .send()
         .await
         .unwrap();
