@@ -16,9 +16,9 @@ mod realtime;
 mod safety;
 mod sources;
 pub use digest::DigestSchedule;
-pub use operations::Operations;
+pub use operations::{Operations, IDEMPOTENCY_REPLAY_HOURS};
 use raw::{Raw, StringOrList};
-pub use realtime::Realtime;
+pub use realtime::{Realtime, DEFAULT_SUBSCRIBER_BACKLOG};
 pub use safety::{Rate, Safety};
 
 /// The validated server configuration.

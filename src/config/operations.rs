@@ -39,13 +39,17 @@ pub(super) struct RawOperations {
     metrics_bind: Option<String>,
 }
 
+/// How long an idempotent response is replayed (the Idempotency-Key window); the
+/// retention of stored responses may be longer, never shorter.
+pub const IDEMPOTENCY_REPLAY_HOURS: i64 = 24;
+
 impl Default for RawOperations {
     fn default() -> Self {
         RawOperations {
             retention_interval_seconds: 600,
             retention_batch_size: 500,
             session_retention_days: 7,
-            idempotency_retention_hours: crate::domain::idempotency::TTL_HOURS,
+            idempotency_retention_hours: IDEMPOTENCY_REPLAY_HOURS,
             link_cache_bytes: 64 * 1024 * 1024,
             metrics_token: None,
             metrics_bind: None,
@@ -67,7 +71,7 @@ impl RawOperations {
         if !(0..=3650).contains(&self.session_retention_days) {
             return Err(err("session_retention_days", "must be between 0 and 3650"));
         }
-        let ttl = crate::domain::idempotency::TTL_HOURS;
+        let ttl = IDEMPOTENCY_REPLAY_HOURS;
         if !(ttl..=24 * 3650).contains(&self.idempotency_retention_hours) {
             return Err(err(
                 "idempotency_retention_hours",

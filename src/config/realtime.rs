@@ -40,6 +40,10 @@ pub(super) struct RawRealtime {
     ws_subscriber_backlog: usize,
 }
 
+/// Events a live subscriber may fall behind its organization's feed before its stream
+/// ends with LAGGED.
+pub const DEFAULT_SUBSCRIBER_BACKLOG: usize = 1024;
+
 impl Default for RawRealtime {
     fn default() -> Self {
         RawRealtime {
@@ -49,7 +53,7 @@ impl Default for RawRealtime {
             ws_max_operations: 50,
             ws_max_connections: 20_000,
             ws_operation_timeout_ms: 30_000,
-            ws_subscriber_backlog: crate::db::bus::DEFAULT_BACKLOG,
+            ws_subscriber_backlog: DEFAULT_SUBSCRIBER_BACKLOG,
         }
     }
 }

@@ -12,8 +12,8 @@ use super::{DomainError, DomainResult, Services};
 use crate::crypto::Purpose as SealPurpose;
 use entity::idempotency_keys;
 
-/// How long a response is remembered.
-pub const TTL_HOURS: i64 = 24;
+/// How long a response is remembered (set beside the retention setting it bounds).
+pub const TTL_HOURS: i64 = crate::config::IDEMPOTENCY_REPLAY_HOURS;
 
 /// What to do with a request carrying a key.
 #[derive(Debug, PartialEq, Eq)]

@@ -89,7 +89,7 @@ impl Default for Bus {
 }
 
 /// Events a subscriber may fall behind before its stream ends (see [`Bus::new`]).
-pub const DEFAULT_BACKLOG: usize = 1024;
+pub const DEFAULT_BACKLOG: usize = crate::config::DEFAULT_SUBSCRIBER_BACKLOG;
 
 impl Bus {
     /// A bus on which a subscriber may fall `backlog` events behind its organization's feed;
