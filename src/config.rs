@@ -93,6 +93,9 @@ pub struct Config {
     pub digest_schedule: Option<DigestSchedule>,
     /// At most one notification email per recipient per this interval.
     pub notification_email_interval: chrono::Duration,
+    /// How long one computation of the cross-organization benchmarks of a window is served
+    /// (per instance); zero computes every answer afresh.
+    pub benchmarks_cache: chrono::Duration,
     /// Retention, the link cache's budget and the metrics endpoint (`config/operations.rs`).
     pub operations: Operations,
 }
@@ -382,6 +385,12 @@ impl Config {
                 "must be between 1 and 1440",
             ));
         }
+        if !(0..=86_400).contains(&raw.benchmarks_cache_seconds) {
+            return Err(err(
+                "benchmarks_cache_seconds",
+                "must be between 0 (off) and 86400",
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&raw.log)
             .map_err(|e| err("log", format!("invalid filter: {e}")))?;
         let cors_origins = raw
@@ -421,6 +430,7 @@ impl Config {
             activation_events,
             digest_schedule,
             notification_email_interval: chrono::Duration::minutes(raw.notification_email_minutes),
+            benchmarks_cache: chrono::Duration::seconds(raw.benchmarks_cache_seconds),
             safety: raw.safety.validate()?,
             operations: raw.operations.validate()?,
             realtime: raw.realtime.validate()?,

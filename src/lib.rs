@@ -94,6 +94,7 @@ impl App {
             api_key_usage: Default::default(),
             hasher,
             limiter,
+            benchmarks: Default::default(),
         });
         let schema = graphql::schema(svc.clone());
         Ok(App {

@@ -2,6 +2,7 @@
 //! (`kfactor::domain`) decides what is valid and who may see what.
 pub mod activity_events;
 pub mod api_keys;
+pub mod benchmark_opt_outs;
 pub mod comments;
 pub mod digest_opt_outs;
 pub mod digest_runs;

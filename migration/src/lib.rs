@@ -15,6 +15,7 @@ mod m20261202_000002_billing;
 mod m20261203_000001_accounts;
 mod m20261206_000001_pages_digest;
 mod m20261208_000001_notifications;
+mod m20261209_000001_benchmarks;
 
 /// Applies kfactor's migrations in order.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_accounts::Migration),
             Box::new(m20261206_000001_pages_digest::Migration),
             Box::new(m20261208_000001_notifications::Migration),
+            Box::new(m20261209_000001_benchmarks::Migration),
         ]
     }
 }

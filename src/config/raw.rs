@@ -53,6 +53,7 @@ pub(super) struct Raw {
     pub(super) activation_events: String,
     pub(super) digest_schedule: String,
     pub(super) notification_email_minutes: i64,
+    pub(super) benchmarks_cache_seconds: i64,
     #[serde(flatten)]
     pub(super) safety: safety::RawSafety,
     #[serde(flatten)]
@@ -111,6 +112,7 @@ impl Default for Raw {
             activation_events: "project_created,comment_added".into(),
             digest_schedule: DigestSchedule::DEFAULT.into(),
             notification_email_minutes: 15,
+            benchmarks_cache_seconds: 300,
             safety: Default::default(),
             operations: Default::default(),
             realtime: Default::default(),

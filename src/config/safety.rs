@@ -107,6 +107,9 @@ pub struct Safety {
     /// Dashboard page and CSV loads per signed-in user (in process): each computes two
     /// growth answers.
     pub dashboard_per_user: Option<Rate>,
+    /// `Organization.benchmarks` answers per organization (in process): a cold one reads
+    /// the window's totals of every organization.
+    pub benchmarks_per_org: Option<Rate>,
     /// Invitation sends per hour of a user whose address is not verified yet.
     pub unverified_invitation_sends_per_hour: u64,
     /// How often one expensive root field (`logIn`, `signUp`, `guestComment`, …) may appear
@@ -171,6 +174,7 @@ pub(super) struct RawSafety {
     limit_public_lookups_per_ip: Text,
     limit_visitor_ids_per_ip: Text,
     limit_dashboard_per_user: Text,
+    limit_benchmarks_per_org: Text,
     unverified_invitation_sends_per_hour: u64,
     graphql_max_expensive_fields: usize,
     password_hashers: usize,
@@ -199,6 +203,7 @@ impl Default for RawSafety {
             limit_public_lookups_per_ip: s("600/1m"),
             limit_visitor_ids_per_ip: s("100/1h"),
             limit_dashboard_per_user: s("120/10m"),
+            limit_benchmarks_per_org: s("120/10m"),
             unverified_invitation_sends_per_hour: 20,
             graphql_max_expensive_fields: 1,
             password_hashers: 0,
@@ -315,6 +320,7 @@ impl RawSafety {
             )?,
             visitor_ids_per_ip: rate("limit_visitor_ids_per_ip", &self.limit_visitor_ids_per_ip)?,
             dashboard_per_user: rate("limit_dashboard_per_user", &self.limit_dashboard_per_user)?,
+            benchmarks_per_org: rate("limit_benchmarks_per_org", &self.limit_benchmarks_per_org)?,
             unverified_invitation_sends_per_hour: self.unverified_invitation_sends_per_hour,
             graphql_max_expensive_fields: self.graphql_max_expensive_fields,
             password_hashers: if self.password_hashers == 0 {

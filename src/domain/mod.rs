@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod activation;
 pub mod activity;
 pub mod api_keys;
+pub mod benchmarks;
 pub mod billing;
 pub mod dashboard;
 pub mod deletion;
@@ -70,6 +71,8 @@ pub struct Services {
     pub hasher: passwords::Hasher,
     /// Rate-limit buckets.
     pub limiter: ratelimit::Limiter,
+    /// The cross-organization benchmarks computed lately, by window.
+    pub benchmarks: benchmarks::snapshot::Cache,
 }
 
 impl Services {

@@ -13,6 +13,7 @@ use crate::domain::{
 
 mod accounts;
 pub mod activity;
+pub mod benchmarks;
 mod billing;
 mod conform;
 pub mod connection;
@@ -55,6 +56,7 @@ pub struct Mutation(
     sharing::SharingMutation,
     webhooks::WebhookMutation,
     notifications::NotificationMutation,
+    benchmarks::BenchmarkMutation,
 );
 
 pub use subscription::Subscription;

@@ -12,12 +12,15 @@ use serde::Deserialize;
 
 use super::{
     browser::{self, Csrf},
+    dashboard_benchmarks::Panel,
     pages::internal,
     AppState,
 };
 use crate::{
     config::urlencode,
     domain::{
+        access::Caller,
+        benchmarks,
         dashboard::{self, Choice, Dashboard, Range, PRESET_WEEKS},
         ids::OrgId,
         metrics::{Counts, Growth, Question, Scope, SOURCES},
@@ -163,6 +166,27 @@ pub async fn page(
         }
         Err(e) => return internal(e),
     };
+    let bench = match r.scope {
+        Scope::Platform => Panel::Platform,
+        Scope::Organization(org) => match benchmarks::for_org(
+            svc,
+            Caller::User(&r.user),
+            org,
+            r.question.from,
+            r.question.to,
+        )
+        .await
+        {
+            Ok(b) => Panel::Ready(b),
+            Err(e @ (DomainError::RateLimited { .. } | DomainError::InvalidInput { .. })) => {
+                Panel::Unavailable(e.to_string())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "dashboard benchmarks");
+                Panel::Unavailable("they could not be computed; try again in a moment.".into())
+            }
+        },
+    };
     let name = r
         .choices
         .iter()
@@ -181,6 +205,7 @@ pub async fn page(
             (header_bar(&r.user, Some(logout)))
             (controls(&r))
             (super::dashboard_view::body(&r.scope_key(), &name, &r.question, &data))
+            (super::dashboard_benchmarks::panel(&bench))
         },
     )
     .into_response()

@@ -33,6 +33,7 @@ mod charts;
 pub mod client;
 mod cookies;
 mod dashboard;
+mod dashboard_benchmarks;
 mod dashboard_view;
 mod digest_pages;
 mod graphiql;

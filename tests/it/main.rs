@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod api_keys;
+mod benchmarks;
 mod billing;
 mod cli;
 mod confirming;

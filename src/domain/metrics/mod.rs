@@ -8,6 +8,7 @@
 //! themselves ([`facts`]). A fixed set of statements answers any window or interval, inside
 //! one read-only snapshot so the parts of one answer agree. Only the parts a caller asks for
 //! are computed.
+pub mod every_org;
 mod facts;
 pub mod probe;
 mod read;
@@ -212,6 +213,18 @@ impl Counts {
     /// K = i × c, computed as conversions ÷ cohort so it is exact.
     pub fn viral_coefficient(&self) -> f64 {
         ratio(self.cohort_conversions, self.signups())
+    }
+
+    /// Invitations accepted ÷ invitations sent (inviteFunnel.accepted ÷ sent; 0 when none
+    /// were sent).
+    pub fn acceptance_rate(&self) -> f64 {
+        ratio(self.accepted, self.sent)
+    }
+
+    /// Of the accepted invitations, the share whose accepting user is activated
+    /// (inviteFunnel.activated ÷ accepted; 0 when none were accepted).
+    pub fn activation_rate(&self) -> f64 {
+        ratio(self.activated, self.accepted)
     }
 
     /// SHARE and REFERRAL signups credited to the cohort per member.

@@ -302,6 +302,17 @@ pub fn dashboard(svc: &Services, user: Uuid) -> DomainResult<()> {
     )
 }
 
+/// A benchmarks answer for organization `org` (in process), taken once the caller is known
+/// to be allowed, so nobody outside the organization can use up its budget.
+pub fn benchmarks(svc: &Services, org: Uuid) -> DomainResult<()> {
+    svc.limiter.take_local(
+        now_ms(svc),
+        "benchmarks_org",
+        svc.config.safety.benchmarks_per_org,
+        &org.to_string(),
+    )
+}
+
 /// A guest comment by `client` through `link`, as `visitor` (when the guest sent one). In
 /// process: the hot guest path adds no database round trip.
 pub fn guest_comment(

@@ -295,6 +295,19 @@ impl Organization {
         )
         .await
     }
+
+    /// Where this organization's K, invite acceptance rate, activation rate and share
+    /// conversion in `[from, to)` stand among organizations of its size: shown when at least
+    /// 10 other organizations contribute, never naming one. Who may see it is who may see
+    /// `growth` (null and FORBIDDEN for anyone else); rate-limited per organization.
+    async fn benchmarks(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> async_graphql::Result<Option<crate::graphql::benchmarks::Benchmarks>> {
+        crate::graphql::benchmarks::organization(ctx, self.org_id(), from, to).await
+    }
 }
 
 /// A user's role in an organization.
