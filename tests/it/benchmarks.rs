@@ -83,12 +83,10 @@ async fn invitations(
 ) {
     use entity::enums::{InvitationState, Role};
     for n in 0..sent {
-        let acceptor = (n < accepted).then(|| {
-            if n < activated {
-                &pool.activated
-            } else {
-                &pool.idle
-            }
+        let acceptor = (n < accepted).then_some(if n < activated {
+            &pool.activated
+        } else {
+            &pool.idle
         });
         let at = day0() + Duration::minutes(n as i64);
         entity::invitations::ActiveModel {

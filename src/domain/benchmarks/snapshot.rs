@@ -39,21 +39,19 @@ pub struct Snapshot {
     pub sorted: [[Vec<f64>; 4]; 5],
 }
 
+/// A window `[from, to)`.
+type Key = (DateTime<Utc>, DateTime<Utc>);
+
 /// The snapshots of this instance, by window.
 #[derive(Default)]
 pub struct Cache {
-    windows: Mutex<HashMap<(DateTime<Utc>, DateTime<Utc>), Arc<Snapshot>>>,
+    windows: Mutex<HashMap<Key, Arc<Snapshot>>>,
     /// Held while computing, so concurrent misses wait for one computation.
     computing: tokio::sync::Mutex<()>,
 }
 
 impl Cache {
-    fn fresh(
-        &self,
-        key: (DateTime<Utc>, DateTime<Utc>),
-        now: DateTime<Utc>,
-        ttl: chrono::Duration,
-    ) -> Option<Arc<Snapshot>> {
+    fn fresh(&self, key: Key, now: DateTime<Utc>, ttl: chrono::Duration) -> Option<Arc<Snapshot>> {
         let windows = self.windows.lock().expect("cache lock");
         windows
             .get(&key)
@@ -66,13 +64,7 @@ impl Cache {
         self.windows.lock().expect("cache lock").clear();
     }
 
-    fn insert(
-        &self,
-        key: (DateTime<Utc>, DateTime<Utc>),
-        snap: Arc<Snapshot>,
-        now: DateTime<Utc>,
-        ttl: chrono::Duration,
-    ) {
+    fn insert(&self, key: Key, snap: Arc<Snapshot>, now: DateTime<Utc>, ttl: chrono::Duration) {
         let mut windows = self.windows.lock().expect("cache lock");
         windows.retain(|_, s| now < s.computed_at + ttl);
         while windows.len() >= MAX_WINDOWS {
