@@ -69,7 +69,7 @@ fn row(b: &Benchmark) -> Markup {
                 None => {
                     td.median { (b.median.map(|v| shown(m, v)).unwrap_or_else(|| "–".into())) }
                     td.percentile { @match b.percentile {
-                        Some(p) => (format!("{p:.0}th")),
+                        Some(p) => (format!("{p:.1}")),
                         None => span.muted { "–" },
                     } }
                     td.contributors { (b.contributors) }
@@ -116,7 +116,7 @@ pub fn panel(p: &Panel) -> Markup {
                         }
                     }
                     div.scroll { table {
-                        thead { tr { th { "Metric" } th { "Yours" } th { "Median" } th { "Percentile" } th { "Organizations" } } }
+                        thead { tr { th { "Metric" } th { "Yours" } th { "Median" } th title="Share of the other organizations with a lower value, ties counting half (0–100)" { "Percentile" } th { "Organizations" } } }
                         tbody { @for m in &b.metrics { (row(m)) } }
                     } }
                 }
@@ -169,7 +169,7 @@ mod tests {
         let html = panel(&Panel::Ready(b.clone())).into_string();
         assert!(html.contains("2–5 members"), "{html}");
         assert!(
-            html.contains("0.500") && html.contains("75th") && html.contains("0.250"),
+            html.contains("0.500") && html.contains(">75.0<") && html.contains("0.250"),
             "{html}"
         );
         assert!(

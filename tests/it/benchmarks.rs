@@ -9,7 +9,10 @@ use uuid::Uuid;
 
 use crate::{
     growth::no_limits,
-    helpers::{error_codes, spawn_with, user_error_codes, TestApp, TestUser},
+    helpers::{
+        browser::{attr_after, Browser},
+        error_codes, spawn_with, user_error_codes, TestApp, TestUser,
+    },
 };
 
 const FIELDS: &str = "sizeBucket optedOut computedAt from to
@@ -509,4 +512,62 @@ async fn a_cached_answer_equals_a_recomputation_until_it_expires() {
     assert!(renewed.computed_at > first.computed_at);
     assert_eq!(renewed.metrics, fresh.metrics);
     assert_eq!(renewed.metrics[2].contributors, 11);
+}
+
+/// The dashboard's panel shows the API's benchmarks for the window it names, says why a row
+/// is hidden, and says so when the organization opted out.
+#[tokio::test]
+async fn the_dashboard_panel_shows_the_window_benchmarks_and_why_rows_are_hidden() {
+    let app = spawn().await;
+    let (ours, _others, _pool) = world(&app).await;
+    let mut b = Browser::new(&app);
+    b.log_in(&ours.email, crate::accounts::PASSWORD).await;
+    let page = format!(
+        "/dashboard?org={}&range=custom&from=2026-03-02&to=2026-03-08",
+        ours.org_id
+    );
+    let (status, html, _) = b.get(&page).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("id=\"panel-benchmarks\""), "{html}");
+    assert!(html.contains("other organizations with 1 member"), "{html}");
+    let row = |html: &str, key: &str| {
+        let at = html
+            .find(&format!("id=\"benchmark-{key}\""))
+            .unwrap_or_else(|| panic!("no row {key}"));
+        let end = at + html[at..].find("</tr>").unwrap();
+        html[at..end].to_string()
+    };
+    assert_eq!(
+        attr_after(&html, "id=\"benchmark-acceptance\"", "data-available").as_deref(),
+        Some("true")
+    );
+    // The API's numbers: 50.0% ours, median 75.0%, percentile 100 × 4.5 / 11 = 40.9.
+    let acceptance = row(&html, "acceptance");
+    for want in ["50.0%", "75.0%", "40.9", ">11<"] {
+        assert!(acceptance.contains(want), "{want} in {acceptance}");
+    }
+    let share = row(&html, "share");
+    assert!(
+        share.contains("no shared-link visitors in this window"),
+        "{share}"
+    );
+    assert!(
+        share.contains("Hidden: 0 other organizations of this size contribute; shown from 10."),
+        "{share}"
+    );
+
+    let body = app
+        .gql(
+            Some(&ours.token),
+            "mutation($o: ID!) { setBenchmarksOptOut(organizationId: $o, optOut: true) { optedOut userErrors { code } } }",
+            json!({ "o": ours.org_id }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["setBenchmarksOptOut"]["optedOut"], true,
+        "{body}"
+    );
+    let (_, html, _) = b.get(&page).await;
+    assert!(html.contains("id=\"benchmarks-opted-out\""), "{html}");
+    assert!(!html.contains("id=\"benchmark-acceptance\""));
 }
