@@ -1,7 +1,9 @@
 //! One computation of the benchmarks of a window: every organization's values and, per size
 //! bucket and metric, the sorted values of the organizations that contribute. Kept per window
 //! for `KFACTOR_BENCHMARKS_CACHE_SECONDS` (per instance, at most [`MAX_WINDOWS`] windows),
-//! computed by one request at a time, so a burst of dashboards costs one pass over the data.
+//! computed by one request at a time, so a burst of dashboards costs one pass over the data;
+//! while one request recomputes an expired window, the others get the expired computation
+//! (at most twice the TTL old) instead of waiting.
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
@@ -66,7 +68,8 @@ impl Cache {
 
     fn insert(&self, key: Key, snap: Arc<Snapshot>, now: DateTime<Utc>, ttl: chrono::Duration) {
         let mut windows = self.windows.lock().expect("cache lock");
-        windows.retain(|_, s| now < s.computed_at + ttl);
+        // Expired ones are kept up to twice the TTL: they answer while a recomputation runs.
+        windows.retain(|_, s| now < s.computed_at + ttl + ttl);
         while windows.len() >= MAX_WINDOWS {
             let oldest = windows
                 .iter()
@@ -93,7 +96,17 @@ pub async fn get(
     if let Some(s) = cache.fresh((from, to), svc.now(), ttl) {
         return Ok(s);
     }
-    let _one = cache.computing.lock().await;
+    let _one = match cache.computing.try_lock() {
+        Ok(one) => one,
+        Err(_) => {
+            // Another request is computing: while it does, an expired computation of this
+            // window (up to twice the TTL old) answers instead of making everyone wait.
+            if let Some(s) = cache.fresh((from, to), svc.now(), ttl + ttl) {
+                return Ok(s);
+            }
+            cache.computing.lock().await
+        }
+    };
     // Another request may have computed it while this one waited.
     if let Some(s) = cache.fresh((from, to), svc.now(), ttl) {
         return Ok(s);
