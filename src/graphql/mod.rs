@@ -26,6 +26,7 @@ pub mod loaders;
 pub mod notifications;
 pub mod orgs;
 pub mod plans;
+mod presence;
 pub mod projects;
 pub mod sharing;
 mod subscription;
@@ -55,6 +56,7 @@ pub struct Mutation(
     sharing::SharingMutation,
     webhooks::WebhookMutation,
     notifications::NotificationMutation,
+    presence::PresenceMutation,
 );
 
 pub use subscription::Subscription;
