@@ -346,3 +346,37 @@ impl Bus {
         a.activity
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{presence::*, *};
+
+    /// However many changes pile up, each announcement stays under the NOTIFY limit and
+    /// every change is in one of them; and the other instances read them back.
+    #[test]
+    fn presence_announcements_are_bounded_and_complete() {
+        let bus = Bus::default();
+        let project = Uuid::new_v4();
+        let batch: Vec<presence::Wire> = (0..500)
+            .map(|i| presence::Wire::Update {
+                p: project,
+                id: format!("viewer{i}"),
+                c: Change {
+                    selection: Some("\"".repeat(1024)),
+                    state: Some("s".repeat(256)),
+                    ..Change::default()
+                },
+                at: i,
+            })
+            .collect();
+        let payloads = bus.presence_payloads(batch);
+        assert!(payloads.len() > 1);
+        let mut seen = 0;
+        for p in &payloads {
+            assert!(p.len() < PRESENCE_PAYLOAD_MAX, "{} bytes", p.len());
+            let a: Announcement = serde_json::from_str(p).unwrap();
+            seen += a.presence.len();
+        }
+        assert_eq!(seen, 500);
+    }
+}
