@@ -92,6 +92,32 @@ async fn setup(app: &TestApp) -> (TestUser, String, String, String) {
     (ana, project, link, token)
 }
 
+/// Rows of the tables a change could write to (presence must write none).
+async fn written(app: &TestApp) -> Vec<i64> {
+    use sea_orm::ConnectionTrait;
+    let db = &app.app.svc.db.read;
+    let mut out = Vec::new();
+    for t in [
+        "activity_events",
+        "webhook_messages",
+        "notifications",
+        "link_visits",
+        "rate_limits",
+        "projects",
+    ] {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {t}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        out.push(row.try_get::<i64>("", "n").unwrap());
+    }
+    out
+}
+
 /// Every string anywhere in `v`.
 fn strings(v: &Value, out: &mut Vec<String>) {
     match v {
@@ -152,6 +178,7 @@ async fn members_and_guests_see_each_other_and_guests_see_names_only() {
 async fn an_update_reaches_the_other_viewers() {
     let app = spawn().await;
     let (ana, project, _, token) = setup(&app).await;
+    let before = written(&app).await;
     let (mut a, _) = member(&app, &ana, &project).await;
     let (mut g, _) = guest(&app, &token, "Zed").await;
 
@@ -184,6 +211,8 @@ async fn an_update_reaches_the_other_viewers() {
     let seen = viewer_in(&f, &g.id).unwrap();
     assert_eq!(seen["selection"], "#intro > p:nth(2)");
     assert_eq!(seen["cursor"], Value::Null);
+    // Ephemeral: joining and updating wrote nothing.
+    assert_eq!(written(&app).await, before);
 }
 
 #[tokio::test]
