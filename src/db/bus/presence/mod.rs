@@ -20,11 +20,15 @@ use std::{
     time::Duration,
 };
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
+
+mod model;
+
+pub(super) use model::Wire;
+pub use model::{Change, Point, Settings, Viewer, ViewerKind};
 
 /// The shortest time between two frames to one subscriber: changes arriving meanwhile wait
 /// and travel together in the next frame.
@@ -37,123 +41,6 @@ const RELAY_BACKLOG: usize = 20_000;
 /// How long a room keeps the ids of viewers who left, for subscribers between two frames;
 /// a subscriber further behind gets a full frame instead.
 const LEFT_KEPT: usize = 1024;
-
-/// Limits of presence on this instance.
-#[derive(Clone, Copy, Debug)]
-pub struct Settings {
-    /// A viewer silent for this long is gone.
-    pub timeout: Duration,
-    /// Viewers one project may have at once (all instances together, as far as this one
-    /// knows).
-    pub max_viewers: usize,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            timeout: Duration::from_millis(8000),
-            max_viewers: 200,
-        }
-    }
-}
-
-/// Whether a viewer is a member of the project's organization or a link holder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ViewerKind {
-    /// A member of the project's organization.
-    Member,
-    /// Someone holding a shared link.
-    Guest,
-}
-
-/// A point on the viewed page, in the client's coordinates.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Point {
-    /// Horizontal.
-    pub x: f64,
-    /// Vertical.
-    pub y: f64,
-}
-
-/// One viewer as every viewer of the project sees it: nothing that names a user, an
-/// address or an organization.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Viewer {
-    /// Opaque per-viewer id (a new one per subscription).
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Member or guest.
-    pub kind: ViewerKind,
-    /// Where the pointer is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<Point>,
-    /// What is selected (free text the client chooses, e.g. an element path).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub selection: Option<String>,
-    /// A client-defined status (e.g. "typing").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    /// When it last changed (milliseconds since the epoch, by the clock of the instance that
-    /// took the change).
-    pub updated_at: i64,
-}
-
-/// A change of one viewer. A viewer points at one thing at a time: a cursor clears the
-/// selection and a selection clears the cursor; an empty selection or state clears it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    /// The new cursor.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<Point>,
-    /// The new selection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub selection: Option<String>,
-    /// The new state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-}
-
-impl Change {
-    fn apply(&self, v: &mut Viewer, at: i64) {
-        if let Some(c) = self.cursor {
-            v.cursor = Some(c);
-            v.selection = None;
-        }
-        if let Some(s) = &self.selection {
-            v.selection = (!s.is_empty()).then(|| s.clone());
-            v.cursor = None;
-        }
-        if let Some(s) = &self.state {
-            v.state = (!s.is_empty()).then(|| s.clone());
-        }
-        v.updated_at = at;
-    }
-}
-
-/// What one instance tells the others about presence (inside a bus announcement).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub(super) enum Wire {
-    /// A viewer is here (a join, or a reply to `hello`); `hello` asks the other instances
-    /// for the viewers they hold (the sender's room is new).
-    Join {
-        p: Uuid,
-        v: Viewer,
-        #[serde(default)]
-        hello: bool,
-    },
-    /// A viewer changed.
-    Update {
-        p: Uuid,
-        id: String,
-        c: Change,
-        at: i64,
-    },
-    /// A viewer left.
-    Leave { p: Uuid, id: String },
-}
 
 struct Entry {
     viewer: Viewer,
@@ -610,67 +497,4 @@ impl Drop for Seat {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::ManualClock;
-
-    fn viewer(id: &str) -> Viewer {
-        Viewer {
-            id: id.into(),
-            name: id.into(),
-            kind: ViewerKind::Guest,
-            cursor: None,
-            selection: None,
-            state: None,
-            updated_at: 0,
-        }
-    }
-
-    #[test]
-    fn frames_carry_every_change_once_with_the_last_value() {
-        let clock = ManualClock::default();
-        let p = Arc::new(Presence::new(Settings::default(), Arc::new(clock.clone())));
-        let room = Uuid::new_v4();
-        let mut a = p.join(room, viewer("a")).unwrap();
-        let b = p.join(room, viewer("b")).unwrap();
-        let first = a.frame();
-        assert!(first.full);
-        assert_eq!(first.viewers.len(), 2);
-        for x in 0..10 {
-            let c = Change {
-                cursor: Some(Point {
-                    x: x as f64,
-                    y: 0.0,
-                }),
-                ..Change::default()
-            };
-            assert_eq!(p.update(room, "b", c), Updated::Applied);
-        }
-        let f = a.frame();
-        assert!(!f.full);
-        assert_eq!(f.viewers.len(), 1);
-        assert_eq!(f.viewers[0].cursor, Some(Point { x: 9.0, y: 0.0 }));
-        drop(b);
-        let f = a.frame();
-        assert_eq!(f.left, vec!["b".to_string()]);
-        assert_eq!(f.count, 1);
-        clock.advance(chrono::Duration::seconds(9));
-        a.expire();
-        assert!(a.frame().gone);
-        drop(a);
-        assert_eq!(p.counts(), (0, 0));
-    }
-
-    #[test]
-    fn a_full_room_refuses() {
-        let settings = Settings {
-            max_viewers: 2,
-            ..Settings::default()
-        };
-        let p = Arc::new(Presence::new(settings, Arc::new(ManualClock::default())));
-        let room = Uuid::new_v4();
-        let _a = p.join(room, viewer("a")).unwrap();
-        let _b = p.join(room, viewer("b")).unwrap();
-        assert_eq!(p.join(room, viewer("c")).err(), Some(Full(2)));
-    }
-}
+mod tests;
