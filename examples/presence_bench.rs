@@ -4,6 +4,9 @@
 //! machine-readable line: latency from sending an update to each other viewer reading it
 //! p50/p99/max, updates sent, frames and deliveries read, and the server's RSS idle and with
 //! everyone connected (and the difference per viewer). Run through `bench/presence`.
+//! Several comma-separated URLs and pids (instances on one PostgreSQL database) spread the
+//! viewers over the instances in turn, so most deliveries cross from one to another; RSS is
+//! then the sum over the instances.
 //!
 //! Every update carries its send time (microseconds since the bench started) as its
 //! `state`; a frame carries each changed viewer's last value only (coalescing), so a
@@ -24,6 +27,11 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The servers' resident set size in MiB, summed.
+fn rss_all(pids: &[u32]) -> anyhow::Result<f64> {
+    pids.iter().map(|p| rss_mib(*p)).sum()
 }
 
 /// The server's resident set size in MiB (`VmRSS` of /proc/PID/status).
@@ -62,11 +70,19 @@ struct Seen {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let base = args.next().context("usage: presence_bench URL PID")?;
-    let pid: u32 = args
+    let urls: Vec<String> = args
         .next()
-        .context("usage: presence_bench URL PID")?
-        .parse()?;
+        .context("usage: presence_bench URL[,URL…] PID[,PID…]")?
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let pids: Vec<u32> = args
+        .next()
+        .context("usage: presence_bench URL[,URL…] PID[,PID…]")?
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let base = urls[0].clone();
     let viewers: usize = env("VIEWERS", 50);
     let rate: u64 = env("RATE_HZ", 10);
     let duration = Duration::from_secs(env("DURATION", 20));
@@ -88,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
             anyhow::Ok(body)
         }
     };
-    let idle = rss_mib(pid)?;
+    let idle = rss_all(&pids)?;
     let signed = gql(
         None,
         "mutation { signUp(input: {name: \"Ana\", email: \"ana@example.com\", password: \"correct horse battery\"}) { token organization { id } } }",
@@ -115,14 +131,17 @@ async fn main() -> anyhow::Result<()> {
         .to_string();
 
     let epoch = Instant::now();
-    let ws_url = format!("{}/graphql/ws", base.replacen("http", "ws", 1));
+    let ws_urls: Vec<String> = urls
+        .iter()
+        .map(|u| format!("{}/graphql/ws", u.replacen("http", "ws", 1)))
+        .collect();
     // Everyone joins first; the clock of the measurement starts once all are in.
     let joined = Arc::new(tokio::sync::Barrier::new(viewers + 1));
     let start = Arc::new(tokio::sync::Barrier::new(viewers + 1));
     let mut tasks = Vec::with_capacity(viewers);
     for n in 0..viewers {
         let (url, token, project, joined, start) = (
-            ws_url.clone(),
+            ws_urls[n % ws_urls.len()].clone(),
             token.clone(),
             project.clone(),
             joined.clone(),
@@ -210,7 +229,7 @@ async fn main() -> anyhow::Result<()> {
         }));
     }
     joined.wait().await;
-    let rss_joined = rss_mib(pid)?;
+    let rss_joined = rss_all(&pids)?;
     start.wait().await;
     let mut all = Vec::new();
     let (mut frames, mut sent, mut failed) = (0, 0, 0);
@@ -231,11 +250,12 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let rss_busy = rss_mib(pid)?;
+    let rss_busy = rss_all(&pids)?;
     drop(sockets);
     all.sort_unstable();
     println!(
-        "presence viewers={viewers} rate_hz={rate} seconds={} updates={sent} frames={frames} deliveries={} failed={failed} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} rss_idle_mib={idle:.1} rss_joined_mib={rss_joined:.1} rss_busy_mib={rss_busy:.1} rss_per_viewer_kib={:.1}",
+        "presence instances={} viewers={viewers} rate_hz={rate} seconds={} updates={sent} frames={frames} deliveries={} failed={failed} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} rss_idle_mib={idle:.1} rss_joined_mib={rss_joined:.1} rss_busy_mib={rss_busy:.1} rss_per_viewer_kib={:.1}",
+        urls.len(),
         duration.as_secs(),
         all.len(),
         percentile(&all, 0.50),
