@@ -70,7 +70,13 @@ impl App {
         // could sign with a wrong key; formats of older versions are converted.
         domain::sealing::check_at_start(&db, &keys, clock.now()).await?;
         let is_sqlite = db.backend() == sea_orm::DatabaseBackend::Sqlite;
-        let bus = db::bus::Bus::new(config.realtime.ws_subscriber_backlog);
+        let bus = db::bus::Bus::new(config.realtime.ws_subscriber_backlog).with_presence(
+            db::bus::presence::Settings {
+                timeout: config.realtime.presence_timeout,
+                max_viewers: config.realtime.presence_max_viewers,
+            },
+            clock.clone(),
+        );
         // The visits worker runs from the start (share links are answered without the other
         // workers); the rules hold only the queue's sending side.
         let (visits, inbox) = outbox::visits::VisitQueue::new(visits::QUEUE_CAPACITY);
@@ -117,6 +123,8 @@ impl App {
                 svc.db.read.clone(),
             ))
         });
+        let presence_relay = (svc.db.backend() == sea_orm::DatabaseBackend::Postgres)
+            .then(|| tokio::spawn(pubsub::relay_presence(svc.bus.clone(), svc.db.read.clone())));
         let purger = {
             let (svc, mut stop) = (svc.clone(), stopping.clone());
             // Organizations whose deletion grace period ended are purged every minute.
@@ -142,6 +150,7 @@ impl App {
             mailer: mailer::spawn(svc.clone(), stopping.clone())?,
             webhooks: webhooks::spawn(svc.clone(), stopping)?,
             listener,
+            presence_relay,
             stop,
         })
     }
@@ -181,6 +190,8 @@ pub struct Workers {
     webhooks: tokio::task::JoinHandle<()>,
     /// PostgreSQL: republishes what other instances committed.
     listener: Option<tokio::task::JoinHandle<()>>,
+    /// PostgreSQL: tells the other instances of this one's presence changes.
+    presence_relay: Option<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -196,6 +207,9 @@ impl Workers {
         if let Some(l) = &self.listener {
             l.abort();
         }
+        if let Some(r) = &self.presence_relay {
+            r.abort();
+        }
     }
 
     /// Whether the webhook dispatcher and the mailer have ended (after [`Workers::shutdown`]):
@@ -210,6 +224,9 @@ impl Workers {
         let _ = self.stop.send(true);
         if let Some(l) = &self.listener {
             l.abort();
+        }
+        if let Some(r) = &self.presence_relay {
+            r.abort();
         }
         self.purger.abort();
         // Each pruning statement is its own transaction: stopping between two loses nothing.

@@ -96,6 +96,16 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         "From the event to its successful delivery.",
     ),
     (
+        "kfactor_presence_viewers",
+        Kind::Gauge,
+        "Presence viewers this instance holds (its own and the other instances' it heard of).",
+    ),
+    (
+        "kfactor_presence_frames_total",
+        Kind::Counter,
+        "Presence frames sent to subscribers.",
+    ),
+    (
         "kfactor_webhook_queue_depth",
         Kind::Gauge,
         "Webhook deliveries due or in flight.",

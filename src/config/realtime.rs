@@ -26,6 +26,10 @@ pub struct Realtime {
     /// Events a subscriber may fall behind its organization's feed before its stream ends
     /// with `LAGGED`.
     pub ws_subscriber_backlog: usize,
+    /// A presence viewer silent (no join, no `updatePresence`) for this long is gone.
+    pub presence_timeout: Duration,
+    /// Viewers one project may have at once; one more is refused with `LIMIT_REACHED`.
+    pub presence_max_viewers: usize,
 }
 
 /// The raw layers of [`Realtime`].
@@ -38,6 +42,8 @@ pub(super) struct RawRealtime {
     ws_max_connections: usize,
     ws_operation_timeout_ms: u64,
     ws_subscriber_backlog: usize,
+    presence_timeout_ms: u64,
+    presence_max_viewers: usize,
 }
 
 /// Events a live subscriber may fall behind its organization's feed before its stream
@@ -54,6 +60,8 @@ impl Default for RawRealtime {
             ws_max_connections: 20_000,
             ws_operation_timeout_ms: 30_000,
             ws_subscriber_backlog: DEFAULT_SUBSCRIBER_BACKLOG,
+            presence_timeout_ms: 8_000,
+            presence_max_viewers: 200,
         }
     }
 }
@@ -103,6 +111,13 @@ impl RawRealtime {
                 self.ws_subscriber_backlog,
                 1,
                 1_000_000,
+            )?,
+            presence_timeout: ms("presence_timeout_ms", self.presence_timeout_ms, 600_000)?,
+            presence_max_viewers: within(
+                "presence_max_viewers",
+                self.presence_max_viewers,
+                1,
+                100_000,
             )?,
         })
     }

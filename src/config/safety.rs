@@ -101,6 +101,8 @@ pub struct Safety {
     /// Public token lookups (shared links, invitations, referral codes, email links) per
     /// client address (in process).
     pub public_lookups_per_ip: Option<Rate>,
+    /// `updatePresence` calls per viewer (in process).
+    pub presence_updates_per_viewer: Option<Rate>,
     /// New visitor ids one client address may introduce (in process); beyond it, its opens
     /// count as one visitor.
     pub visitor_ids_per_ip: Option<Rate>,
@@ -172,6 +174,7 @@ pub(super) struct RawSafety {
     limit_guest_edits_per_link: Text,
     limit_guest_edits_per_ip: Text,
     limit_public_lookups_per_ip: Text,
+    limit_presence_updates_per_viewer: Text,
     limit_visitor_ids_per_ip: Text,
     limit_dashboard_per_user: Text,
     limit_benchmarks_per_org: Text,
@@ -201,6 +204,7 @@ impl Default for RawSafety {
             limit_guest_edits_per_link: s("600/1h"),
             limit_guest_edits_per_ip: s("120/10m"),
             limit_public_lookups_per_ip: s("600/1m"),
+            limit_presence_updates_per_viewer: s("30/1s"),
             limit_visitor_ids_per_ip: s("100/1h"),
             limit_dashboard_per_user: s("120/10m"),
             limit_benchmarks_per_org: s("120/10m"),
@@ -319,6 +323,10 @@ impl RawSafety {
                 &self.limit_public_lookups_per_ip,
             )?,
             visitor_ids_per_ip: rate("limit_visitor_ids_per_ip", &self.limit_visitor_ids_per_ip)?,
+            presence_updates_per_viewer: rate(
+                "limit_presence_updates_per_viewer",
+                &self.limit_presence_updates_per_viewer,
+            )?,
             dashboard_per_user: rate("limit_dashboard_per_user", &self.limit_dashboard_per_user)?,
             benchmarks_per_org: rate("limit_benchmarks_per_org", &self.limit_benchmarks_per_org)?,
             unverified_invitation_sends_per_hour: self.unverified_invitation_sends_per_hour,

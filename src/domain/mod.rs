@@ -34,6 +34,7 @@ pub mod orgs;
 pub mod page;
 pub mod passwords;
 pub mod plans;
+pub mod presence;
 pub mod projects;
 pub mod ratelimit;
 pub mod records;

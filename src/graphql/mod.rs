@@ -27,6 +27,7 @@ pub mod loaders;
 pub mod notifications;
 pub mod orgs;
 pub mod plans;
+mod presence;
 pub mod projects;
 pub mod sharing;
 mod subscription;
@@ -57,6 +58,7 @@ pub struct Mutation(
     webhooks::WebhookMutation,
     notifications::NotificationMutation,
     benchmarks::BenchmarkMutation,
+    presence::PresenceMutation,
 );
 
 pub use subscription::Subscription;

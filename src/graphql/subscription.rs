@@ -31,6 +31,7 @@ pub struct Subscription(
     OrgSubscription,
     super::sharing::SharingSubscription,
     super::notifications::NotificationSubscription,
+    super::presence::PresenceSubscription,
 );
 
 /// Organization subscriptions.
@@ -166,5 +167,9 @@ pub(super) fn ended(e: Ended) -> async_graphql::Error {
             ),
         ),
         Ended::Denied(e) => top_level(e),
+        Ended::Silent => top(
+            TopLevelCode::NotFound,
+            "This viewer was silent for longer than the presence timeout and left the project; subscribe again (and send updatePresence as a heartbeat).",
+        ),
     }
 }

@@ -10,6 +10,7 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{ActivityMessage, Feed, Guard};
+use crate::db::bus::presence::{Frame, Seat, FRAME_INTERVAL};
 use crate::{clock::Clock, domain::DomainError};
 
 /// Why a live stream ended on its own.
@@ -19,6 +20,8 @@ pub enum Ended {
     Lagged(u64),
     /// Access was checked again and refused.
     Denied(DomainError),
+    /// A presence viewer was silent for longer than the timeout and left its project.
+    Silent,
 }
 
 /// The result of a check: still allowed (until the deadline, if any), or refused.
@@ -148,6 +151,85 @@ where
                     yield Err(Ended::Denied(e));
                     break;
                 }
+            }
+        }
+    }
+}
+
+/// A presence viewer's frames: its room's changes since its last frame, at most one frame
+/// per [`FRAME_INTERVAL`] (what changes meanwhile travels together, each viewer with its
+/// last value), guarded like [`guarded`]. While it runs it sweeps the room for silent
+/// viewers; when its own viewer is found silent the stream ends (`Ended::Silent`), and
+/// dropping it (the socket closed) removes the viewer.
+pub fn presence<V, F>(
+    clock: Arc<dyn Clock>,
+    mut seat: Seat,
+    guard: Guard,
+    until: Option<DateTime<Utc>>,
+    verify: V,
+) -> impl Stream<Item = Result<Frame, Ended>> + Send
+where
+    V: Fn() -> F + Send + 'static,
+    F: Future<Output = Verified> + Send,
+{
+    enum Woke {
+        Check,
+        Due,
+        Changed,
+        Sweep,
+    }
+    async_stream::stream! {
+        let mut until = until;
+        let mut sweep = tokio::time::interval(seat.sweep_every());
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        metrics::counter!("kfactor_presence_frames_total").increment(1);
+        yield Ok(seat.frame());
+        let mut last = tokio::time::Instant::now();
+        let mut due: Option<tokio::time::Instant> = None;
+        loop {
+            let woke = {
+                let expiry = wait_until(&*clock, until);
+                tokio::pin!(expiry);
+                let frame_at = async {
+                    match due {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                // The guard comes first: after a change of access nothing more is delivered
+                // before the check.
+                tokio::select! {
+                    biased;
+                    () = guard.changed() => Woke::Check,
+                    () = &mut expiry => Woke::Check,
+                    () = frame_at => Woke::Due,
+                    () = seat.changed(), if due.is_none() => Woke::Changed,
+                    _ = sweep.tick() => Woke::Sweep,
+                }
+            };
+            match woke {
+                Woke::Sweep => seat.expire(),
+                Woke::Changed => due = Some((last + FRAME_INTERVAL).max(tokio::time::Instant::now())),
+                Woke::Due => {
+                    due = None;
+                    let f = seat.frame();
+                    last = tokio::time::Instant::now();
+                    if f.gone {
+                        yield Err(Ended::Silent);
+                        break;
+                    }
+                    if f.full || !f.viewers.is_empty() || !f.left.is_empty() {
+                        metrics::counter!("kfactor_presence_frames_total").increment(1);
+                        yield Ok(f);
+                    }
+                }
+                Woke::Check => match verify().await {
+                    Ok(next) => until = next,
+                    Err(e) => {
+                        yield Err(Ended::Denied(e));
+                        break;
+                    }
+                },
             }
         }
     }

@@ -54,6 +54,18 @@ pub async fn listen(bus: Bus, url: String, db: DatabaseConnection) {
     }
 }
 
+/// Tells the other instances of this one's presence changes until aborted, retrying when
+/// the database connection fails (changes queued meanwhile are sent late or, past the
+/// queue's bound, dropped: presence is repaired by the next update).
+pub async fn relay_presence(bus: Bus, db: DatabaseConnection) {
+    loop {
+        if let Err(e) = bus.relay_presence(&db).await {
+            tracing::warn!(error = %e, "relaying presence to other instances failed");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Publishes here what another instance announced.
 async fn republish(bus: &Bus, db: &DatabaseConnection, payload: &str) {
     let activity = bus.heard(payload);

@@ -14,10 +14,13 @@ fn metric_names_in(text: &str) -> BTreeSet<String> {
             .take_while(|c| c.is_ascii_lowercase() || *c == '_')
             .collect();
         rest = &rest[at + name.len()..];
-        // Metrics end in a unit (`_seconds`, `_bytes`) or `_total`/`_depth`/`_size` by Prometheus convention.
-        if ["_total", "_seconds", "_bytes", "_size", "_depth"]
-            .iter()
-            .any(|s| name.ends_with(s))
+        // Metrics end in a unit (`_seconds`, `_bytes`) or `_total`/`_depth`/`_size` by Prometheus
+        // convention, or name what a gauge counts (`_viewers`).
+        if [
+            "_total", "_seconds", "_bytes", "_size", "_depth", "_viewers",
+        ]
+        .iter()
+        .any(|s| name.ends_with(s))
         {
             out.insert(name);
         }

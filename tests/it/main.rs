@@ -28,6 +28,7 @@ mod orgs;
 mod outbox;
 mod pages;
 mod plans;
+mod presence;
 mod projects;
 mod referrals;
 mod response_shape;

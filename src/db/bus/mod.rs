@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 mod channels;
 mod guard;
+pub mod presence;
 
 pub use channels::Feed;
 pub use guard::{Guard, Revocation};
@@ -47,7 +48,13 @@ struct Announcement {
     /// Users who were sent notifications.
     #[serde(default)]
     notified: Vec<Uuid>,
+    /// Presence changes (sent outside any transaction by the presence relay).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    presence: Vec<presence::Wire>,
 }
+
+/// The largest presence announcement, in bytes (NOTIFY refuses payloads of 8,000 bytes).
+pub const PRESENCE_PAYLOAD_MAX: usize = 7_500;
 
 /// One committed activity event.
 pub type ActivityMessage = Arc<entity::activity_events::Model>;
@@ -66,6 +73,8 @@ pub struct Bus {
     /// its own user's rows from the database, so nothing of one user reaches another).
     bell: tokio::sync::broadcast::Sender<Uuid>,
     epoch: Arc<std::sync::atomic::AtomicU64>,
+    /// Who is viewing which project (ephemeral, in memory).
+    presence: Arc<presence::Presence>,
 }
 
 impl std::fmt::Debug for channels::Channels {
@@ -105,7 +114,78 @@ impl Bus {
             digest: Arc::new(tokio::sync::Notify::new()),
             bell: tokio::sync::broadcast::channel(backlog.max(1)).0,
             epoch: Arc::default(),
+            presence: Arc::default(),
         }
+    }
+
+    /// This bus with presence limited by `settings` and timed by `clock`.
+    pub fn with_presence(
+        mut self,
+        settings: presence::Settings,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Self {
+        self.presence = Arc::new(presence::Presence::new(settings, clock));
+        self
+    }
+
+    /// The presence rooms of this instance.
+    pub fn presence(&self) -> &Arc<presence::Presence> {
+        &self.presence
+    }
+
+    /// Sends this instance's presence changes to the other instances as they come, until
+    /// the connection fails (PostgreSQL: `NOTIFY` on [`CHANNEL`], outside any transaction,
+    /// batched into payloads below [`PRESENCE_PAYLOAD_MAX`] bytes).
+    pub async fn relay_presence(&self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
+        self.presence.enable_relay();
+        loop {
+            let batch = self.presence.outgoing().await;
+            for payload in self.presence_payloads(batch) {
+                db.execute_raw(Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    "SELECT pg_notify($1, $2)",
+                    [CHANNEL.into(), payload.into()],
+                ))
+                .await?;
+            }
+        }
+    }
+
+    /// Announcements carrying `batch`, each below [`PRESENCE_PAYLOAD_MAX`] bytes.
+    fn presence_payloads(&self, batch: Vec<presence::Wire>) -> Vec<String> {
+        let wrap = |wires: Vec<presence::Wire>| {
+            serde_json::to_string(&Announcement {
+                from: self.instance,
+                activity: Vec::new(),
+                webhooks: false,
+                revoked: Vec::new(),
+                notified: Vec::new(),
+                presence: wires,
+            })
+            .expect("presence serializes")
+        };
+        // The envelope without changes, and each change alone: inputs are bounded so that
+        // one change always fits (see domain::presence).
+        let envelope = wrap(Vec::new()).len() + 16;
+        let mut out = Vec::new();
+        let (mut current, mut size) = (Vec::new(), envelope);
+        for w in batch {
+            let len = serde_json::to_string(&w).map_or(usize::MAX, |s| s.len()) + 1;
+            if envelope + len > PRESENCE_PAYLOAD_MAX {
+                tracing::warn!(len, "a presence change too large to announce was dropped");
+                continue;
+            }
+            if size + len > PRESENCE_PAYLOAD_MAX {
+                out.push(wrap(std::mem::take(&mut current)));
+                size = envelope;
+            }
+            size += len;
+            current.push(w);
+        }
+        if !current.is_empty() {
+            out.push(wrap(current));
+        }
+        out
     }
 
     /// Publishes committed events to their organizations' subscribers.
@@ -228,6 +308,7 @@ impl Bus {
                 } else {
                     Vec::new()
                 },
+                presence: Vec::new(),
             })
             .map_err(|e| DbErr::Custom(e.to_string()))?;
             txn.execute_raw(Statement::from_sql_and_values(
@@ -256,9 +337,46 @@ impl Bus {
         }
         self.revoke(&a.revoked);
         self.ring(&a.notified);
+        if !a.presence.is_empty() {
+            self.presence.heard(a.presence);
+        }
         if a.webhooks {
             self.wake_webhooks();
         }
         a.activity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{presence::*, *};
+
+    /// However many changes pile up, each announcement stays under the NOTIFY limit and
+    /// every change is in one of them; and the other instances read them back.
+    #[test]
+    fn presence_announcements_are_bounded_and_complete() {
+        let bus = Bus::default();
+        let project = Uuid::new_v4();
+        let batch: Vec<presence::Wire> = (0..500)
+            .map(|i| presence::Wire::Update {
+                p: project,
+                id: format!("viewer{i}"),
+                c: Change {
+                    selection: Some("\"".repeat(1024)),
+                    state: Some("s".repeat(256)),
+                    ..Change::default()
+                },
+                at: i,
+            })
+            .collect();
+        let payloads = bus.presence_payloads(batch);
+        assert!(payloads.len() > 1);
+        let mut seen = 0;
+        for p in &payloads {
+            assert!(p.len() < PRESENCE_PAYLOAD_MAX, "{} bytes", p.len());
+            let a: Announcement = serde_json::from_str(p).unwrap();
+            seen += a.presence.len();
+        }
+        assert_eq!(seen, 500);
     }
 }

@@ -388,3 +388,14 @@ pub fn visitor(svc: &Services, client: &Client, visitor: String) -> String {
         format!("addr_{}", &svc.limiter.stored_key("visitor", &address)[8..])
     }
 }
+
+/// A presence update by the viewer with public id `viewer` (in process: the live path adds
+/// no database round trip).
+pub fn presence_update(svc: &Services, viewer: &str) -> DomainResult<()> {
+    svc.limiter.take_local(
+        now_ms(svc),
+        "presence_viewer",
+        svc.config.safety.presence_updates_per_viewer,
+        viewer,
+    )
+}
