@@ -45,18 +45,21 @@ fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     Ok(kb / 1024.0)
 }
 
-/// Waits until the server's RSS stops shrinking (two equal readings 500 ms apart, at most
-/// 15 s), and returns it.
+/// Waits until the server's RSS stopped shrinking (no change over 0.5 MiB for 12 s, which
+/// spans the two 5 s counts of closed sockets the server's purge waits for; at most 40 s),
+/// and returns it.
 async fn settled_rss(pid: u32) -> anyhow::Result<f64> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut last = rss_mib(pid)?;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut since = (Instant::now(), rss_mib(pid)?);
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = rss_mib(pid)?;
-        if (now - last).abs() < 0.5 || Instant::now() > deadline {
+        if (now - since.1).abs() >= 0.5 {
+            since = (Instant::now(), now);
+        }
+        if since.0.elapsed() >= Duration::from_secs(12) || Instant::now() > deadline {
             return Ok(now);
         }
-        last = now;
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use anyhow::Context as _;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+pub mod alloc;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -294,6 +295,7 @@ pub async fn serve(
             Some(tokio::spawn(async move { axum::serve(l, router).await }))
         }
     };
+    let give_back = tokio::spawn(http::ws::memory::give_back(app.sockets.clone()));
     // The peer address is the client's (or its proxy's): rate limits and sessions need it.
     let served = axum::serve(
         listener,
@@ -305,5 +307,6 @@ pub async fn serve(
     if let Some(m) = metrics {
         m.abort();
     }
+    give_back.abort();
     served
 }

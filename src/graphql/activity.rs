@@ -53,6 +53,16 @@ impl Actor {
     }
 }
 
+/// An event's `data`, serialized from the shared event itself: a live event is resolved
+/// once per subscriber, and a copy of the JSON each time added up.
+pub struct Details(Arc<records::Activity>);
+
+impl serde::Serialize for Details {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.data.serialize(s)
+    }
+}
+
 /// One entry of an organization's activity feed.
 #[derive(Clone)]
 pub struct ActivityEvent(pub Arc<records::Activity>);
@@ -101,8 +111,8 @@ impl ActivityEvent {
     }
 
     /// Machine-readable details.
-    async fn data(&self) -> Json<serde_json::Value> {
-        Json(self.0.data.clone())
+    async fn data(&self) -> Json<Details> {
+        Json(Details(self.0.clone()))
     }
 
     /// When it happened.

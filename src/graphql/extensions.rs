@@ -1,7 +1,7 @@
 //! Cross-cutting GraphQL behaviour: stable codes for rejected queries, and Prometheus
 //! metrics per operation.
 use std::{
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::Instant,
 };
 
@@ -30,6 +30,25 @@ impl ExtensionFactory for Observe {
 #[derive(Default)]
 pub struct ObserveExt {
     label: Mutex<Option<(&'static str, String)>>,
+    /// The operation's success counter and duration histogram, looked up in the registry
+    /// once: a subscription runs `execute` for every event it delivers, and a lookup hashes
+    /// and clones the labels.
+    handles: OnceLock<Handles>,
+}
+
+struct Handles {
+    ok: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl ObserveExt {
+    fn labels(&self) -> (&'static str, String) {
+        self.label
+            .lock()
+            .expect("label lock")
+            .clone()
+            .unwrap_or(("unknown", String::new()))
+    }
 }
 
 /// The metric label of an operation: its type and root fields (bounded by the schema, unlike
@@ -111,23 +130,24 @@ impl Extension for ObserveExt {
     ) -> Response {
         let start = Instant::now();
         let resp = next.run(ctx, operation_name).await;
-        let (kind, fields) = self
-            .label
-            .lock()
-            .expect("label lock")
-            .clone()
-            .unwrap_or(("unknown", String::new()));
-        let outcome = if resp.errors.is_empty() {
-            "ok"
+        let handles = self.handles.get_or_init(|| {
+            let (kind, fields) = self.labels();
+            Handles {
+                ok: metrics::counter!("kfactor_graphql_operations_total",
+                    "type" => kind, "fields" => fields.clone(), "outcome" => "ok"),
+                duration: metrics::histogram!("kfactor_graphql_operation_duration_seconds",
+                    "type" => kind, "fields" => fields),
+            }
+        });
+        if resp.errors.is_empty() {
+            handles.ok.increment(1);
         } else {
-            "error"
-        };
-        metrics::counter!("kfactor_graphql_operations_total",
-            "type" => kind, "fields" => fields.clone(), "outcome" => outcome)
-        .increment(1);
-        metrics::histogram!("kfactor_graphql_operation_duration_seconds",
-            "type" => kind, "fields" => fields)
-        .record(start.elapsed().as_secs_f64());
+            let (kind, fields) = self.labels();
+            metrics::counter!("kfactor_graphql_operations_total",
+                "type" => kind, "fields" => fields, "outcome" => "error")
+            .increment(1);
+        }
+        handles.duration.record(start.elapsed().as_secs_f64());
         resp
     }
 }

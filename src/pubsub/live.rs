@@ -3,11 +3,11 @@
 //! caller's `verify`) whenever its [`Guard`] is flagged and when the deadline `verify`
 //! returned (a session's or a link's expiry) passes; a refused check, or a subscriber that
 //! fell too far behind, ends the stream with the reason as its last item.
-use std::{future::Future, sync::Arc};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::{sync::broadcast::error::RecvError, time::Sleep};
 
 use super::{ActivityMessage, Feed, Guard};
 use crate::db::bus::presence::{Frame, Seat, FRAME_INTERVAL};
@@ -27,7 +27,9 @@ pub enum Ended {
 /// The result of a check: still allowed (until the deadline, if any), or refused.
 pub type Verified = Result<Option<DateTime<Utc>>, DomainError>;
 
-/// Joins `feed`, `guard` and `verify` into one stream (see the module docs). `until` is the
+/// Joins `feed`, `guard` and `verify` into one stream (see the module docs). The checks are
+/// boxed where they run: they are rare, and a database future held inline would make every
+/// idle stream (thousands per instance) as large as the largest query. `until` is the
 /// deadline of the check made before subscribing; `keep` selects the events to deliver.
 pub fn guarded<K, V, F>(
     clock: Arc<dyn Clock>,
@@ -43,23 +45,23 @@ where
     F: Future<Output = Verified> + Send,
 {
     async_stream::stream! {
-        let mut until = until;
+        let mut deadline = Deadline::new(&*clock, until);
         loop {
-            let expiry = wait_until(&*clock, until);
-            tokio::pin!(expiry);
             // The guard comes first: once a change of access committed, nothing is delivered
             // before the check (events committed before the change were allowed when made).
             tokio::select! {
                 biased;
                 () = guard.changed() => {}
-                () = &mut expiry => {}
+                () = deadline.passed() => {}
                 r = feed.recv() => {
                     match r {
                         Ok(e) => {
                             if keep(&e) {
                                 yield Ok(e);
                             }
-                            continue;
+                            if !deadline.due(&*clock) {
+                                continue;
+                            }
                         }
                         Err(RecvError::Lagged(n)) => {
                             yield Err(Ended::Lagged(n));
@@ -69,8 +71,8 @@ where
                     }
                 }
             }
-            match verify().await {
-                Ok(next) => until = next,
+            match Box::pin(verify()).await {
+                Ok(next) => deadline.set(&*clock, next),
                 Err(e) => {
                     yield Err(Ended::Denied(e));
                     break;
@@ -80,14 +82,47 @@ where
     }
 }
 
-/// Resolves at `until` (by `clock`), never without one.
-async fn wait_until(clock: &dyn Clock, until: Option<DateTime<Utc>>) {
-    match until {
-        Some(t) => {
+/// The deadline of the last check, as one timer that lives as long as the stream (not one
+/// per delivered event: with thousands of subscribers, each event would otherwise register
+/// and cancel a timer per subscriber).
+struct Deadline {
+    until: Option<DateTime<Utc>>,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Deadline {
+    fn new(clock: &dyn Clock, until: Option<DateTime<Utc>>) -> Self {
+        let mut d = Self {
+            until: None,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        };
+        d.set(clock, until);
+        d
+    }
+
+    fn set(&mut self, clock: &dyn Clock, until: Option<DateTime<Utc>>) {
+        self.until = until;
+        if let Some(t) = until {
             let left = (t - clock.now()).to_std().unwrap_or_default();
-            tokio::time::sleep(left).await
+            self.timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + left);
         }
-        None => std::future::pending().await,
+    }
+
+    /// Whether the deadline passed by `clock`, which (injected in tests) may move ahead of
+    /// the timer.
+    fn due(&self, clock: &dyn Clock) -> bool {
+        self.until.is_some_and(|t| clock.now() >= t)
+    }
+
+    /// Resolves once the deadline passed (at once after that, until it is set again); never
+    /// without one.
+    async fn passed(&mut self) {
+        match self.until {
+            Some(_) => self.timer.as_mut().await,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -116,22 +151,22 @@ where
     F: Future<Output = Verified> + Send,
 {
     async_stream::stream! {
-        let mut until = until;
+        let mut deadline = Deadline::new(&*clock, until);
         loop {
-            let expiry = wait_until(&*clock, until);
-            tokio::pin!(expiry);
             let read = tokio::select! {
                 biased;
                 () = guard.changed() => false,
-                () = &mut expiry => false,
+                () = deadline.passed() => false,
                 r = bell.recv() => match r {
+                    // Another user's ring: nothing to read and nothing to check again.
+                    Ok(u) if u != user && !deadline.due(&*clock) => continue,
                     Ok(u) => u == user,
                     Err(RecvError::Lagged(_)) => true,
                     Err(RecvError::Closed) => break,
                 },
             };
             if read {
-                match load(last).await {
+                match Box::pin(load(last)).await {
                     Ok(rows) => {
                         for r in rows {
                             last = Some(id(&r));
@@ -143,10 +178,12 @@ where
                         break;
                     }
                 }
-                continue;
+                if !deadline.due(&*clock) {
+                    continue;
+                }
             }
-            match verify().await {
-                Ok(next) => until = next,
+            match Box::pin(verify()).await {
+                Ok(next) => deadline.set(&*clock, next),
                 Err(e) => {
                     yield Err(Ended::Denied(e));
                     break;
@@ -179,7 +216,7 @@ where
         Sweep,
     }
     async_stream::stream! {
-        let mut until = until;
+        let mut deadline = Deadline::new(&*clock, until);
         let mut sweep = tokio::time::interval(seat.sweep_every());
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         metrics::counter!("kfactor_presence_frames_total").increment(1);
@@ -187,9 +224,10 @@ where
         let mut last = tokio::time::Instant::now();
         let mut due: Option<tokio::time::Instant> = None;
         loop {
-            let woke = {
-                let expiry = wait_until(&*clock, until);
-                tokio::pin!(expiry);
+            // The injected clock may have passed the deadline ahead of its timer.
+            let woke = if deadline.due(&*clock) {
+                Woke::Check
+            } else {
                 let frame_at = async {
                     match due {
                         Some(t) => tokio::time::sleep_until(t).await,
@@ -201,7 +239,7 @@ where
                 tokio::select! {
                     biased;
                     () = guard.changed() => Woke::Check,
-                    () = &mut expiry => Woke::Check,
+                    () = deadline.passed() => Woke::Check,
                     () = frame_at => Woke::Due,
                     () = seat.changed(), if due.is_none() => Woke::Changed,
                     _ = sweep.tick() => Woke::Sweep,
@@ -223,8 +261,8 @@ where
                         yield Ok(f);
                     }
                 }
-                Woke::Check => match verify().await {
-                    Ok(next) => until = next,
+                Woke::Check => match Box::pin(verify()).await {
+                    Ok(next) => deadline.set(&*clock, next),
                     Err(e) => {
                         yield Err(Ended::Denied(e));
                         break;
