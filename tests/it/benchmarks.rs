@@ -571,3 +571,66 @@ async fn the_dashboard_panel_shows_the_window_benchmarks_and_why_rows_are_hidden
     assert!(html.contains("id=\"benchmarks-opted-out\""), "{html}");
     assert!(!html.contains("id=\"benchmark-acceptance\""));
 }
+
+#[tokio::test]
+async fn answers_and_opt_out_changes_draw_on_one_budget_per_organization() {
+    let app = spawn_with(|c| {
+        no_limits(c);
+        c.safety.benchmarks_per_org = Some(kfactor::config::Rate::new(
+            3,
+            std::time::Duration::from_secs(600),
+        ));
+    })
+    .await;
+    let ours = app.sign_up("Ours", "ours@example.com").await;
+    let other = app.sign_up("Other", "other@example.com").await;
+    let m = "mutation($o: ID!, $x: Boolean!) { setBenchmarksOptOut(organizationId: $o, optOut: $x) { optedOut userErrors { code } } }";
+    // A refusal may come as a top-level error or as a userError: both count.
+    let codes = |body: &Value| {
+        let mut c = error_codes(body);
+        if body["data"]["setBenchmarksOptOut"]["userErrors"].is_array() {
+            c.extend(user_error_codes(&body["data"]["setBenchmarksOptOut"]));
+        }
+        c
+    };
+    // An outsider's refused calls spend nothing of ours.
+    for _ in 0..4 {
+        let body = benchmarks(&app, &other, &ours.org_id).await;
+        assert_eq!(error_codes(&body), ["FORBIDDEN"], "{body}");
+    }
+    // Two answers and one change: the budget of three.
+    for _ in 0..2 {
+        let body = benchmarks(&app, &ours, &ours.org_id).await;
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    let body = app
+        .gql(Some(&ours.token), m, json!({ "o": ours.org_id, "x": true }))
+        .await;
+    assert!(codes(&body).is_empty(), "{body}");
+    assert_eq!(body["data"]["setBenchmarksOptOut"]["optedOut"], true);
+    // Spent: the next change is refused (429) and does not happen, and so is the next answer.
+    let (status, body) = app
+        .post(
+            Some(&ours.token),
+            m,
+            json!({ "o": ours.org_id, "x": false }),
+        )
+        .await;
+    assert_eq!(
+        (status, codes(&body)),
+        (429, vec!["RATE_LIMITED".to_string()]),
+        "{body}"
+    );
+    // The answer is refused as a field error: the rest of the query is still answered.
+    let body = benchmarks(&app, &ours, &ours.org_id).await;
+    assert_eq!(error_codes(&body), ["RATE_LIMITED"], "{body}");
+    assert_eq!(body["data"]["organization"]["name"], "Ours's workspace");
+    let row = entity::benchmark_opt_outs::Entity::find_by_id(uuid(&ours.org_id))
+        .one(&app.app.svc.db.write)
+        .await
+        .unwrap();
+    assert!(row.is_some(), "the refused change still happened");
+    // Another organization's budget is its own.
+    let b = shown(&app, &other).await;
+    assert_eq!(b["optedOut"], false, "{b}");
+}

@@ -265,8 +265,12 @@ pub async fn set_opt_out(
         Role::Admin,
         "change whether the organization takes part in benchmarks",
     )?;
+    // A change drops every cached computation (each costs seconds on a large instance), so
+    // changes draw on the same budget as answers.
+    ratelimit::benchmarks(svc, org.0)?;
     // The organization row is locked: no concurrent change of this setting interleaves.
     let current = b::Entity::find_by_id(org.0).one(&*tx).await?;
+    let changed = opt_out != current.is_some();
     match (opt_out, current) {
         (true, None) => {
             b::ActiveModel {
@@ -285,7 +289,9 @@ pub async fn set_opt_out(
         _ => {}
     }
     tx.commit(&svc.bus).await?;
-    svc.benchmarks.clear();
+    if changed {
+        svc.benchmarks.clear();
+    }
     Ok(opt_out)
 }
 
