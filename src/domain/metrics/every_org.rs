@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseBackend, IsolationLevel, Statement, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, Statement};
 use uuid::Uuid;
 
 use super::{
@@ -40,17 +38,7 @@ pub async fn totals(
     to: DateTime<Utc>,
 ) -> DomainResult<HashMap<Uuid, OrgTotals>> {
     let backend = svc.db.backend();
-    let txn = if backend == DatabaseBackend::Postgres {
-        svc.db
-            .read
-            .begin_with_config(
-                Some(IsolationLevel::RepeatableRead),
-                Some(AccessMode::ReadOnly),
-            )
-            .await?
-    } else {
-        svc.db.read.begin().await?
-    };
+    let txn = super::snapshot(svc).await?;
     let span = Span::new(from, to);
     let w_ms = svc.config.attribution_window.num_milliseconds();
     let mut out: HashMap<Uuid, OrgTotals> = HashMap::new();

@@ -427,17 +427,7 @@ async fn compute(
     let backend = svc.db.backend();
     let sql = Sql::new(backend);
     // One snapshot for every statement of the answer.
-    let txn = if backend == DatabaseBackend::Postgres {
-        svc.db
-            .read
-            .begin_with_config(
-                Some(IsolationLevel::RepeatableRead),
-                Some(AccessMode::ReadOnly),
-            )
-            .await?
-    } else {
-        svc.db.read.begin().await?
-    };
+    let txn = snapshot(svc).await?;
     let db = &txn;
 
     if parts.signups || parts.cohort || parts.invitations || parts.series || parts.share_funnel {
@@ -491,4 +481,22 @@ async fn compute(
     }
     txn.rollback().await?;
     Ok(out)
+}
+
+/// A read transaction in which every statement sees one snapshot (repeatable read on
+/// PostgreSQL; SQLite's read transaction already does), so an answer's numbers agree.
+pub(super) async fn snapshot(
+    svc: &Services,
+) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    if svc.db.backend() == DatabaseBackend::Postgres {
+        svc.db
+            .read
+            .begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await
+    } else {
+        svc.db.read.begin().await
+    }
 }
