@@ -1,6 +1,7 @@
 //! Webhook throughput and latency: enqueues events for 10 endpoints on a local receiver and
 //! measures end-to-end deliveries/s and event→delivery latency (commit → request received).
 //! Run through `bench/webhooks`.
+use entity::ids::UserId;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -21,7 +22,6 @@ use kfactor::{
 };
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use serde_json::json;
-use uuid::Uuid;
 
 /// (endpoint path, webhook-id, when received)
 type Seen = Arc<Mutex<Vec<(String, String, Instant)>>>;
@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
     let now = svc.now();
     let org = OrgId::generate();
     entity::organizations::ActiveModel {
-        id: Set(org.0),
+        id: Set(org),
         name: Set("Bench".into()),
         invite_policy: Set(entity::enums::InvitePolicy::AnyMember),
         plan_key: Set("free".into()),
@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     .insert(&svc.db.write)
     .await?;
     let staff = entity::users::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(UserId::generate()),
         email: Set("bench@example.com".into()),
         name: Set("Bench".into()),
         password_hash: Set(String::new()),
@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
             let mut tx = Tx::begin(&svc.db).await.unwrap();
             let mut ids = Vec::new();
             for _ in 0..n {
-                let m = outbox::webhook(&mut tx, svc.now(), Some(org.0), WebhookEvent {
+                let m = outbox::webhook(&mut tx, svc.now(), Some(org), WebhookEvent {
                     event_type: "user.activated",
                     data: json!({ "user_id": "usr_bench", "organization_id": org.to_string(), "source": "bench" }),
                 })

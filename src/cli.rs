@@ -415,7 +415,7 @@ async fn api_keys(config: Config, action: ApiKeyAction) -> anyhow::Result<()> {
             // The key alone on stdout, so `KEY=$(kfactor api-keys create …)` captures it.
             eprintln!(
                 "created {} \"{}\" with scopes {}; store the key now, it is not shown again:",
-                ApiKeyId(key.id),
+                key.id,
                 key.name,
                 names(&key)
             );
@@ -436,7 +436,7 @@ async fn api_keys(config: Config, action: ApiKeyAction) -> anyhow::Result<()> {
             for k in keys {
                 println!(
                     "{}  {:<20}  {:<40}  created {}  last used {}{}",
-                    ApiKeyId(k.id),
+                    k.id,
                     k.name,
                     names(&k),
                     time(Some(k.created_at)),

@@ -6,6 +6,7 @@
 //! one transaction, and only then acknowledges each request. While one batch commits the next
 //! one queues up, so batches grow with load, and a request is acknowledged only after its
 //! visit is durable (an acknowledged visit survives kill -9).
+use entity::ids::LinkVisitId;
 use std::{
     collections::{BTreeMap, BTreeSet},
     time::Instant,
@@ -18,14 +19,10 @@ use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
 };
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::{
     db::{bus::Bus, Db, Tx},
-    domain::{
-        ids::{OrgId, SharedLinkId},
-        tenancy,
-    },
+    domain::{ids::SharedLinkId, tenancy},
     events::ActivityType,
     outbox::{
         self,
@@ -104,7 +101,7 @@ async fn growth(
     let mut seen = BTreeSet::new();
     for v in visits {
         let day = day_of(v.at);
-        for scope in [PLATFORM, v.org] {
+        for scope in [PLATFORM, v.org.0] {
             r.days.entry((scope, day.clone())).or_insert([0; 15])[col::VISITS] += 1;
             seen.insert((scope, v.visitor_id.clone(), day.clone()));
         }
@@ -122,21 +119,25 @@ async fn growth(
 /// outbox and the commit through [`Tx::commit`], like every other write: subscribers hear of
 /// them after commit, and in-process caches (the SQLite link cache) see the new counters.
 /// Returns the links that were gone.
-async fn commit(db: &Db, bus: &Bus, visits: &[&Visit]) -> Result<BTreeSet<Uuid>, sea_orm::DbErr> {
+async fn commit(
+    db: &Db,
+    bus: &Bus,
+    visits: &[&Visit],
+) -> Result<BTreeSet<SharedLinkId>, sea_orm::DbErr> {
     let mut tx = Tx::begin(db).await?;
     // A link deleted (with its project) after it was resolved must not fail everyone else's
     // visits on its foreign key: its visits are answered NOT_FOUND instead.
-    let wanted: BTreeSet<Uuid> = visits.iter().map(|v| v.link).collect();
-    let present: BTreeSet<Uuid> = shared_links::Entity::find()
+    let wanted: BTreeSet<SharedLinkId> = visits.iter().map(|v| v.link).collect();
+    let present: BTreeSet<SharedLinkId> = shared_links::Entity::find()
         .select_only()
         .column(shared_links::Column::Id)
         .filter(shared_links::Column::Id.is_in(wanted.iter().copied()))
-        .into_tuple::<Uuid>()
+        .into_tuple::<SharedLinkId>()
         .all(&*tx)
         .await?
         .into_iter()
         .collect();
-    let gone: BTreeSet<Uuid> = wanted.difference(&present).copied().collect();
+    let gone: BTreeSet<SharedLinkId> = wanted.difference(&present).copied().collect();
     let visits: Vec<&Visit> = visits
         .iter()
         .copied()
@@ -146,7 +147,7 @@ async fn commit(db: &Db, bus: &Bus, visits: &[&Visit]) -> Result<BTreeSet<Uuid>,
         return Ok(gone);
     }
     link_visits::Entity::insert_many(visits.iter().map(|v| link_visits::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(LinkVisitId::generate()),
         shared_link_id: Set(v.link),
         organization_id: Set(v.org),
         visitor_id: Set(v.visitor_id.clone()),
@@ -158,7 +159,7 @@ async fn commit(db: &Db, bus: &Bus, visits: &[&Visit]) -> Result<BTreeSet<Uuid>,
     let rollup = growth(&tx, &visits).await?;
     tx.add_rollup(&rollup);
 
-    let mut by_link: BTreeMap<Uuid, Vec<&Visit>> = BTreeMap::new();
+    let mut by_link: BTreeMap<SharedLinkId, Vec<&Visit>> = BTreeMap::new();
     for v in visits.iter().copied() {
         by_link.entry(v.link).or_default().push(v);
     }
@@ -208,11 +209,10 @@ async fn commit(db: &Db, bus: &Bus, visits: &[&Visit]) -> Result<BTreeSet<Uuid>,
             .exec(&*tx)
             .await?;
         if new_visitors > 0 {
-            let resource =
-                tenancy::find_in_org::<shared_links::Entity>(OrgId(vs[0].org), SharedLinkId(link))
-                    .one(&*tx)
-                    .await?
-                    .map(|l| ("PROJECT", l.resource_id));
+            let resource = tenancy::find_in_org::<shared_links::Entity>(vs[0].org, link)
+                .one(&*tx)
+                .await?
+                .map(|l| ("PROJECT", l.resource_id));
             let event = Event {
                 org: vs[0].org,
                 kind: ActivityType::SharedLinkVisited,
@@ -224,7 +224,7 @@ async fn commit(db: &Db, bus: &Bus, visits: &[&Visit]) -> Result<BTreeSet<Uuid>,
                     format!("{new_visitors} new people opened a shared link")
                 },
                 data: json!({
-                    "sharedLinkId": SharedLinkId(link).to_string(),
+                    "sharedLinkId": link.to_string(),
                     "newVisitors": new_visitors,
                     "visits": vs.len(),
                 }),

@@ -1,5 +1,6 @@
 //! One entry of an organization's activity feed, written in the transaction of the change
 //! it describes.
+use crate::ids::{ActivityId, OrgId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -7,11 +8,11 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     /// UUIDv7: ordering by id is ordering by time.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub organization_id: Uuid,
+    pub id: ActivityId,
+    pub organization_id: OrgId,
     /// The ActivityType in SCREAMING_SNAKE_CASE, e.g. MEMBER_JOINED.
     pub event_type: crate::enums::ActivityType,
-    pub actor_user_id: Option<Uuid>,
+    pub actor_user_id: Option<UserId>,
     pub actor_guest_name: Option<String>,
     pub resource_type: Option<String>,
     pub resource_id: Option<Uuid>,

@@ -1,11 +1,12 @@
 //! A server-to-server API key. Only the SHA-256 of the bearer token is stored.
+use crate::ids::ApiKeyId;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "api_keys")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
+    pub id: ApiKeyId,
     pub name: String,
     /// Lower-case hex SHA-256 of the token.
     pub token_hash: String,

@@ -1,5 +1,6 @@
 //! A single-use link sent by email: verify an address, reset a password, or confirm a new
 //! address. The token is derived from the id (never stored).
+use crate::ids::{EmailTokenId, UserId};
 use sea_orm::entity::prelude::*;
 
 /// What a link does.
@@ -21,9 +22,9 @@ pub enum Purpose {
 #[sea_orm(table_name = "email_tokens")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
+    pub id: EmailTokenId,
     /// Null for a reset requested for an address without an account.
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     pub purpose: Purpose,
     /// The address the link was sent to.
     pub email: String,

@@ -1,11 +1,12 @@
 //! A staff override of one feature for one organization ("more generous wins").
+use crate::ids::OrgId;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "entitlement_overrides")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub organization_id: Uuid,
+    pub organization_id: OrgId,
     #[sea_orm(primary_key, auto_increment = false)]
     pub feature: String,
     pub limit_value: Option<i64>,

@@ -30,12 +30,21 @@ impl std::error::Error for UnknownId {}
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
         $(#[$doc])*
+        // Serialized as the bare UUID (internal messages between instances; the API form
+        // is `Display`).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
         pub struct $name(pub Uuid);
 
         impl $name {
             /// The prefix of this id on the API.
             pub const PREFIX: &'static str = $prefix;
+
+            /// The UUID's bytes (keys and sealing contexts are derived from them).
+            pub fn as_bytes(&self) -> &[u8; 16] {
+                self.0.as_bytes()
+            }
 
             /// A new, time-ordered id.
             pub fn generate() -> Self {
@@ -152,6 +161,35 @@ typed_id!(
 typed_id!(
     /// A notification.
     NotificationId, "ntf", "Notification");
+
+typed_id!(
+    /// A webhook message (one event for every endpoint that wants it); its API form is the
+    /// Standard Webhooks `webhook-id` header, stable across retries.
+    WebhookMessageId, "msg", "Webhook message");
+typed_id!(
+    /// One attempt to deliver a webhook message to an endpoint.
+    WebhookAttemptId, "wha", "Webhook attempt");
+typed_id!(
+    /// A signing secret of a webhook endpoint.
+    WebhookSecretId, "whs", "Webhook secret");
+typed_id!(
+    /// A queued email.
+    EmailId, "eml", "Email");
+typed_id!(
+    /// A single-use emailed link (verification, password reset).
+    EmailTokenId, "etk", "Email token");
+typed_id!(
+    /// One sending of an invitation (the first or a resend).
+    InvitationSendId, "ivs", "Invitation send");
+typed_id!(
+    /// One visit of a shared link.
+    LinkVisitId, "vis", "Link visit");
+typed_id!(
+    /// A referral fact (invited, shared, accepted, signed up).
+    ReferralEventId, "ref", "Referral event");
+typed_id!(
+    /// One weekly digest run (for an organization or the platform).
+    DigestRunId, "dgr", "Digest run");
 
 #[cfg(test)]
 mod tests {

@@ -1,17 +1,18 @@
 //! An invitation: the pair (organization, email). Its token is derived, never stored.
+use crate::ids::{InvitationId, OrgId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "invitations")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub organization_id: Uuid,
+    pub id: InvitationId,
+    pub organization_id: OrgId,
     /// Normalised (trimmed, lower-cased).
     pub email: String,
     /// owner | admin | member (never owner in practice).
     pub role: crate::enums::Role,
-    pub invited_by_user_id: Uuid,
+    pub invited_by_user_id: UserId,
     /// Product surface it came from, e.g. "project-share-dialog".
     pub surface: Option<String>,
     /// pending | accepted | revoked (expired is derived from `expires_at`).
@@ -27,15 +28,15 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     pub opened_at: Option<DateTimeUtc>,
     pub accepted_at: Option<DateTimeUtc>,
-    pub accepted_by_user_id: Option<Uuid>,
+    pub accepted_by_user_id: Option<UserId>,
     /// Who sent the first send; kept when a revival changes `invited_by_user_id`.
-    pub first_sent_by_user_id: Option<Uuid>,
+    pub first_sent_by_user_id: Option<UserId>,
     /// First open of any round's link (an accept counts as an open); never reset.
     pub first_opened_at: Option<DateTimeUtc>,
     /// First acceptance of any round; never reset.
     pub first_accepted_at: Option<DateTimeUtc>,
     /// Who accepted first; never reset.
-    pub first_accepted_by_user_id: Option<Uuid>,
+    pub first_accepted_by_user_id: Option<UserId>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,11 +1,12 @@
 //! A workspace: the tenant every org-owned row belongs to.
+use crate::ids::OrgId;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "organizations")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
+    pub id: OrgId,
     pub name: String,
     /// any_member | admins_only
     pub invite_policy: crate::enums::InvitePolicy,

@@ -1,12 +1,13 @@
 //! A signed-in session. Only the SHA-256 of the bearer token is stored.
+use crate::ids::{SessionId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sessions")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub user_id: Uuid,
+    pub id: SessionId,
+    pub user_id: UserId,
     /// Lower-case hex SHA-256 of the token.
     pub token_hash: String,
     pub created_at: DateTimeUtc,

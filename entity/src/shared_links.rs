@@ -1,12 +1,13 @@
 //! A shared link to a resource. Its token is derived from (id, token_version), never stored.
+use crate::ids::{OrgId, SharedLinkId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "shared_links")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub organization_id: Uuid,
+    pub id: SharedLinkId,
+    pub organization_id: OrgId,
     /// PROJECT
     pub resource_type: crate::enums::ResourceType,
     pub resource_id: Uuid,
@@ -14,7 +15,7 @@ pub struct Model {
     pub permission: crate::enums::Permission,
     /// anyone | organization
     pub audience: crate::enums::Audience,
-    pub created_by_user_id: Uuid,
+    pub created_by_user_id: UserId,
     pub token_version: i32,
     pub surface: Option<String>,
     pub expires_at: Option<DateTimeUtc>,

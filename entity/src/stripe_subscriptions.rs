@@ -1,5 +1,6 @@
 //! A Stripe subscription as the latest applied event described it, and the organization it
 //! pays for (None until `checkout.session.completed` or metadata named it).
+use crate::ids::OrgId;
 use sea_orm::entity::prelude::*;
 
 /// Stripe's subscription status.
@@ -40,7 +41,7 @@ pub struct Model {
     pub id: String,
     /// Stripe's customer id, `cus_…`.
     pub customer_id: String,
-    pub organization_id: Option<Uuid>,
+    pub organization_id: Option<OrgId>,
     /// None until a `customer.subscription.*` event was applied.
     pub status: Option<SubscriptionStatus>,
     /// JSON array of the price ids of the subscription's items.

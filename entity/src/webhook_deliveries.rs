@@ -1,13 +1,14 @@
 //! One message to one endpoint, retried on a schedule until it succeeds or gives up.
+use crate::ids::{WebhookDeliveryId, WebhookEndpointId, WebhookMessageId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhook_deliveries")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub endpoint_id: Uuid,
-    pub message_id: Uuid,
+    pub id: WebhookDeliveryId,
+    pub endpoint_id: WebhookEndpointId,
+    pub message_id: WebhookMessageId,
     /// pending | succeeded | failed
     pub status: crate::enums::DeliveryStatus,
     /// Scheduled attempts made so far (manual ones do not count).

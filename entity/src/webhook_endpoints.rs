@@ -1,13 +1,14 @@
 //! A third party's HTTPS endpoint. `organization_id` is None for platform endpoints, which
 //! receive every organization's events.
+use crate::ids::{OrgId, WebhookEndpointId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhook_endpoints")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub organization_id: Option<Uuid>,
+    pub id: WebhookEndpointId,
+    pub organization_id: Option<OrgId>,
     pub url: String,
     pub description: Option<String>,
     /// JSON array of event types; empty = every event type.

@@ -1,5 +1,6 @@
 //! The webhook outbox: one row per event a third party may want, written in the domain
 //! transaction. The dispatcher turns each into deliveries after commit.
+use crate::ids::{OrgId, WebhookMessageId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -7,9 +8,9 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     /// UUIDv7; the `webhook-id` header is derived from it ("msg_…").
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
+    pub id: WebhookMessageId,
     /// None for platform-level events.
-    pub organization_id: Option<Uuid>,
+    pub organization_id: Option<OrgId>,
     /// e.g. "referral.signup"
     pub event_type: String,
     /// The exact envelope `{"type","timestamp","data"}` that is signed and sent.

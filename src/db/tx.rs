@@ -21,7 +21,7 @@ pub struct Tx {
     /// Scopes whose access this transaction changes: their live streams check again.
     revoked: Vec<Revocation>,
     /// Users this transaction wrote notifications for.
-    notified: Vec<uuid::Uuid>,
+    notified: Vec<entity::ids::UserId>,
     /// Changes to the growth rollups, written just before commit.
     rollup: Rollup,
 }
@@ -100,7 +100,7 @@ impl Tx {
 
     /// Notes that notifications were written for `users`: their live streams are rung after
     /// commit, here and on every instance.
-    pub fn queued_notifications(&mut self, users: impl IntoIterator<Item = uuid::Uuid>) {
+    pub fn queued_notifications(&mut self, users: impl IntoIterator<Item = entity::ids::UserId>) {
         for u in users {
             if !self.notified.contains(&u) {
                 self.notified.push(u);

@@ -121,7 +121,7 @@ impl Caller<'_> {
     /// The caller's id as webhooks carry it (`changed_by`): `usr_…` or `key_…`.
     pub fn id(&self) -> String {
         match self {
-            Caller::User(u) => UserId(u.id).to_string(),
+            Caller::User(u) => u.id.to_string(),
             Caller::Key(k) => k.id.to_string(),
         }
     }
@@ -180,7 +180,7 @@ impl OrgView {
 
     /// Its id.
     pub fn id(&self) -> OrgId {
-        OrgId(self.org.id)
+        self.org.id
     }
 
     /// Members only: what is inside an organization (its people, projects, links and
@@ -217,7 +217,7 @@ pub async fn org_view(
     org: OrgId,
 ) -> DomainResult<OrgView> {
     match caller {
-        Caller::User(u) => match orgs::access(db, UserId(u.id), org).await {
+        Caller::User(u) => match orgs::access(db, u.id, org).await {
             Ok(a) => Ok(OrgView {
                 org: a.org,
                 role: Some(a.role),
@@ -255,7 +255,7 @@ pub async fn authorize_org_growth(
             k.require(Scope::GrowthRead)?;
             find_org(db, org).await
         }
-        Caller::User(u) => match orgs::access(db, UserId(u.id), org).await {
+        Caller::User(u) => match orgs::access(db, u.id, org).await {
             Ok(a) if u.is_staff => Ok(a.org),
             Ok(a) => {
                 a.require(Role::Admin, "see growth metrics")?;

@@ -7,7 +7,7 @@ use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use super::{
-    ids::{OrgId, UserId},
+    ids::OrgId,
     metrics::{
         probe::{Probe, Scopes},
         sql::Only,
@@ -59,11 +59,11 @@ pub(crate) async fn on(
         outbox::webhook(
             tx,
             now,
-            Some(org.0),
+            Some(org),
             WebhookEvent {
                 event_type: "user.activated",
                 data: json!({
-                    "user_id": UserId(user.id).to_string(),
+                    "user_id": user.id.to_string(),
                     "organization_id": org.to_string(),
                     "source": source.as_str().to_uppercase(),
                 }),

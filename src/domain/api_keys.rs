@@ -15,7 +15,6 @@ use sea_orm::{
     EntityTrait, Order, QueryFilter, QueryOrder,
 };
 use serde_json::json;
-use uuid::Uuid;
 
 use super::{
     access::{ApiKey, Scope},
@@ -54,7 +53,7 @@ pub async fn create(
     rand::rng().fill_bytes(&mut bytes);
     let token = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
     let row = api_keys::ActiveModel {
-        id: Set(ApiKeyId::generate().0),
+        id: Set(ApiKeyId::generate()),
         name: Set(name.as_str().to_string()),
         token_hash: Set(tokens::session_token_hash(&token)),
         scopes: Set(json!(scopes)),
@@ -104,7 +103,7 @@ pub async fn authenticate(svc: &Services, token: &str) -> DomainResult<ApiKey> {
     svc.api_key_usage
         .note(&svc.db, row.id, row.last_used_at, svc.now());
     Ok(ApiKey {
-        id: ApiKeyId(row.id),
+        id: row.id,
         name: row.name.clone(),
         scopes: scopes_of(&row),
     })
@@ -114,11 +113,11 @@ pub async fn authenticate(svc: &Services, token: &str) -> DomainResult<ApiKey> {
 /// the stored time is a minute old, and a burst of requests with one key starts one write.
 #[derive(Clone, Default)]
 pub struct UsageRecorder {
-    started: Arc<Mutex<HashMap<Uuid, DateTime<Utc>>>>,
+    started: Arc<Mutex<HashMap<ApiKeyId, DateTime<Utc>>>>,
 }
 
 impl UsageRecorder {
-    fn note(&self, db: &Db, key: Uuid, stored: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+    fn note(&self, db: &Db, key: ApiKeyId, stored: Option<DateTime<Utc>>, now: DateTime<Utc>) {
         let fresh = |t: DateTime<Utc>| now - t < LAST_USED_EVERY;
         if stored.is_some_and(fresh) {
             return;

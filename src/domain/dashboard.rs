@@ -4,12 +4,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use uuid::Uuid;
 
 use super::{
     access::Caller,
     identity,
-    ids::{OrgId, UserId},
+    ids::UserId,
     metrics::{self, Growth, Interval, Parts, Question, Scope},
     orgs::{self, Role},
     DomainError, DomainResult, Services,
@@ -110,12 +109,12 @@ pub struct Choice {
 /// The scopes a user may pick: organizations where they are ADMIN or OWNER (not being
 /// deleted), oldest membership first, then "Platform" for staff.
 pub async fn choices(svc: &Services, user: &entity::users::Model) -> DomainResult<Vec<Choice>> {
-    let mut out: Vec<Choice> = orgs::memberships_of(&svc.db.read, UserId(user.id))
+    let mut out: Vec<Choice> = orgs::memberships_of(&svc.db.read, user.id)
         .await?
         .into_iter()
         .filter(|(m, o)| m.role >= Role::Admin && o.deletion_scheduled_for.is_none())
         .map(|(_, o)| Choice {
-            scope: Scope::Organization(OrgId(o.id)),
+            scope: Scope::Organization(o.id),
             name: o.name,
         })
         .collect();
@@ -136,7 +135,7 @@ pub struct Dashboard {
     /// `[from − (to − from), from)`: totals, funnels and the median only.
     pub previous: Growth,
     /// Names of the top inviters.
-    pub names: HashMap<Uuid, String>,
+    pub names: HashMap<UserId, String>,
 }
 
 /// Every part of the growth answer.
@@ -182,7 +181,7 @@ pub async fn load(
             metrics::organization(svc, caller, org, prev_q, prev_parts).await?,
         ),
     };
-    let ids: Vec<Uuid> = current
+    let ids: Vec<UserId> = current
         .top_inviters
         .iter()
         .flatten()

@@ -12,6 +12,7 @@
 //! projects with their comments, its shared links with their visits, its webhook
 //! endpoints, activity feed and usage rows are deleted.
 use chrono::Duration;
+use entity::ids::{EmailTokenId, SharedLinkId};
 use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait,
     Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -46,8 +47,8 @@ pub const DELETED_NAME: &str = "Deleted user";
 pub const DELETED_ORG_NAME: &str = "Deleted organization";
 
 /// A unique address that can never receive mail (`.invalid` is reserved, RFC 2606).
-fn placeholder(id: Uuid) -> String {
-    format!("deleted+{}@deleted.invalid", id.simple())
+fn placeholder(id: impl Into<Uuid>) -> String {
+    format!("deleted+{}@deleted.invalid", id.into().simple())
 }
 
 /// Deletes the caller's account (the password is required and counts against the log-in
@@ -63,7 +64,7 @@ pub async fn delete_account(
     identity::verify_credentials(svc, client, &user.email, password).await?;
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
-    let me = UserId(user.id);
+    let me = user.id;
     // Organizations are locked in id order (before the user's row, the order every
     // transaction keeps), so concurrent deletions never wait on each other in a cycle.
     let ms = memberships::Entity::find()
@@ -72,8 +73,8 @@ pub async fn delete_account(
         .all(&*tx)
         .await?;
     for m in ms {
-        let access = orgs::access_locked(&tx, me, OrgId(m.organization_id)).await?;
-        let others = orgs::members_in_org(OrgId(m.organization_id))
+        let access = orgs::access_locked(&tx, me, m.organization_id).await?;
+        let others = orgs::members_in_org(m.organization_id)
             .filter(memberships::Column::UserId.ne(user.id))
             .count(&*tx)
             .await?;
@@ -83,7 +84,7 @@ pub async fn delete_account(
             continue;
         }
         if access.role == Role::Owner {
-            let owners = orgs::members_in_org(OrgId(m.organization_id))
+            let owners = orgs::members_in_org(m.organization_id)
                 .filter(memberships::Column::Role.eq(Role::Owner))
                 .count(&*tx)
                 .await?;
@@ -144,7 +145,7 @@ pub async fn delete_account(
         .await?;
     // The email outbox forgets the address too: messages to it, and those about the
     // account's links (a new address it was changing to), keep only that they existed.
-    let links: Vec<Uuid> = email_tokens::Entity::find()
+    let links: Vec<EmailTokenId> = email_tokens::Entity::find()
         .select_only()
         .column(email_tokens::Column::Id)
         .filter(email_tokens::Column::UserId.eq(user.id))
@@ -172,7 +173,7 @@ pub async fn delete_account(
     am.name = Set(DELETED_NAME.into());
     // Not a PHC string: no password ever matches it.
     am.password_hash = Set("!deleted".into());
-    am.referral_code = Set(format!("deleted-{}", user.id.simple()));
+    am.referral_code = Set(format!("deleted-{}", user.id.0.simple()));
     am.is_staff = Set(false);
     am.active_organization_id = Set(None);
     am.email_verified_at = Set(None);
@@ -257,7 +258,7 @@ pub async fn delete_organization(
 ) -> DomainResult<OrgAccess> {
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
-    let access = orgs::access_locked(&tx, UserId(user.id), org).await?;
+    let access = orgs::access_locked(&tx, user.id, org).await?;
     access.require(Role::Owner, "delete this organization")?;
     if access.org.deletion_scheduled_for.is_some() {
         return Ok(access);
@@ -287,11 +288,7 @@ pub async fn delete_organization(
 /// nothing (and its later events applying to a tombstone): PERMISSION_DENIED, as
 /// `mergeOrganization` answers, until the subscription is canceled.
 async fn refuse_while_paid(tx: &Tx, org: &organizations::Model) -> DomainResult<()> {
-    if super::billing::attached_in_org(OrgId(org.id))
-        .count(&**tx)
-        .await?
-        > 0
-    {
+    if super::billing::attached_in_org(org.id).count(&**tx).await? > 0 {
         return Err(DomainError::PermissionDenied(format!(
             "{} has a paid subscription: cancel it in billing first, then delete it. A subscription set to cancel at the end of its period counts until it ends.",
             org.name
@@ -307,7 +304,7 @@ pub async fn restore_organization(
     org: OrgId,
 ) -> DomainResult<OrgAccess> {
     let tx = Tx::begin(&svc.db).await?;
-    let access = orgs::access_locked(&tx, UserId(user.id), org).await?;
+    let access = orgs::access_locked(&tx, user.id, org).await?;
     access.require(Role::Owner, "restore this organization")?;
     let mut am: organizations::ActiveModel = access.org.into();
     am.deletion_scheduled_for = Set(None);
@@ -328,7 +325,7 @@ pub async fn purge_due(svc: &Services) -> DomainResult<usize> {
         .filter(email_tokens::Column::ExpiresAt.lt(now - Duration::days(7)))
         .exec(&svc.db.write)
         .await?;
-    let due: Vec<Uuid> = organizations::Entity::find()
+    let due: Vec<OrgId> = organizations::Entity::find()
         .select_only()
         .column(organizations::Column::Id)
         .filter(organizations::Column::DeletionScheduledFor.lte(now))
@@ -349,18 +346,14 @@ pub async fn purge_due(svc: &Services) -> DomainResult<usize> {
         // A subscription attached during the grace period keeps the organization until
         // it is canceled (checked again every pass).
         if let Some(org) = org {
-            if super::billing::attached_in_org(OrgId(org.id))
-                .count(&*tx)
-                .await?
-                > 0
-            {
-                tracing::warn!(org_id = %OrgId(id), "deletion due but a subscription is attached; kept until it is canceled");
+            if super::billing::attached_in_org(org.id).count(&*tx).await? > 0 {
+                tracing::warn!(org_id = %id, "deletion due but a subscription is attached; kept until it is canceled");
                 continue;
             }
             purge_in_tx(&mut tx, svc, &org).await?;
             tx.commit(&svc.bus).await?;
             purged += 1;
-            tracing::info!(org_id = %OrgId(id), "organization purged");
+            tracing::info!(org_id = %id, "organization purged");
         }
     }
     Ok(purged)
@@ -374,14 +367,14 @@ async fn purge_in_tx(tx: &mut Tx, svc: &Services, org: &organizations::Model) ->
     tx.revoke(crate::db::bus::Revocation::Org(id));
     // Growth: its links and their visits leave every number, its members its cohort; its
     // invitations stay (as anonymous facts), and so do the signups credited to it.
-    let links: Vec<Uuid> = shared_links::Entity::find()
+    let links: Vec<SharedLinkId> = shared_links::Entity::find()
         .select_only()
         .column(shared_links::Column::Id)
         .filter(shared_links::Column::OrganizationId.eq(id))
         .into_tuple()
         .all(&**tx)
         .await?;
-    let members: Vec<Uuid> = orgs::members_in_org(OrgId(id))
+    let members: Vec<UserId> = orgs::members_in_org(id)
         .select_only()
         .column(memberships::Column::UserId)
         .into_tuple()
@@ -445,7 +438,7 @@ async fn purge_in_tx(tx: &mut Tx, svc: &Services, org: &organizations::Model) ->
             .order_by(memberships::Column::Id, Order::Asc)
             .one(&**tx)
             .await?
-            .map(|m| OrgId(m.organization_id));
+            .map(|m| m.organization_id);
         identity::set_active_org(&**tx, user, next).await?;
     }
     // Invitations stay as facts, without the invitees' addresses.

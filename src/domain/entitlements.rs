@@ -227,7 +227,7 @@ async fn active_override(
     now: DateTime<Utc>,
 ) -> DomainResult<Option<entitlement_overrides::Model>> {
     Ok(
-        entitlement_overrides::Entity::find_by_id((org.0, feature.to_string()))
+        entitlement_overrides::Entity::find_by_id((org, feature.to_string()))
             .one(db)
             .await?
             .filter(|o| o.expires_at.is_none_or(|e| e > now)),
@@ -275,7 +275,7 @@ async fn counter(
     period_start: DateTime<Utc>,
 ) -> DomainResult<i64> {
     Ok(
-        usage_counters::Entity::find_by_id((org.0, feature.to_string(), period_start))
+        usage_counters::Entity::find_by_id((org, feature.to_string(), period_start))
             .one(db)
             .await?
             .map_or(0, |c| c.used),
@@ -295,7 +295,7 @@ pub async fn check(
     let now = svc.now();
     let plan = plan_of(&svc.plans, org);
     let (mut enabled, mut limit) = plan_grant(plan, feature);
-    let ov = active_override(db, OrgId(org.id), feature, now).await?;
+    let ov = active_override(db, org.id, feature, now).await?;
     if let Some(o) = &ov {
         // More generous wins.
         enabled = enabled || o.enabled == Some(true);
@@ -306,7 +306,7 @@ pub async fn check(
         }
     }
     let (start, end) = period(org.billing_anchor, now);
-    let used = used(db, OrgId(org.id), feature, f.kind, start, now).await?;
+    let used = used(db, org.id, feature, f.kind, start, now).await?;
     let mut e = Entitlement {
         feature: feature.to_string(),
         kind: f.kind,
@@ -322,16 +322,7 @@ pub async fn check(
         upgrade: None,
     };
     if !e.enabled || e.status() != UsageStatus::Ok {
-        e.upgrade = upgrade(
-            svc,
-            OrgId(org.id),
-            plan,
-            feature,
-            &f.label,
-            f.kind,
-            used,
-            e.limit,
-        );
+        e.upgrade = upgrade(svc, org.id, plan, feature, &f.label, f.kind, used, e.limit);
     }
     Ok(Some(e))
 }
@@ -410,7 +401,7 @@ pub async fn ensure_room(
             let label = &svc.plans.features[feature].label;
             let prompt = upgrade(
                 svc,
-                OrgId(org.id),
+                org.id,
                 plan,
                 feature,
                 label,
@@ -559,7 +550,7 @@ async fn alert(
                 webhook: Some(WebhookEvent {
                     event_type: "usage.limit_reached",
                     data: json!({
-                        "organization_id": OrgId(org.id).to_string(),
+                        "organization_id": org.id.to_string(),
                         "feature": feature,
                         "limit": limit,
                         "used": used,
@@ -642,17 +633,17 @@ pub async fn set_override(
     let tx = Tx::begin(&svc.db).await?;
     // Locked: two overrides of one organization at once take turns (the later one wins)
     // instead of both inserting after both deleted.
-    let o = organizations::Entity::find_by_id(org.0)
+    let o = organizations::Entity::find_by_id(org)
         .lock_exclusive()
         .one(&*tx)
         .await?
         .ok_or(DomainError::NotFound("Organization"))?;
-    entitlement_overrides::Entity::delete_by_id((org.0, feature.to_string()))
+    entitlement_overrides::Entity::delete_by_id((org, feature.to_string()))
         .exec(&*tx)
         .await?;
     if limit.is_some() || unlimited || enabled.is_some() {
         entitlement_overrides::Entity::insert(entitlement_overrides::ActiveModel {
-            organization_id: Set(org.0),
+            organization_id: Set(org),
             feature: Set(feature.to_string()),
             limit_value: Set(limit),
             unlimited: Set(unlimited),

@@ -3,11 +3,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder};
 use serde_json::{json, Value};
 
-use super::{
-    accounts::sessions,
-    ids::{OrgId, UserId},
-    orgs, DomainResult, Services,
-};
+use super::{accounts::sessions, orgs, DomainResult, Services};
 use entity::{comments, projects, users};
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -18,7 +14,7 @@ fn ts(t: DateTime<Utc>) -> String {
 /// wrote and their sessions. Built at once from a handful of queries (one per kind).
 pub async fn export(svc: &Services, user: &users::Model) -> DomainResult<Value> {
     let db = &svc.db.read;
-    let me = UserId(user.id);
+    let me = user.id;
     let memberships = orgs::memberships_of(db, me).await?;
     let projects = projects::Entity::find()
         .filter(projects::Column::CreatedByUserId.eq(user.id))
@@ -41,13 +37,13 @@ pub async fn export(svc: &Services, user: &users::Model) -> DomainResult<Value> 
             "createdAt": ts(user.created_at),
             "emailVerifiedAt": user.email_verified_at.map(ts),
             "acquisitionSource": user.acquisition_source.as_str().to_uppercase(),
-            "invitedBy": user.invited_by_user_id.map(|u| UserId(u).to_string()),
+            "invitedBy": user.invited_by_user_id.map(|u| u.to_string()),
             "utmSource": user.utm_source,
             "referralCode": user.referral_code,
             "activatedAt": user.activated_at.map(ts),
         },
         "memberships": memberships.iter().map(|(m, o)| json!({
-            "organizationId": OrgId(o.id).to_string(),
+            "organizationId": o.id.to_string(),
             "organizationName": o.name,
             "role": m.role.as_api(),
             "joinedAt": ts(m.joined_at),

@@ -1,15 +1,15 @@
 //! Identity: sign-up with attribution, log-in, sessions.
 use chrono::Duration;
+use entity::ids::SessionId;
 use rand::Rng;
 use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
     PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
 };
-use uuid::Uuid;
 
 use super::{
     accounts,
-    ids::{InvitationId, OrgId, ProjectId, SharedLinkId, UserId},
+    ids::{OrgId, ProjectId, UserId},
     invitations, metrics,
     orgs::{self, Role},
     ratelimit::{self, Client},
@@ -325,19 +325,19 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
     let (invited_by, invitation_id, attributed_org) = match &via {
         Via::Invite(inv) => (
             Some(inv.invited_by_user_id),
-            Some(inv.id),
+            Some(inv.id.0),
             Some(inv.organization_id),
         ),
         Via::Share(link) => (
             Some(link.created_by_user_id),
-            Some(link.id),
+            Some(link.id.0),
             Some(link.organization_id),
         ),
         Via::Referral(r) => (Some(r.id), None, r.active_organization_id),
         Via::Organic | Via::Paid => (None, None, None),
     };
     let user = users::ActiveModel {
-        id: Set(user_id.0),
+        id: Set(user_id),
         email: Set(email.as_str().to_string()),
         name: Set(name.as_str().to_string()),
         password_hash: Set(hash),
@@ -382,7 +382,7 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
         ),
     };
     let user = match &landed {
-        Some((org, _)) => set_active_org(&*tx, user, Some(OrgId(org.id))).await?,
+        Some((org, _)) => set_active_org(&*tx, user, Some(org.id)).await?,
         None => user,
     };
     if let (Via::Share(link), Some(visitor)) = (&via, non_empty(&input.visitor_id)) {
@@ -414,7 +414,7 @@ pub async fn sign_up(svc: &Services, input: SignUpInput) -> DomainResult<SignedI
     }
     let token = create_session(&*tx, svc, user.id, &input.client).await?;
     tx.commit(&svc.bus).await?;
-    tracing::info!(user_id = %UserId(user.id), source = source.as_str(), "user signed up");
+    tracing::info!(user_id = %user.id, source = source.as_str(), "user signed up");
     Ok(SignedIn {
         token,
         user,
@@ -432,7 +432,7 @@ async fn growth_probe(
     user: UserId,
 ) -> DomainResult<metrics::probe::Probe> {
     let mut only = metrics::sql::Only {
-        users: vec![user.0],
+        users: vec![user],
         ..Default::default()
     };
     let people = match via {
@@ -471,26 +471,26 @@ async fn credit_viral_signup(
     let (referrer, org, resource, extra, told) = match via {
         Via::Invite(inv) => (
             inv.invited_by_user_id,
-            Some(OrgId(inv.organization_id)),
-            ("invitation", inv.id),
-            json!({ "invitation_id": InvitationId(inv.id).to_string() }),
+            Some(inv.organization_id),
+            ("invitation", inv.id.0),
+            json!({ "invitation_id": inv.id.to_string() }),
             None,
         ),
         Via::Share(link) => (
             link.created_by_user_id,
-            Some(OrgId(link.organization_id)),
-            ("shared_link", link.id),
+            Some(link.organization_id),
+            ("shared_link", link.id.0),
             json!({
-                "shared_link_id": SharedLinkId(link.id).to_string(),
+                "shared_link_id": link.id.to_string(),
                 "resource_type": link.resource_type.as_str(),
                 "resource_id": ProjectId(link.resource_id).to_string(),
             }),
-            Some((Some(OrgId(link.organization_id)), "shared link")),
+            Some((Some(link.organization_id), "shared link")),
         ),
         Via::Referral(r) => (
             r.id,
-            r.active_organization_id.map(OrgId),
-            ("referral_code", r.id),
+            r.active_organization_id,
+            ("referral_code", r.id.0),
             json!({}),
             Some((None, "referral link")),
         ),
@@ -503,17 +503,17 @@ async fn credit_viral_signup(
         tx,
         now,
         org,
-        Some(UserId(referrer)),
+        Some(referrer),
         "signed_up",
         Some(resource),
-        Some(UserId(user.id)),
+        Some(user.id),
     )
     .await?;
     let mut data = json!({
-        "user_id": UserId(user.id).to_string(),
+        "user_id": user.id.to_string(),
         "email": user.email,
         "source": via.source().as_str().to_uppercase(),
-        "referrer_id": UserId(referrer).to_string(),
+        "referrer_id": referrer.to_string(),
     });
     if let (Some(d), Some(e)) = (data.as_object_mut(), extra.as_object()) {
         d.extend(e.clone());
@@ -521,7 +521,7 @@ async fn credit_viral_signup(
     outbox::webhook(
         tx,
         now,
-        org.map(|o| o.0),
+        org,
         WebhookEvent {
             event_type: "referral.signup",
             data,
@@ -572,7 +572,7 @@ pub async fn log_in(
     let user = verify_credentials(svc, client, email, password).await?;
     let token = create_session(&svc.db.write, svc, user.id, client).await?;
     let organization = match user.active_organization_id {
-        Some(org) => orgs::find_with_role(&svc.db.read, OrgId(org), UserId(user.id)).await?,
+        Some(org) => orgs::find_with_role(&svc.db.read, org, user.id).await?,
         None => None,
     };
     Ok(SignedIn {
@@ -699,7 +699,7 @@ async fn authenticate_kind(
 /// Users by id, in no particular order (for batch loading).
 pub async fn users_by_ids(
     db: &impl ConnectionTrait,
-    ids: &[Uuid],
+    ids: &[UserId],
 ) -> DomainResult<Vec<users::Model>> {
     Ok(users::Entity::find()
         .filter(users::Column::Id.is_in(ids.iter().copied()))
@@ -744,7 +744,7 @@ pub async fn set_active_org(
     org: Option<OrgId>,
 ) -> DomainResult<users::Model> {
     let mut am: users::ActiveModel = user.into();
-    am.active_organization_id = Set(org.map(|o| o.0));
+    am.active_organization_id = Set(org);
     Ok(am.update(db).await?)
 }
 
@@ -763,7 +763,7 @@ pub(crate) async fn find_by_email(
 pub(crate) async fn create_session(
     db: &impl ConnectionTrait,
     svc: &Services,
-    user_id: Uuid,
+    user_id: UserId,
     client: &Client,
 ) -> DomainResult<String> {
     create_session_of(db, svc, user_id, client, SessionKind::Api).await
@@ -772,7 +772,7 @@ pub(crate) async fn create_session(
 async fn create_session_of(
     db: &impl ConnectionTrait,
     svc: &Services,
-    user_id: Uuid,
+    user_id: UserId,
     client: &Client,
     kind: SessionKind,
 ) -> DomainResult<String> {
@@ -782,7 +782,7 @@ async fn create_session_of(
         SessionKind::Page => tokens::new_page_session_token(),
     };
     sessions::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(SessionId::generate()),
         user_id: Set(user_id),
         token_hash: Set(hash),
         created_at: Set(now),

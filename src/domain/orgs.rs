@@ -124,7 +124,7 @@ pub(crate) async fn create_in_tx(
     plan_key: &str,
 ) -> DomainResult<(organizations::Model, Role)> {
     let org = organizations::ActiveModel {
-        id: Set(OrgId::generate().0),
+        id: Set(OrgId::generate()),
         name: Set(name.as_str().to_string()),
         invite_policy: Set(InvitePolicy::AnyMember),
         plan_key: Set(plan_key.to_string()),
@@ -149,7 +149,7 @@ pub(crate) async fn add_member(
     via: &str,
 ) -> DomainResult<memberships::Model> {
     let m = memberships::ActiveModel {
-        id: Set(MembershipId::generate().0),
+        id: Set(MembershipId::generate()),
         organization_id: Set(org.id),
         user_id: Set(user.id),
         role: Set(role),
@@ -172,7 +172,7 @@ pub(crate) async fn add_member(
             actor: Actor::user(user.id),
             resource: None,
             summary,
-            data: json!({ "userId": UserId(user.id).to_string(), "role": role.as_api(), "via": via }),
+            data: json!({ "userId": user.id.to_string(), "role": role.as_api(), "via": via }),
             webhook: None,
         },
     )
@@ -246,7 +246,7 @@ pub async fn set_active(
     user: &users::Model,
     org: OrgId,
 ) -> DomainResult<OrgAccess> {
-    let a = access(&svc.db.read, UserId(user.id), org).await?;
+    let a = access(&svc.db.read, user.id, org).await?;
     identity::set_active_org(&svc.db.write, user.clone(), Some(org)).await?;
     Ok(a)
 }
@@ -301,8 +301,8 @@ pub async fn remove_member(
     target: UserId,
 ) -> DomainResult<MembershipId> {
     let mut tx = Tx::begin(&svc.db).await?;
-    let a = access_locked(&tx, UserId(caller.id), org).await?;
-    if target != UserId(caller.id) {
+    let a = access_locked(&tx, caller.id, org).await?;
+    if target != caller.id {
         a.require(Role::Admin, "remove members")?;
     }
     let m = membership(&*tx, org, target)
@@ -325,8 +325,8 @@ pub async fn leave(
     org: OrgId,
 ) -> DomainResult<MembershipId> {
     let mut tx = Tx::begin(&svc.db).await?;
-    let a = access_locked(&tx, UserId(caller.id), org).await?;
-    let m = membership(&*tx, org, UserId(caller.id))
+    let a = access_locked(&tx, caller.id, org).await?;
+    let m = membership(&*tx, org, caller.id)
         .await?
         .ok_or(DomainError::Forbidden)?;
     let removed = delete_membership(&mut tx, svc, &a.org, m, caller).await?;
@@ -342,7 +342,7 @@ async fn delete_membership(
     caller: &users::Model,
 ) -> DomainResult<MembershipId> {
     let now = svc.now();
-    let org_id = OrgId(org.id);
+    let org_id = org.id;
     if m.role == Role::Owner && count_owners(tx, org_id).await? <= 1 {
         return Err(DomainError::LastOwner);
     }
@@ -373,7 +373,7 @@ async fn delete_membership(
             .order_by(memberships::Column::Id, Order::Asc)
             .one(&**tx)
             .await?
-            .map(|m| OrgId(m.organization_id));
+            .map(|m| m.organization_id);
         identity::set_active_org(&**tx, target.clone(), next).await?;
     }
     let left = caller.id == target.id;
@@ -381,7 +381,7 @@ async fn delete_membership(
         tx,
         now,
         Event {
-            org: org_id.0,
+            org: org_id,
             kind: ActivityType::MemberRemoved,
             actor: Actor::user(caller.id),
             resource: None,
@@ -391,7 +391,7 @@ async fn delete_membership(
                 format!("{} removed {} from {}", caller.name, target.name, org.name)
             },
             data: json!({
-                "userId": UserId(target.id).to_string(),
+                "userId": target.id.to_string(),
                 "role": m.role.as_api(),
                 "reason": if left { "left" } else { "removed" },
             }),
@@ -399,7 +399,7 @@ async fn delete_membership(
         },
     )
     .await?;
-    Ok(MembershipId(m.id))
+    Ok(m.id)
 }
 
 /// One page of an organization's members, in the order they joined.
@@ -445,7 +445,7 @@ pub async fn memberships_of(
 /// Organizations by id (for batch loading; callers check access themselves).
 pub async fn orgs_by_ids(
     db: &impl ConnectionTrait,
-    ids: &[uuid::Uuid],
+    ids: &[OrgId],
 ) -> DomainResult<Vec<organizations::Model>> {
     Ok(organizations::Entity::find()
         .filter(organizations::Column::Id.is_in(ids.iter().copied()))

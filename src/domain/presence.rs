@@ -18,11 +18,8 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::{
-    identity,
-    ids::{ProjectId, UserId},
-    projects, ratelimit, sharing,
-    tokens::Keys,
-    DomainError, DomainResult, Services,
+    identity, ids::ProjectId, projects, ratelimit, sharing, tokens::Keys, DomainError,
+    DomainResult, Services,
 };
 use crate::db::bus::{
     presence::{Change, Full, Point, Seat, Updated, Viewer, ViewerKind},
@@ -110,8 +107,8 @@ pub async fn admit(
                 "Sign in to be seen on a project, or pass a shared link's token.",
             ))?;
             let until = identity::session_expiry(svc, token).await?;
-            let (p, _) = projects::get(&svc.db.read, UserId(user.id), *id).await?;
-            let scopes = vec![Revocation::Org(p.organization_id.0)];
+            let (p, _) = projects::get(&svc.db.read, user.id, *id).await?;
+            let scopes = vec![Revocation::Org(p.organization_id)];
             let shown = user.name.clone();
             (p.id, ViewerKind::Member, shown, scopes, Some(until))
         }
@@ -136,7 +133,7 @@ pub async fn admit(
             )
         }
     };
-    scopes.push(Revocation::Project(project.0));
+    scopes.push(Revocation::Project(project));
     if let Some((u, _)) = session {
         scopes.push(Revocation::User(u.id));
     }
@@ -174,7 +171,7 @@ pub async fn recheck(
     match door {
         Door::Member(id) => {
             let (user, _) = session.ok_or(DomainError::Unauthenticated("Sign in again."))?;
-            projects::get(&svc.db.read, UserId(user.id), *id).await?;
+            projects::get(&svc.db.read, user.id, *id).await?;
             Ok(until)
         }
         Door::Link(token) => {
@@ -192,7 +189,7 @@ pub async fn recheck(
 pub fn join(svc: &Services, admission: &Admission) -> DomainResult<Seat> {
     svc.bus
         .presence()
-        .join(admission.project.0, admission.viewer.clone())
+        .join(admission.project, admission.viewer.clone())
         .map_err(|Full(n)| DomainError::LimitReached {
             feature: "presence_viewers".into(),
             message: format!(
@@ -243,7 +240,7 @@ pub fn update(svc: &Services, door: &Door, viewer_key: &str, update: Update) -> 
     let change = validate(update)?;
     let public = URL_SAFE_NO_PAD.encode(id);
     ratelimit::presence_update(svc, &public)?;
-    match svc.bus.presence().update(project.0, &public, change) {
+    match svc.bus.presence().update(project, &public, change) {
         Updated::Applied | Updated::Relayed => Ok(()),
         Updated::Gone => Err(DomainError::At {
             field: vec!["viewerKey".into()],

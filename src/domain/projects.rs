@@ -9,7 +9,7 @@ use serde_json::json;
 use super::metrics::{probe::Probe, sql::Only};
 use super::{
     activity::ActivityType,
-    ids::{CommentId, OrgId, ProjectId, SharedLinkId, UserId},
+    ids::{CommentId, InvitationId, OrgId, ProjectId, SharedLinkId, UserId},
     orgs::{self, OrgAccess, Role},
     page::{self, Page, PageRequest},
     tenancy, DomainError, DomainResult, Services,
@@ -101,14 +101,14 @@ pub async fn create(
     let content = parse_content(content, &["input", "content"])?;
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
-    let access = orgs::access_locked(&tx, UserId(caller.id), org).await?;
+    let access = orgs::access_locked(&tx, caller.id, org).await?;
     super::entitlements::consume(&mut tx, svc, &access.org, "projects", 1).await?;
     let p = projects::ActiveModel {
         id: Set(ProjectId::generate()),
         organization_id: Set(org),
         name: Set(name),
         content: Set(content),
-        created_by_user_id: Set(Some(UserId(caller.id))),
+        created_by_user_id: Set(Some(caller.id)),
         created_by_guest_name: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
@@ -119,7 +119,7 @@ pub async fn create(
         &mut tx,
         now,
         Event {
-            org: org.0,
+            org,
             kind: ActivityType::ProjectCreated,
             actor: Actor::user(caller.id),
             resource: Some(("PROJECT", p.id.0)),
@@ -135,7 +135,7 @@ pub async fn create(
         ActivationEvent::ProjectCreated,
         now,
         caller,
-        OrgId(access.org.id),
+        access.org.id,
     )
     .await?;
     tx.commit(&svc.bus).await?;
@@ -171,7 +171,7 @@ pub(crate) async fn apply_update(
         tx,
         now,
         Event {
-            org: p.organization_id.0,
+            org: p.organization_id,
             kind: ActivityType::ProjectUpdated,
             actor,
             resource: Some(("PROJECT", p.id.0)),
@@ -200,7 +200,7 @@ pub async fn update(
         .transpose()?;
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
-    let (p, _) = get(&*tx, UserId(caller.id), id).await?;
+    let (p, _) = get(&*tx, caller.id, id).await?;
     let p = apply_update(
         &mut tx,
         now,
@@ -222,8 +222,8 @@ pub async fn delete(
     id: ProjectId,
 ) -> DomainResult<ProjectId> {
     let mut tx = Tx::begin(&svc.db).await?;
-    let (p, access) = get(&*tx, UserId(caller.id), id).await?;
-    if p.created_by_user_id != Some(UserId(caller.id)) {
+    let (p, access) = get(&*tx, caller.id, id).await?;
+    if p.created_by_user_id != Some(caller.id) {
         access.require(Role::Admin, "delete other people's projects")?;
     }
     // Its links and their visits go with it, and with them what they counted.
@@ -235,7 +235,7 @@ pub async fn delete(
     let probe = Probe::open_with_links(&tx, svc, only, &[], None).await?;
     projects::Entity::delete_by_id(p.id).exec(&*tx).await?;
     probe.close(&mut tx, svc).await?;
-    tx.revoke(crate::db::bus::Revocation::Project(p.id.0));
+    tx.revoke(crate::db::bus::Revocation::Project(p.id));
     tx.commit(&svc.bus).await?;
     Ok(id)
 }
@@ -250,19 +250,19 @@ async fn merge_probe(
     caller: UserId,
 ) -> DomainResult<Probe> {
     use sea_orm::QuerySelect;
-    let invitations: Vec<uuid::Uuid> = super::invitations::in_org(source)
+    let invitations: Vec<InvitationId> = super::invitations::in_org(source)
         .select_only()
         .column(entity::invitations::Column::Id)
         .into_tuple()
         .all(&**tx)
         .await?;
-    let links: Vec<uuid::Uuid> = super::sharing::in_org(source)
+    let links: Vec<SharedLinkId> = super::sharing::in_org(source)
         .select_only()
         .column(entity::shared_links::Column::Id)
         .into_tuple()
         .all(&**tx)
         .await?;
-    let users: Vec<uuid::Uuid> = users::Entity::find()
+    let users: Vec<UserId> = users::Entity::find()
         .select_only()
         .column(users::Column::Id)
         .filter(users::Column::AttributedOrganizationId.eq(source.0))
@@ -276,9 +276,9 @@ async fn merge_probe(
         ..Only::default()
     };
     Ok(
-        Probe::open_with_links(tx, svc, only, &[caller.0], Some(target.0))
+        Probe::open_with_links(tx, svc, only, &[caller], Some(target))
             .await?
-            .deleting_scope(source.0),
+            .deleting_scope(source),
     )
 }
 
@@ -288,7 +288,7 @@ pub(crate) struct Author<'a> {
     pub user: Option<&'a users::Model>,
     pub guest_name: Option<String>,
     pub visitor_id: Option<String>,
-    pub link: Option<uuid::Uuid>,
+    pub link: Option<SharedLinkId>,
 }
 
 /// Writes a comment with its COMMENT_ADDED event (and activation for a user).
@@ -305,10 +305,10 @@ pub(crate) async fn insert_comment(
         project_id: Set(p.id),
         organization_id: Set(p.organization_id),
         body: Set(body),
-        author_user_id: Set(author.user.map(|u| UserId(u.id))),
+        author_user_id: Set(author.user.map(|u| u.id)),
         guest_name: Set(author.guest_name.clone()),
         visitor_id: Set(author.visitor_id),
-        shared_link_id: Set(author.link.map(SharedLinkId)),
+        shared_link_id: Set(author.link),
         created_at: Set(now),
     }
     .insert(&**tx)
@@ -330,7 +330,7 @@ pub(crate) async fn insert_comment(
         tx,
         now,
         Event {
-            org: p.organization_id.0,
+            org: p.organization_id,
             kind: ActivityType::CommentAdded,
             actor,
             resource: Some(("PROJECT", p.id.0)),
@@ -365,7 +365,7 @@ pub async fn add_comment(
     let body = parse_comment(body, &["body"])?;
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
-    let (p, _) = get(&*tx, UserId(caller.id), project).await?;
+    let (p, _) = get(&*tx, caller.id, project).await?;
     let c = insert_comment(
         &mut tx,
         svc,
@@ -424,7 +424,7 @@ pub async fn merge_organization(
             "Choose another organization to merge into.",
         ));
     }
-    let me = UserId(caller.id);
+    let me = caller.id;
     let mut tx = Tx::begin(&svc.db).await?;
     // Lock both organizations in id order, so two opposite merges cannot deadlock.
     let (src, dst) = if source < target {

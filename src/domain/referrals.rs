@@ -1,5 +1,6 @@
 //! Referral codes and the attribution log (`referral_events`).
 use chrono::{DateTime, Utc};
+use entity::ids::ReferralEventId;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
 };
@@ -25,13 +26,13 @@ pub(crate) async fn record(
     signup: Option<UserId>,
 ) -> DomainResult<()> {
     referral_events::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        organization_id: Set(org.map(|o| o.0)),
-        actor_user_id: Set(actor.map(|a| a.0)),
+        id: Set(ReferralEventId::generate()),
+        organization_id: Set(org),
+        actor_user_id: Set(actor),
         action: Set(action.into()),
         resource_type: Set(resource.map(|(t, _)| t.to_string())),
         resource_id: Set(resource.map(|(_, id)| id)),
-        resulted_in_signup_id: Set(signup.map(|s| s.0)),
+        resulted_in_signup_id: Set(signup),
         created_at: Set(now),
     }
     .insert(&**tx)

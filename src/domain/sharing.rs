@@ -105,16 +105,16 @@ pub async fn create(
         ));
     }
     let mut tx = Tx::begin(&svc.db).await?;
-    let (project, _) = projects::get(&*tx, UserId(caller.id), req.project).await?;
+    let (project, _) = projects::get(&*tx, caller.id, req.project).await?;
     // Lock the organization: the active-links limit is checked and used in one step.
-    let access = orgs::access_locked(&tx, UserId(caller.id), project.organization_id).await?;
+    let access = orgs::access_locked(&tx, caller.id, project.organization_id).await?;
     if req.permission == Permission::Edit {
         entitlements::require(&*tx, svc, &access.org, "edit_links").await?;
     }
     entitlements::consume(&mut tx, svc, &access.org, "active_shared_links", 1).await?;
     let link = shared_links::ActiveModel {
-        id: Set(SharedLinkId::generate().0),
-        organization_id: Set(project.organization_id.0),
+        id: Set(SharedLinkId::generate()),
+        organization_id: Set(project.organization_id),
         resource_type: Set(ResourceType::Project),
         resource_id: Set(project.id.0),
         permission: Set(req.permission),
@@ -137,9 +137,9 @@ pub async fn create(
         &tx,
         now,
         Some(org),
-        Some(UserId(caller.id)),
+        Some(caller.id),
         "shared",
-        Some(("shared_link", link.id)),
+        Some(("shared_link", link.id.0)),
         None,
     )
     .await?;
@@ -147,7 +147,7 @@ pub async fn create(
         &mut tx,
         now,
         Event {
-            org: org.0,
+            org,
             kind: ActivityType::SharedLinkCreated,
             actor: Actor::user(caller.id),
             resource: Some(("PROJECT", project.id.0)),
@@ -158,7 +158,7 @@ pub async fn create(
                 req.permission.as_str()
             ),
             data: json!({
-                "sharedLinkId": SharedLinkId(link.id).to_string(),
+                "sharedLinkId": link.id.to_string(),
                 "permission": req.permission.as_str().to_uppercase(),
                 "audience": req.audience.as_str().to_uppercase(),
             }),
@@ -199,12 +199,12 @@ async fn manageable(
         .one(db)
         .await?
         .ok_or(DomainError::NotFound("Shared link"))?;
-    let access = match orgs::access(db, caller, OrgId(link.organization_id)).await {
+    let access = match orgs::access(db, caller, link.organization_id).await {
         Ok(a) => a,
         Err(DomainError::Forbidden) => return Err(DomainError::NotFound("Shared link")),
         Err(e) => return Err(e),
     };
-    if link.created_by_user_id != caller.0 {
+    if link.created_by_user_id != caller {
         access.require(Role::Admin, "manage other people's links")?;
     }
     Ok((link, access))
@@ -217,7 +217,7 @@ pub async fn revoke(
     id: SharedLinkId,
 ) -> DomainResult<shared_links::Model> {
     let mut tx = Tx::begin(&svc.db).await?;
-    let (link, _) = manageable(&*tx, UserId(caller.id), id).await?;
+    let (link, _) = manageable(&*tx, caller.id, id).await?;
     if link.revoked_at.is_some() {
         return Ok(link);
     }
@@ -231,7 +231,7 @@ pub async fn revoke(
 
 /// Whether the caller may read a link's URL again (its creator or an org admin).
 pub fn may_read_url(link: &shared_links::Model, caller: UserId, role: Role) -> bool {
-    link.created_by_user_id == caller.0 || role >= Role::Admin
+    link.created_by_user_id == caller || role >= Role::Admin
 }
 
 /// A link that checked out, with what it points at.
@@ -297,11 +297,9 @@ async fn resolve_with(
     if link.expires_at.is_some_and(|e| e <= svc.now()) {
         return Err(DomainError::LinkExpired);
     }
-    let org = OrgId(link.organization_id);
+    let org = link.organization_id;
     let member_role = match viewer {
-        Some(u) => orgs::find_with_role(db, org, UserId(u.id))
-            .await?
-            .map(|(_, r)| r),
+        Some(u) => orgs::find_with_role(db, org, u.id).await?.map(|(_, r)| r),
         None => None,
     };
     if link.audience == Audience::Organization && member_role.is_none() {
@@ -471,7 +469,7 @@ pub fn visitor_key(
     visitor_id: Option<&str>,
 ) -> DomainResult<String> {
     if let Some(u) = viewer {
-        return Ok(UserId(u.id).to_string());
+        return Ok(u.id.to_string());
     }
     match visitor_id.map(str::trim).filter(|v| !v.is_empty()) {
         Some(v) if v.len() > 128 || v.chars().any(char::is_control) => Err(DomainError::invalid(
@@ -688,7 +686,7 @@ pub(crate) async fn of_resource(
     db: &impl ConnectionTrait,
     org: OrgId,
     project: ProjectId,
-) -> DomainResult<Vec<uuid::Uuid>> {
+) -> DomainResult<Vec<SharedLinkId>> {
     Ok(in_org(org)
         .select_only()
         .column(shared_links::Column::Id)
@@ -708,6 +706,6 @@ pub async fn get(
         .one(&svc.db.read)
         .await?
         .ok_or(DomainError::NotFound("Shared link"))?;
-    let access = orgs::access(&svc.db.read, caller, OrgId(link.organization_id)).await?;
+    let access = orgs::access(&svc.db.read, caller, link.organization_id).await?;
     Ok((link, access))
 }

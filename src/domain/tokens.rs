@@ -98,8 +98,9 @@ impl Keys {
         crate::crypto::subkey(self.ring.current(), label)
     }
 
-    /// The token of row `id` at `version`.
-    pub fn derive(&self, purpose: Purpose, id: Uuid, version: i32) -> String {
+    /// The token of row `id` (of whichever kind `purpose` names) at `version`.
+    pub fn derive(&self, purpose: Purpose, id: impl Into<Uuid>, version: i32) -> String {
+        let id = id.into();
         let mut raw = Vec::with_capacity(48);
         raw.extend_from_slice(id.as_bytes());
         raw.extend_from_slice(&Self::mac(self.ring.current(), purpose, id, version));
@@ -135,7 +136,8 @@ impl Keys {
     /// Constant-time check that `token` is the token of row `id` at `version` under the
     /// current secret or a previous one (links handed out before a rotation keep working
     /// while their secret is in `KFACTOR_SECRET_PREVIOUS`).
-    pub fn verify(&self, purpose: Purpose, token: &str, id: Uuid, version: i32) -> bool {
+    pub fn verify(&self, purpose: Purpose, token: &str, id: impl Into<Uuid>, version: i32) -> bool {
+        let id = id.into();
         let Ok(raw) = URL_SAFE_NO_PAD.decode(token.trim()) else {
             return false;
         };

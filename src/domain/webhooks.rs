@@ -1,6 +1,7 @@
 //! Webhook endpoints and their deliveries: who may manage which endpoint, what a valid
 //! endpoint is, secret rotation, test sends and redelivery. Sending lives in
 //! `crate::webhooks` (the dispatcher); this module only writes rows in one transaction.
+use entity::ids::{WebhookMessageId, WebhookSecretId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -9,11 +10,10 @@ use sea_orm::{
     Order, QueryFilter, QueryOrder, Select,
 };
 use serde_json::json;
-use uuid::Uuid;
 
 use super::{
     access::{Caller, Scope},
-    ids::{OrgId, UserId, WebhookDeliveryId, WebhookEndpointId},
+    ids::{OrgId, WebhookDeliveryId, WebhookEndpointId},
     orgs::{self, Role},
     page::{self, Page, PageRequest},
     tenancy, DomainError, DomainResult, Services,
@@ -78,7 +78,7 @@ pub fn event_types(e: &endpoints::Model) -> DomainResult<Vec<String>> {
     serde_json::from_value(e.event_types.clone()).map_err(|err| {
         DomainError::Internal(anyhow::anyhow!(
             "webhook endpoint {} has a malformed event-type filter: {err}",
-            WebhookEndpointId(e.id)
+            e.id
         ))
     })
 }
@@ -165,9 +165,9 @@ fn parse_description(raw: Option<&str>, field: &[&str]) -> DomainResult<Option<S
 pub async fn signing_keys(
     svc: &Services,
     db: &impl ConnectionTrait,
-    endpoints: impl IntoIterator<Item = Uuid>,
+    endpoints: impl IntoIterator<Item = WebhookEndpointId>,
     now: DateTime<Utc>,
-) -> DomainResult<HashMap<Uuid, Vec<signing::SigningKey>>> {
+) -> DomainResult<HashMap<WebhookEndpointId, Vec<signing::SigningKey>>> {
     let rows = secrets::Entity::find()
         .filter(secrets::Column::EndpointId.is_in(endpoints))
         .filter(
@@ -180,7 +180,7 @@ pub async fn signing_keys(
         .order_by(secrets::Column::Id, Order::Desc)
         .all(db)
         .await?;
-    let mut keys: HashMap<Uuid, Vec<signing::SigningKey>> = HashMap::new();
+    let mut keys: HashMap<WebhookEndpointId, Vec<signing::SigningKey>> = HashMap::new();
     for r in rows {
         // A secret that does not open is an error, never a key: signing with garbage would
         // send deliveries no receiver can verify. Start-up refuses such a database, so this
@@ -200,11 +200,11 @@ pub async fn signing_keys(
 async fn add_secret(
     svc: &Services,
     tx: &Tx,
-    endpoint: Uuid,
+    endpoint: WebhookEndpointId,
     now: DateTime<Utc>,
 ) -> DomainResult<String> {
     let key = signing::SigningKey::generate();
-    let id = Uuid::now_v7();
+    let id = WebhookSecretId::generate();
     secrets::ActiveModel {
         id: Set(id),
         endpoint_id: Set(endpoint),
@@ -231,7 +231,7 @@ async fn manageable(
 ) -> DomainResult<endpoints::Model> {
     let not_found = DomainError::NotFound("Webhook endpoint");
     let q = match caller {
-        Caller::User(u) => tenancy::endpoint_for_user(UserId(u.id), caller.is_staff(), id),
+        Caller::User(u) => tenancy::endpoint_for_user(u.id, caller.is_staff(), id),
         Caller::Key(_) => endpoints::Entity::find_by_id(id.0),
     };
     let e = q
@@ -241,7 +241,7 @@ async fn manageable(
     match (e.organization_id, caller) {
         (Some(_), Caller::Key(k)) => k.require(Scope::WebhooksWrite)?,
         (Some(org), Caller::User(u)) => {
-            let access = match orgs::access(db, UserId(u.id), OrgId(org)).await {
+            let access = match orgs::access(db, u.id, org).await {
                 Ok(a) => a,
                 Err(DomainError::Forbidden | DomainError::NotFound(_)) => return Err(not_found),
                 Err(err) => return Err(err),
@@ -271,7 +271,7 @@ async fn managed_org(
                 .ok_or(DomainError::NotFound("Organization"))
         }
         Caller::User(u) => {
-            let access = orgs::access(db, UserId(u.id), org).await?;
+            let access = orgs::access(db, u.id, org).await?;
             access.require(Role::Admin, what)?;
             Ok(access.org)
         }
@@ -355,8 +355,8 @@ pub async fn create(
         }
     }
     let e = endpoints::ActiveModel {
-        id: Set(WebhookEndpointId::generate().0),
-        organization_id: Set(new.org.map(|o| o.0)),
+        id: Set(WebhookEndpointId::generate()),
+        organization_id: Set(new.org),
         url: Set(url),
         description: Set(description),
         event_types: Set(json!(types)),
@@ -484,7 +484,7 @@ pub async fn rotate_secret(
         .order_by(secrets::Column::Id, Order::Desc)
         .all(&*tx)
         .await?;
-    let drop: Vec<Uuid> = old
+    let drop: Vec<WebhookSecretId> = old
         .iter()
         .enumerate()
         .filter(|(i, s)| *i >= MAX_OLD_SECRETS || s.expires_at.is_some_and(|x| x <= now))
@@ -532,7 +532,7 @@ pub async fn send_test(
     });
     // Already dispatched: the fan-out must not send it to other endpoints.
     let message = messages::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(WebhookMessageId::generate()),
         organization_id: Set(e.organization_id),
         event_type: Set("webhook.test".into()),
         payload: Set(payload),
@@ -548,9 +548,13 @@ pub async fn send_test(
 }
 
 /// A pending delivery of `message` to `endpoint`, due now.
-pub fn new_delivery(endpoint: Uuid, message: Uuid, now: DateTime<Utc>) -> deliveries::ActiveModel {
+pub fn new_delivery(
+    endpoint: WebhookEndpointId,
+    message: WebhookMessageId,
+    now: DateTime<Utc>,
+) -> deliveries::ActiveModel {
     deliveries::ActiveModel {
-        id: Set(WebhookDeliveryId::generate().0),
+        id: Set(WebhookDeliveryId::generate()),
         endpoint_id: Set(endpoint),
         message_id: Set(message),
         status: Set(DeliveryStatus::Pending),
@@ -574,14 +578,14 @@ pub async fn redeliver(
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
     let q = match caller {
-        Caller::User(u) => tenancy::delivery_for_user(UserId(u.id), caller.is_staff(), id),
+        Caller::User(u) => tenancy::delivery_for_user(u.id, caller.is_staff(), id),
         Caller::Key(_) => deliveries::Entity::find_by_id(id.0),
     };
     let d = q
         .one(&*tx)
         .await?
         .ok_or(DomainError::NotFound("Webhook delivery"))?;
-    let e = match manageable(&*tx, caller, WebhookEndpointId(d.endpoint_id)).await {
+    let e = match manageable(&*tx, caller, d.endpoint_id).await {
         Err(DomainError::NotFound(_)) => return Err(DomainError::NotFound("Webhook delivery")),
         other => other?,
     };
@@ -622,14 +626,15 @@ pub async fn deliveries(
         q = q.filter(deliveries::Column::Status.eq(s));
     }
     let page = page::fetch(db, q, deliveries::Column::Id, Order::Desc, req).await?;
-    let ids: Vec<Uuid> = page.items.iter().map(|d| d.message_id).collect();
-    let msgs: std::collections::HashMap<Uuid, messages::Model> = messages::Entity::find()
-        .filter(messages::Column::Id.is_in(ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect();
+    let ids: Vec<WebhookMessageId> = page.items.iter().map(|d| d.message_id).collect();
+    let msgs: std::collections::HashMap<WebhookMessageId, messages::Model> =
+        messages::Entity::find()
+            .filter(messages::Column::Id.is_in(ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect();
     let mut items = Vec::with_capacity(page.items.len());
     for d in page.items {
         let message = msgs

@@ -41,7 +41,7 @@ impl Session {
     /// A session of the caller; `token` is the caller's bearer token.
     pub fn new(m: records::Session, token: Option<&str>) -> Self {
         Session {
-            id: ID(SessionId(m.id).to_string()),
+            id: ID(m.id.to_string()),
             current: token.is_some_and(|t| sessions::is_token_of(&m, t)),
             created_at: m.created_at,
             last_used_at: m.last_used_at,
@@ -261,7 +261,7 @@ impl AccountMutation {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = async {
             let id = SessionId::parse(&id)?;
-            sessions::revoke(svc(ctx), UserId(user.id), id).await
+            sessions::revoke(svc(ctx), user.id, id).await
         }
         .await;
         DeletePayload::from(r.map(|id| id.to_string()))
@@ -303,7 +303,7 @@ impl AccountMutation {
     /// how many ended.
     async fn log_out_all(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
         let user = auth(ctx).user().map_err(top_level)?;
-        let n = sessions::log_out_all(svc(ctx), UserId(user.id))
+        let n = sessions::log_out_all(svc(ctx), user.id)
             .await
             .map_err(top_level)?;
         Ok(n.min(i32::MAX as u64) as i32)

@@ -1,4 +1,5 @@
 //! The activity feed's objects: an event and who did it.
+use crate::domain::ids::UserId;
 use std::sync::Arc;
 
 use async_graphql::{ComplexObject, Context, Json, Object, SimpleObject, ID};
@@ -9,7 +10,6 @@ use super::{
     loaders,
     types::{ActivityType, ResourceType, User},
 };
-use crate::domain::ids::{ActivityId, OrgId};
 use crate::domain::records;
 
 /// Who did something: a user, or a guest who came through a shared link.
@@ -19,12 +19,12 @@ pub struct Actor {
     /// The guest's name, for guests.
     pub guest_name: Option<String>,
     #[graphql(skip)]
-    user_id: Option<uuid::Uuid>,
+    user_id: Option<UserId>,
 }
 
 impl Actor {
     /// An actor from stored columns.
-    pub fn new(user_id: Option<uuid::Uuid>, guest_name: Option<String>) -> Self {
+    pub fn new(user_id: Option<UserId>, guest_name: Option<String>) -> Self {
         Actor {
             guest_name,
             user_id,
@@ -71,7 +71,7 @@ pub struct ActivityEvent(pub Arc<records::Activity>);
 impl ActivityEvent {
     /// Opaque id (`act_…`).
     async fn id(&self) -> ID {
-        ID(ActivityId(self.0.id).to_string())
+        ID(self.0.id.to_string())
     }
 
     /// What happened.
@@ -90,7 +90,7 @@ impl ActivityEvent {
 
     /// The organization it happened in.
     async fn organization_id(&self) -> ID {
-        ID(OrgId(self.0.organization_id).to_string())
+        ID(self.0.organization_id.to_string())
     }
 
     /// The kind of resource it happened to.

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::domain::{
     benchmarks::{self as b, Hidden as DHidden, Metric as DMetric, SizeBucket as DBucket},
-    ids::{OrgId, UserId},
+    ids::OrgId,
 };
 
 /// Organizations of similar size, by member count.
@@ -208,7 +208,7 @@ impl BenchmarkMutation {
     ) -> async_graphql::Result<SetBenchmarksOptOutPayload> {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match OrgId::parse(&organization_id) {
-            Ok(org) => b::set_opt_out(svc(ctx), UserId(user.id), org, opt_out).await,
+            Ok(org) => b::set_opt_out(svc(ctx), user.id, org, opt_out).await,
             Err(e) => Err(e.into()),
         };
         payload(

@@ -82,15 +82,15 @@ macro_rules! connection {
 
         impl $conn {
             /// Builds the connection from a domain page; `id` gives each item's id.
-            pub fn from_page<T>(
+            pub fn from_page<T, I: Into<uuid::Uuid>>(
                 page: $crate::domain::page::Page<T>,
-                id: impl Fn(&T) -> uuid::Uuid,
+                id: impl Fn(&T) -> I,
                 node: impl Fn(T) -> $node,
             ) -> Self {
                 let mut edges = Vec::with_capacity(page.items.len());
                 let mut nodes = Vec::with_capacity(page.items.len());
                 for item in page.items {
-                    let cursor = $crate::graphql::connection::cursor(id(&item));
+                    let cursor = $crate::graphql::connection::cursor(id(&item).into());
                     let n = node(item);
                     nodes.push(n.clone());
                     edges.push($edge { cursor, node: n });

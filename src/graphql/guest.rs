@@ -2,6 +2,7 @@
 //! leads to a User, Membership or Organization, or to an id of anything outside the shared
 //! project, so no resolver below `sharedLink`, `guestComment`, `guestEdit` or
 //! `sharedActivity` can hand a guest more than the link shows, whoever holds it.
+use crate::domain::ids::UserId;
 use std::sync::Arc;
 
 use async_graphql::{Context, Object, SimpleObject, ID};
@@ -13,7 +14,7 @@ use super::{
     loaders, svc,
     types::ActivityType,
 };
-use crate::domain::{ids::ActivityId, projects, records, DomainError};
+use crate::domain::{projects, records, DomainError};
 
 /// The name shown for someone whose name is gone (a deleted user).
 const NOBODY: &str = "Someone";
@@ -21,7 +22,7 @@ const NOBODY: &str = "Someone";
 /// The display name of a user or a guest, and nothing else of them.
 async fn display_name(
     ctx: &Context<'_>,
-    user: Option<uuid::Uuid>,
+    user: Option<UserId>,
     guest_name: Option<&str>,
 ) -> async_graphql::Result<String> {
     if let Some(id) = user {
@@ -90,12 +91,7 @@ impl GuestComment {
     }
     /// The author's display name: a user's name, or the name the guest gave.
     async fn author_name(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        display_name(
-            ctx,
-            self.0.author_user_id.map(|u| u.0),
-            self.0.guest_name.as_deref(),
-        )
-        .await
+        display_name(ctx, self.0.author_user_id, self.0.guest_name.as_deref()).await
     }
     /// When.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -119,7 +115,7 @@ pub struct GuestActivity(pub Arc<records::Activity>);
 impl GuestActivity {
     /// Opaque id (`act_…`).
     async fn id(&self) -> ID {
-        ID(ActivityId(self.0.id).to_string())
+        ID(self.0.id.to_string())
     }
     /// What happened.
     #[graphql(name = "type")]

@@ -49,7 +49,7 @@ impl Invitation {
 impl Invitation {
     /// Opaque id (`inv_…`).
     async fn id(&self) -> ID {
-        ID(InvitationId(self.model.id).to_string())
+        ID(self.model.id.to_string())
     }
     /// The invitee's address (normalised).
     async fn email(&self) -> &str {
@@ -113,7 +113,7 @@ impl Invitation {
     /// and to admins, so it can be copied again without a re-send.
     async fn url(&self, ctx: &Context<'_>) -> Option<String> {
         let viewer = auth(ctx).user().ok()?;
-        inv::copyable_link(svc(ctx), &self.model, self.org.view(), UserId(viewer.id))
+        inv::copyable_link(svc(ctx), &self.model, self.org.view(), viewer.id)
     }
 }
 
@@ -196,9 +196,9 @@ fn item_error(
 async fn org_of(
     ctx: &Context<'_>,
     viewer: UserId,
-    org: uuid::Uuid,
+    org: OrgId,
 ) -> Result<Organization, DomainError> {
-    orgs::access(&svc(ctx).db.read, viewer, OrgId(org))
+    orgs::access(&svc(ctx).db.read, viewer, org)
         .await
         .map(Organization::from)
 }
@@ -258,7 +258,7 @@ impl InvitationMutation {
                 },
             )
             .await?;
-            let org = org_of(ctx, UserId(user.id), org.0).await?;
+            let org = org_of(ctx, user.id, org).await?;
             Ok((sent, org))
         }
         .await;
@@ -299,7 +299,7 @@ impl InvitationMutation {
             Ok(id) => inv::resend(svc(ctx), user, id).await,
             Err(e) => Err(e.into()),
         };
-        invitation_payload(ctx, UserId(user.id), r).await
+        invitation_payload(ctx, user.id, r).await
     }
 
     /// Revokes an invitation: its link stops working at once.
@@ -313,7 +313,7 @@ impl InvitationMutation {
             Ok(id) => inv::revoke(svc(ctx), user, id).await,
             Err(e) => Err(e.into()),
         };
-        invitation_payload(ctx, UserId(user.id), r).await
+        invitation_payload(ctx, user.id, r).await
     }
 
     /// Accepts an invitation as the signed-in user, whose email must match it. The address

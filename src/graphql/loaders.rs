@@ -1,8 +1,8 @@
 //! Batch loaders, so lists of memberships or events resolve their users in one query.
+use crate::domain::ids::UserId;
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{dataloader::Loader, Context};
-use uuid::Uuid;
 
 use super::error::internal;
 use crate::domain::records;
@@ -11,11 +11,11 @@ use crate::domain::{identity, Services};
 /// Loads users by id.
 pub struct UserLoader(pub Arc<Services>);
 
-impl Loader<Uuid> for UserLoader {
+impl Loader<UserId> for UserLoader {
     type Value = records::User;
     type Error = Arc<anyhow::Error>;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, records::User>, Self::Error> {
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, records::User>, Self::Error> {
         let rows = identity::users_by_ids(&self.0.db.read, keys)
             .await
             .map_err(|e| Arc::new(anyhow::anyhow!("{e}")))?;
@@ -24,7 +24,7 @@ impl Loader<Uuid> for UserLoader {
 }
 
 /// One user through the request's batch loader.
-pub async fn user(ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<records::User>> {
+pub async fn user(ctx: &Context<'_>, id: UserId) -> async_graphql::Result<Option<records::User>> {
     ctx.data_unchecked::<async_graphql::dataloader::DataLoader<UserLoader>>()
         .load_one(id)
         .await

@@ -215,7 +215,7 @@ impl NotificationMutation {
         ids: Option<Vec<ID>>,
         up_to: Option<ID>,
     ) -> async_graphql::Result<MarkNotificationsReadPayload> {
-        let user = UserId(me(ctx)?.id);
+        let user = me(ctx)?.id;
         let ids: Vec<String> = ids.unwrap_or_default().into_iter().map(|i| i.0).collect();
         let svc = svc(ctx);
         let r = notifications::mark_read(svc, user, &ids, up_to.as_ref().map(|u| u.as_str())).await;
@@ -244,7 +244,7 @@ impl NotificationMutation {
         ctx: &Context<'_>,
         input: NotificationPreferencesInput,
     ) -> async_graphql::Result<NotificationPreferencesPayload> {
-        let user = UserId(me(ctx)?.id);
+        let user = me(ctx)?.id;
         let r = notifications::update_preferences(
             svc(ctx),
             user,
@@ -295,8 +295,8 @@ impl NotificationSubscription {
         // Ring and guard first, then the check and the starting point: nothing committed in
         // between is missed.
         let bell = svc.bus.bell();
-        let mut scopes = vec![Revocation::User(me.0)];
-        scopes.extend(org.map(|o| Revocation::Org(o.0)));
+        let mut scopes = vec![Revocation::User(me)];
+        scopes.extend(org.map(Revocation::Org));
         let guard = svc.bus.guard(scopes);
         let check = super::subscription::member_check(svc.clone(), token, me, org);
         let until = check().await.map_err(top_level)?;
@@ -313,7 +313,7 @@ impl NotificationSubscription {
         let stream = live::rung(
             svc.clock.clone(),
             bell,
-            me.0,
+            me,
             guard,
             until,
             last,

@@ -53,7 +53,7 @@ impl Project {
     /// Who created it.
     async fn created_by(&self) -> Actor {
         Actor::new(
-            self.model.created_by_user_id.map(|u| u.0),
+            self.model.created_by_user_id,
             self.model.created_by_guest_name.clone(),
         )
     }
@@ -83,14 +83,9 @@ impl Project {
     async fn shared_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SharedLink>> {
         let org = &self.org;
         let viewer = auth(ctx).user().map_err(top_level)?;
-        let links = sharing::of_project(
-            &svc(ctx).db.read,
-            org.view(),
-            UserId(viewer.id),
-            self.model.id,
-        )
-        .await
-        .map_err(top_level)?;
+        let links = sharing::of_project(&svc(ctx).db.read, org.view(), viewer.id, self.model.id)
+            .await
+            .map_err(top_level)?;
         Ok(links.into_iter().map(SharedLink::new).collect())
     }
 }
@@ -111,10 +106,7 @@ impl Comment {
     }
     /// Who wrote it: a user, or a guest (who becomes the user if they sign up later).
     async fn author(&self) -> Actor {
-        Actor::new(
-            self.0.author_user_id.map(|u| u.0),
-            self.0.guest_name.clone(),
-        )
+        Actor::new(self.0.author_user_id, self.0.guest_name.clone())
     }
     /// When.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -230,7 +222,7 @@ impl ProjectQuery {
     async fn project(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Project>> {
         let user = auth(ctx).user().map_err(top_level)?;
         let id = ProjectId::parse(&id).map_err(|e| top_level(e.into()))?;
-        let (p, access) = projects::get(&svc(ctx).db.read, UserId(user.id), id)
+        let (p, access) = projects::get(&svc(ctx).db.read, user.id, id)
             .await
             .map_err(top_level)?;
         Ok(Some(Project::member(p, access.into())))
@@ -260,7 +252,7 @@ impl ProjectMutation {
                 input.content.as_deref().unwrap_or(""),
             )
             .await?;
-            member_project(ctx, UserId(user.id), p).await
+            member_project(ctx, user.id, p).await
         }
         .await;
         ProjectPayload::from(r)
@@ -283,7 +275,7 @@ impl ProjectMutation {
                 input.content.as_deref(),
             )
             .await?;
-            member_project(ctx, UserId(user.id), p).await
+            member_project(ctx, user.id, p).await
         }
         .await;
         ProjectPayload::from(r)

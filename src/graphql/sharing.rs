@@ -57,7 +57,7 @@ impl SharedLink {
 impl SharedLink {
     /// Opaque id (`lnk_…`).
     async fn id(&self) -> ID {
-        ID(SharedLinkId(self.0.id).to_string())
+        ID(self.0.id.to_string())
     }
     /// `PUBLIC_URL/s/{token}`; the token is derived, so it can be shown again.
     async fn url(&self, ctx: &Context<'_>) -> String {

@@ -53,10 +53,10 @@ impl OrgSubscription {
         let org = OrgId::parse(&organization_id).map_err(|e| top_level(e.into()))?;
         let svc = svc(ctx).clone();
         // Subscribe and register before the check so nothing committed in between is missed.
-        let feed = svc.bus.feed(org.0);
+        let feed = svc.bus.feed(org);
         let guard = svc
             .bus
-            .guard(vec![Revocation::User(me.0), Revocation::Org(org.0)]);
+            .guard(vec![Revocation::User(me), Revocation::Org(org)]);
         let check = member_check(svc.clone(), token, me, Some(org));
         let until = check().await.map_err(top_level)?;
         let stream = live::guarded(svc.clock.clone(), feed, guard, until, |_| true, check);
@@ -68,7 +68,7 @@ impl OrgSubscription {
 /// error a subscription without one ends with.
 pub(super) fn subscriber(ctx: &Context<'_>) -> async_graphql::Result<(UserId, String)> {
     match auth(ctx) {
-        Auth::User { user, token } => Ok((UserId(user.id), token.clone())),
+        Auth::User { user, token } => Ok((user.id, token.clone())),
         other => {
             Err(top_level(other.user().err().unwrap_or(
                 DomainError::Unauthenticated("Sign in to do this."),
@@ -115,7 +115,7 @@ pub(super) async fn shared_feed(
     let opened = sharing::resolve(&svc, &svc.db.read, &token, session.as_ref().map(|s| &s.0))
         .await
         .map_err(top_level)?;
-    let (org, project, link) = (opened.organization.id, opened.project.id.0, opened.link.id);
+    let (org, project, link) = (opened.organization.id, opened.project.id, opened.link.id);
     let feed = svc.bus.feed(org);
     let mut scopes = vec![
         Revocation::Link(link),
@@ -147,7 +147,7 @@ pub(super) async fn shared_feed(
     // between the first resolve and the registration is not missed.
     let until = check().await.map_err(top_level)?;
     let keep = move |e: &ActivityMessage| {
-        e.resource_id == Some(project)
+        e.resource_id == Some(project.0)
             && matches!(
                 e.event_type,
                 ActivityType::CommentAdded | ActivityType::ProjectUpdated

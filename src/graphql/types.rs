@@ -14,7 +14,6 @@ use crate::domain::{
     self,
     activity::ActivityType as DActivityType,
     identity::AcquisitionSource as DSource,
-    ids::{OrgId, UserId},
     orgs::{self, InvitePolicy as DPolicy, Role as DRole},
     plans::FeatureKind,
 };
@@ -158,7 +157,7 @@ impl User {
 impl User {
     /// Opaque id (`usr_…`).
     async fn id(&self) -> ID {
-        ID(UserId(self.model.id).to_string())
+        ID(self.model.id.to_string())
     }
 
     /// Display name.
@@ -172,13 +171,9 @@ impl User {
             return Ok(&self.model.email);
         }
         let viewer = auth(ctx).user().map_err(top_level)?;
-        let shared = domain::identity::share_an_org(
-            &svc(ctx).db.read,
-            UserId(viewer.id),
-            UserId(self.model.id),
-        )
-        .await
-        .map_err(top_level)?;
+        let shared = domain::identity::share_an_org(&svc(ctx).db.read, viewer.id, self.model.id)
+            .await
+            .map_err(top_level)?;
         if shared {
             Ok(&self.model.email)
         } else {
@@ -247,7 +242,7 @@ impl User {
         if !self.is_viewer(ctx) {
             return Ok(vec![]);
         }
-        super::accounts::sessions_of(ctx, UserId(self.model.id)).await
+        super::accounts::sessions_of(ctx, self.model.id).await
     }
 
     /// Your notifications, newest first (`unreadOnly`: the unread ones only); only visible
@@ -261,13 +256,13 @@ impl User {
         #[graphql(default = false)] unread_only: bool,
     ) -> async_graphql::Result<super::notifications::NotificationConnection> {
         self.own_only(ctx)?;
-        super::notifications::list(ctx, UserId(self.model.id), first, after, unread_only).await
+        super::notifications::list(ctx, self.model.id, first, after, unread_only).await
     }
 
     /// How many of your notifications are unread; only visible to the user themselves.
     async fn unread_notification_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
         self.own_only(ctx)?;
-        super::notifications::unread(ctx, UserId(self.model.id)).await
+        super::notifications::unread(ctx, self.model.id).await
     }
 
     /// Which notifications you get and whether they are emailed; only visible to the user
@@ -277,7 +272,7 @@ impl User {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<super::notifications::NotificationPreferences> {
         self.own_only(ctx)?;
-        super::notifications::preferences(ctx, UserId(self.model.id)).await
+        super::notifications::preferences(ctx, self.model.id).await
     }
 
     /// The user's memberships (empty unless the caller is this user).
@@ -285,7 +280,7 @@ impl User {
         if !self.is_viewer(ctx) {
             return Ok(vec![]);
         }
-        let rows = orgs::memberships_of(&svc(ctx).db.read, UserId(self.model.id))
+        let rows = orgs::memberships_of(&svc(ctx).db.read, self.model.id)
             .await
             .map_err(top_level)?;
         Ok(rows
@@ -311,7 +306,7 @@ impl User {
         let Some(org) = self.model.active_organization_id else {
             return Ok(None);
         };
-        let found = orgs::find_with_role(&svc(ctx).db.read, OrgId(org), UserId(self.model.id))
+        let found = orgs::find_with_role(&svc(ctx).db.read, org, self.model.id)
             .await
             .map_err(top_level)?;
         Ok(found.map(|(o, r)| Organization::new(o, r)))

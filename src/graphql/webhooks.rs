@@ -35,7 +35,7 @@ pub struct WebhookEndpoint(pub records::WebhookEndpoint);
 impl WebhookEndpoint {
     /// Opaque id (`whe_…`).
     async fn id(&self) -> ID {
-        ID(WebhookEndpointId(self.0.id).to_string())
+        ID(self.0.id.to_string())
     }
     /// Where deliveries are POSTed.
     async fn url(&self) -> &str {
@@ -70,14 +70,9 @@ impl WebhookEndpoint {
         after: Option<String>,
     ) -> async_graphql::Result<WebhookDeliveryConnection> {
         let req = page_request(first, after)?;
-        let page = rules::deliveries(
-            &svc(ctx).db.read,
-            WebhookEndpointId(self.0.id),
-            status.map(Into::into),
-            req,
-        )
-        .await
-        .map_err(top_level)?;
+        let page = rules::deliveries(&svc(ctx).db.read, self.0.id, status.map(Into::into), req)
+            .await
+            .map_err(top_level)?;
         Ok(WebhookDeliveryConnection::from_page(
             page,
             |d| d.delivery.id,
@@ -94,7 +89,7 @@ pub struct WebhookDelivery(pub rules::Delivery);
 impl WebhookDelivery {
     /// Opaque id (`whd_…`).
     async fn id(&self) -> ID {
-        ID(WebhookDeliveryId(self.0.delivery.id).to_string())
+        ID(self.0.delivery.id.to_string())
     }
     /// The `webhook-id` header; the same on every retry.
     async fn message_id(&self) -> String {
@@ -114,7 +109,7 @@ impl WebhookDelivery {
     }
     /// Every attempt, oldest first.
     async fn attempts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<WebhookAttempt>> {
-        let rows = rules::attempts_of(&svc(ctx).db.read, WebhookDeliveryId(self.0.delivery.id))
+        let rows = rules::attempts_of(&svc(ctx).db.read, self.0.delivery.id)
             .await
             .map_err(top_level)?;
         Ok(rows.into_iter().map(WebhookAttempt).collect())

@@ -99,7 +99,7 @@ async fn resolve(
             ))
         }
         None => {
-            let active = user.active_organization_id.map(|o| Scope::Organization(OrgId(o)));
+            let active = user.active_organization_id.map(Scope::Organization);
             match choices.iter().find(|c| Some(c.scope) == active).or(choices.first()) {
                 Some(c) => c.scope,
                 None => {

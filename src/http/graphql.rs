@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::{
-    domain::{idempotency, ids::UserId, ratelimit::Client},
+    domain::{idempotency, ratelimit::Client},
     graphql::{
         error::{Outcome, TopLevelCode},
         Auth,
@@ -294,7 +294,7 @@ async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: M
         &serde_json::to_string(&request.variables).unwrap_or_default(),
     ]);
     let scope = match &auth {
-        Auth::User { user, .. } => UserId(user.id).to_string(),
+        Auth::User { user, .. } => user.id.to_string(),
         Auth::ApiKey(k) => k.id.to_string(),
         // Anonymous callers (signUp, guestComment) cannot be told apart: the key is
         // namespaced by the request itself, so only the same request replays (one caller

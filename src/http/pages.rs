@@ -381,7 +381,7 @@ pub async fn shared(
         &comments
             .items
             .iter()
-            .filter_map(|c| c.author_user_id.map(|u| u.0))
+            .filter_map(|c| c.author_user_id)
             .collect::<Vec<_>>(),
     )
     .await
@@ -391,12 +391,7 @@ pub async fn shared(
     };
     let author = |c: &crate::domain::records::Comment| {
         c.author_user_id
-            .and_then(|id| {
-                authors
-                    .iter()
-                    .find(|u| crate::domain::ids::UserId(u.id) == id)
-                    .map(|u| u.name.clone())
-            })
+            .and_then(|id| authors.iter().find(|u| u.id == id).map(|u| u.name.clone()))
             .or_else(|| c.guest_name.clone())
             .unwrap_or_else(|| "Someone".into())
     };

@@ -5,7 +5,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, DbErr, EntityTrait};
 use uuid::Uuid;
 
 use crate::db::Tx;
-use entity::{emails, enums::EmailStatus};
+use entity::{emails, enums::EmailStatus, ids::EmailId};
 
 /// A new, pending email row: due now, never tried.
 fn pending(
@@ -16,7 +16,7 @@ fn pending(
     subject_version: i32,
 ) -> emails::ActiveModel {
     emails::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(EmailId::generate()),
         kind: Set(kind.into()),
         recipient: Set(recipient),
         subject_id: Set(subject_id),
@@ -37,12 +37,18 @@ pub async fn enqueue(
     now: DateTime<Utc>,
     kind: &str,
     recipient: &str,
-    subject_id: Uuid,
+    subject_id: impl Into<Uuid>,
     subject_version: i32,
 ) -> Result<(), DbErr> {
-    pending(now, kind, recipient.into(), subject_id, subject_version)
-        .insert(&**tx)
-        .await?;
+    pending(
+        now,
+        kind,
+        recipient.into(),
+        subject_id.into(),
+        subject_version,
+    )
+    .insert(&**tx)
+    .await?;
     tx.queued_email();
     Ok(())
 }

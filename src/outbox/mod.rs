@@ -5,6 +5,7 @@
 //! The outbox sits below the rules: it knows rows, not decisions, so it imports nothing of
 //! `crate::domain`; the workers drain what it wrote.
 use chrono::{DateTime, SecondsFormat, Utc};
+use entity::ids::{ActivityId, OrgId, UserId, WebhookMessageId};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, DbErr, EntityTrait};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -19,16 +20,16 @@ pub mod visits;
 #[derive(Clone, Debug, Default)]
 pub struct Actor {
     /// A signed-in user.
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     /// A guest who came through a shared link.
     pub guest_name: Option<String>,
 }
 
 impl Actor {
     /// A user actor.
-    pub fn user(id: impl Into<Uuid>) -> Actor {
+    pub fn user(id: UserId) -> Actor {
         Actor {
-            user_id: Some(id.into()),
+            user_id: Some(id),
             guest_name: None,
         }
     }
@@ -37,8 +38,8 @@ impl Actor {
 /// One thing that happened in an organization.
 #[derive(Clone, Debug)]
 pub struct Event {
-    /// The organization whose feed it belongs to (its row id; the domain holds the typed id).
-    pub org: Uuid,
+    /// The organization whose feed it belongs to.
+    pub org: OrgId,
     /// What happened.
     pub kind: ActivityType,
     /// Who did it.
@@ -69,7 +70,7 @@ pub async fn record(
     event: Event,
 ) -> Result<entity::activity_events::Model, DbErr> {
     let row = entity::activity_events::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(ActivityId::generate()),
         organization_id: Set(event.org),
         event_type: Set(event.kind),
         actor_user_id: Set(event.actor.user_id),
@@ -93,7 +94,7 @@ pub async fn record(
 pub async fn webhook(
     tx: &mut Tx,
     now: DateTime<Utc>,
-    org: Option<Uuid>,
+    org: Option<OrgId>,
     event: WebhookEvent,
 ) -> Result<entity::webhook_messages::Model, DbErr> {
     let payload = json!({
@@ -102,7 +103,7 @@ pub async fn webhook(
         "data": event.data,
     });
     let row = entity::webhook_messages::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(WebhookMessageId::generate()),
         organization_id: Set(org),
         event_type: Set(event.event_type.to_string()),
         payload: Set(payload),
@@ -119,7 +120,7 @@ pub async fn webhook(
 pub async fn webhooks(
     tx: &mut Tx,
     now: DateTime<Utc>,
-    events: Vec<(Option<Uuid>, WebhookEvent)>,
+    events: Vec<(Option<OrgId>, WebhookEvent)>,
 ) -> Result<(), DbErr> {
     if events.is_empty() {
         return Ok(());
@@ -128,7 +129,7 @@ pub async fn webhooks(
     let rows = events
         .into_iter()
         .map(|(org, event)| entity::webhook_messages::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(WebhookMessageId::generate()),
             organization_id: Set(org),
             event_type: Set(event.event_type.to_string()),
             payload: Set(json!({
@@ -147,6 +148,6 @@ pub async fn webhooks(
 }
 
 /// The `webhook-id` of a message: stable across retries.
-pub fn message_id(id: Uuid) -> String {
-    format!("msg_{}", id.simple())
+pub fn message_id(id: WebhookMessageId) -> String {
+    id.to_string()
 }

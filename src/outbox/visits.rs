@@ -3,6 +3,7 @@
 //! (`crate::visits`) drains the queue, group-commits a batch, and only then answers each
 //! waiting request, so an acknowledged visit is durable.
 use chrono::{DateTime, Utc};
+use entity::ids::{OrgId, SharedLinkId, UserId};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -10,15 +11,15 @@ use uuid::Uuid;
 #[derive(Clone, Debug)]
 pub struct Visit {
     /// The link.
-    pub link: Uuid,
+    pub link: SharedLinkId,
     /// Its organization.
-    pub org: Uuid,
-    /// The resource it shares.
+    pub org: OrgId,
+    /// The resource it shares (a polymorphic reference, as `shared_links.resource_id`).
     pub resource: Uuid,
     /// Distinct-visitor key: a user's id, a guest's visitor id, or one per request.
     pub visitor_id: String,
     /// The signed-in visitor, if any.
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     /// When.
     pub at: DateTime<Utc>,
 }

@@ -3,6 +3,7 @@
 //! caller's `verify`) whenever its [`Guard`] is flagged and when the deadline `verify`
 //! returned (a session's or a link's expiry) passes; a refused check, or a subscriber that
 //! fell too far behind, ends the stream with the reason as its last item.
+use entity::ids::UserId;
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
@@ -133,8 +134,8 @@ impl Deadline {
 #[allow(clippy::too_many_arguments)]
 pub fn rung<T, L, LF, I, V, F>(
     clock: Arc<dyn Clock>,
-    mut bell: tokio::sync::broadcast::Receiver<uuid::Uuid>,
-    user: uuid::Uuid,
+    mut bell: tokio::sync::broadcast::Receiver<UserId>,
+    user: UserId,
     guard: Guard,
     until: Option<DateTime<Utc>>,
     mut last: Option<I>,

@@ -364,9 +364,7 @@ async fn revoked_and_unknown_keys_are_refused_and_use_is_recorded() {
 
     // `key` is the oldest; revoked, it stops working at once.
     let first = api_keys::list(&svc.db.read).await.unwrap()[0].id;
-    api_keys::revoke(svc, kfactor::domain::ids::ApiKeyId(first))
-        .await
-        .unwrap();
+    api_keys::revoke(svc, first).await.unwrap();
     for bad in [key.as_str(), "kfk_not-a-key"] {
         let body = app
             .gql(
@@ -428,7 +426,7 @@ async fn growth_is_authorized_for_admins_staff_and_growth_keys() {
         ("growth key", Caller::Key(&growth)),
     ] {
         let o = access::authorize_org_growth(db, c, org).await;
-        assert_eq!(o.map(|o| o.id).ok(), Some(org.0), "{who}");
+        assert_eq!(o.map(|o| o.id).ok(), Some(org), "{who}");
     }
     for (who, c, want) in [
         ("member", Caller::User(&bo_m), "PermissionDenied"),

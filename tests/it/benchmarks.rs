@@ -3,9 +3,9 @@
 //! counting half, size buckets, opting out, who may see them, and the cache equal to a
 //! recomputation. Runs on SQLite and on PostgreSQL.
 use chrono::{DateTime, Duration, Utc};
+use entity::ids::InvitationId;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use crate::{
     growth::no_limits,
@@ -66,11 +66,12 @@ fn close(v: &Value, want: f64) {
     assert!((got - want).abs() < 1e-9, "{got} != {want}");
 }
 
-fn uuid(id: &str) -> Uuid {
-    kfactor::domain::ids::OrgId::parse(id)
-        .map(|o| o.0)
-        .or_else(|_| kfactor::domain::ids::UserId::parse(id).map(|u| u.0))
-        .unwrap()
+fn org_id(id: &str) -> kfactor::domain::ids::OrgId {
+    kfactor::domain::ids::OrgId::parse(id).unwrap()
+}
+
+fn user_id(id: &str) -> kfactor::domain::ids::UserId {
+    kfactor::domain::ids::UserId::parse(id).unwrap()
 }
 
 /// `sent` invitations first sent by `by` from `org` on day 0, the first `accepted` of them
@@ -93,11 +94,11 @@ async fn invitations(
         });
         let at = day0() + Duration::minutes(n as i64);
         entity::invitations::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            organization_id: Set(uuid(&by.org_id)),
+            id: Set(InvitationId::generate()),
+            organization_id: Set(org_id(&by.org_id)),
             email: Set(format!("guest{n}-{}@bench.test", by.id)),
             role: Set(Role::Member),
-            invited_by_user_id: Set(uuid(&by.id)),
+            invited_by_user_id: Set(user_id(&by.id)),
             surface: Set(None),
             status: Set(if acceptor.is_some() {
                 InvitationState::Accepted
@@ -112,11 +113,11 @@ async fn invitations(
             expires_at: Set(at + Duration::days(7)),
             opened_at: Set(acceptor.map(|_| at)),
             accepted_at: Set(acceptor.map(|_| at)),
-            accepted_by_user_id: Set(acceptor.map(|u| uuid(&u.id))),
-            first_sent_by_user_id: Set(Some(uuid(&by.id))),
+            accepted_by_user_id: Set(acceptor.map(|u| user_id(&u.id))),
+            first_sent_by_user_id: Set(Some(user_id(&by.id))),
             first_opened_at: Set(acceptor.map(|_| at)),
             first_accepted_at: Set(acceptor.map(|_| at)),
-            first_accepted_by_user_id: Set(acceptor.map(|u| uuid(&u.id))),
+            first_accepted_by_user_id: Set(acceptor.map(|u| user_id(&u.id))),
         }
         .insert(&app.app.svc.db.write)
         .await
@@ -133,7 +134,7 @@ struct Pool {
 async fn pool(app: &TestApp) -> Pool {
     let activated = app.sign_up("Act", "act@pool.test").await;
     let idle = app.sign_up("Idle", "idle@pool.test").await;
-    let u = entity::users::Entity::find_by_id(uuid(&activated.id))
+    let u = entity::users::Entity::find_by_id(user_id(&activated.id))
         .one(&app.app.svc.db.write)
         .await
         .unwrap()
@@ -448,7 +449,7 @@ async fn a_cached_answer_equals_a_recomputation_until_it_expires() {
     let app = spawn().await;
     let (ours, others, pool) = world(&app).await;
     let svc = &app.app.svc;
-    let user = entity::users::Entity::find_by_id(uuid(&ours.id))
+    let user = entity::users::Entity::find_by_id(user_id(&ours.id))
         .one(&svc.db.read)
         .await
         .unwrap()
@@ -485,11 +486,11 @@ async fn a_cached_answer_equals_a_recomputation_until_it_expires() {
         .await
         .unwrap()
         .into_iter()
-        .find(|i| i.organization_id == uuid(&others[0].org_id))
+        .find(|i| i.organization_id == org_id(&others[0].org_id))
         .unwrap();
     let mut am: entity::invitations::ActiveModel = w.into();
     am.first_accepted_at = Set(Some(day0()));
-    am.first_accepted_by_user_id = Set(Some(uuid(&pool.idle.id)));
+    am.first_accepted_by_user_id = Set(Some(user_id(&pool.idle.id)));
     am.update(&svc.db.write).await.unwrap();
     kfactor::domain::metrics::rebuild::rebuild(svc)
         .await
@@ -625,7 +626,7 @@ async fn answers_and_opt_out_changes_draw_on_one_budget_per_organization() {
     let body = benchmarks(&app, &ours, &ours.org_id).await;
     assert_eq!(error_codes(&body), ["RATE_LIMITED"], "{body}");
     assert_eq!(body["data"]["organization"]["name"], "Ours's workspace");
-    let row = entity::benchmark_opt_outs::Entity::find_by_id(uuid(&ours.org_id))
+    let row = entity::benchmark_opt_outs::Entity::find_by_id(org_id(&ours.org_id))
         .one(&app.app.svc.db.write)
         .await
         .unwrap();

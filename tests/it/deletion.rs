@@ -167,7 +167,10 @@ async fn a_deleted_account_leaves_anonymous_facts_and_nothing_to_reach_it_by() {
     assert_eq!(row.name, "Deleted user");
     assert!(row.email.ends_with("@deleted.invalid"));
     assert_eq!(row.acquisition_source.as_str(), "invite");
-    assert_eq!(row.invited_by_user_id, Some(uuid(&ana.id)));
+    assert_eq!(
+        row.invited_by_user_id,
+        Some(kfactor::domain::ids::UserId(uuid(&ana.id)))
+    );
     assert!(row.invite_token_id.is_some());
     assert_eq!(
         entity::invitation_sends::Entity::find()

@@ -37,7 +37,7 @@ async fn digest_emails(app: &TestApp) -> Vec<String> {
 }
 
 /// The `data` of every growth.weekly message, oldest first.
-async fn weekly_messages(app: &TestApp) -> Vec<(Option<uuid::Uuid>, Value)> {
+async fn weekly_messages(app: &TestApp) -> Vec<(Option<kfactor::domain::ids::OrgId>, Value)> {
     let mut rows = entity::webhook_messages::Entity::find()
         .filter(entity::webhook_messages::Column::EventType.eq(digest::EVENT_TYPE))
         .all(&app.app.svc.db.read)
@@ -82,7 +82,7 @@ async fn each_recipient_gets_one_digest_per_week_with_the_apis_numbers_and_can_l
     kfactor::domain::identity::set_staff(&app.app.svc, "sam@example.com", true)
         .await
         .unwrap();
-    let eve_id = kfactor::domain::ids::UserId::parse(&eve.id).unwrap().0;
+    let eve_id = kfactor::domain::ids::UserId::parse(&eve.id).unwrap();
     let link = digest::unsubscribe_link(&app.app.svc, eve_id);
     let path = link.strip_prefix(&app.url).unwrap().to_string();
     let page = app
@@ -146,7 +146,7 @@ async fn each_recipient_gets_one_digest_per_week_with_the_apis_numbers_and_can_l
 
     // The webhook message carries the API's numbers for exactly that week.
     let msgs = weekly_messages(&app).await;
-    let org_uuid = kfactor::domain::ids::OrgId::parse(&ana.org_id).unwrap().0;
+    let org_uuid = kfactor::domain::ids::OrgId::parse(&ana.org_id).unwrap();
     let (_, data) = msgs
         .iter()
         .find(|(o, _)| *o == Some(org_uuid))

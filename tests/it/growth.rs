@@ -111,7 +111,7 @@ async fn unlimited(app: &TestApp, org: &str, feature: &str) {
     use sea_orm::{ActiveValue::Set, EntityTrait};
     let org = kfactor::domain::ids::OrgId::parse(org).unwrap();
     entity::entitlement_overrides::Entity::insert(entity::entitlement_overrides::ActiveModel {
-        organization_id: Set(org.0),
+        organization_id: Set(org),
         feature: Set(feature.to_string()),
         limit_value: Set(None),
         unlimited: Set(true),

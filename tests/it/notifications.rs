@@ -476,7 +476,7 @@ async fn email_is_batched_once_per_interval_without_what_was_read_and_can_be_lef
     // Unsubscribing without signing in; a forged token is refused.
     let link = email::unsubscribe_link(
         &app.app.svc,
-        kfactor::domain::ids::UserId::parse(&ana.id).unwrap().0,
+        kfactor::domain::ids::UserId::parse(&ana.id).unwrap(),
     );
     assert!(first.contains(&link), "the email carries the link");
     // RFC 8058 one-click unsubscribe: mail clients show their own button and POST

@@ -12,7 +12,7 @@ use crate::helpers::spawn;
 
 fn event(org: OrgId) -> Event {
     Event {
-        org: org.0,
+        org,
         kind: ActivityType::PlanChanged,
         actor: Actor::default(),
         resource: None,
@@ -31,7 +31,7 @@ async fn rolled_back_events_leave_no_trace_and_committed_ones_are_announced() {
     let ana = app.sign_up("Ana", "ana@example.com").await;
     let org = OrgId::parse(&ana.org_id).unwrap();
     let svc = &app.app.svc;
-    let mut rx = svc.bus.feed(org.0);
+    let mut rx = svc.bus.feed(org);
     let count = || async {
         (
             entity::activity_events::Entity::find()
@@ -72,7 +72,7 @@ async fn rolled_back_events_leave_no_trace_and_committed_ones_are_announced() {
         .unwrap()
         .unwrap();
     assert_eq!(msg.event_type, "subscription.upgraded");
-    assert_eq!(msg.organization_id, Some(org.0));
+    assert_eq!(msg.organization_id, Some(org));
     assert_eq!(msg.payload["type"], "subscription.upgraded");
     assert_eq!(msg.payload["data"]["to_plan"], "pro");
     assert!(msg.payload["timestamp"].as_str().unwrap().ends_with('Z'));

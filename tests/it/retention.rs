@@ -6,20 +6,20 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, PaginatorTrait};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::{
     helpers::{on_postgres, spawn_with, TestApp},
     sharing::share,
 };
+use kfactor::domain::ids::{SessionId, UserId, WebhookMessageId};
 use kfactor::retention::{prune, prune_batch, Pruned};
 
-async fn insert_session(app: &TestApp, user: &str, expires_at: DateTime<Utc>) -> Uuid {
-    let id = Uuid::now_v7();
+async fn insert_session(app: &TestApp, user: &str, expires_at: DateTime<Utc>) -> SessionId {
+    let id = SessionId::generate();
     entity::sessions::ActiveModel {
         id: Set(id),
-        user_id: Set(Uuid::parse_str(user.trim_start_matches("usr_")).unwrap()),
-        token_hash: Set(format!("{:064x}", id.as_u128())),
+        user_id: Set(UserId::parse(user).unwrap()),
+        token_hash: Set(format!("{:064x}", id.0.as_u128())),
         created_at: Set(expires_at - Duration::days(30)),
         last_used_at: Set(expires_at - Duration::days(30)),
         expires_at: Set(expires_at),
@@ -46,8 +46,12 @@ async fn insert_key(app: &TestApp, key: &str, created_at: DateTime<Utc>, finishe
     .unwrap();
 }
 
-async fn insert_message(app: &TestApp, created_at: DateTime<Utc>, dispatched: bool) -> Uuid {
-    let id = Uuid::now_v7();
+async fn insert_message(
+    app: &TestApp,
+    created_at: DateTime<Utc>,
+    dispatched: bool,
+) -> WebhookMessageId {
+    let id = WebhookMessageId::generate();
     entity::webhook_messages::ActiveModel {
         id: Set(id),
         organization_id: Set(None),

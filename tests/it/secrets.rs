@@ -298,9 +298,7 @@ async fn rotation_keeps_old_data_working_and_reseal_moves_everything() {
     let only_b = Keyring::new(B.as_bytes().to_vec(), vec![]);
     let only_a = Keyring::new(A.as_bytes().to_vec(), vec![]);
     let rows = secret_rows(&rotated).await;
-    let new_id = kfactor::domain::ids::WebhookEndpointId::parse(&new_ep)
-        .unwrap()
-        .0;
+    let new_id = kfactor::domain::ids::WebhookEndpointId::parse(&new_ep).unwrap();
     let new_row = rows.iter().find(|r| r.endpoint_id == new_id).unwrap();
     let open_with = |k: &Keyring, r: &webhook_secrets::Model| {
         k.open(Purpose::WebhookSecret, r.id.as_bytes(), &r.ciphertext)
@@ -432,9 +430,7 @@ async fn a_secret_altered_under_a_running_server_is_an_error_not_a_key() {
         .await
         .unwrap();
     let svc = &app.app.svc;
-    let id = kfactor::domain::ids::WebhookEndpointId::parse(&endpoint)
-        .unwrap()
-        .0;
+    let id = kfactor::domain::ids::WebhookEndpointId::parse(&endpoint).unwrap();
     let err = kfactor::domain::webhooks::signing_keys(svc, &svc.db.read, [id], app.clock_now())
         .await
         .expect_err("a secret that does not open is an error");

@@ -128,7 +128,7 @@ async fn emit(app: &TestApp, org: &str, event_type: &'static str) {
     outbox::webhook(
         &mut tx,
         app.clock_now(),
-        Some(OrgId::parse(org).unwrap().0),
+        Some(OrgId::parse(org).unwrap()),
         WebhookEvent {
             event_type,
             data: json!({ "organization_id": org }),

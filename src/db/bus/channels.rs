@@ -6,17 +6,17 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use entity::ids::OrgId;
 use tokio::sync::broadcast::{
     self,
     error::{RecvError, TryRecvError},
 };
-use uuid::Uuid;
 
 use super::ActivityMessage;
 
 pub(super) struct Channels {
     capacity: usize,
-    by_org: Mutex<HashMap<Uuid, broadcast::Sender<ActivityMessage>>>,
+    by_org: Mutex<HashMap<OrgId, broadcast::Sender<ActivityMessage>>>,
 }
 
 impl Channels {
@@ -27,7 +27,7 @@ impl Channels {
         }
     }
 
-    pub(super) fn subscribe(self: &Arc<Self>, org: Uuid) -> Feed {
+    pub(super) fn subscribe(self: &Arc<Self>, org: OrgId) -> Feed {
         let mut map = self.by_org.lock().expect("channels lock");
         let rx = map
             .entry(org)
@@ -57,7 +57,7 @@ impl Channels {
 /// A receiver of one organization's committed activity; dropping the last one of an
 /// organization removes its channel.
 pub struct Feed {
-    org: Uuid,
+    org: OrgId,
     rx: Option<broadcast::Receiver<ActivityMessage>>,
     channels: Arc<Channels>,
 }

@@ -12,9 +12,9 @@ use std::{
     },
 };
 
+use entity::ids::{OrgId, ProjectId, SharedLinkId, UserId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use uuid::Uuid;
 
 /// A scope whose access changed: every stream authorized through it checks again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,13 +22,13 @@ use uuid::Uuid;
 pub enum Revocation {
     /// A user's access changed: a session ended (log-out, password change, deletion) or a
     /// membership ended or changed.
-    User(Uuid),
+    User(UserId),
     /// An organization's access changed as a whole (scheduled for deletion, deleted).
-    Org(Uuid),
+    Org(OrgId),
     /// A shared link was revoked or changed.
-    Link(Uuid),
+    Link(SharedLinkId),
     /// A project was deleted (its links with it).
-    Project(Uuid),
+    Project(ProjectId),
 }
 
 #[derive(Default)]

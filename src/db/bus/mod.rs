@@ -15,6 +15,7 @@
 //! authorization.
 use std::sync::Arc;
 
+use entity::ids::{ActivityId, OrgId, UserId};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -38,7 +39,7 @@ struct Announcement {
     from: Uuid,
     /// Committed activity events, by id.
     #[serde(default)]
-    activity: Vec<Uuid>,
+    activity: Vec<ActivityId>,
     /// Webhook messages were committed.
     #[serde(default)]
     webhooks: bool,
@@ -47,7 +48,7 @@ struct Announcement {
     revoked: Vec<Revocation>,
     /// Users who were sent notifications.
     #[serde(default)]
-    notified: Vec<Uuid>,
+    notified: Vec<UserId>,
     /// Presence changes (sent outside any transaction by the presence relay).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     presence: Vec<presence::Wire>,
@@ -71,7 +72,7 @@ pub struct Bus {
     digest: Arc<tokio::sync::Notify>,
     /// Rings with the id of each user who was sent notifications (ids only: a stream reads
     /// its own user's rows from the database, so nothing of one user reaches another).
-    bell: tokio::sync::broadcast::Sender<Uuid>,
+    bell: tokio::sync::broadcast::Sender<UserId>,
     epoch: Arc<std::sync::atomic::AtomicU64>,
     /// Who is viewing which project (ephemeral, in memory).
     presence: Arc<presence::Presence>,
@@ -196,7 +197,7 @@ impl Bus {
     }
 
     /// Tells this instance's notification streams that these users were sent notifications.
-    pub fn ring(&self, users: &[Uuid]) {
+    pub fn ring(&self, users: &[UserId]) {
         for u in users {
             // No receiver: nobody is listening, nothing to do.
             let _ = self.bell.send(*u);
@@ -204,12 +205,12 @@ impl Bus {
     }
 
     /// A receiver of the ids of users sent notifications from now on (see [`Bus::ring`]).
-    pub fn bell(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+    pub fn bell(&self) -> tokio::sync::broadcast::Receiver<UserId> {
         self.bell.subscribe()
     }
 
     /// A receiver of the activity of `org` committed from now on.
-    pub fn feed(&self, org: Uuid) -> Feed {
+    pub fn feed(&self, org: OrgId) -> Feed {
         self.channels.subscribe(org)
     }
 
@@ -284,15 +285,15 @@ impl Bus {
         activity: &[ActivityMessage],
         webhooks: bool,
         revoked: &[Revocation],
-        notified: &[Uuid],
+        notified: &[UserId],
     ) -> Result<(), DbErr> {
         if txn.get_database_backend() != DatabaseBackend::Postgres
             || (activity.is_empty() && !webhooks && revoked.is_empty() && notified.is_empty())
         {
             return Ok(());
         }
-        let ids: Vec<Uuid> = activity.iter().map(|a| a.id).collect();
-        let mut chunks: Vec<&[Uuid]> = ids.chunks(IDS_PER_ANNOUNCEMENT).collect();
+        let ids: Vec<ActivityId> = activity.iter().map(|a| a.id).collect();
+        let mut chunks: Vec<&[ActivityId]> = ids.chunks(IDS_PER_ANNOUNCEMENT).collect();
         if chunks.is_empty() {
             chunks.push(&[]);
         }
@@ -324,7 +325,7 @@ impl Bus {
     /// Takes an announcement heard on [`CHANNEL`]: flags the streams whose access another
     /// instance changed, wakes the webhook dispatcher when it committed messages, and returns the activity ids it committed (to be
     /// loaded and published here). Its own and unreadable announcements yield nothing.
-    pub fn heard(&self, payload: &str) -> Vec<Uuid> {
+    pub fn heard(&self, payload: &str) -> Vec<ActivityId> {
         let a: Announcement = match serde_json::from_str(payload) {
             Ok(a) => a,
             Err(e) => {
@@ -356,7 +357,7 @@ mod tests {
     #[test]
     fn presence_announcements_are_bounded_and_complete() {
         let bus = Bus::default();
-        let project = Uuid::new_v4();
+        let project = entity::ids::ProjectId::generate();
         let batch: Vec<presence::Wire> = (0..500)
             .map(|i| presence::Wire::Update {
                 p: project,

@@ -13,15 +13,15 @@
 //! the address itself. Accounts created before verification existed start unverified and
 //! keep every membership they have.
 use chrono::{DateTime, Duration, Utc};
+use entity::ids::EmailTokenId;
 use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
     PaginatorTrait, QueryFilter,
 };
-use uuid::Uuid;
 
 use super::{
     identity::{self, Email},
-    ids::{OrgId, UserId},
+    ids::UserId,
     invitations,
     metrics::{
         probe::{Probe, Scopes},
@@ -71,11 +71,11 @@ pub(crate) async fn issue(
     tx: &mut Tx,
     now: DateTime<Utc>,
     purpose: Purpose,
-    user: Option<Uuid>,
+    user: Option<UserId>,
     email: &str,
 ) -> DomainResult<email_tokens::Model> {
     let row = email_tokens::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(EmailTokenId::generate()),
         user_id: Set(user),
         purpose: Set(purpose),
         email: Set(email.to_string()),
@@ -333,7 +333,7 @@ pub async fn verify_email(
         }
         let ended = ending.exec(&*tx).await?.rows_affected;
         tx.revoke(crate::db::bus::Revocation::User(user.id));
-        tracing::info!(user_id = %UserId(user.id), ended, "verified join ended earlier sessions");
+        tracing::info!(user_id = %user.id, ended, "verified join ended earlier sessions");
         if new_session && kept_session.is_none() {
             session = Some(identity::create_session(&*tx, svc, user.id, client).await?);
         }
@@ -392,7 +392,7 @@ pub async fn change_email(
 /// A user that exists and is not deleted.
 pub(crate) async fn live_user(
     db: &impl ConnectionTrait,
-    id: Option<Uuid>,
+    id: Option<UserId>,
 ) -> DomainResult<users::Model> {
     let Some(id) = id else {
         return Err(DomainError::NotFound("Link"));
@@ -455,7 +455,7 @@ async fn join_waiting_signup(
         }
     };
     probe.close(tx, svc).await?;
-    identity::set_active_org(&**tx, user.clone(), Some(OrgId(org.id))).await?;
-    tracing::info!(user_id = %UserId(user.id), org_id = %OrgId(org.id), "verified signup joined");
+    identity::set_active_org(&**tx, user.clone(), Some(org.id)).await?;
+    tracing::info!(user_id = %user.id, org_id = %org.id, "verified signup joined");
     Ok(Some((org, role)))
 }

@@ -6,7 +6,6 @@ use crate::{
     db::Tx,
     domain::{
         identity::{self, Email, Password, SignedIn},
-        ids::{OrgId, UserId},
         orgs,
         ratelimit::{self, Client},
         tokens, DomainError, DomainResult, Services,
@@ -86,11 +85,11 @@ pub async fn reset_password(
     tx.revoke(crate::db::bus::Revocation::User(user.id));
     let token = identity::create_session(&*tx, svc, user.id, client).await?;
     let organization = match user.active_organization_id {
-        Some(org) => orgs::find_with_role(&*tx, OrgId(org), UserId(user.id)).await?,
+        Some(org) => orgs::find_with_role(&*tx, org, user.id).await?,
         None => None,
     };
     tx.commit(&svc.bus).await?;
-    tracing::info!(user_id = %UserId(user.id), "password reset; every session ended");
+    tracing::info!(user_id = %user.id, "password reset; every session ended");
     Ok(SignedIn {
         token,
         user,
@@ -126,7 +125,7 @@ pub async fn change_password(
         .await?;
     tx.revoke(crate::db::bus::Revocation::User(user.id));
     tx.commit(&svc.bus).await?;
-    tracing::info!(user_id = %UserId(user.id), "password changed; other sessions ended");
+    tracing::info!(user_id = %user.id, "password changed; other sessions ended");
     Ok(user)
 }
 

@@ -38,7 +38,7 @@ pub async fn revoke(svc: &Services, user: UserId, id: SessionId) -> DomainResult
     if res.rows_affected == 0 {
         return Err(DomainError::NotFound("Session"));
     }
-    tx.revoke(Revocation::User(user.0));
+    tx.revoke(Revocation::User(user));
     tx.commit(&svc.bus).await?;
     Ok(id)
 }
@@ -51,7 +51,7 @@ pub async fn log_out_all(svc: &Services, user: UserId) -> DomainResult<u64> {
         .filter(sessions::Column::UserId.eq(user.0))
         .exec(&*tx)
         .await?;
-    tx.revoke(Revocation::User(user.0));
+    tx.revoke(Revocation::User(user));
     tx.commit(&svc.bus).await?;
     Ok(res.rows_affected)
 }

@@ -173,11 +173,9 @@ async fn authorize(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> DomainResult<OrgId> {
-    let org = OrgId(
-        access::authorize_org_growth(&svc.db.read, caller, org)
-            .await?
-            .id,
-    );
+    let org = access::authorize_org_growth(&svc.db.read, caller, org)
+        .await?
+        .id;
     // The same bounds as a growth window (one bucket a month keeps it far from the bucket cap).
     Window::new(from, to, Interval::Month)?;
     if to - from > Duration::days(MAX_WINDOW_DAYS) {
@@ -186,7 +184,7 @@ async fn authorize(
             format!("A benchmark window is at most {MAX_WINDOW_DAYS} days long."),
         ));
     }
-    ratelimit::benchmarks(svc, org.0)?;
+    ratelimit::benchmarks(svc, org)?;
     Ok(org)
 }
 
@@ -267,14 +265,14 @@ pub async fn set_opt_out(
     )?;
     // A change drops every cached computation (each costs seconds on a large instance), so
     // changes draw on the same budget as answers.
-    ratelimit::benchmarks(svc, org.0)?;
+    ratelimit::benchmarks(svc, org)?;
     // The organization row is locked: no concurrent change of this setting interleaves.
     let current = b::Entity::find_by_id(org.0).one(&*tx).await?;
     let changed = opt_out != current.is_some();
     match (opt_out, current) {
         (true, None) => {
             b::ActiveModel {
-                organization_id: Set(org.0),
+                organization_id: Set(org),
                 created_at: Set(svc.now()),
             }
             .insert(&*tx)

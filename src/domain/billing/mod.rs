@@ -13,7 +13,7 @@ use super::{
     access::{Caller, OrgView, Scope},
     activity::ActivityType,
     entitlements::{self, UpgradePrompt},
-    ids::{OrgId, UserId},
+    ids::OrgId,
     orgs::{self, Role},
     plans::Plan,
     DomainError, DomainResult, Services,
@@ -122,9 +122,7 @@ pub async fn change_plan(
             None
         }
         Caller::User(u) => {
-            let role = orgs::membership(&*tx, org, UserId(u.id))
-                .await?
-                .map(|m| m.role);
+            let role = orgs::membership(&*tx, org, u.id).await?.map(|m| m.role);
             match role {
                 _ if u.is_staff => {}
                 Some(Role::Owner) => return Err(checkout_required(svc, &current, &target)),
@@ -171,7 +169,7 @@ fn checkout_required(svc: &Services, org: &organizations::Model, target: &Plan) 
             feature: String::new(),
             message: message.clone(),
             plan_key: target.key.clone(),
-            url: entitlements::upgrade_url(svc, OrgId(org.id), &target.key, ""),
+            url: entitlements::upgrade_url(svc, org.id, &target.key, ""),
         }),
         message,
     }
@@ -195,7 +193,7 @@ pub(crate) async fn apply_plan(
     if previous.key == target.key {
         return Ok(current);
     }
-    let org = OrgId(current.id);
+    let org = current.id;
     let now = svc.now();
     let mut am: organizations::ActiveModel = current.into();
     am.plan_key = Set(target.key.clone());
@@ -218,7 +216,7 @@ pub(crate) async fn apply_plan(
         tx,
         now,
         Event {
-            org: org.0,
+            org,
             kind: ActivityType::PlanChanged,
             actor: by.actor.clone(),
             resource: None,
@@ -260,7 +258,7 @@ pub async fn billing_of(
         ));
     }
     let org = &view.org;
-    let subs = attached_in_org(OrgId(org.id)).all(db).await?;
+    let subs = attached_in_org(org.id).all(db).await?;
     let rank = |s: &subscriptions::Model| {
         let prices = price_ids(s);
         let paying = s.status.is_some_and(grants_plan);

@@ -278,7 +278,7 @@ async fn named_org(tx: &Tx, reference: Option<&str>) -> DomainResult<Option<OrgI
         return Ok(None);
     };
     let found = organizations::Entity::find_by_id(org.0).one(&**tx).await?;
-    Ok(found.map(|o| OrgId(o.id)))
+    Ok(found.map(|o| o.id))
 }
 
 /// Whether the organization was purged (deleted for good). Its billing events change
@@ -312,14 +312,14 @@ async fn checkout_completed(tx: &mut Tx, svc: &Services, event: &Event) -> Domai
         return Ok(ignored(event, "the organization was deleted"));
     }
     let row = lock_subscription(tx, subscription.id(), customer.id(), svc.now()).await?;
-    if row.organization_id.is_some_and(|o| o != org.0) {
+    if row.organization_id.is_some_and(|o| o != org) {
         return Ok(ignored(
             event,
             "the subscription already belongs to another organization",
         ));
     }
     let mut am: subscriptions::ActiveModel = row.into();
-    am.organization_id = Set(Some(org.0));
+    am.organization_id = Set(Some(org));
     am.updated_at = Set(svc.now());
     am.update(&**tx).await?;
     sync_plan(tx, svc, org, event).await?;
@@ -366,7 +366,7 @@ async fn subscription_changed(
         return Ok(Outcome::Stale);
     }
     let org = match row.organization_id {
-        Some(o) => Some(OrgId(o)),
+        Some(o) => Some(o),
         None => {
             let named = sub
                 .metadata
@@ -380,7 +380,7 @@ async fn subscription_changed(
                     .filter(subscriptions::Column::OrganizationId.is_not_null())
                     .one(&**tx)
                     .await?
-                    .and_then(|s| s.organization_id.map(OrgId)),
+                    .and_then(|s| s.organization_id),
             }
         }
     };
@@ -395,7 +395,7 @@ async fn subscription_changed(
         .and_then(|t| DateTime::from_timestamp(t, 0));
     let mut am: subscriptions::ActiveModel = row.into();
     am.customer_id = Set(sub.customer.id().to_string());
-    am.organization_id = Set(org.map(|o| o.0));
+    am.organization_id = Set(org);
     am.status = Set(Some(status));
     am.price_ids = Set(json!(prices));
     am.cancel_at_period_end = Set(sub.cancel_at_period_end);

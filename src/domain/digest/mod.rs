@@ -16,6 +16,7 @@
 mod numbers;
 mod unsubscribe;
 
+use entity::ids::{OrgId, UserId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
@@ -178,7 +179,7 @@ async fn eligible(
 }
 
 /// Of `users`, those who opted out.
-async fn opted_out(db: &impl ConnectionTrait, users: &[Uuid]) -> DomainResult<HashSet<Uuid>> {
+async fn opted_out(db: &impl ConnectionTrait, users: &[UserId]) -> DomainResult<HashSet<UserId>> {
     if users.is_empty() {
         return Ok(HashSet::new());
     }
@@ -209,16 +210,16 @@ async fn write_chunk(
         .all(db)
         .await?
         .into_iter()
-        .map(|o| o.id)
+        .map(|o| o.id.0)
         .collect();
     let admins = memberships::Entity::find()
         .filter(memberships::Column::OrganizationId.is_in(live.iter().copied()))
         .filter(memberships::Column::Role.is_in([Role::Owner, Role::Admin]))
         .all(db)
         .await?;
-    let user_ids: Vec<Uuid> = admins.iter().map(|m| m.user_id).collect();
+    let user_ids: Vec<UserId> = admins.iter().map(|m| m.user_id).collect();
     let out = opted_out(db, &user_ids).await?;
-    let emails: HashMap<Uuid, String> = users::Entity::find()
+    let emails: HashMap<UserId, String> = users::Entity::find()
         .filter(users::Column::Id.is_in(user_ids.iter().copied()))
         .filter(users::Column::DeletedAt.is_null())
         .all(db)
@@ -231,7 +232,7 @@ async fn write_chunk(
     for m in &admins {
         if let Some(e) = emails.get(&m.user_id) {
             recipients
-                .entry(m.organization_id)
+                .entry(m.organization_id.0)
                 .or_default()
                 .push(e.clone());
         }
@@ -298,7 +299,7 @@ async fn write_digests(
         for to in recipients.get(&scope).into_iter().flatten() {
             emails.push((to.clone(), id));
         }
-        let org = (scope != PLATFORM).then_some(scope);
+        let org = (scope != PLATFORM).then_some(OrgId(scope));
         hooks.push((
             org,
             WebhookEvent {

@@ -1,5 +1,6 @@
 //! Leaving the digest without signing in: the link carries a derived token of the user id
 //! (no storage; a database leak alone reveals none).
+use entity::ids::UserId;
 use sea_orm::{sea_query::OnConflict, ActiveValue::Set, EntityTrait};
 
 use crate::domain::{
@@ -10,7 +11,7 @@ use crate::domain::{
 use entity::{digest_opt_outs, users};
 
 /// The unsubscribe link of a user's digests.
-pub fn unsubscribe_link(svc: &Services, user: uuid::Uuid) -> String {
+pub fn unsubscribe_link(svc: &Services, user: UserId) -> String {
     format!(
         "{}/digest/unsubscribe/{}",
         svc.config.public_url,
@@ -62,7 +63,7 @@ pub async fn resubscribe(
 }
 
 /// Whether the user opted out of the digest.
-pub async fn is_opted_out(svc: &Services, user: uuid::Uuid) -> DomainResult<bool> {
+pub async fn is_opted_out(svc: &Services, user: UserId) -> DomainResult<bool> {
     Ok(digest_opt_outs::Entity::find_by_id(user)
         .one(&svc.db.read)
         .await?

@@ -5,13 +5,12 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
 };
 use serde_json::json;
-use uuid::Uuid;
 
 use super::{status, Status};
 use crate::db::Tx;
 use crate::domain::{
     activity::ActivityType,
-    ids::{InvitationId, OrgId, UserId},
+    ids::UserId,
     metrics::{
         probe::{Probe, Scopes},
         sql::Only,
@@ -155,7 +154,7 @@ pub async fn accept(
     if inv.email != user.email {
         return Err(at_token(DomainError::InvitationEmailMismatch));
     }
-    if orgs::membership(&*tx, OrgId(inv.organization_id), UserId(user.id))
+    if orgs::membership(&*tx, inv.organization_id, user.id)
         .await?
         .is_some()
     {
@@ -188,7 +187,7 @@ pub async fn accept(
 }
 
 /// Who sent an invitation first (rows from before the column existed fall back to the inviter).
-fn first_sender(inv: &invitations::Model) -> Uuid {
+fn first_sender(inv: &invitations::Model) -> UserId {
     inv.first_sent_by_user_id.unwrap_or(inv.invited_by_user_id)
 }
 
@@ -263,10 +262,10 @@ pub(crate) async fn accept_in_tx(
     referrals::record(
         tx,
         now,
-        Some(OrgId(org.id)),
-        Some(UserId(user.id)),
+        Some(org.id),
+        Some(user.id),
         "accepted",
-        Some(("invitation", inv.id)),
+        Some(("invitation", inv.id.0)),
         None,
     )
     .await?;
@@ -280,18 +279,18 @@ pub(crate) async fn accept_in_tx(
             resource: None,
             summary: format!("{} accepted the invitation to {}", user.name, org.name),
             data: json!({
-                "invitationId": InvitationId(inv.id).to_string(),
-                "inviterId": UserId(inv.invited_by_user_id).to_string(),
-                "userId": UserId(user.id).to_string(),
+                "invitationId": inv.id.to_string(),
+                "inviterId": inv.invited_by_user_id.to_string(),
+                "userId": user.id.to_string(),
                 "role": role.as_api(),
             }),
             webhook: Some(WebhookEvent {
                 event_type: "invitation.accepted",
                 data: json!({
-                    "invitation_id": InvitationId(inv.id).to_string(),
-                    "organization_id": OrgId(org.id).to_string(),
-                    "inviter_id": UserId(inv.invited_by_user_id).to_string(),
-                    "user_id": UserId(user.id).to_string(),
+                    "invitation_id": inv.id.to_string(),
+                    "organization_id": org.id.to_string(),
+                    "inviter_id": inv.invited_by_user_id.to_string(),
+                    "user_id": user.id.to_string(),
                 }),
             }),
         },

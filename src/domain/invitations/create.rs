@@ -7,7 +7,6 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
     QueryFilter,
 };
-use uuid::Uuid;
 
 use super::{in_org, pending_count, rate_limited, record_send, send_budget, status, Status};
 use crate::db::Tx;
@@ -136,7 +135,7 @@ struct Batch<'a> {
     /// Addresses already handled by this call.
     seen: Vec<String>,
     /// Invitations this call created (not re-sent): new growth facts.
-    created: Vec<Uuid>,
+    created: Vec<InvitationId>,
 }
 
 impl<'a> Batch<'a> {
@@ -150,7 +149,7 @@ impl<'a> Batch<'a> {
         surface: Option<String>,
     ) -> DomainResult<Batch<'a>> {
         let now = svc.now();
-        let me = UserId(caller.id);
+        let me = caller.id;
         let tx = Tx::begin(&svc.db).await?;
         let access = orgs::access_locked(&tx, me, req.org).await?;
         may_invite(&access, req.role)?;
@@ -177,7 +176,7 @@ impl<'a> Batch<'a> {
     }
 
     fn org(&self) -> OrgId {
-        OrgId(self.access.org.id)
+        self.access.org.id
     }
 
     /// One address: parsed, not a member, within the limits, then upserted and sent.
@@ -277,7 +276,7 @@ impl<'a> Batch<'a> {
         let inv = match existing {
             Some(e)
                 if status(&e, now) == Status::Pending
-                    && e.invited_by_user_id != me.0
+                    && e.invited_by_user_id != me
                     && self.access.role < Role::Admin =>
             {
                 return Ok(Err(DomainError::PermissionDenied(format!(
@@ -297,7 +296,7 @@ impl<'a> Batch<'a> {
                 if revived {
                     // A new round for the same pair: the caller sends it, and what happened
                     // to the previous round (opened, accepted) no longer describes it.
-                    am.invited_by_user_id = Set(me.0);
+                    am.invited_by_user_id = Set(me);
                     am.opened_at = Set(None);
                     am.accepted_at = Set(None);
                     am.accepted_by_user_id = Set(None);
@@ -312,11 +311,11 @@ impl<'a> Batch<'a> {
                     == referrals::mailbox(&self.caller.email)
                     || user_exists(&*self.tx, email).await?;
                 let inv = invitations::ActiveModel {
-                    id: Set(InvitationId::generate().0),
-                    organization_id: Set(self.org().0),
+                    id: Set(InvitationId::generate()),
+                    organization_id: Set(self.org()),
                     email: Set(email.as_str().into()),
                     role: Set(self.role),
-                    invited_by_user_id: Set(me.0),
+                    invited_by_user_id: Set(me),
                     surface: Set(self.surface.clone()),
                     status: Set(InvitationState::Pending),
                     token_version: Set(1),
@@ -328,7 +327,7 @@ impl<'a> Batch<'a> {
                     opened_at: Set(None),
                     accepted_at: Set(None),
                     accepted_by_user_id: Set(None),
-                    first_sent_by_user_id: Set(Some(me.0)),
+                    first_sent_by_user_id: Set(Some(me)),
                     first_opened_at: Set(None),
                     first_accepted_at: Set(None),
                     first_accepted_by_user_id: Set(None),
@@ -353,7 +352,7 @@ impl<'a> Batch<'a> {
                 Some(self.org()),
                 Some(self.me),
                 "invited",
-                Some(("invitation", inv.id)),
+                Some(("invitation", inv.id.0)),
                 None,
             )
             .await?;
@@ -374,7 +373,7 @@ impl<'a> Batch<'a> {
                     invitations: std::mem::take(&mut self.created),
                     ..Only::default()
                 },
-                &[self.me.0],
+                &[self.me],
             )
             .await?;
         }
@@ -412,5 +411,5 @@ async fn is_member(db: &impl ConnectionTrait, org: OrgId, email: &Email) -> Doma
     else {
         return Ok(false);
     };
-    Ok(orgs::membership(db, org, UserId(user.id)).await?.is_some())
+    Ok(orgs::membership(db, org, user.id).await?.is_some())
 }

@@ -80,13 +80,13 @@ async fn manageable(
         .one(&**tx)
         .await?
         .ok_or(DomainError::NotFound("Invitation"))?;
-    let access = match orgs::access_locked(tx, caller, OrgId(inv.organization_id)).await {
+    let access = match orgs::access_locked(tx, caller, inv.organization_id).await {
         Ok(a) => a,
         // Outsiders learn nothing about the invitation.
         Err(DomainError::Forbidden) => return Err(DomainError::NotFound("Invitation")),
         Err(e) => return Err(e),
     };
-    if inv.invited_by_user_id != caller.0 {
+    if inv.invited_by_user_id != caller {
         access.require(Role::Admin, "manage other people's invitations")?;
     }
     Ok((inv, access))
@@ -100,11 +100,11 @@ pub async fn resend(
 ) -> DomainResult<invitations::Model> {
     let now = svc.now();
     let mut tx = Tx::begin(&svc.db).await?;
-    let (inv, access) = manageable(&tx, UserId(caller.id), id).await?;
+    let (inv, access) = manageable(&tx, caller.id, id).await?;
     match status(&inv, now) {
         Status::Accepted => return Err(DomainError::InvitationAlreadyAccepted),
         Status::Revoked => return Err(DomainError::InvitationRevoked),
-        Status::Expired if pending_count(&tx, OrgId(inv.organization_id), now).await? >= svc.config.max_pending_invitations => {
+        Status::Expired if pending_count(&tx, inv.organization_id, now).await? >= svc.config.max_pending_invitations => {
             return Err(DomainError::LimitReached {
                 upgrade: None,
                 feature: "pending_invitations".into(),
@@ -116,7 +116,7 @@ pub async fn resend(
         }
         Status::Pending | Status::Expired => {}
     }
-    let (budget, retry_after) = send_budget(svc, &tx, UserId(caller.id), now).await?;
+    let (budget, retry_after) = send_budget(svc, &tx, caller.id, now).await?;
     if budget == 0 {
         return Err(rate_limited(retry_after));
     }
@@ -139,7 +139,7 @@ pub async fn revoke(
 ) -> DomainResult<invitations::Model> {
     let now = svc.now();
     let tx = Tx::begin(&svc.db).await?;
-    let (inv, _) = manageable(&tx, UserId(caller.id), id).await?;
+    let (inv, _) = manageable(&tx, caller.id, id).await?;
     match status(&inv, now) {
         Status::Accepted => return Err(DomainError::InvitationAlreadyAccepted),
         Status::Revoked => return Ok(inv),
@@ -169,7 +169,7 @@ pub fn copyable_link(
     view: &OrgView,
     viewer: UserId,
 ) -> Option<String> {
-    let allowed = viewer.0 == inv.invited_by_user_id || view.role >= Some(Role::Admin);
+    let allowed = viewer == inv.invited_by_user_id || view.role >= Some(Role::Admin);
     (allowed && status(inv, svc.now()) == Status::Pending).then(|| link(svc, inv))
 }
 
@@ -215,6 +215,6 @@ pub async fn get(
         .one(&svc.db.read)
         .await?
         .ok_or(DomainError::NotFound("Invitation"))?;
-    orgs::access(&svc.db.read, caller, OrgId(inv.organization_id)).await?;
+    orgs::access(&svc.db.read, caller, inv.organization_id).await?;
     Ok(inv)
 }

@@ -1,18 +1,14 @@
 //! One send of an invitation, as `create` and `resend` both make it: the sender's hourly
 //! budget, and the send's row, email, activity event and webhook message.
 use chrono::{DateTime, Duration, Utc};
+use entity::ids::InvitationSendId;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder,
 };
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::db::Tx;
-use crate::domain::{
-    activity::ActivityType,
-    ids::{InvitationId, OrgId, UserId},
-    DomainError, DomainResult, Services,
-};
+use crate::domain::{activity::ActivityType, ids::UserId, DomainError, DomainResult, Services};
 use crate::outbox::{self, Actor, Event, WebhookEvent};
 use entity::{invitation_sends, invitations, organizations, users};
 
@@ -73,7 +69,7 @@ pub(super) async fn record_send(
     inv: &invitations::Model,
 ) -> DomainResult<()> {
     invitation_sends::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(InvitationSendId::generate()),
         invitation_id: Set(inv.id),
         sender_user_id: Set(sender.id),
         sent_at: Set(now),
@@ -92,7 +88,7 @@ pub(super) async fn record_send(
             resource: None,
             summary: format!("{} invited {}", sender.name, inv.email),
             data: json!({
-                "invitationId": InvitationId(inv.id).to_string(),
+                "invitationId": inv.id.to_string(),
                 "email": inv.email,
                 "role": role.as_api(),
                 "surface": inv.surface,
@@ -101,9 +97,9 @@ pub(super) async fn record_send(
             webhook: Some(WebhookEvent {
                 event_type: "invitation.sent",
                 data: json!({
-                    "invitation_id": InvitationId(inv.id).to_string(),
-                    "organization_id": OrgId(org.id).to_string(),
-                    "inviter_id": UserId(sender.id).to_string(),
+                    "invitation_id": inv.id.to_string(),
+                    "organization_id": org.id.to_string(),
+                    "inviter_id": sender.id.to_string(),
                     "email": inv.email,
                     "role": role.as_api(),
                     "surface": inv.surface,

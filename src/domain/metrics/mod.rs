@@ -18,8 +18,8 @@ pub mod visitors;
 mod window;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use entity::ids::UserId;
 use sea_orm::{AccessMode, DatabaseBackend, IsolationLevel, TransactionTrait};
-use uuid::Uuid;
 
 pub use window::{Interval, Window, MAX_BUCKETS};
 
@@ -278,7 +278,7 @@ impl ShareFunnel {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InviterStat {
     /// The user who first sent the invitations.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Invitations they first sent in the window.
     pub invitations_sent: i64,
     /// Of those, accepted.
@@ -374,14 +374,7 @@ pub async fn organization(
         Some(e) if !e.enabled => Some(e.upgrade),
         _ => None,
     };
-    compute(
-        svc,
-        Scope::Organization(OrgId(org.id)),
-        window,
-        parts,
-        gated,
-    )
-    .await
+    compute(svc, Scope::Organization(org.id), window, parts, gated).await
 }
 
 /// `gated`: the plan withholds the advanced parts (with the prompt that lifts it, if a plan

@@ -9,6 +9,8 @@
 //! On PostgreSQL the probe first takes transaction-scoped advisory locks on every fact and
 //! person it depends on, so two operations that share one cannot measure in between each
 //! other's changes.
+use entity::ids::OrgId;
+use entity::ids::UserId;
 use std::collections::BTreeSet;
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
@@ -52,7 +54,7 @@ impl Probe {
         tx: &Tx,
         svc: &Services,
         only: Only,
-        people: &[Uuid],
+        people: &[UserId],
         scopes: Scopes,
     ) -> DomainResult<Probe> {
         lock(&**tx, &only, people).await?;
@@ -73,13 +75,13 @@ impl Probe {
         tx: &Tx,
         svc: &Services,
         only: Only,
-        people: &[Uuid],
-        to: Option<Uuid>,
+        people: &[UserId],
+        to: Option<OrgId>,
     ) -> DomainResult<Probe> {
         let mut affected = visitors::of_links(&**tx, &only.links).await?;
         if let Some(to) = to {
             let moved: Vec<visitors::Visitor> =
-                affected.iter().map(|(_, v)| (to, v.clone())).collect();
+                affected.iter().map(|(_, v)| (to.0, v.clone())).collect();
             affected.extend(moved);
         }
         let mut probe = Probe::open(tx, svc, only, people, Scopes::Both).await?;
@@ -93,7 +95,7 @@ impl Probe {
         tx: &mut Tx,
         svc: &Services,
         only: Only,
-        people: &[Uuid],
+        people: &[UserId],
     ) -> DomainResult<()> {
         lock(&**tx, &only, people).await?;
         Probe {
@@ -108,8 +110,8 @@ impl Probe {
     }
 
     /// The operation deletes this organization: its rollups go instead of being adjusted.
-    pub fn deleting_scope(mut self, org: Uuid) -> Self {
-        self.gone = Some(org);
+    pub fn deleting_scope(mut self, org: OrgId) -> Self {
+        self.gone = Some(org.0);
         self
     }
 
@@ -161,18 +163,18 @@ async fn measure(tx: &Tx, svc: &Services, only: &Only, scopes: Scopes) -> Domain
 }
 
 /// PostgreSQL: one transaction at a time per touched fact or person, keys in order.
-async fn lock(db: &impl ConnectionTrait, only: &Only, people: &[Uuid]) -> DomainResult<()> {
+async fn lock(db: &impl ConnectionTrait, only: &Only, people: &[UserId]) -> DomainResult<()> {
     if db.get_database_backend() != DatabaseBackend::Postgres {
         return Ok(());
     }
-    let keys: Vec<i64> = only
-        .users
-        .iter()
+    let users = (only.users.iter())
         .chain(&only.members)
-        .chain(&only.invitations)
         .chain(&only.accepted_by)
-        .chain(&only.links)
         .chain(people)
+        .map(|id| id.0);
+    let keys: Vec<i64> = users
+        .chain(only.invitations.iter().map(|id| id.0))
+        .chain(only.links.iter().map(|id| id.0))
         .map(|id| lock_key(&[id.as_bytes()]))
         .collect();
     super::advisory_locks(db, keys).await?;

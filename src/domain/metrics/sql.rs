@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseBackend, Statement, Value};
 use uuid::Uuid;
 
-use crate::domain::ids::OrgId;
+use crate::domain::ids::{InvitationId, OrgId, SharedLinkId, UserId};
 
 /// Whose facts a statement reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,25 +28,29 @@ pub enum Mode {
 #[derive(Clone, Debug, Default)]
 pub struct Only {
     /// Users as signups (and as the invitee of a conversion).
-    pub users: Vec<Uuid>,
+    pub users: Vec<UserId>,
     /// Users as cohort members (their memberships or signups as inviters).
-    pub members: Vec<Uuid>,
+    pub members: Vec<UserId>,
     /// Invitations.
-    pub invitations: Vec<Uuid>,
+    pub invitations: Vec<InvitationId>,
     /// Invitations first accepted by these users.
-    pub accepted_by: Vec<Uuid>,
+    pub accepted_by: Vec<UserId>,
     /// Shared links (and their visits, and the signups through them).
-    pub links: Vec<Uuid>,
+    pub links: Vec<SharedLinkId>,
 }
 
 impl Only {
-    fn list(&self, kind: &str) -> &[Uuid] {
+    /// The ids of one kind, as the bound values of an `IN` list.
+    fn list(&self, kind: &str) -> Vec<Value> {
+        fn values<T: Copy + Into<Value>>(ids: &[T]) -> Vec<Value> {
+            ids.iter().map(|&id| id.into()).collect()
+        }
         match kind {
-            "users" => &self.users,
-            "members" => &self.members,
-            "invitations" => &self.invitations,
-            "accepted_by" => &self.accepted_by,
-            "links" => &self.links,
+            "users" => values(&self.users),
+            "members" => values(&self.members),
+            "invitations" => values(&self.invitations),
+            "accepted_by" => values(&self.accepted_by),
+            "links" => values(&self.links),
             other => unreachable!("unknown restriction {other}"),
         }
     }
@@ -129,10 +133,8 @@ impl Sql {
                             if ids.is_empty() {
                                 continue;
                             }
-                            let list: Vec<String> = ids
-                                .iter()
-                                .map(|id| bind(&mut values, (*id).into()))
-                                .collect();
+                            let list: Vec<String> =
+                                ids.into_iter().map(|id| bind(&mut values, id)).collect();
                             any.push(format!("{col} IN ({})", list.join(", ")));
                         }
                         if any.is_empty() {
@@ -201,7 +203,7 @@ mod tests {
     #[test]
     fn placeholders_are_numbered_and_restrictions_expand() {
         let only = Only {
-            invitations: vec![Uuid::nil()],
+            invitations: vec![InvitationId(Uuid::nil())],
             ..Only::default()
         };
         let p = Params {

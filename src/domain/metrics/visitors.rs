@@ -12,7 +12,10 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
 use uuid::Uuid;
 
 use crate::{
-    domain::DomainResult,
+    domain::{
+        ids::{OrgId, SharedLinkId},
+        DomainResult,
+    },
     rollups::{placeholders, Day, Rollup},
 };
 
@@ -114,12 +117,12 @@ async fn write_days(
 /// whose days change when those visits are deleted or move.
 pub async fn of_links(
     db: &impl ConnectionTrait,
-    links: &[Uuid],
+    links: &[SharedLinkId],
 ) -> DomainResult<BTreeSet<Visitor>> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
     let mut out = BTreeSet::new();
     for chunk in links.chunks(1000) {
-        let rows: Vec<(Uuid, String)> = entity::link_visits::Entity::find()
+        let rows: Vec<(OrgId, String)> = entity::link_visits::Entity::find()
             .select_only()
             .column(entity::link_visits::Column::OrganizationId)
             .column(entity::link_visits::Column::VisitorId)
@@ -130,7 +133,7 @@ pub async fn of_links(
             .await?;
         for (org, v) in rows {
             out.insert((crate::rollups::PLATFORM, v.clone()));
-            out.insert((org, v));
+            out.insert((org.0, v));
         }
     }
     Ok(out)

@@ -68,15 +68,15 @@ async fn batch_chunk(svc: &Services) -> DomainResult<(usize, usize)> {
     if due.is_empty() {
         return Ok((0, 0));
     }
-    let ids: Vec<Uuid> = due.iter().map(|u| u.0).collect();
-    let wants: HashMap<Uuid, bool> = prefs::Entity::find()
+    let ids: Vec<UserId> = due.to_vec();
+    let wants: HashMap<UserId, bool> = prefs::Entity::find()
         .filter(prefs::Column::UserId.is_in(ids.iter().copied()))
         .all(&svc.db.read)
         .await?
         .into_iter()
         .map(|p| (p.user_id, p.email))
         .collect();
-    let addresses: HashMap<Uuid, String> = users::Entity::find()
+    let addresses: HashMap<UserId, String> = users::Entity::find()
         .filter(users::Column::Id.is_in(ids.iter().copied()))
         .filter(users::Column::DeletedAt.is_null())
         .all(&svc.db.read)
@@ -132,14 +132,14 @@ pub async fn batch(
     else {
         return Ok(None);
     };
-    if !preferences(db, UserId(user.id)).await?.email {
+    if !preferences(db, user.id).await?.email {
         return Ok(None);
     }
     Ok(Some((user, items)))
 }
 
 /// The link that turns a user's notification email off, without signing in.
-pub fn unsubscribe_link(svc: &Services, user: Uuid) -> String {
+pub fn unsubscribe_link(svc: &Services, user: UserId) -> String {
     format!(
         "{}/notifications/unsubscribe/{}",
         svc.config.public_url,
@@ -155,7 +155,7 @@ pub async fn verify_unsubscribe(
 ) -> DomainResult<(users::Model, Preferences)> {
     let user =
         tokens::user_of_email_link(svc, client, Purpose::NotificationUnsubscribe, token).await?;
-    let p = preferences(&svc.db.read, UserId(user.id)).await?;
+    let p = preferences(&svc.db.read, user.id).await?;
     Ok((user, p))
 }
 
@@ -169,7 +169,7 @@ pub async fn set_email(
     let (user, _) = verify_unsubscribe(svc, client, token).await?;
     super::update_preferences(
         svc,
-        UserId(user.id),
+        user.id,
         PreferencesChange {
             email: Some(on),
             ..Default::default()

@@ -1,6 +1,7 @@
 //! Who is told what. Each cause writes one row per recipient in its own transaction, never
 //! to whoever caused it, and only to people who are members of the organization it happened
 //! in when it happened (a guest has no account to tell; a former member hears nothing new).
+use entity::ids::UserId;
 use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -21,8 +22,8 @@ use entity::{comments, memberships, notification_preferences as prefs, organizat
 async fn members(
     db: &impl ConnectionTrait,
     org: OrgId,
-    candidates: &BTreeSet<Uuid>,
-) -> DomainResult<BTreeSet<Uuid>> {
+    candidates: &BTreeSet<UserId>,
+) -> DomainResult<BTreeSet<UserId>> {
     if candidates.is_empty() {
         return Ok(BTreeSet::new());
     }
@@ -38,9 +39,9 @@ async fn members(
 /// Of `users`, those who turned `kind` off.
 async fn turned_off(
     db: &impl ConnectionTrait,
-    users: &BTreeSet<Uuid>,
+    users: &BTreeSet<UserId>,
     kind: Kind,
-) -> DomainResult<HashSet<Uuid>> {
+) -> DomainResult<HashSet<UserId>> {
     if users.is_empty() {
         return Ok(HashSet::new());
     }
@@ -61,7 +62,7 @@ async fn turned_off(
 async fn write(
     tx: &mut Tx,
     now: DateTime<Utc>,
-    recipients: BTreeSet<Uuid>,
+    recipients: BTreeSet<UserId>,
     template: Notification,
 ) -> DomainResult<()> {
     let off = turned_off(&**tx, &recipients, template.kind).await?;
@@ -98,25 +99,25 @@ pub(crate) async fn on_comment(
         .into_tuple()
         .all(&**tx)
         .await?;
-    let mut involved: BTreeSet<Uuid> = commenters.into_iter().flatten().map(|u| u.0).collect();
-    involved.extend(p.created_by_user_id.map(|u| u.0));
-    let mentioned: BTreeSet<Uuid> = parse_mentions(&c.body).into_iter().map(|u| u.0).collect();
-    let mut everyone: BTreeSet<Uuid> = involved.union(&mentioned).copied().collect();
+    let mut involved: BTreeSet<UserId> = commenters.into_iter().flatten().collect();
+    involved.extend(p.created_by_user_id);
+    let mentioned: BTreeSet<UserId> = parse_mentions(&c.body).into_iter().collect();
+    let mut everyone: BTreeSet<UserId> = involved.union(&mentioned).copied().collect();
     if let Some(a) = actor {
         everyone.remove(&a);
     }
     let members = members(&**tx, org, &everyone).await?;
     let template = Notification {
-        user: Uuid::nil(),
-        org: Some(org.0),
+        user: UserId(Uuid::nil()),
+        org: Some(org),
         kind: Kind::Comment,
         actor_user: actor,
         actor_name: actor_name.to_string(),
-        project: Some(p.id.0),
-        comment: Some(c.id.0),
+        project: Some(p.id),
+        comment: Some(c.id),
         summary: String::new(),
     };
-    let (mentions, others): (BTreeSet<Uuid>, BTreeSet<Uuid>) =
+    let (mentions, others): (BTreeSet<UserId>, BTreeSet<UserId>) =
         members.into_iter().partition(|u| mentioned.contains(u));
     // Mentioned and involved: one row, the mention.
     write(
@@ -147,19 +148,19 @@ pub(crate) async fn on_invitation_accepted(
     tx: &mut Tx,
     now: DateTime<Utc>,
     org: &organizations::Model,
-    inviter: Uuid,
+    inviter: UserId,
     user: &users::Model,
 ) -> DomainResult<()> {
     if inviter == user.id {
         return Ok(());
     }
-    let to = members(&**tx, OrgId(org.id), &BTreeSet::from([inviter])).await?;
+    let to = members(&**tx, org.id, &BTreeSet::from([inviter])).await?;
     write(
         tx,
         now,
         to,
         Notification {
-            user: Uuid::nil(),
+            user: UserId(Uuid::nil()),
             org: Some(org.id),
             kind: Kind::InvitationAccepted,
             actor_user: Some(user.id),
@@ -177,7 +178,7 @@ pub(crate) async fn on_invitation_accepted(
 pub(crate) async fn on_signup(
     tx: &mut Tx,
     now: DateTime<Utc>,
-    referrer: Uuid,
+    referrer: UserId,
     org: Option<OrgId>,
     user: &users::Model,
     through: &str,
@@ -200,8 +201,8 @@ pub(crate) async fn on_signup(
         now,
         to,
         Notification {
-            user: Uuid::nil(),
-            org: org.map(|o| o.0),
+            user: UserId(Uuid::nil()),
+            org,
             kind: Kind::Signup,
             actor_user: Some(user.id),
             actor_name: user.name.clone(),
@@ -220,7 +221,7 @@ pub(crate) async fn on_limit_reached(
     org: &organizations::Model,
     summary: &str,
 ) -> DomainResult<()> {
-    let to: BTreeSet<Uuid> = orgs::members_in_org(OrgId(org.id))
+    let to: BTreeSet<UserId> = orgs::members_in_org(org.id)
         .filter(memberships::Column::Role.is_in([Role::Owner, Role::Admin]))
         .all(&**tx)
         .await?
@@ -232,7 +233,7 @@ pub(crate) async fn on_limit_reached(
         now,
         to,
         Notification {
-            user: Uuid::nil(),
+            user: UserId(Uuid::nil()),
             org: Some(org.id),
             kind: Kind::LimitReached,
             actor_user: None,

@@ -267,7 +267,7 @@ async fn store(
     now: chrono::DateTime<Utc>,
 ) -> DomainResult<()> {
     prefs::Entity::insert(prefs::ActiveModel {
-        user_id: Set(user.0),
+        user_id: Set(user),
         comments: Set(p.comments),
         mentions: Set(p.mentions),
         invitation_accepted: Set(p.invitation_accepted),

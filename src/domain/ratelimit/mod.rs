@@ -6,11 +6,11 @@
 //! (public token lookups, guest comments, visitor ids) stays in process, per instance, so
 //! it adds no database round trip. On SQLite, which serves one instance, everything is in
 //! process. Every refusal is [`DomainError::RateLimited`] with the seconds to wait.
+use entity::ids::{OrgId, SharedLinkId, UserId};
 use std::net::IpAddr;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use uuid::Uuid;
 
 use super::{tokens::Keys, DomainError, DomainResult, Services};
 use crate::{config::Rate, db::Db};
@@ -293,7 +293,7 @@ pub fn public_lookup(svc: &Services, client: &Client) -> DomainResult<()> {
 }
 
 /// A dashboard load (page or CSV) by a signed-in user (in process).
-pub fn dashboard(svc: &Services, user: Uuid) -> DomainResult<()> {
+pub fn dashboard(svc: &Services, user: UserId) -> DomainResult<()> {
     svc.limiter.take_local(
         now_ms(svc),
         "dashboard_user",
@@ -304,7 +304,7 @@ pub fn dashboard(svc: &Services, user: Uuid) -> DomainResult<()> {
 
 /// A benchmarks answer for organization `org` (in process), taken once the caller is known
 /// to be allowed, so nobody outside the organization can use up its budget.
-pub fn benchmarks(svc: &Services, org: Uuid) -> DomainResult<()> {
+pub fn benchmarks(svc: &Services, org: OrgId) -> DomainResult<()> {
     svc.limiter.take_local(
         now_ms(svc),
         "benchmarks_org",
@@ -318,7 +318,7 @@ pub fn benchmarks(svc: &Services, org: Uuid) -> DomainResult<()> {
 pub fn guest_comment(
     svc: &Services,
     client: &Client,
-    link: Uuid,
+    link: SharedLinkId,
     visitor: Option<&str>,
 ) -> DomainResult<()> {
     let s = &svc.config.safety;
@@ -337,7 +337,7 @@ pub fn guest_comment(
 }
 
 /// A guest edit by `client` through `link` (in process, like guest comments).
-pub fn guest_edit(svc: &Services, client: &Client, link: Uuid) -> DomainResult<()> {
+pub fn guest_edit(svc: &Services, client: &Client, link: SharedLinkId) -> DomainResult<()> {
     let s = &svc.config.safety;
     take_all_local(
         svc,

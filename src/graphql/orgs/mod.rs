@@ -162,7 +162,7 @@ impl OrgMutation {
     ) -> async_graphql::Result<OrganizationPayload> {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match OrgId::parse(&id) {
-            Ok(org) => orgs::rename(svc(ctx), UserId(user.id), org, &name).await,
+            Ok(org) => orgs::rename(svc(ctx), user.id, org, &name).await,
             Err(e) => Err(e.into()),
         };
         org_payload(r)
@@ -177,7 +177,7 @@ impl OrgMutation {
     ) -> async_graphql::Result<OrganizationPayload> {
         let user = auth(ctx).user().map_err(top_level)?;
         let r = match OrgId::parse(&organization_id) {
-            Ok(org) => orgs::set_invite_policy(svc(ctx), UserId(user.id), org, policy.into()).await,
+            Ok(org) => orgs::set_invite_policy(svc(ctx), user.id, org, policy.into()).await,
             Err(e) => Err(e.into()),
         };
         org_payload(r)
@@ -210,7 +210,7 @@ impl OrgMutation {
         let r = async {
             let org = OrgId::parse(&organization_id)?;
             let target = UserId::parse(&user_id)?;
-            orgs::change_role(svc(ctx), UserId(user.id), org, target, role.into()).await
+            orgs::change_role(svc(ctx), user.id, org, target, role.into()).await
         }
         .await;
         payload(

@@ -9,7 +9,7 @@ use crate::domain::records;
 use crate::domain::{
     self,
     access::OrgView,
-    ids::{OrgId, UserId},
+    ids::OrgId,
     orgs::{self, Role as DRole},
 };
 use crate::graphql::{
@@ -237,7 +237,7 @@ impl Organization {
         self.member()?;
         let viewer = auth(ctx).user().map_err(top_level)?;
         let req = page_request(first, after)?;
-        let page = domain::sharing::list(&svc(ctx).db.read, &self.view, UserId(viewer.id), req)
+        let page = domain::sharing::list(&svc(ctx).db.read, &self.view, viewer.id, req)
             .await
             .map_err(top_level)?;
         Ok(crate::graphql::sharing::SharedLinkConnection::from_page(
@@ -327,14 +327,10 @@ impl Membership {
             return Ok(o.clone());
         }
         let viewer = auth(ctx).user().map_err(top_level)?;
-        orgs::access(
-            &svc(ctx).db.read,
-            UserId(viewer.id),
-            OrgId(self.model.organization_id),
-        )
-        .await
-        .map(Organization::from)
-        .map_err(top_level)
+        orgs::access(&svc(ctx).db.read, viewer.id, self.model.organization_id)
+            .await
+            .map(Organization::from)
+            .map_err(top_level)
     }
 
     /// The member.

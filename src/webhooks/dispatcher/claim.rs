@@ -3,6 +3,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::Duration;
+use entity::ids::{WebhookAttemptId, WebhookEndpointId, WebhookMessageId};
 use sea_orm::{
     sea_query::{Expr, LockBehavior, LockType, Query},
     ColumnTrait, Condition, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
@@ -28,7 +29,7 @@ pub(super) const CLAIM_BATCH: usize = 200;
 /// attempt is recorded.
 pub(super) struct Slot {
     dispatcher: Arc<Dispatcher>,
-    endpoint: Uuid,
+    endpoint: WebhookEndpointId,
     permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -61,7 +62,7 @@ impl Dispatcher {
         if free == 0 {
             return Ok(0);
         }
-        let saturated: Vec<Uuid> = {
+        let saturated: Vec<WebhookEndpointId> = {
             let inflight = self.inflight.lock().expect("inflight lock");
             inflight
                 .iter()
@@ -98,7 +99,7 @@ impl Dispatcher {
         let mut take = Vec::with_capacity(due.len());
         {
             let inflight = self.inflight.lock().expect("inflight lock");
-            let mut counts: HashMap<Uuid, usize> = HashMap::new();
+            let mut counts: HashMap<WebhookEndpointId, usize> = HashMap::new();
             for d in due {
                 let n = counts
                     .entry(d.endpoint_id)
@@ -125,21 +126,21 @@ impl Dispatcher {
         tx.commit(&self.svc.bus).await?;
 
         let db = &self.svc.db.read;
-        let msgs: HashMap<Uuid, Arc<messages::Model>> = messages::Entity::find()
+        let msgs: HashMap<WebhookMessageId, Arc<messages::Model>> = messages::Entity::find()
             .filter(messages::Column::Id.is_in(take.iter().map(|d| d.message_id)))
             .all(db)
             .await?
             .into_iter()
             .map(|m| (m.id, Arc::new(m)))
             .collect();
-        let eps: HashMap<Uuid, Arc<endpoints::Model>> = endpoints::Entity::find()
+        let eps: HashMap<WebhookEndpointId, Arc<endpoints::Model>> = endpoints::Entity::find()
             .filter(endpoints::Column::Id.is_in(take.iter().map(|d| d.endpoint_id)))
             .all(db)
             .await?
             .into_iter()
             .map(|e| (e.id, Arc::new(e)))
             .collect();
-        let keys: HashMap<Uuid, Arc<Vec<signing::SigningKey>>> =
+        let keys: HashMap<WebhookEndpointId, Arc<Vec<signing::SigningKey>>> =
             rules::signing_keys(&self.svc, db, eps.keys().copied(), now)
                 .await?
                 .into_iter()
@@ -181,7 +182,7 @@ impl Dispatcher {
                 // Fails only when the dispatcher is stopping: the lease then expires and
                 // the delivery is attempted again (at least once).
                 let _ = finished.send(Finished {
-                    attempt_id: Uuid::now_v7(),
+                    attempt_id: WebhookAttemptId::generate(),
                     job,
                     out,
                     at,

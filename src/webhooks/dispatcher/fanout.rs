@@ -1,9 +1,9 @@
 //! Fan-out: undispatched outbox messages become one delivery per matching endpoint.
+use entity::ids::OrgId;
 use sea_orm::{
     sea_query::{Expr, LockBehavior, LockType},
     ColumnTrait, Condition, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
 };
-use uuid::Uuid;
 
 use super::Dispatcher;
 use crate::{db::Tx, domain::webhooks as rules};
@@ -29,7 +29,7 @@ impl Dispatcher {
         if msgs.is_empty() {
             return Ok(0);
         }
-        let mut orgs: Vec<Uuid> = msgs.iter().filter_map(|m| m.organization_id).collect();
+        let mut orgs: Vec<OrgId> = msgs.iter().filter_map(|m| m.organization_id).collect();
         orgs.sort();
         orgs.dedup();
         let eps = endpoints::Entity::find()

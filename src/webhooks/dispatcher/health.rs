@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{Dispatcher, DISABLE_AFTER_DAYS};
 use crate::{
     db::Tx,
-    domain::{activity::ActivityType, ids::WebhookEndpointId},
+    domain::activity::ActivityType,
     outbox::{self, Actor, Event},
 };
 use entity::webhook_endpoints as endpoints;
@@ -68,7 +68,7 @@ async fn disabled_event(
     e: &endpoints::Model,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let id = WebhookEndpointId(e.id);
+    let id = e.id;
     tracing::warn!(endpoint_id = %id, url = %e.url, reason, "webhook endpoint disabled");
     metrics::counter!("kfactor_webhook_endpoints_disabled_total").increment(1);
     if let Some(org) = e.organization_id {

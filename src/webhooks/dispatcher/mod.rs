@@ -27,6 +27,7 @@ use std::{
     time::{Duration as StdDuration, Instant},
 };
 
+use entity::ids::WebhookEndpointId;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use uuid::Uuid;
@@ -68,7 +69,7 @@ pub struct Dispatcher {
     svc: Arc<Services>,
     client: reqwest::Client,
     permits: Arc<Semaphore>,
-    inflight: Mutex<HashMap<Uuid, usize>>,
+    inflight: Mutex<HashMap<WebhookEndpointId, usize>>,
     per_endpoint: usize,
     freed: Notify,
 }

@@ -6,6 +6,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use entity::ids::{WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId};
 use sea_orm::{
     sea_query::{Expr, LockType, OnConflict},
     ActiveValue::Set,
@@ -33,7 +34,7 @@ const RECORD_BATCH: usize = 500;
 pub(super) struct Finished {
     /// The attempt row's id, fixed when the attempt finished: recording it twice (a commit
     /// whose outcome was unknown, then retried) writes one row.
-    pub(super) attempt_id: Uuid,
+    pub(super) attempt_id: WebhookAttemptId,
     pub(super) job: Job,
     pub(super) out: Outcome,
     /// When the attempt finished.
@@ -75,11 +76,12 @@ impl Dispatcher {
         // endpoint takes them (its row, then its deliveries by cascade), so neither that nor
         // another instance's batch can deadlock with this one; a concurrent redelivery or
         // deletion waits for the batch. (PostgreSQL; SQLite has one writer.)
-        let mut endpoint_ids: Vec<Uuid> = batch.iter().map(|f| f.job.endpoint.id).collect();
+        let mut endpoint_ids: Vec<WebhookEndpointId> =
+            batch.iter().map(|f| f.job.endpoint.id).collect();
         endpoint_ids.sort();
         endpoint_ids.dedup();
         // Read under the lock: their health below starts from these rows.
-        let mut locked: HashMap<Uuid, endpoints::Model> = endpoints::Entity::find()
+        let mut locked: HashMap<WebhookEndpointId, endpoints::Model> = endpoints::Entity::find()
             .filter(endpoints::Column::Id.is_in(endpoint_ids))
             .order_by(endpoints::Column::Id, Order::Asc)
             .lock(LockType::NoKeyUpdate)
@@ -88,16 +90,16 @@ impl Dispatcher {
             .into_iter()
             .map(|e| (e.id, e))
             .collect();
-        let mut ids: Vec<Uuid> = batch.iter().map(|f| f.job.delivery.id).collect();
+        let mut ids: Vec<WebhookDeliveryId> = batch.iter().map(|f| f.job.delivery.id).collect();
         ids.sort();
-        let leases: HashMap<Uuid, Option<Uuid>> = deliveries::Entity::find()
+        let leases: HashMap<WebhookDeliveryId, Option<Uuid>> = deliveries::Entity::find()
             .select_only()
             .column(deliveries::Column::Id)
             .column(deliveries::Column::LeaseId)
             .filter(deliveries::Column::Id.is_in(ids))
             .order_by(deliveries::Column::Id, Order::Asc)
             .lock(LockType::Update)
-            .into_tuple::<(Uuid, Option<Uuid>)>()
+            .into_tuple::<(WebhookDeliveryId, Option<Uuid>)>()
             .all(&*tx)
             .await?
             .into_iter()
@@ -138,7 +140,7 @@ impl Dispatcher {
 
         // Deliveries still under our lease move on: terminal ones in one statement per
         // (status, attempts), retries one by one (each has its own next attempt time).
-        let mut ended: HashMap<(DeliveryStatus, i32), Vec<Uuid>> = HashMap::new();
+        let mut ended: HashMap<(DeliveryStatus, i32), Vec<WebhookDeliveryId>> = HashMap::new();
         let mut moved: Vec<(&Finished, Step)> = Vec::with_capacity(present.len());
         for f in present {
             let d = &f.job.delivery;
@@ -168,7 +170,7 @@ impl Dispatcher {
         }
 
         // Each endpoint's health follows its attempts in the batch, in the order they finished.
-        let mut health: BTreeMap<Uuid, Health> = BTreeMap::new();
+        let mut health: BTreeMap<WebhookEndpointId, Health> = BTreeMap::new();
         for (f, _) in &moved {
             let h = health.entry(f.job.endpoint.id).or_default();
             h.last_ok = f.out.success();
@@ -176,7 +178,7 @@ impl Dispatcher {
             h.gone |= f.out.gone();
         }
         // Only endpoints that were failing have a streak to end.
-        let healthy: Vec<Uuid> = health
+        let healthy: Vec<WebhookEndpointId> = health
             .iter()
             .filter(|(id, h)| {
                 h.last_ok && !h.gone && locked.get(id).is_some_and(|e| e.failing_since.is_some())
@@ -210,7 +212,7 @@ impl Dispatcher {
 /// Moves deliveries to `step` and releases their leases.
 pub(super) async fn moved_update(
     tx: &Tx,
-    ids: &[Uuid],
+    ids: &[WebhookDeliveryId],
     step: &Step,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
 //! Report: metrics and logs of recorded attempts.
 use super::{record::Finished, retry::Step, Dispatcher};
-use crate::domain::{ids::WebhookEndpointId, webhooks::DeliveryStatus};
+use crate::domain::webhooks::DeliveryStatus;
 
 impl Dispatcher {
     /// Metrics and logs of a recorded attempt.
@@ -26,7 +26,7 @@ impl Dispatcher {
         if !f.out.success() {
             tracing::info!(
                 delivery_id = %f.job.delivery.id,
-                endpoint_id = %WebhookEndpointId(f.job.endpoint.id),
+                endpoint_id = %f.job.endpoint.id,
                 status = ?f.out.status,
                 error = f.out.error.as_deref().unwrap_or(""),
                 next_attempt_at = ?step.next,

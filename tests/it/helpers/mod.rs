@@ -6,6 +6,7 @@ pub mod receiver;
 pub mod smtp;
 pub mod stripe;
 pub mod ws;
+use entity::ids::MembershipId;
 use std::{net::SocketAddr, sync::Arc};
 
 use kfactor::{clock::ManualClock, config::Config, App};
@@ -245,9 +246,9 @@ impl TestApp {
         let org = kfactor::domain::ids::OrgId::parse(org_id).unwrap();
         let user = kfactor::domain::ids::UserId::parse(user_id).unwrap();
         entity::memberships::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            organization_id: Set(org.0),
-            user_id: Set(user.0),
+            id: Set(MembershipId::generate()),
+            organization_id: Set(org),
+            user_id: Set(user),
             role: Set(
                 <entity::enums::Role as sea_orm::ActiveEnum>::try_from_value(&role.to_lowercase())
                     .expect("a stored role name"),
@@ -265,7 +266,7 @@ impl TestApp {
         use sea_orm::EntityTrait;
         let org = kfactor::domain::ids::OrgId::parse(org_id).unwrap();
         entity::entitlement_overrides::Entity::insert(entity::entitlement_overrides::ActiveModel {
-            organization_id: Set(org.0),
+            organization_id: Set(org),
             feature: Set(feature.to_string()),
             limit_value: Set(None),
             unlimited: Set(false),

@@ -20,8 +20,8 @@ use std::{
     time::Duration,
 };
 
+use entity::ids::ProjectId;
 use tokio::sync::{watch, Notify};
-use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
 
@@ -83,7 +83,7 @@ impl Room {
 }
 
 /// Reports the viewers held in `rooms` (`kfactor_presence_viewers`).
-fn report(rooms: &HashMap<Uuid, Room>) {
+fn report(rooms: &HashMap<ProjectId, Room>) {
     let n: usize = rooms.values().map(|r| r.viewers.len()).sum();
     metrics::gauge!("kfactor_presence_viewers").set(n as f64);
 }
@@ -107,7 +107,7 @@ pub enum Updated {
 pub struct Presence {
     settings: Settings,
     clock: Arc<dyn Clock>,
-    rooms: Mutex<HashMap<Uuid, Room>>,
+    rooms: Mutex<HashMap<ProjectId, Room>>,
     relay_on: AtomicBool,
     outbox: Mutex<VecDeque<Wire>>,
     relay_wake: Notify,
@@ -151,7 +151,7 @@ impl Presence {
         self.clock.now().timestamp_millis()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Room>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ProjectId, Room>> {
         self.rooms.lock().expect("presence lock")
     }
 
@@ -162,7 +162,7 @@ impl Presence {
     }
 
     /// Seats `viewer` in `project`'s room, unless the room is full.
-    pub fn join(self: &Arc<Self>, project: Uuid, mut viewer: Viewer) -> Result<Seat, Full> {
+    pub fn join(self: &Arc<Self>, project: ProjectId, mut viewer: Viewer) -> Result<Seat, Full> {
         let now = self.now();
         viewer.updated_at = now;
         let mut rooms = self.lock();
@@ -212,7 +212,7 @@ impl Presence {
 
     /// Applies `change` to viewer `id` of `project` (refreshing its silence timer) and tells
     /// the other instances.
-    pub fn update(&self, project: Uuid, id: &str, change: Change) -> Updated {
+    pub fn update(&self, project: ProjectId, id: &str, change: Change) -> Updated {
         let now = self.now();
         let mut rooms = self.lock();
         let outcome = match rooms.get_mut(&project) {
@@ -243,7 +243,7 @@ impl Presence {
         outcome
     }
 
-    fn leave(&self, project: Uuid, id: &str) {
+    fn leave(&self, project: ProjectId, id: &str) {
         let mut rooms = self.lock();
         let Some(room) = rooms.get_mut(&project) else {
             return;
@@ -265,7 +265,7 @@ impl Presence {
 
     /// Removes the viewers of `project` silent for longer than the timeout; the other
     /// instances are told of this instance's own.
-    pub fn expire(&self, project: Uuid) {
+    pub fn expire(&self, project: ProjectId) {
         let cutoff = self.now() - self.settings.timeout.as_millis() as i64;
         let mut rooms = self.lock();
         let Some(room) = rooms.get_mut(&project) else {
@@ -396,7 +396,7 @@ impl Presence {
 /// One live presence subscription's place in its project's room; dropping it (the socket
 /// closed, the stream ended) removes the viewer at once, on every instance.
 pub struct Seat {
-    project: Uuid,
+    project: ProjectId,
     id: String,
     seen: u64,
     rx: watch::Receiver<u64>,
@@ -426,7 +426,7 @@ impl Seat {
     }
 
     /// The project.
-    pub fn project(&self) -> Uuid {
+    pub fn project(&self) -> ProjectId {
         self.project
     }
 

@@ -2,8 +2,8 @@
 //! instances tell each other.
 use std::time::Duration;
 
+use entity::ids::ProjectId;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// Limits of presence on this instance.
 #[derive(Clone, Copy, Debug)]
@@ -106,18 +106,18 @@ pub(in crate::db::bus) enum Wire {
     /// A viewer is here (a join, or a reply to `hello`); `hello` asks the other instances
     /// for the viewers they hold (the sender's room is new).
     Join {
-        p: Uuid,
+        p: ProjectId,
         v: Viewer,
         #[serde(default)]
         hello: bool,
     },
     /// A viewer changed.
     Update {
-        p: Uuid,
+        p: ProjectId,
         id: String,
         c: Change,
         at: i64,
     },
     /// A viewer left.
-    Leave { p: Uuid, id: String },
+    Leave { p: ProjectId, id: String },
 }

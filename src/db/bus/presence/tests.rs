@@ -18,7 +18,7 @@ fn viewer(id: &str) -> Viewer {
 fn frames_carry_every_change_once_with_the_last_value() {
     let clock = ManualClock::default();
     let p = Arc::new(Presence::new(Settings::default(), Arc::new(clock.clone())));
-    let room = Uuid::new_v4();
+    let room = ProjectId::generate();
     let mut a = p.join(room, viewer("a")).unwrap();
     let b = p.join(room, viewer("b")).unwrap();
     let first = a.frame();
@@ -56,7 +56,7 @@ fn a_full_room_refuses() {
         ..Settings::default()
     };
     let p = Arc::new(Presence::new(settings, Arc::new(ManualClock::default())));
-    let room = Uuid::new_v4();
+    let room = ProjectId::generate();
     let _a = p.join(room, viewer("a")).unwrap();
     let _b = p.join(room, viewer("b")).unwrap();
     assert_eq!(p.join(room, viewer("c")).err(), Some(Full(2)));
