@@ -9,23 +9,21 @@
 //! (`orgs::access_locked`: `SELECT … FOR UPDATE` on PostgreSQL; SQLite serializes writes on
 //! its single write connection), so the check and the write cannot interleave.
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
-use sea_orm::{
-    sea_query::{Expr, OnConflict},
-    ActiveValue::Set,
-    ConnectionTrait, EntityTrait, PaginatorTrait, QuerySelect,
-};
-use serde_json::json;
+use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
 
 use super::{
-    access::Caller,
-    activity::ActivityType,
     ids::OrgId,
     plans::{Catalog, FeatureKind, Grant, Plan},
     DomainError, DomainResult, Services,
 };
 use crate::db::Tx;
-use crate::outbox::{self, Actor, Event, WebhookEvent};
-use entity::{entitlement_overrides, organizations, usage_alerts, usage_counters};
+use entity::{entitlement_overrides, organizations, usage_counters};
+
+mod overrides;
+mod usage;
+
+pub use overrides::*;
+pub(crate) use usage::*;
 
 /// Usage level of a limited feature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -426,236 +424,6 @@ pub async fn ensure_room(
         }
     }
     Ok(Some(e))
-}
-
-/// Records `n` more of a feature whose room was checked, and announces thresholds.
-async fn record(
-    tx: &mut Tx,
-    svc: &Services,
-    org: &organizations::Model,
-    e: Entitlement,
-    n: i64,
-) -> DomainResult<()> {
-    let feature = e.feature.as_str();
-    let now = svc.now();
-    let (start, _) = period(org.billing_anchor, now);
-    let record_at = match e.kind {
-        FeatureKind::PeriodicLimit => Some(start),
-        FeatureKind::Limit
-            if !matches!(feature, "projects" | "members" | "active_shared_links") =>
-        {
-            Some(epoch())
-        }
-        _ => None,
-    };
-    if let Some(period_start) = record_at {
-        usage_counters::Entity::insert(usage_counters::ActiveModel {
-            organization_id: Set(org.id),
-            feature: Set(feature.to_string()),
-            period_start: Set(period_start),
-            used: Set(n),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                usage_counters::Column::OrganizationId,
-                usage_counters::Column::Feature,
-                usage_counters::Column::PeriodStart,
-            ])
-            .value(
-                usage_counters::Column::Used,
-                sea_orm::sea_query::ExprTrait::add(
-                    Expr::col((usage_counters::Entity, usage_counters::Column::Used)),
-                    n,
-                ),
-            )
-            .to_owned(),
-        )
-        .exec_without_returning(&**tx)
-        .await?;
-    }
-    if let Some(limit) = e.limit {
-        alert(tx, svc, org, feature, e.used + n, limit).await?;
-    }
-    Ok(())
-}
-
-/// Announces 80 % and 100 % of a limit once per period.
-async fn alert(
-    tx: &mut Tx,
-    svc: &Services,
-    org: &organizations::Model,
-    feature: &str,
-    used: i64,
-    limit: i64,
-) -> DomainResult<()> {
-    let now = svc.now();
-    let plan = plan_of(&svc.plans, org);
-    let (period_start, _) = period(org.billing_anchor, now);
-    let label = &svc.plans.features[feature].label;
-    for threshold in [80i32, 100] {
-        let crossed = if threshold == 100 {
-            used >= limit
-        } else {
-            used * 5 >= limit * 4
-        };
-        if !crossed || limit == 0 && threshold == 80 {
-            continue;
-        }
-        let inserted = usage_alerts::Entity::insert(usage_alerts::ActiveModel {
-            organization_id: Set(org.id),
-            feature: Set(feature.to_string()),
-            period_start: Set(period_start),
-            threshold: Set(threshold),
-            created_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                usage_alerts::Column::OrganizationId,
-                usage_alerts::Column::Feature,
-                usage_alerts::Column::PeriodStart,
-                usage_alerts::Column::Threshold,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(&**tx)
-        .await?;
-        if inserted == 0 {
-            continue;
-        }
-        let summary = if threshold == 100 {
-            format!(
-                "{} reached its limit of {limit} {label} on {}",
-                org.name, plan.name
-            )
-        } else {
-            format!(
-                "{} has used {used} of {limit} {label} on {}, past {threshold} % of the limit",
-                org.name, plan.name
-            )
-        };
-        if threshold == 100 {
-            super::notifications::fanout::on_limit_reached(tx, now, org, &summary).await?;
-        }
-        outbox::record(
-            tx,
-            now,
-            Event {
-                org: org.id,
-                kind: ActivityType::LimitReached,
-                actor: Actor::default(),
-                resource: None,
-                summary,
-                data: json!({ "feature": feature, "threshold": threshold, "limit": limit, "used": used, "plan": plan.key }),
-                webhook: Some(WebhookEvent {
-                    event_type: "usage.limit_reached",
-                    data: json!({
-                        "organization_id": org.id.to_string(),
-                        "feature": feature,
-                        "limit": limit,
-                        "used": used,
-                        "plan": plan.key,
-                        "threshold": threshold,
-                    }),
-                }),
-            },
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// After a plan change, announce the limits the organization is already at or near.
-pub(crate) async fn alert_all(
-    tx: &mut Tx,
-    svc: &Services,
-    org: &organizations::Model,
-) -> DomainResult<()> {
-    for e in all(&**tx, svc, org).await? {
-        if let Some(limit) = e.limit {
-            alert(tx, svc, org, &e.feature, e.used, limit).await?;
-        }
-    }
-    Ok(())
-}
-
-/// What `setEntitlementOverride` asks for one feature of one organization.
-#[derive(Clone, Copy, Debug)]
-pub struct OverrideChange<'a> {
-    /// The feature, e.g. "projects".
-    pub feature: &'a str,
-    /// The new cap (not negative); None with `unlimited` false: no cap override.
-    pub limit: Option<i64>,
-    /// No cap at all.
-    pub unlimited: bool,
-    /// Turns a flag feature on or off.
-    pub enabled: Option<bool>,
-    /// When the override ends by itself.
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// Sets (or, with neither limit nor enabled, removes) an override: platform staff only
-/// (PERMISSION_DENIED for anyone else, API keys included). `limit: Some(-1)` is not
-/// accepted; use `unlimited`.
-pub async fn set_override(
-    svc: &Services,
-    caller: Caller<'_>,
-    org: OrgId,
-    change: OverrideChange<'_>,
-) -> DomainResult<organizations::Model> {
-    caller.require_staff("override entitlements")?;
-    let OverrideChange {
-        feature,
-        limit,
-        unlimited,
-        enabled,
-        expires_at,
-    } = change;
-    if !svc.plans.features.contains_key(feature) {
-        return Err(DomainError::invalid(
-            &["feature"],
-            format!("Unknown feature {feature:?}."),
-        ));
-    }
-    if limit.is_some_and(|l| l < 0) {
-        return Err(DomainError::invalid(
-            &["limit"],
-            "limit cannot be negative.",
-        ));
-    }
-    let now = svc.now();
-    if expires_at.is_some_and(|e| e <= now) {
-        return Err(DomainError::invalid(
-            &["expiresAt"],
-            "The expiry must be in the future.",
-        ));
-    }
-    let tx = Tx::begin(&svc.db).await?;
-    // Locked: two overrides of one organization at once take turns (the later one wins)
-    // instead of both inserting after both deleted.
-    let o = organizations::Entity::find_by_id(org)
-        .lock_exclusive()
-        .one(&*tx)
-        .await?
-        .ok_or(DomainError::NotFound("Organization"))?;
-    entitlement_overrides::Entity::delete_by_id((org, feature.to_string()))
-        .exec(&*tx)
-        .await?;
-    if limit.is_some() || unlimited || enabled.is_some() {
-        entitlement_overrides::Entity::insert(entitlement_overrides::ActiveModel {
-            organization_id: Set(org),
-            feature: Set(feature.to_string()),
-            limit_value: Set(limit),
-            unlimited: Set(unlimited),
-            enabled: Set(enabled),
-            expires_at: Set(expires_at),
-            created_at: Set(now),
-        })
-        .exec_without_returning(&*tx)
-        .await?;
-    }
-    tx.commit(&svc.bus).await?;
-    Ok(o)
 }
 
 #[cfg(test)]

@@ -5,10 +5,9 @@
 //! and admins can print the URL again and a revoked link stops working at once. A guest
 //! never reaches anything but the linked resource.
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    Order, QueryFilter, QuerySelect, Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, Order, QueryFilter,
+    QuerySelect, Select,
 };
 use serde_json::json;
 
@@ -16,26 +15,26 @@ use super::{
     access::OrgView,
     activity::ActivityType,
     entitlements,
-    identity::Name,
     ids::{OrgId, ProjectId, SharedLinkId, UserId},
     metrics::{probe::Probe, sql::Only},
     orgs::{self, Role},
     page::{self, Page, PageRequest},
-    projects::{self, Author},
-    ratelimit::{self, Client},
+    projects::{self},
     referrals, tenancy,
     tokens::{Keys, Purpose},
     DomainError, DomainResult, Services,
 };
 use crate::{
     db::Tx,
-    outbox::{
-        self,
-        visits::{Visit, VisitRefused},
-        Actor, Event,
-    },
+    outbox::{self, Actor, Event},
 };
-use entity::{comments, organizations, projects as project_rows, shared_links, users};
+use entity::{organizations, projects as project_rows, shared_links, users};
+
+mod cache;
+mod guest;
+
+pub use cache::*;
+pub use guest::*;
 
 pub use entity::enums::{Audience, Permission, ResourceType};
 
@@ -317,333 +316,6 @@ async fn resolve_with(
         creator,
         member_role,
     })
-}
-
-/// Caches what a link shows (link, project, organization, creator) for the visit hot path.
-///
-/// An entry is valid only while no write transaction of this process has committed since it
-/// was read (the bus's epoch), so it can never show a revoked link or an old version of a
-/// project. That is exact only when every writer is this process, i.e. on SQLite; on
-/// PostgreSQL, where other instances write too, the cache is off.
-///
-/// It holds at most `budget` bytes (`KFACTOR_LINK_CACHE_BYTES`), weighing each entry by what
-/// it holds (a project's content can be 100 kB), and evicts the least recently used first.
-#[derive(Debug)]
-pub struct LinkCache {
-    budget: usize,
-    entries: std::sync::Mutex<Entries>,
-}
-
-#[derive(Debug)]
-struct Entries {
-    lru: lru::LruCache<uuid::Uuid, (u64, Joined, usize)>,
-    bytes: usize,
-}
-
-impl LinkCache {
-    /// A cache holding at most `budget` bytes; 0 (or `enabled == false`) turns it off.
-    pub fn new(enabled: bool, budget: usize) -> LinkCache {
-        LinkCache {
-            budget: if enabled { budget } else { 0 },
-            entries: std::sync::Mutex::new(Entries {
-                lru: lru::LruCache::unbounded(),
-                bytes: 0,
-            }),
-        }
-    }
-
-    /// How many entries and bytes it holds now.
-    pub fn usage(&self) -> (usize, usize) {
-        let e = self.entries.lock().expect("link cache");
-        (e.lru.len(), e.bytes)
-    }
-
-    /// What an entry weighs: its fixed part plus everything its strings hold (the debug
-    /// rendering is an upper bound of those, whatever columns the rows gain later).
-    fn weight(joined: &Joined) -> usize {
-        std::mem::size_of::<(uuid::Uuid, (u64, Joined, usize))>() + format!("{joined:?}").len()
-    }
-
-    async fn get(
-        &self,
-        svc: &Services,
-        db: &impl ConnectionTrait,
-        id: uuid::Uuid,
-    ) -> DomainResult<Option<Joined>> {
-        if self.budget == 0 {
-            return load_joined(db, id).await;
-        }
-        // Read the epoch before the database: a write committing meanwhile makes the entry
-        // stale at once.
-        let epoch = svc.bus.epoch();
-        if let Some((at, joined, _)) = self.entries.lock().expect("link cache").lru.get(&id) {
-            if *at == epoch {
-                return Ok(Some(joined.clone()));
-            }
-        }
-        let joined = load_joined(db, id).await?;
-        if let Some(j) = &joined {
-            let weight = Self::weight(j);
-            let mut e = self.entries.lock().expect("link cache");
-            if let Some((_, _, old)) = e.lru.pop(&id) {
-                e.bytes -= old;
-            }
-            // An entry larger than the whole budget is not worth evicting everything for.
-            if weight <= self.budget {
-                while e.bytes + weight > self.budget {
-                    match e.lru.pop_lru() {
-                        Some((_, (_, _, w))) => e.bytes -= w,
-                        None => break,
-                    }
-                }
-                e.lru.put(id, (epoch, j.clone(), weight));
-                e.bytes += weight;
-            }
-            ::metrics::gauge!("kfactor_link_cache_bytes").set(e.bytes as f64);
-        }
-        Ok(joined)
-    }
-}
-
-type Joined = (
-    shared_links::Model,
-    project_rows::Model,
-    organizations::Model,
-    users::Model,
-);
-
-/// A link with its project, organization and creator, in one round trip.
-async fn load_joined(db: &impl ConnectionTrait, id: uuid::Uuid) -> DomainResult<Option<Joined>> {
-    use sea_orm::{
-        sea_query::{Alias, Expr, ExprTrait, Query},
-        FromQueryResult, IdenStatic, Iterable,
-    };
-    fn cols<E: EntityTrait>(q: &mut sea_orm::sea_query::SelectStatement, prefix: &str)
-    where
-        E::Column: IdenStatic,
-    {
-        for c in E::Column::iter() {
-            q.expr_as(
-                Expr::col((E::default(), c)),
-                Alias::new(format!("{prefix}{}", c.as_str())),
-            );
-        }
-    }
-    let mut q = Query::select();
-    cols::<shared_links::Entity>(&mut q, "l_");
-    cols::<project_rows::Entity>(&mut q, "p_");
-    cols::<organizations::Entity>(&mut q, "o_");
-    cols::<users::Entity>(&mut q, "u_");
-    q.from(shared_links::Entity)
-        .inner_join(
-            project_rows::Entity,
-            Expr::col((project_rows::Entity, project_rows::Column::Id))
-                .equals((shared_links::Entity, shared_links::Column::ResourceId)),
-        )
-        .inner_join(
-            organizations::Entity,
-            Expr::col((organizations::Entity, organizations::Column::Id))
-                .equals((shared_links::Entity, shared_links::Column::OrganizationId)),
-        )
-        .inner_join(
-            users::Entity,
-            Expr::col((users::Entity, users::Column::Id))
-                .equals((shared_links::Entity, shared_links::Column::CreatedByUserId)),
-        )
-        .and_where(Expr::col((shared_links::Entity, shared_links::Column::Id)).eq(id));
-    let Some(row) = db.query_one(&q).await? else {
-        return Ok(None);
-    };
-    Ok(Some((
-        shared_links::Model::from_query_result(&row, "l_")?,
-        project_rows::Model::from_query_result(&row, "p_")?,
-        organizations::Model::from_query_result(&row, "o_")?,
-        users::Model::from_query_result(&row, "u_")?,
-    )))
-}
-
-/// The distinct-visitor key of an open: a signed-in user's id, else the guest's visitor id,
-/// else a fresh one (the visit then counts as its own visitor).
-pub fn visitor_key(
-    viewer: Option<&users::Model>,
-    visitor_id: Option<&str>,
-) -> DomainResult<String> {
-    if let Some(u) = viewer {
-        return Ok(u.id.to_string());
-    }
-    match visitor_id.map(str::trim).filter(|v| !v.is_empty()) {
-        Some(v) if v.len() > 128 || v.chars().any(char::is_control) => Err(DomainError::invalid(
-            &["visitorId"],
-            "visitorId can be at most 128 printable characters.",
-        )),
-        Some(v) => Ok(v.to_string()),
-        None => {
-            let mut b = [0u8; 16];
-            rand::rng().fill_bytes(&mut b);
-            Ok(format!("anon_{}", hex::encode(b)))
-        }
-    }
-}
-
-/// PUBLIC: opens a link and counts the visit (group-committed; returns after it is durable).
-pub async fn open(
-    svc: &Services,
-    client: &Client,
-    token: &str,
-    viewer: Option<&users::Model>,
-    visitor_id: Option<&str>,
-) -> DomainResult<Opened> {
-    ratelimit::public_lookup(svc, client)?;
-    let mut visitor = visitor_key(viewer, visitor_id)?;
-    if viewer.is_none() {
-        // Guests choose their ids; each address introduces only so many (ratelimit).
-        visitor = ratelimit::visitor(svc, client, visitor);
-    }
-    let opened = resolve_with(svc, &svc.db.read, token, viewer, Some(&svc.link_cache)).await?;
-    svc.visits
-        .record(Visit {
-            link: opened.link.id,
-            org: opened.link.organization_id,
-            resource: opened.link.resource_id,
-            visitor_id: visitor,
-            user_id: viewer.map(|u| u.id),
-            at: svc.now(),
-        })
-        .await
-        .map_err(|e| match e {
-            VisitRefused::Gone => DomainError::NotFound("Shared link"),
-            other => DomainError::Internal(anyhow::anyhow!(other)),
-        })?;
-    Ok(opened)
-}
-
-fn require(opened: &Opened, needed: Permission) -> DomainResult<()> {
-    if opened.permission() >= needed {
-        Ok(())
-    } else {
-        Err(DomainError::PermissionDenied(format!(
-            "This link lets you {} only.",
-            match opened.permission() {
-                Permission::View => "view",
-                Permission::Comment => "view and comment",
-                Permission::Edit => "edit",
-            }
-        )))
-    }
-}
-
-/// PUBLIC: a guest comments through a COMMENT or EDIT link.
-pub async fn guest_comment(
-    svc: &Services,
-    client: &Client,
-    token: &str,
-    body: &str,
-    guest_name: &str,
-    visitor_id: Option<&str>,
-    viewer: Option<&users::Model>,
-) -> DomainResult<comments::Model> {
-    let body = projects::parse_comment(body, &["input", "body"])?;
-    let guest_name = Name::parse(guest_name, "guestName").map_err(|e| e.under("input"))?;
-    let visitor = match viewer {
-        Some(_) => None,
-        None => visitor_id
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(|v| visitor_key(None, Some(v)))
-            .transpose()?,
-    };
-    let now = svc.now();
-    let mut tx = Tx::begin(&svc.db).await?;
-    let opened = resolve(svc, &*tx, token, viewer).await?;
-    require(&opened, Permission::Comment)?;
-    ratelimit::guest_comment(svc, client, opened.link.id, visitor.as_deref())?;
-    if opened.member_role.is_none() {
-        entitlements::require(&*tx, svc, &opened.organization, "guest_comments").await?;
-    }
-    let c = projects::insert_comment(
-        &mut tx,
-        svc,
-        now,
-        &opened.project,
-        body,
-        Author {
-            user: viewer,
-            guest_name: viewer.is_none().then(|| guest_name.as_str().to_string()),
-            visitor_id: visitor,
-            link: Some(opened.link.id),
-        },
-    )
-    .await?;
-    tx.commit(&svc.bus).await?;
-    Ok(c)
-}
-
-/// PUBLIC: a guest edits through an EDIT link.
-pub async fn guest_edit(
-    svc: &Services,
-    client: &Client,
-    token: &str,
-    name: Option<&str>,
-    content: Option<&str>,
-    viewer: Option<&users::Model>,
-) -> DomainResult<(project_rows::Model, Opened)> {
-    let name = name
-        .map(|n| projects::parse_name(n, &["input", "name"]))
-        .transpose()?;
-    let content = content
-        .map(|c| projects::parse_content(c, &["input", "content"]))
-        .transpose()?;
-    let now = svc.now();
-    let mut tx = Tx::begin(&svc.db).await?;
-    let opened = resolve(svc, &*tx, token, viewer).await?;
-    require(&opened, Permission::Edit)?;
-    ratelimit::guest_edit(svc, client, opened.link.id)?;
-    let (actor, actor_name) = match viewer {
-        Some(u) => (Actor::user(u.id), u.name.clone()),
-        None => (
-            Actor {
-                user_id: None,
-                guest_name: Some("A guest".into()),
-            },
-            "A guest".to_string(),
-        ),
-    };
-    let p = projects::apply_update(
-        &mut tx,
-        now,
-        opened.project.clone(),
-        name,
-        content,
-        actor,
-        &actor_name,
-    )
-    .await?;
-    tx.commit(&svc.bus).await?;
-    Ok((p, opened))
-}
-
-/// Gives a new user the guest comments they wrote with `visitor_id` in the shared link's
-/// organization, in the signup's transaction.
-pub(crate) async fn claim_guest_comments(
-    tx: &Tx,
-    link: &shared_links::Model,
-    visitor_id: &str,
-    user: &users::Model,
-) -> DomainResult<u64> {
-    let res = comments::Entity::update_many()
-        .col_expr(comments::Column::AuthorUserId, Expr::value(user.id))
-        .col_expr(
-            comments::Column::GuestName,
-            Expr::value(Option::<String>::None),
-        )
-        // Only comments made in the shared link's organization: a visitor id is client
-        // supplied, so it must not reach other tenants' comments.
-        .filter(comments::Column::OrganizationId.eq(link.organization_id))
-        .filter(comments::Column::VisitorId.eq(visitor_id))
-        .filter(comments::Column::AuthorUserId.is_null())
-        .exec(&**tx)
-        .await?;
-    Ok(res.rows_affected)
 }
 
 /// One page of an organization's links, newest first, as `viewer` sees them: admins and

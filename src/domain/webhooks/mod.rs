@@ -1,32 +1,27 @@
 //! Webhook endpoints and their deliveries: who may manage which endpoint, what a valid
 //! endpoint is, secret rotation, test sends and redelivery. Sending lives in
 //! `crate::webhooks` (the dispatcher); this module only writes rows in one transaction.
-use entity::ids::{WebhookMessageId, WebhookSecretId};
-use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    Order, QueryFilter, QueryOrder, Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order,
+    QueryFilter, QueryOrder, Select,
 };
 use serde_json::json;
 
 use super::{
     access::{Caller, Scope},
-    ids::{OrgId, WebhookDeliveryId, WebhookEndpointId},
+    ids::{OrgId, WebhookEndpointId},
     orgs::{self, Role},
-    page::{self, Page, PageRequest},
     tenancy, DomainError, DomainResult, Services,
 };
-use crate::{
-    crypto::{signing, Purpose as SealPurpose},
-    db::Tx,
-    egress,
-};
-use entity::{
-    organizations, webhook_attempts as attempts, webhook_deliveries as deliveries,
-    webhook_endpoints as endpoints, webhook_messages as messages, webhook_secrets as secrets,
-};
+use crate::{db::Tx, egress};
+use entity::{organizations, webhook_deliveries as deliveries, webhook_endpoints as endpoints};
+
+mod keys;
+mod log;
+
+pub use keys::*;
+pub use log::*;
 
 /// The `webhook-id` of a message, as the outbox assigns it (stable across retries).
 pub use crate::outbox::message_id;
@@ -158,67 +153,6 @@ fn parse_description(raw: Option<&str>, field: &[&str]) -> DomainResult<Option<S
         }
         Some(d) => Ok(Some(d.to_string())),
     }
-}
-
-/// The keys that sign deliveries to each of `endpoints` now: the current one first, then
-/// each unexpired old one, newest first.
-pub async fn signing_keys(
-    svc: &Services,
-    db: &impl ConnectionTrait,
-    endpoints: impl IntoIterator<Item = WebhookEndpointId>,
-    now: DateTime<Utc>,
-) -> DomainResult<HashMap<WebhookEndpointId, Vec<signing::SigningKey>>> {
-    let rows = secrets::Entity::find()
-        .filter(secrets::Column::EndpointId.is_in(endpoints))
-        .filter(
-            sea_orm::Condition::any()
-                .add(secrets::Column::ExpiresAt.is_null())
-                .add(secrets::Column::ExpiresAt.gt(now)),
-        )
-        // The current secret (no expiry) first, then the old ones, newest first.
-        .order_by(secrets::Column::ExpiresAt.is_null(), Order::Desc)
-        .order_by(secrets::Column::Id, Order::Desc)
-        .all(db)
-        .await?;
-    let mut keys: HashMap<WebhookEndpointId, Vec<signing::SigningKey>> = HashMap::new();
-    for r in rows {
-        // A secret that does not open is an error, never a key: signing with garbage would
-        // send deliveries no receiver can verify. Start-up refuses such a database, so this
-        // only fires when the data changed under a running server.
-        let opened = svc
-            .keys
-            .ring()
-            .open(SealPurpose::WebhookSecret, r.id.as_bytes(), &r.ciphertext)
-            .map_err(|e| anyhow::anyhow!("webhook secret {} does not open: {e}", r.id))?;
-        keys.entry(r.endpoint_id)
-            .or_default()
-            .push(signing::SigningKey::from_bytes(opened.plaintext));
-    }
-    Ok(keys)
-}
-
-async fn add_secret(
-    svc: &Services,
-    tx: &Tx,
-    endpoint: WebhookEndpointId,
-    now: DateTime<Utc>,
-) -> DomainResult<String> {
-    let key = signing::SigningKey::generate();
-    let id = WebhookSecretId::generate();
-    secrets::ActiveModel {
-        id: Set(id),
-        endpoint_id: Set(endpoint),
-        ciphertext: Set(svc.keys.ring().seal(
-            SealPurpose::WebhookSecret,
-            id.as_bytes(),
-            key.bytes(),
-        )),
-        created_at: Set(now),
-        expires_at: Set(None),
-    }
-    .insert(&**tx)
-    .await?;
-    Ok(key.reveal())
 }
 
 /// The caller's right to manage an endpoint: an org endpoint needs ADMIN or OWNER there (or
@@ -449,218 +383,4 @@ pub async fn delete(
     endpoints::Entity::delete_by_id(e.id).exec(&*tx).await?;
     tx.commit(&svc.bus).await?;
     Ok(id)
-}
-
-/// Replaces the current secret. The old one keeps signing (a second signature) until
-/// `grace_seconds` from now; at most [`MAX_OLD_SECRETS`] old secrets are kept.
-pub async fn rotate_secret(
-    svc: &Services,
-    caller: Caller<'_>,
-    id: WebhookEndpointId,
-    grace_seconds: i64,
-) -> DomainResult<(endpoints::Model, String)> {
-    if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
-        return Err(DomainError::invalid(
-            &["expireOldAfterSeconds"],
-            format!("Keep the old secret for 0 to {MAX_GRACE_SECONDS} seconds."),
-        ));
-    }
-    let now = svc.now();
-    let tx = Tx::begin(&svc.db).await?;
-    let e = manageable(&*tx, caller, id).await?;
-    secrets::Entity::update_many()
-        .col_expr(
-            secrets::Column::ExpiresAt,
-            Expr::value(now + Duration::seconds(grace_seconds)),
-        )
-        .filter(secrets::Column::EndpointId.eq(e.id))
-        .filter(secrets::Column::ExpiresAt.is_null())
-        .exec(&*tx)
-        .await?;
-    // Expired secrets sign nothing any more; beyond the newest ten, old ones go too.
-    let old = secrets::Entity::find()
-        .filter(secrets::Column::EndpointId.eq(e.id))
-        .filter(secrets::Column::ExpiresAt.is_not_null())
-        .order_by(secrets::Column::Id, Order::Desc)
-        .all(&*tx)
-        .await?;
-    let drop: Vec<WebhookSecretId> = old
-        .iter()
-        .enumerate()
-        .filter(|(i, s)| *i >= MAX_OLD_SECRETS || s.expires_at.is_some_and(|x| x <= now))
-        .map(|(_, s)| s.id)
-        .collect();
-    if !drop.is_empty() {
-        secrets::Entity::delete_many()
-            .filter(secrets::Column::Id.is_in(drop))
-            .exec(&*tx)
-            .await?;
-    }
-    let secret = add_secret(svc, &tx, e.id, now).await?;
-    tx.commit(&svc.bus).await?;
-    Ok((e, secret))
-}
-
-/// A delivery with its message.
-#[derive(Clone, Debug)]
-pub struct Delivery {
-    /// The delivery row.
-    pub delivery: deliveries::Model,
-    /// The message it carries.
-    pub message: messages::Model,
-}
-
-/// Sends `webhook.test {endpoint_id}` to one endpoint (and no other).
-pub async fn send_test(
-    svc: &Services,
-    caller: Caller<'_>,
-    id: WebhookEndpointId,
-) -> DomainResult<Delivery> {
-    let now = svc.now();
-    let mut tx = Tx::begin(&svc.db).await?;
-    let e = manageable(&*tx, caller, id).await?;
-    if !e.enabled {
-        return Err(DomainError::invalid(
-            &["endpointId"],
-            "This endpoint is disabled. Enable it first.",
-        ));
-    }
-    let payload = json!({
-        "type": "webhook.test",
-        "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "data": { "endpoint_id": id.to_string() },
-    });
-    // Already dispatched: the fan-out must not send it to other endpoints.
-    let message = messages::ActiveModel {
-        id: Set(WebhookMessageId::generate()),
-        organization_id: Set(e.organization_id),
-        event_type: Set("webhook.test".into()),
-        payload: Set(payload),
-        created_at: Set(now),
-        dispatched_at: Set(Some(now)),
-    }
-    .insert(&*tx)
-    .await?;
-    let delivery = new_delivery(e.id, message.id, now).insert(&*tx).await?;
-    tx.queued_webhook();
-    tx.commit(&svc.bus).await?;
-    Ok(Delivery { delivery, message })
-}
-
-/// A pending delivery of `message` to `endpoint`, due now.
-pub fn new_delivery(
-    endpoint: WebhookEndpointId,
-    message: WebhookMessageId,
-    now: DateTime<Utc>,
-) -> deliveries::ActiveModel {
-    deliveries::ActiveModel {
-        id: Set(WebhookDeliveryId::generate()),
-        endpoint_id: Set(endpoint),
-        message_id: Set(message),
-        status: Set(DeliveryStatus::Pending),
-        attempts: Set(0),
-        next_attempt_at: Set(Some(now)),
-        locked_until: Set(None),
-        lease_id: Set(None),
-        manual: Set(false),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-}
-
-/// Sends a delivery again now, as a manual attempt with the same `webhook-id`. A failed
-/// manual attempt does not restart the retry schedule.
-pub async fn redeliver(
-    svc: &Services,
-    caller: Caller<'_>,
-    id: WebhookDeliveryId,
-) -> DomainResult<Delivery> {
-    let now = svc.now();
-    let mut tx = Tx::begin(&svc.db).await?;
-    let q = match caller {
-        Caller::User(u) => tenancy::delivery_for_user(u.id, caller.is_staff(), id),
-        Caller::Key(_) => deliveries::Entity::find_by_id(id.0),
-    };
-    let d = q
-        .one(&*tx)
-        .await?
-        .ok_or(DomainError::NotFound("Webhook delivery"))?;
-    let e = match manageable(&*tx, caller, d.endpoint_id).await {
-        Err(DomainError::NotFound(_)) => return Err(DomainError::NotFound("Webhook delivery")),
-        other => other?,
-    };
-    if !e.enabled {
-        return Err(DomainError::invalid(
-            &["deliveryId"],
-            "This endpoint is disabled. Enable it first.",
-        ));
-    }
-    let mut am: deliveries::ActiveModel = d.into();
-    am.status = Set(DeliveryStatus::Pending);
-    am.next_attempt_at = Set(Some(now));
-    am.manual = Set(true);
-    // An attempt in flight no longer owns the delivery: it is logged when it finishes, but
-    // this redelivery is what happens next.
-    am.locked_until = Set(None);
-    am.lease_id = Set(None);
-    am.updated_at = Set(now);
-    let delivery = am.update(&*tx).await?;
-    let message = messages::Entity::find_by_id(delivery.message_id)
-        .one(&*tx)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("message of delivery {} is gone", delivery.id))?;
-    tx.queued_webhook();
-    tx.commit(&svc.bus).await?;
-    Ok(Delivery { delivery, message })
-}
-
-/// One page of an endpoint's deliveries, newest first.
-pub async fn deliveries(
-    db: &impl ConnectionTrait,
-    endpoint: WebhookEndpointId,
-    status: Option<DeliveryStatus>,
-    req: PageRequest,
-) -> DomainResult<Page<Delivery>> {
-    let mut q = deliveries_of(endpoint);
-    if let Some(s) = status {
-        q = q.filter(deliveries::Column::Status.eq(s));
-    }
-    let page = page::fetch(db, q, deliveries::Column::Id, Order::Desc, req).await?;
-    let ids: Vec<WebhookMessageId> = page.items.iter().map(|d| d.message_id).collect();
-    let msgs: std::collections::HashMap<WebhookMessageId, messages::Model> =
-        messages::Entity::find()
-            .filter(messages::Column::Id.is_in(ids))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|m| (m.id, m))
-            .collect();
-    let mut items = Vec::with_capacity(page.items.len());
-    for d in page.items {
-        let message = msgs
-            .get(&d.message_id)
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("message of delivery {} is gone", d.id))?;
-        items.push(Delivery {
-            delivery: d,
-            message,
-        });
-    }
-    Ok(Page {
-        items,
-        has_next: page.has_next,
-        total: page.total,
-    })
-}
-
-/// The attempts of a delivery, oldest first.
-pub async fn attempts_of(
-    db: &impl ConnectionTrait,
-    delivery: WebhookDeliveryId,
-) -> DomainResult<Vec<attempts::Model>> {
-    Ok(attempts::Entity::find()
-        .filter(attempts::Column::DeliveryId.eq(delivery.0))
-        .order_by(attempts::Column::Id, Order::Asc)
-        .all(db)
-        .await?)
 }
