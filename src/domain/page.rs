@@ -17,6 +17,9 @@ pub struct PageRequest {
     pub first: u64,
     /// Id of the last item of the previous page.
     pub after: Option<Uuid>,
+    /// Whether the caller wants the whole list's size (a `COUNT(*)` of its own, so it is
+    /// run only when asked for).
+    pub count: bool,
 }
 
 /// One page of items.
@@ -26,8 +29,9 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Whether more items follow.
     pub has_next: bool,
-    /// How many items the whole list has.
-    pub total: u64,
+    /// How many items the whole list has; None when the request did not ask
+    /// ([`PageRequest::count`]).
+    pub total: Option<u64>,
 }
 
 impl<T> Page<T> {
@@ -55,7 +59,10 @@ where
     E::Model: Sync,
     C: ConnectionTrait,
 {
-    let total = select.clone().count(db).await?;
+    let total = match req.count {
+        true => Some(select.clone().count(db).await?),
+        false => None,
+    };
     let mut q = select;
     if let Some(after) = req.after {
         q = match order {

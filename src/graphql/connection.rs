@@ -27,8 +27,11 @@ pub fn cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
-/// Parses `first` (default 20, capped at 100) and `after` into a page request.
+/// Parses `first` (default 20, capped at 100) and `after` into a page request for the
+/// connection field being resolved; the list is counted only when its selection asks for
+/// `totalCount` (directly, through a fragment or under an alias).
 pub fn page_request(
+    ctx: &async_graphql::Context<'_>,
     first: Option<i32>,
     after: Option<String>,
 ) -> async_graphql::Result<PageRequest> {
@@ -52,7 +55,12 @@ pub fn page_request(
                 .ok_or_else(|| top(TopLevelCode::InvalidInput, "`after` is not a valid cursor."))?,
         ),
     };
-    Ok(PageRequest { first, after })
+    let count = ctx.look_ahead().field("totalCount").exists();
+    Ok(PageRequest {
+        first,
+        after,
+        count,
+    })
 }
 
 /// Declares `XConnection` and `XEdge` for node type `X`.
@@ -103,7 +111,8 @@ macro_rules! connection {
                         has_next_page: page.has_next,
                         end_cursor,
                     },
-                    total_count: page.total.min(i32::MAX as u64) as i32,
+                    // Not counted only when the selection does not read it.
+                    total_count: page.total.unwrap_or(0).min(i32::MAX as u64) as i32,
                 }
             }
         }

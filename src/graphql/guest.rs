@@ -63,7 +63,7 @@ impl GuestProject {
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<GuestCommentConnection> {
-        let req = page_request(first, after)?;
+        let req = page_request(ctx, first, after)?;
         let page = projects::comments(&svc(ctx).db.read, &self.0, req)
             .await
             .map_err(top_level)?;

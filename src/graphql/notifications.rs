@@ -170,7 +170,7 @@ pub async fn list(
     after: Option<String>,
     unread_only: bool,
 ) -> async_graphql::Result<NotificationConnection> {
-    let req = page_request(first, after)?;
+    let req = page_request(ctx, first, after)?;
     let page = notifications::list(&svc(ctx).db.read, user, unread_only, req)
         .await
         .map_err(top_level)?;

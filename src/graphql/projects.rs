@@ -73,7 +73,7 @@ impl Project {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<CommentConnection> {
-        let req = page_request(first, after)?;
+        let req = page_request(ctx, first, after)?;
         let page = projects::comments(&svc(ctx).db.read, &self.model, req)
             .await
             .map_err(top_level)?;

@@ -69,7 +69,7 @@ impl WebhookEndpoint {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<WebhookDeliveryConnection> {
-        let req = page_request(first, after)?;
+        let req = page_request(ctx, first, after)?;
         let page = rules::deliveries(&svc(ctx).db.read, self.0.id, status.map(Into::into), req)
             .await
             .map_err(top_level)?;

@@ -369,6 +369,7 @@ pub async fn shared(
         PageRequest {
             first: 100,
             after: None,
+            count: true,
         },
     )
     .await
@@ -403,7 +404,7 @@ pub async fn shared(
             p.muted { (opened.creator.name) " shared this from " strong { (opened.organization.name) } }
             h1 { (opened.project.name) }
             div style="white-space:pre-wrap;border-left:3px solid #ccd;padding-left:1rem" { (opened.project.content) }
-            h2 style="font-size:1.1rem;margin-top:2rem" { "Comments (" (comments.total) ")" }
+            h2 style="font-size:1.1rem;margin-top:2rem" { "Comments (" (comments.total.unwrap_or(0)) ")" }
             @for c in &comments.items {
                 div style="margin:.6rem 0" { strong { (author(c)) } " · " span.muted { (c.created_at.format("%b %-d, %H:%M")) } div { (c.body) } }
             }

@@ -142,6 +142,40 @@ async fn projects_and_comments_for_members_with_activation_once() {
     assert_eq!(error_codes(&gone), vec!["NOT_FOUND"]);
 }
 
+/// The list is counted only when the selection reads `totalCount`, however it reads it: the
+/// count is right directly, under an alias, through a named or an inline fragment, and a page
+/// smaller than the list still counts the whole list.
+#[tokio::test]
+async fn total_count_is_right_however_the_selection_asks_for_it() {
+    let app = spawn().await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    for name in ["One", "Two", "Three"] {
+        create_project(&app, &ana, name).await;
+    }
+    let q = app
+        .gql(
+            Some(&ana.token),
+            "query($o: ID!) { organization(id: $o) {
+               plain: projects(first: 1) { totalCount nodes { name } }
+               aliased: projects(first: 1) { n: totalCount }
+               named: projects(first: 1) { ...Counted }
+               inline: projects(first: 1) { ... on ProjectConnection { totalCount } }
+               uncounted: projects(first: 2) { nodes { name } pageInfo { hasNextPage } }
+             } }
+             fragment Counted on ProjectConnection { totalCount }",
+            json!({ "o": ana.org_id }),
+        )
+        .await;
+    let o = &q["data"]["organization"];
+    assert_eq!(o["plain"]["totalCount"], 3, "{q}");
+    assert_eq!(o["plain"]["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(o["aliased"]["n"], 3, "{q}");
+    assert_eq!(o["named"]["totalCount"], 3, "{q}");
+    assert_eq!(o["inline"]["totalCount"], 3, "{q}");
+    assert_eq!(o["uncounted"]["nodes"].as_array().unwrap().len(), 2);
+    assert_eq!(o["uncounted"]["pageInfo"]["hasNextPage"], true);
+}
+
 #[tokio::test]
 async fn projects_are_tenant_scoped() {
     let app = spawn().await;

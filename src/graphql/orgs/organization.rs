@@ -165,7 +165,7 @@ impl Organization {
         after: Option<String>,
     ) -> async_graphql::Result<MembershipConnection> {
         self.member()?;
-        let req = page_request(first, after)?;
+        let req = page_request(ctx, first, after)?;
         let page = orgs::members(&svc(ctx).db.read, self.org_id(), req)
             .await
             .map_err(top_level)?;
@@ -190,7 +190,7 @@ impl Organization {
         after: Option<String>,
     ) -> async_graphql::Result<crate::graphql::invitations::InvitationConnection> {
         self.member()?;
-        let req = page_request(first, after)?;
+        let req = page_request(ctx, first, after)?;
         let page = domain::invitations::list(svc(ctx), self.org_id(), status.map(Into::into), req)
             .await
             .map_err(top_level)?;
@@ -213,7 +213,7 @@ impl Organization {
         after: Option<String>,
     ) -> async_graphql::Result<crate::graphql::projects::ProjectConnection> {
         self.member()?;
-        let req = page_request(first, after)?;
+        let req = page_request(ctx, first, after)?;
         let page = domain::projects::list(&svc(ctx).db.read, self.org_id(), req)
             .await
             .map_err(top_level)?;
@@ -236,7 +236,7 @@ impl Organization {
     ) -> async_graphql::Result<crate::graphql::sharing::SharedLinkConnection> {
         self.member()?;
         let viewer = auth(ctx).user().map_err(top_level)?;
-        let req = page_request(first, after)?;
+        let req = page_request(ctx, first, after)?;
         let page = domain::sharing::list(&svc(ctx).db.read, &self.view, viewer.id, req)
             .await
             .map_err(top_level)?;
@@ -265,7 +265,7 @@ impl Organization {
         after: Option<String>,
     ) -> async_graphql::Result<ActivityEventConnection> {
         self.member()?;
-        let req = page_request(first, after)?;
+        let req = page_request(ctx, first, after)?;
         let page = orgs::activity(&svc(ctx).db.read, self.org_id(), req)
             .await
             .map_err(top_level)?;
