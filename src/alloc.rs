@@ -52,7 +52,7 @@ mod tests {
         // SAFETY: "opt.tcache" reads a bool into a buffer of its size.
         let status = unsafe {
             tikv_jemalloc_sys::mallctl(
-                b"opt.tcache\0".as_ptr().cast(),
+                c"opt.tcache".as_ptr(),
                 (&mut enabled as *mut bool).cast(),
                 &mut len,
                 std::ptr::null_mut(),
