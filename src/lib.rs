@@ -272,6 +272,17 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .install_recorder()
                 .expect("installing the Prometheus recorder");
             metric_names::register_all();
+            // Histogram samples pile up between drains; a scrape drains them, but nothing
+            // says anyone scrapes, so they are drained here every few seconds (what the
+            // exporter's own `install` does), keeping the recorder's memory bounded.
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                })
+                .expect("starting the metrics upkeep thread");
             handle
         })
         .clone()
