@@ -9,6 +9,7 @@
 //! contribute to it, and the answer carries only counts, a percentile and a median, never an
 //! organization's id, name, list or extreme value. Organizations may opt out: they then
 //! contribute nothing and see no benchmarks.
+pub mod precompute;
 pub mod snapshot;
 mod stats;
 
