@@ -8,7 +8,7 @@
 //! ([`super::snapshot::get`]).
 use chrono::{DateTime, Duration, Utc};
 
-use super::snapshot::{self, Key};
+use super::snapshot::{self, Key, Snapshot};
 use crate::domain::{
     dashboard::{Range, PRESET_WEEKS},
     DomainResult, Services,
@@ -51,29 +51,28 @@ pub async fn refresh_due(svc: &Services) -> DomainResult<Option<Pass>> {
     }
     let lead = lead(ttl);
     let keep = windows(svc.now(), lead);
+    svc.benchmarks.want(&keep);
     let mut pass = Pass {
         computed: 0,
         took: std::time::Duration::ZERO,
         next_due: svc.now() + ttl,
     };
-    for key in &keep {
-        // A computation from the clock's future (a test moved it back) is no use either.
-        let due = |at: DateTime<Utc>| at + ttl - lead;
+    // A computation from the clock's future (a test moved it back) is no use either.
+    let due = |at: DateTime<Utc>| at + ttl - lead;
+    let current = |s: &Snapshot| {
         let now = svc.now();
-        let current = svc
-            .benchmarks
-            .kept(*key)
-            .map(|s| s.computed_at)
-            .filter(|at| *at <= now && now < due(*at));
-        let at = match current {
-            Some(at) => at,
-            None => {
-                pass.took += snapshot::refresh(svc, *key, &keep).await?;
+        s.computed_at <= now && now < due(s.computed_at)
+    };
+    for key in &keep {
+        if !svc.benchmarks.kept(*key).is_some_and(|s| current(&s)) {
+            if let Some(took) = snapshot::refresh(svc, *key, current).await? {
+                pass.took += took;
                 pass.computed += 1;
-                svc.now()
             }
-        };
-        pass.next_due = pass.next_due.min(due(at));
+        }
+        let at = svc.benchmarks.kept(*key).map(|s| s.computed_at);
+        // Cleared meanwhile (an opt-out change): the wake-up it sent brings the worker back.
+        pass.next_due = pass.next_due.min(at.map_or(svc.now(), due));
     }
     // Tomorrow's windows join the set `lead` before midnight.
     let now = svc.now();

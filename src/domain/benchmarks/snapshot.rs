@@ -15,7 +15,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect, Statement};
+use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect};
 use uuid::Uuid;
 
 use super::{Metric, SizeBucket};
@@ -57,6 +57,8 @@ pub struct Cache {
     /// Windows the precompute worker keeps computed (the dashboard's presets), never evicted
     /// by the others.
     kept: Mutex<HashMap<Key, Arc<Snapshot>>>,
+    /// The windows the worker keeps now (a request computing one stores it there too).
+    wanted: Mutex<Vec<Key>>,
     /// Held while computing, so concurrent misses wait for one computation.
     computing: tokio::sync::Mutex<()>,
     /// Wakes the precompute worker (its windows were dropped, or the clock jumped).
@@ -92,14 +94,20 @@ impl Cache {
         self.generation.load(Ordering::SeqCst)
     }
 
-    /// Keeps `snap` as the computation of `key` and forgets the kept windows not in `keep`
-    /// (unless the cache was cleared since generation `started`).
-    fn keep(&self, key: Key, snap: Arc<Snapshot>, keep: &[Key], started: u64) {
+    /// Sets the windows to keep, forgetting the kept ones not among them.
+    pub(super) fn want(&self, keys: &[Key]) {
+        let mut kept = self.kept.lock().expect("cache lock");
+        kept.retain(|k, _| keys.contains(k));
+        *self.wanted.lock().expect("cache lock") = keys.to_vec();
+    }
+
+    /// Keeps `snap` as the computation of `key` (unless the cache was cleared since
+    /// generation `started`).
+    fn keep(&self, key: Key, snap: Arc<Snapshot>, started: u64) {
         let mut kept = self.kept.lock().expect("cache lock");
         if self.generation() != started {
             return;
         }
-        kept.retain(|k, _| keep.contains(k));
         kept.insert(key, snap);
         // One copy is enough: the kept one answers first.
         self.windows.lock().expect("cache lock").remove(&key);
@@ -140,8 +148,8 @@ impl Cache {
         if self.generation() != started {
             return;
         }
-        if let Some(k) = kept.get_mut(&key) {
-            *k = snap;
+        if self.wanted.lock().expect("cache lock").contains(&key) {
+            kept.insert(key, snap);
             return;
         }
         let mut windows = self.windows.lock().expect("cache lock");
@@ -195,17 +203,21 @@ pub async fn get(
 }
 
 /// Computes the window `key` now (one computation at a time, like a request's) and keeps it,
-/// forgetting the kept windows not in `keep`. Returns how long the computation took.
+/// unless the kept one is `current` by then (a request computed it meanwhile). Returns how
+/// long the computation took, `None` when there was none.
 pub(super) async fn refresh(
     svc: &Services,
     key: Key,
-    keep: &[Key],
-) -> DomainResult<std::time::Duration> {
+    current: impl Fn(&Snapshot) -> bool,
+) -> DomainResult<Option<std::time::Duration>> {
     let _one = svc.benchmarks.computing.lock().await;
+    if svc.benchmarks.kept(key).is_some_and(|s| current(&s)) {
+        return Ok(None);
+    }
     let (started, generation) = (std::time::Instant::now(), svc.benchmarks.generation());
     let snap = Arc::new(compute(svc, key.0, key.1).await?);
-    svc.benchmarks.keep(key, snap, keep, generation);
-    Ok(started.elapsed())
+    svc.benchmarks.keep(key, snap, generation);
+    Ok(Some(started.elapsed()))
 }
 
 /// Computes the snapshot of `[from, to)` from the growth rollups, bypassing the cache.
@@ -217,18 +229,19 @@ pub async fn compute(
     let started = std::time::Instant::now();
     let computed_at = svc.now();
     let totals = every_org::totals(svc, from, to).await?;
-    let members = member_counts(&svc.db.read).await?;
     let opted_out = opted_out(&svc.db.read).await?;
     let mut orgs = HashMap::new();
     let mut sorted: [[Vec<f64>; 4]; 5] = Default::default();
     for (org, t) in &totals {
-        // Tombstones (removed organizations) have no members row left to count.
-        let Some(n) = members.get(org) else { continue };
+        // Removed organizations (their rollup rows outlive them) have no members.
+        if t.members == 0 {
+            continue;
+        }
         let values = Metric::ALL.map(|m| m.value(t));
         if values.iter().all(Option::is_none) {
             continue;
         }
-        let bucket = SizeBucket::of(*n);
+        let bucket = SizeBucket::of(t.members);
         let contributes = !opted_out.contains(org);
         if contributes {
             for (i, v) in values.iter().enumerate() {
@@ -261,26 +274,6 @@ pub async fn compute(
         orgs,
         sorted,
     })
-}
-
-/// Members per organization that is not removed.
-async fn member_counts(db: &impl ConnectionTrait) -> DomainResult<HashMap<Uuid, u64>> {
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT m.organization_id AS org, COUNT(*) AS n FROM memberships m \
-             JOIN organizations o ON o.id = m.organization_id \
-             WHERE o.deleted_at IS NULL GROUP BY m.organization_id",
-        ))
-        .await?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for row in rows {
-        out.insert(
-            row.try_get("", "org")?,
-            row.try_get::<i64>("", "n")?.max(0) as u64,
-        );
-    }
-    Ok(out)
 }
 
 async fn opted_out(db: &impl ConnectionTrait) -> DomainResult<HashSet<Uuid>> {
