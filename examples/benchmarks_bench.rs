@@ -63,7 +63,6 @@ async fn serve(
                 "warn,kfactor::precompute=info,kfactor::domain::benchmarks=info".into()
             }),
         )
-
         // One client asks over and over: the per-organization limit would refuse it.
         .env("KFACTOR_LIMIT_BENCHMARKS_PER_ORG", "off")
         // The server logs JSON lines to stdout.
