@@ -96,6 +96,9 @@ pub struct Config {
     /// How long one computation of the cross-organization benchmarks of a window is served
     /// (per instance); zero computes every answer afresh.
     pub benchmarks_cache: chrono::Duration,
+    /// Whether the precompute worker keeps the dashboard's preset windows of the benchmarks
+    /// computed ahead (refreshed before they expire), so no answer of theirs waits for one.
+    pub benchmarks_precompute: bool,
     /// Retention, the link cache's budget and the metrics endpoint (`config/operations.rs`).
     pub operations: Operations,
 }
@@ -431,6 +434,7 @@ impl Config {
             digest_schedule,
             notification_email_interval: chrono::Duration::minutes(raw.notification_email_minutes),
             benchmarks_cache: chrono::Duration::seconds(raw.benchmarks_cache_seconds),
+            benchmarks_precompute: raw.benchmarks_precompute,
             safety: raw.safety.validate()?,
             operations: raw.operations.validate()?,
             realtime: raw.realtime.validate()?,

@@ -24,6 +24,7 @@ pub mod mailer;
 pub mod metric_names;
 pub mod notifier;
 pub mod outbox;
+pub mod precompute;
 pub mod pubsub;
 pub mod retention;
 pub mod rollups;
@@ -143,7 +144,9 @@ impl App {
         };
         let digest = tokio::spawn(digest::run(svc.clone(), stopping.clone()));
         let notifier = tokio::spawn(notifier::run(svc.clone(), stopping.clone()));
+        let benchmarks = tokio::spawn(precompute::run(svc.clone(), stopping.clone()));
         Ok(Workers {
+            benchmarks,
             digest,
             notifier,
             purger,
@@ -186,6 +189,8 @@ pub struct Workers {
     digest: tokio::task::JoinHandle<()>,
     /// Batches notification emails.
     notifier: tokio::task::JoinHandle<()>,
+    /// Keeps the dashboard's benchmark windows computed ahead.
+    benchmarks: tokio::task::JoinHandle<()>,
     /// Deletes operational rows past their retention.
     retention: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
@@ -203,6 +208,7 @@ impl Workers {
         self.purger.abort();
         self.digest.abort();
         self.notifier.abort();
+        self.benchmarks.abort();
         self.retention.abort();
         self.webhooks.abort();
         if let Some(l) = &self.listener {
@@ -237,6 +243,7 @@ impl Workers {
         self.digest.abort();
         // Each batch is one transaction: stopping between two loses nothing.
         self.notifier.abort();
+        self.benchmarks.abort();
         let grace = webhooks::dispatcher::TIMEOUT + std::time::Duration::from_secs(5);
         let stopped = async {
             let _ = (&mut self.webhooks).await;

@@ -54,6 +54,7 @@ pub(super) struct Raw {
     pub(super) digest_schedule: String,
     pub(super) notification_email_minutes: i64,
     pub(super) benchmarks_cache_seconds: i64,
+    pub(super) benchmarks_precompute: bool,
     #[serde(flatten)]
     pub(super) safety: safety::RawSafety,
     #[serde(flatten)]
@@ -113,6 +114,7 @@ impl Default for Raw {
             digest_schedule: DigestSchedule::DEFAULT.into(),
             notification_email_minutes: 15,
             benchmarks_cache_seconds: 300,
+            benchmarks_precompute: true,
             safety: Default::default(),
             operations: Default::default(),
             realtime: Default::default(),

@@ -20,7 +20,7 @@ const FIELDS: &str = "sizeBucket optedOut computedAt from to
 const FRAGMENT: &str = "fragment B on Benchmark { metric value available hiddenReason contributors minContributors percentile median }";
 
 /// A Monday well in the past of the wall clock; every fact of these tests happens on it.
-fn day0() -> DateTime<Utc> {
+pub(crate) fn day0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
         .unwrap()
         .with_timezone(&Utc)
@@ -34,7 +34,7 @@ fn window() -> (DateTime<Utc>, DateTime<Utc>) {
     (from, from + Duration::days(7))
 }
 
-async fn spawn() -> TestApp {
+pub(crate) async fn spawn() -> TestApp {
     spawn_with(no_limits).await
 }
 
@@ -66,11 +66,11 @@ fn close(v: &Value, want: f64) {
     assert!((got - want).abs() < 1e-9, "{got} != {want}");
 }
 
-fn org_id(id: &str) -> kfactor::domain::ids::OrgId {
+pub(crate) fn org_id(id: &str) -> kfactor::domain::ids::OrgId {
     kfactor::domain::ids::OrgId::parse(id).unwrap()
 }
 
-fn user_id(id: &str) -> kfactor::domain::ids::UserId {
+pub(crate) fn user_id(id: &str) -> kfactor::domain::ids::UserId {
     kfactor::domain::ids::UserId::parse(id).unwrap()
 }
 
@@ -126,9 +126,9 @@ async fn invitations(
 }
 
 /// Users who accept invitations: one activated, one not.
-struct Pool {
-    activated: TestUser,
-    idle: TestUser,
+pub(crate) struct Pool {
+    pub(crate) activated: TestUser,
+    pub(crate) idle: TestUser,
 }
 
 async fn pool(app: &TestApp) -> Pool {
@@ -186,7 +186,7 @@ const OTHERS: [(usize, usize, usize); 11] = [
     (1, 1, 1),
 ];
 
-async fn world(app: &TestApp) -> (TestUser, Vec<TestUser>, Pool) {
+pub(crate) async fn world(app: &TestApp) -> (TestUser, Vec<TestUser>, Pool) {
     app.clock.set(day0());
     let pool = pool(app).await;
     let ours = app.sign_up("Ours", "ours@bench.test").await;

@@ -23,6 +23,7 @@ const DOMAIN_MUST_NOT: &[&str] = &[
     "crate::visits",
     "crate::digest",
     "crate::notifier",
+    "crate::precompute",
     "crate::pubsub",
     "crate::cli",
 ];
@@ -37,6 +38,7 @@ const OUTBOX_MUST_NOT: &[&str] = &[
     "crate::visits",
     "crate::digest",
     "crate::notifier",
+    "crate::precompute",
     "crate::pubsub",
 ];
 

@@ -5,6 +5,7 @@ mod helpers;
 mod accounts;
 mod api_keys;
 mod benchmarks;
+mod benchmarks_precompute;
 mod billing;
 mod cli;
 mod confirming;

@@ -9,6 +9,7 @@
 //! contribute to it, and the answer carries only counts, a percentile and a median, never an
 //! organization's id, name, list or extreme value. Organizations may opt out: they then
 //! contribute nothing and see no benchmarks.
+pub mod precompute;
 pub mod snapshot;
 mod stats;
 
@@ -83,13 +84,15 @@ impl Metric {
 
     /// The organization's value from its window totals; `None` without a denominator.
     pub fn value(self, t: &OrgTotals) -> Option<f64> {
-        let c = &t.counts;
+        // The ratios of the growth answer itself, from the same counters.
+        let c = t.counts();
         match self {
             Metric::ViralCoefficient => (c.signups() > 0).then(|| c.viral_coefficient()),
             Metric::InviteAcceptanceRate => (c.sent > 0).then(|| c.acceptance_rate()),
             Metric::ActivationRate => (c.accepted > 0).then(|| c.activation_rate()),
             Metric::ShareConversion => {
-                (t.share.unique_visitors > 0).then(|| t.share.conversion_rate())
+                let s = t.share();
+                (s.unique_visitors > 0).then(|| s.conversion_rate())
             }
         }
     }

@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Statement};
 use uuid::Uuid;
 
+mod members;
+
 use super::{
     facts::{self, Families},
     midnight, next_midnight,
@@ -21,17 +23,73 @@ use crate::{
     rollups::{col, DAY_COLUMNS, PLATFORM},
 };
 
-/// One organization's totals of a window.
+/// What the benchmarks read of one organization for a window: the counters their metrics
+/// divide (each equal to the field of the organization's own `growth` answer named beside
+/// it) and its current member count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OrgTotals {
-    /// The additive counts (cohort, invitations, funnel).
-    pub counts: Counts,
-    /// The share funnel.
-    pub share: ShareFunnel,
+    /// Signups of every source (the cohort; `Counts::signups`).
+    pub signups: i64,
+    /// `Counts::cohort_conversions`.
+    pub cohort_conversions: i64,
+    /// Invitations first sent (`inviteFunnel.sent`).
+    pub sent: i64,
+    /// Of those, accepted (`inviteFunnel.accepted`).
+    pub accepted: i64,
+    /// Of those, whose accepting user is activated (`inviteFunnel.activated`).
+    pub activated: i64,
+    /// SHARE signups through its links (`shareFunnel.signups`).
+    pub share_signups: i64,
+    /// Distinct visitors of its links (`shareFunnel.uniqueVisitors`).
+    pub unique_visitors: i64,
+    /// Members now; 0 for a removed organization (its rollup rows outlive it).
+    pub members: u64,
 }
 
+impl OrgTotals {
+    /// The counts part, as `growth` computes its ratios from it.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            by_source: [self.signups, 0, 0, 0, 0],
+            cohort_conversions: self.cohort_conversions,
+            sent: self.sent,
+            accepted: self.accepted,
+            activated: self.activated,
+            ..Counts::default()
+        }
+    }
+
+    /// The share funnel part (links and visits are not read).
+    pub fn share(&self) -> ShareFunnel {
+        ShareFunnel {
+            signups: self.share_signups,
+            unique_visitors: self.unique_visitors,
+            ..ShareFunnel::default()
+        }
+    }
+
+    fn add_row(&mut self, row: &[i64; 15]) {
+        self.signups += row[col::SIGNUPS..col::SIGNUPS + 5].iter().sum::<i64>();
+        self.cohort_conversions += row[col::COHORT_CONVERSIONS];
+        self.sent += row[col::SENT];
+        self.accepted += row[col::ACCEPTED];
+        self.activated += row[col::ACTIVATED];
+        self.share_signups += row[col::SHARE_SIGNUPS];
+    }
+}
+
+/// An organization's totals while they are read: `members` is known once counted.
+#[derive(Default)]
+struct Partial {
+    totals: OrgTotals,
+    counted: bool,
+}
+
+type Out = HashMap<Uuid, Partial>;
+
 /// The totals of `[from, to)` for every organization with any fact in it (an organization
-/// missing from the map has none: all its counts are 0). One read-only snapshot.
+/// missing from the map has none: all its counts are 0), with its member count. One
+/// read-only snapshot.
 pub async fn totals(
     svc: &Services,
     from: DateTime<Utc>,
@@ -41,51 +99,75 @@ pub async fn totals(
     let txn = super::snapshot(svc).await?;
     let span = Span::new(from, to);
     let w_ms = svc.config.attribution_window.num_milliseconds();
-    let mut out: HashMap<Uuid, OrgTotals> = HashMap::new();
+    let mut out = Out::new();
+    let timed = |what: &'static str, t: std::time::Instant, rows: usize| {
+        tracing::debug!(
+            what,
+            rows,
+            ms = t.elapsed().as_millis() as u64,
+            "benchmarks read"
+        );
+    };
+    let t = std::time::Instant::now();
     days(&txn, &span, &mut out).await?;
+    timed("growth_days", t, out.len());
+    let t = std::time::Instant::now();
     edges(&txn, &Sql::new(backend), &span, w_ms, &mut out).await?;
-    visitors(&txn, &span, &mut out).await?;
+    timed("edges", t, span.edges.len());
+    let t = std::time::Instant::now();
+    let n = visitors(&txn, &span, &mut out).await?;
+    timed("visitors", t, n);
+    let t = std::time::Instant::now();
+    let n = members::of_the_rest(&txn, &mut out).await?;
+    timed("members of the rest", t, n);
+    let t = std::time::Instant::now();
+    let n = members::removed(&txn, &mut out).await?;
+    timed("removed", t, n);
     txn.rollback().await?;
-    Ok(out)
+    Ok(out.into_iter().map(|(k, p)| (k, p.totals)).collect())
 }
 
-fn add_row(t: &mut OrgTotals, row: &[i64; 15]) {
-    t.counts.add(&Counts::from_row(row));
-    t.share.links_created += row[col::LINKS];
-    t.share.visits += row[col::VISITS];
-    t.share.signups += row[col::SHARE_SIGNUPS];
-}
-
-/// The whole days, from `growth_days`, summed per organization in the database.
-async fn days(
-    db: &impl ConnectionTrait,
-    span: &Span,
-    out: &mut HashMap<Uuid, OrgTotals>,
-) -> DomainResult<()> {
+/// The whole days, from `growth_days`, summed per organization in the database (only the
+/// counters the benchmarks divide, the five signup sources as one sum), with each
+/// organization's member count.
+async fn days(db: &impl ConnectionTrait, span: &Span, out: &mut Out) -> DomainResult<()> {
     let Some((d1, d2)) = span.full.clone() else {
         return Ok(());
     };
-    let sums = DAY_COLUMNS
-        .iter()
-        .map(|c| format!("CAST(SUM({c}) AS BIGINT) AS {c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let signups = DAY_COLUMNS[col::SIGNUPS..col::SIGNUPS + 5].join(" + ");
+    let members = members::of_group(db.get_database_backend());
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             db.get_database_backend(),
             format!(
-                "SELECT scope_id, {sums} FROM growth_days \
-                 WHERE scope_id <> $1 AND day >= $2 AND day <= $3 GROUP BY scope_id"
+                "SELECT g.scope_id, CAST(SUM({signups}) AS BIGINT), \
+                   CAST(SUM(cohort_conversions) AS BIGINT), CAST(SUM(invitations_sent) AS BIGINT), \
+                   CAST(SUM(invitations_accepted) AS BIGINT), \
+                   CAST(SUM(invitations_activated) AS BIGINT), CAST(SUM(share_signups) AS BIGINT), \
+                   {members} \
+                 FROM growth_days g \
+                 WHERE g.scope_id <> $1 AND g.day >= $2 AND g.day <= $3 GROUP BY g.scope_id"
             ),
             [PLATFORM.into(), d1.into(), d2.into()],
         ))
         .await?;
+    out.reserve(rows.len());
     for row in rows {
-        let mut v = [0i64; 15];
-        for (i, c) in DAY_COLUMNS.iter().enumerate() {
-            v[i] = row.try_get::<Option<i64>>("", c)?.unwrap_or(0);
-        }
-        add_row(out.entry(row.try_get("", "scope_id")?).or_default(), &v);
+        let v = |i: usize| -> DomainResult<i64> {
+            Ok(row.try_get_by_index::<Option<i64>>(i)?.unwrap_or(0))
+        };
+        let t = &mut out.entry(row.try_get_by_index(0)?).or_default().totals;
+        t.signups += v(1)?;
+        t.cohort_conversions += v(2)?;
+        t.sent += v(3)?;
+        t.accepted += v(4)?;
+        t.activated += v(5)?;
+        t.share_signups += v(6)?;
+        t.members = v(7)?.max(0) as u64;
+    }
+    // Every organization with a row now has its count (0: no membership left).
+    for p in out.values_mut() {
+        p.counted = true;
     }
     Ok(())
 }
@@ -96,7 +178,7 @@ async fn edges(
     sql: &Sql,
     span: &Span,
     w_ms: i64,
-    out: &mut HashMap<Uuid, OrgTotals>,
+    out: &mut Out,
 ) -> DomainResult<()> {
     let fam = Families {
         days: true,
@@ -117,7 +199,7 @@ async fn edges(
         facts::measure(db, sql, &p, fam, &mut edge).await?;
     }
     for ((scope, _), row) in &edge.days {
-        add_row(out.entry(*scope).or_default(), row);
+        out.entry(*scope).or_default().totals.add_row(row);
     }
     Ok(())
 }
@@ -125,11 +207,8 @@ async fn edges(
 /// Distinct visitors per organization, as [`super::visitors::distinct`] counts them for one:
 /// the whole days from the first-visit counts, the edges from the visit rows (visitors not
 /// seen on any whole day).
-async fn visitors(
-    db: &impl ConnectionTrait,
-    span: &Span,
-    out: &mut HashMap<Uuid, OrgTotals>,
-) -> DomainResult<()> {
+async fn visitors(db: &impl ConnectionTrait, span: &Span, out: &mut Out) -> DomainResult<usize> {
+    let mut n = 0;
     let backend = db.get_database_backend();
     let full = span.full.clone();
     let (d1, d2) = full.clone().unwrap_or_else(|| ("9".into(), "0".into()));
@@ -143,11 +222,12 @@ async fn visitors(
                 [PLATFORM.into(), d1.clone().into(), d2.clone().into()],
             ))
             .await?;
+        n += rows.len();
         for row in rows {
-            out.entry(row.try_get("", "scope_id")?)
+            out.entry(row.try_get_by_index(0)?)
                 .or_default()
-                .share
-                .unique_visitors += row.try_get::<Option<i64>>("", "n")?.unwrap_or(0);
+                .totals
+                .unique_visitors += row.try_get_by_index::<Option<i64>>(1)?.unwrap_or(0);
         }
     }
     let edges: Vec<(DateTime<Utc>, DateTime<Utc>)> = match &full {
@@ -158,7 +238,7 @@ async fn visitors(
         None => vec![(span.from, span.to)],
     };
     if edges.is_empty() {
-        return Ok(());
+        return Ok(n);
     }
     let mut values: Vec<sea_orm::Value> = vec![d1.into(), d2.into()];
     let mut ranges = Vec::new();
@@ -176,14 +256,15 @@ async fn visitors(
          GROUP BY organization_id",
         ranges.join(" OR ")
     );
-    for row in db
+    let rows = db
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?
-    {
-        out.entry(row.try_get("", "organization_id")?)
+        .await?;
+    n += rows.len();
+    for row in rows {
+        out.entry(row.try_get_by_index(0)?)
             .or_default()
-            .share
-            .unique_visitors += row.try_get::<i64>("", "n")?;
+            .totals
+            .unique_visitors += row.try_get_by_index::<i64>(1)?;
     }
-    Ok(())
+    Ok(n)
 }
