@@ -150,16 +150,20 @@ pub(super) async fn authenticate_kind(
     let now = svc.now();
     let hash = tokens::session_token_hash(token.trim());
     const INVALID: &str = "Your session is not valid. Sign in again.";
-    // The session and its user in one statement: this runs on every authenticated request.
-    let (session, user) = sessions::Entity::find()
-        .find_also_related(users::Entity)
+    // Two statements, not one join: SeaORM decodes the joined side of `find_also_related`
+    // leniently (a row that fails to decode becomes None), which would turn an unknown stored
+    // value into "not signed in" instead of an error.
+    let session = sessions::Entity::find()
         .filter(sessions::Column::TokenHash.eq(hash))
         .filter(sessions::Column::Kind.eq(kind))
+        .one(&svc.db.read)
+        .await?
+        .ok_or(DomainError::Unauthenticated(INVALID))?;
+    let user = users::Entity::find_by_id(session.user_id)
         .filter(users::Column::DeletedAt.is_null())
         .one(&svc.db.read)
         .await?
         .ok_or(DomainError::Unauthenticated(INVALID))?;
-    let user = user.ok_or(DomainError::Unauthenticated(INVALID))?;
     if session.expires_at <= now {
         return Err(DomainError::Unauthenticated(
             "Your session has expired. Sign in again.",
