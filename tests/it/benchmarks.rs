@@ -34,8 +34,16 @@ fn window() -> (DateTime<Utc>, DateTime<Utc>) {
     (from, from + Duration::days(7))
 }
 
+/// The server of these tests: no rate limits, and no precompute worker. Its refreshes start
+/// whenever the test clock moves and hold the one computation at a time, so which copy a
+/// request is served (stale while another computes, or fresh) would depend on timing;
+/// `benchmarks_precompute.rs` tests the worker.
 pub(crate) async fn spawn() -> TestApp {
-    spawn_with(no_limits).await
+    spawn_with(|c| {
+        no_limits(c);
+        c.benchmarks_precompute = false;
+    })
+    .await
 }
 
 async fn benchmarks(app: &TestApp, who: &TestUser, org: &str) -> Value {
@@ -577,6 +585,7 @@ async fn the_dashboard_panel_shows_the_window_benchmarks_and_why_rows_are_hidden
 async fn answers_and_opt_out_changes_draw_on_one_budget_per_organization() {
     let app = spawn_with(|c| {
         no_limits(c);
+        c.benchmarks_precompute = false;
         c.safety.benchmarks_per_org = Some(kfactor::config::Rate::new(
             3,
             std::time::Duration::from_secs(600),

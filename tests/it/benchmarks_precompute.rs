@@ -8,7 +8,9 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 
 use crate::{
-    benchmarks::{day0, org_id, spawn, user_id, world},
+    benchmarks::{day0, org_id, user_id, world},
+    growth::no_limits,
+    helpers::spawn_with,
     helpers::TestApp,
 };
 use kfactor::domain::{
@@ -40,7 +42,7 @@ async fn kept_now(app: &TestApp, key: (DateTime<Utc>, DateTime<Utc>)) -> Arc<Sna
 
 #[tokio::test]
 async fn the_dashboard_windows_are_precomputed_and_refreshed_equal_to_a_recomputation() {
-    let app = spawn().await;
+    let app = spawn_with(no_limits).await;
     let (ours, others, pool) = world(&app).await;
     let svc = &app.app.svc;
     let user = entity::users::Entity::find_by_id(user_id(&ours.id))
@@ -121,7 +123,7 @@ async fn the_dashboard_windows_are_precomputed_and_refreshed_equal_to_a_recomput
 /// Custom windows computed on demand never push the kept ones out, however many there are.
 #[tokio::test]
 async fn custom_windows_do_not_evict_the_precomputed_ones() {
-    let app = spawn().await;
+    let app = spawn_with(no_limits).await;
     let (ours, _others, _pool) = world(&app).await;
     let svc = &app.app.svc;
     let user = entity::users::Entity::find_by_id(user_id(&ours.id))
