@@ -31,9 +31,8 @@ impl Db {
     /// Opens the pools described by the configuration.
     pub async fn connect(cfg: &Config) -> Result<Db, DbErr> {
         if cfg.is_sqlite() {
-            let write = Database::connect(sqlite_options(&cfg.database_url, 1)).await?;
-            let read =
-                Database::connect(sqlite_options(&cfg.database_url, cfg.db_pool_size)).await?;
+            let write = connect_sqlite(sqlite_options(&cfg.database_url, 1)).await?;
+            let read = connect_sqlite(sqlite_options(&cfg.database_url, cfg.db_pool_size)).await?;
             Ok(Db { write, read })
         } else {
             let mut opts = ConnectOptions::new(cfg.database_url.clone());
@@ -92,6 +91,37 @@ impl Db {
     pub async fn ping(&self) -> bool {
         self.read.ping().await.is_ok() && self.write.ping().await.is_ok()
     }
+}
+
+/// Opens a SQLite pool. Processes opening one brand-new file at once race to switch it to
+/// WAL, and SQLite answers some of them SQLITE_BUSY at once rather than waiting out
+/// `busy_timeout` (it would risk a deadlock), so a busy open is tried again, a few times, after
+/// a growing pause.
+async fn connect_sqlite(opts: ConnectOptions) -> Result<sea_orm::DatabaseConnection, DbErr> {
+    let mut pause = Duration::from_millis(25);
+    let mut tries = 1;
+    loop {
+        match Database::connect(opts.clone()).await {
+            Err(e) if tries < 8 && is_busy(&e) => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                tries += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// SQLITE_BUSY (5): another connection holds the lock.
+fn is_busy(e: &DbErr) -> bool {
+    let (DbErr::Conn(sea_orm::RuntimeErr::SqlxError(sqlx))
+    | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sqlx))) = e
+    else {
+        return false;
+    };
+    sqlx.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "5")
 }
 
 fn sqlite_options(url: &str, pool: u32) -> ConnectOptions {
