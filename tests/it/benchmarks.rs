@@ -82,6 +82,39 @@ pub(crate) fn user_id(id: &str) -> kfactor::domain::ids::UserId {
     kfactor::domain::ids::UserId::parse(id).unwrap()
 }
 
+/// The stored row of a test user (the domain calls take it as the caller).
+pub(crate) async fn user_row(app: &TestApp, who: &TestUser) -> entity::users::Model {
+    entity::users::Entity::find_by_id(user_id(&who.id))
+        .one(&app.app.svc.db.read)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// New facts: the first other organization's invitation is accepted on day 0 by an idle user
+/// (so it now has an activation rate); the rollups are rebuilt from the facts.
+pub(crate) async fn accept_one_of_the_first_others(
+    app: &TestApp,
+    others: &[TestUser],
+    pool: &Pool,
+) {
+    let svc = &app.app.svc;
+    let w = entity::invitations::Entity::find()
+        .all(&svc.db.read)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.organization_id == org_id(&others[0].org_id))
+        .unwrap();
+    let mut am: entity::invitations::ActiveModel = w.into();
+    am.first_accepted_at = Set(Some(day0()));
+    am.first_accepted_by_user_id = Set(Some(user_id(&pool.idle.id)));
+    am.update(&svc.db.write).await.unwrap();
+    kfactor::domain::metrics::rebuild::rebuild(svc)
+        .await
+        .unwrap();
+}
+
 /// `sent` invitations first sent by `by` from `org` on day 0, the first `accepted` of them
 /// accepted by `activated` users and then by `idle` ones (written as facts; the rollups are
 /// rebuilt from the facts afterwards by [`settle`]).
@@ -457,11 +490,7 @@ async fn a_cached_answer_equals_a_recomputation_until_it_expires() {
     let app = spawn().await;
     let (ours, others, pool) = world(&app).await;
     let svc = &app.app.svc;
-    let user = entity::users::Entity::find_by_id(user_id(&ours.id))
-        .one(&svc.db.read)
-        .await
-        .unwrap()
-        .unwrap();
+    let user = user_row(&app, &ours).await;
     let org = OrgId::parse(&ours.org_id).unwrap();
     let (from, to) = window();
     let first = benchmarks::for_org(svc, Caller::User(&user), org, from, to)
@@ -489,20 +518,7 @@ async fn a_cached_answer_equals_a_recomputation_until_it_expires() {
 
     // New facts: o1 gets an acceptance. The cache serves the old answer until it expires
     // (KFACTOR_BENCHMARKS_CACHE_SECONDS, 300 by default), then equals a recomputation.
-    let w = entity::invitations::Entity::find()
-        .all(&svc.db.read)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.organization_id == org_id(&others[0].org_id))
-        .unwrap();
-    let mut am: entity::invitations::ActiveModel = w.into();
-    am.first_accepted_at = Set(Some(day0()));
-    am.first_accepted_by_user_id = Set(Some(user_id(&pool.idle.id)));
-    am.update(&svc.db.write).await.unwrap();
-    kfactor::domain::metrics::rebuild::rebuild(svc)
-        .await
-        .unwrap();
+    accept_one_of_the_first_others(&app, &others, &pool).await;
     let stale = benchmarks::for_org(svc, Caller::User(&user), org, from, to)
         .await
         .unwrap();

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 
 use crate::{
-    benchmarks::{day0, org_id, user_id, world},
+    benchmarks::{accept_one_of_the_first_others, day0, user_row, world},
     growth::no_limits,
     helpers::spawn_with,
     helpers::TestApp,
@@ -45,11 +44,7 @@ async fn the_dashboard_windows_are_precomputed_and_refreshed_equal_to_a_recomput
     let app = spawn_with(no_limits).await;
     let (ours, others, pool) = world(&app).await;
     let svc = &app.app.svc;
-    let user = entity::users::Entity::find_by_id(user_id(&ours.id))
-        .one(&svc.db.read)
-        .await
-        .unwrap()
-        .unwrap();
+    let user = user_row(&app, &ours).await;
     let caller = || Caller::User(&user);
     let org = OrgId::parse(&ours.org_id).unwrap();
     // The dashboard's default window (the last 12 weeks up to the end of today) and the
@@ -78,20 +73,7 @@ async fn the_dashboard_windows_are_precomputed_and_refreshed_equal_to_a_recomput
     let before = benchmarks::for_org(svc, caller(), org, from, to)
         .await
         .unwrap();
-    let w = entity::invitations::Entity::find()
-        .all(&svc.db.read)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.organization_id == org_id(&others[0].org_id))
-        .unwrap();
-    let mut am: entity::invitations::ActiveModel = w.into();
-    am.first_accepted_at = Set(Some(day0()));
-    am.first_accepted_by_user_id = Set(Some(user_id(&pool.idle.id)));
-    am.update(&svc.db.write).await.unwrap();
-    kfactor::domain::metrics::rebuild::rebuild(svc)
-        .await
-        .unwrap();
+    accept_one_of_the_first_others(&app, &others, &pool).await;
     let fresh = benchmarks::recompute(svc, caller(), org, from, to)
         .await
         .unwrap();
@@ -126,11 +108,7 @@ async fn custom_windows_do_not_evict_the_precomputed_ones() {
     let app = spawn_with(no_limits).await;
     let (ours, _others, _pool) = world(&app).await;
     let svc = &app.app.svc;
-    let user = entity::users::Entity::find_by_id(user_id(&ours.id))
-        .one(&svc.db.read)
-        .await
-        .unwrap()
-        .unwrap();
+    let user = user_row(&app, &ours).await;
     let org = OrgId::parse(&ours.org_id).unwrap();
     let key = Range::Weeks(52).window(app.clock_now());
     let kept = kept_now(&app, key).await;
