@@ -14,8 +14,11 @@ use sea_orm::{
 use crate::config::Config;
 
 pub mod bus;
+mod joined;
+pub mod statements;
 mod tx;
 
+pub use joined::{unjoin, Joined};
 pub use tx::Tx;
 
 /// The database handles of a running server.
@@ -31,8 +34,11 @@ impl Db {
     /// Opens the pools described by the configuration.
     pub async fn connect(cfg: &Config) -> Result<Db, DbErr> {
         if cfg.is_sqlite() {
-            let write = connect_sqlite(sqlite_options(&cfg.database_url, 1)).await?;
-            let read = connect_sqlite(sqlite_options(&cfg.database_url, cfg.db_pool_size)).await?;
+            let mut write = connect_sqlite(sqlite_options(&cfg.database_url, 1)).await?;
+            let mut read =
+                connect_sqlite(sqlite_options(&cfg.database_url, cfg.db_pool_size)).await?;
+            statements::count_on(&mut write);
+            statements::count_on(&mut read);
             Ok(Db { write, read })
         } else {
             let mut opts = ConnectOptions::new(cfg.database_url.clone());
@@ -40,7 +46,8 @@ impl Db {
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(10))
                 .sqlx_logging(false);
-            let pool = Database::connect(opts).await?;
+            let mut pool = Database::connect(opts).await?;
+            statements::count_on(&mut pool);
             Ok(Db {
                 write: pool.clone(),
                 read: pool,

@@ -79,6 +79,11 @@ impl App {
             },
             clock.clone(),
         );
+        // Other instances write a PostgreSQL database too: caches wait for the listener.
+        let bus = match is_sqlite {
+            true => bus,
+            false => bus.shared_with_other_instances(),
+        };
         // The visits worker runs from the start (share links are answered without the other
         // workers); the rules hold only the queue's sending side.
         let (visits, inbox) = outbox::visits::VisitQueue::new(visits::QUEUE_CAPACITY);
@@ -88,8 +93,7 @@ impl App {
             config.safety.password_hash_max_wait,
         );
         let limiter = domain::ratelimit::Limiter::new(&db, &keys);
-        let link_cache =
-            domain::sharing::LinkCache::new(is_sqlite, config.operations.link_cache_bytes);
+        let link_cache = domain::sharing::LinkCache::new(config.operations.link_cache_bytes);
         let svc = Arc::new(Services {
             db,
             clock,

@@ -36,6 +36,11 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         "GraphQL operation duration by type and root fields.",
     ),
     (
+        "kfactor_graphql_statements",
+        Kind::Histogram,
+        "SQL statements run by each GraphQL request over HTTP, authentication included.",
+    ),
+    (
         "kfactor_rate_limited_total",
         Kind::Counter,
         "Requests refused by a rate limit, by limit.",

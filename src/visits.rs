@@ -125,6 +125,9 @@ async fn commit(
     visits: &[&Visit],
 ) -> Result<BTreeSet<SharedLinkId>, sea_orm::DbErr> {
     let mut tx = Tx::begin(db).await?;
+    // Visit rows, distinct visitors, counters and SHARED_LINK_VISITED events: nothing a guest
+    // sees of a link, so the link cache stays valid under any number of visits.
+    tx.leaves_caches_valid();
     // A link deleted (with its project) after it was resolved must not fail everyone else's
     // visits on its foreign key: its visits are answered NOT_FOUND instead.
     let wanted: BTreeSet<SharedLinkId> = visits.iter().map(|v| v.link).collect();

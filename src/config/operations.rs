@@ -25,6 +25,10 @@ pub struct Operations {
     pub metrics_token: Option<Secret>,
     /// When set, `/metrics` is served on this address only (not on `bind`).
     pub metrics_bind: Option<SocketAddr>,
+    /// Whether GraphQL answers over HTTP carry a `Server-Timing` header with the SQL
+    /// statements the request ran and the time spent in them (profiling; off by default,
+    /// since it tells any caller how much work a query costs).
+    pub server_timing: bool,
 }
 
 /// The raw layers of [`Operations`], flattened into the main configuration.
@@ -37,6 +41,7 @@ pub(super) struct RawOperations {
     link_cache_bytes: u64,
     metrics_token: Option<Text>,
     metrics_bind: Option<String>,
+    server_timing: bool,
 }
 
 /// How long an idempotent response is replayed (the Idempotency-Key window); the
@@ -53,6 +58,7 @@ impl Default for RawOperations {
             link_cache_bytes: 64 * 1024 * 1024,
             metrics_token: None,
             metrics_bind: None,
+            server_timing: false,
         }
     }
 }
@@ -108,6 +114,7 @@ impl RawOperations {
             link_cache_bytes,
             metrics_token,
             metrics_bind,
+            server_timing: self.server_timing,
         })
     }
 }

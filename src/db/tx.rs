@@ -24,6 +24,8 @@ pub struct Tx {
     notified: Vec<entity::ids::UserId>,
     /// Changes to the growth rollups, written just before commit.
     rollup: Rollup,
+    /// See [`Tx::leaves_caches_valid`].
+    cached_unchanged: bool,
 }
 
 impl Deref for Tx {
@@ -44,7 +46,16 @@ impl Tx {
             revoked: Vec::new(),
             notified: Vec::new(),
             rollup: Default::default(),
+            cached_unchanged: false,
         })
+    }
+
+    /// Declares that this transaction changes nothing an in-process cache holds (what a
+    /// link shows: link, project, organization, creator), so committing it leaves every
+    /// cache valid. Only for the visit batches, which write visit facts and counters no
+    /// cached view shows; a transaction that declares it wrongly serves stale data.
+    pub fn leaves_caches_valid(&mut self) {
+        self.cached_unchanged = true;
     }
 
     /// Commits, then wakes subscribers and the webhook dispatcher. Dropping a `Tx` without
@@ -57,10 +68,13 @@ impl Tx {
             self.webhooks,
             &self.revoked,
             &self.notified,
+            !self.cached_unchanged,
         )
         .await?;
         self.txn.commit().await?;
-        bus.bump_epoch();
+        if !self.cached_unchanged {
+            bus.bump_epoch();
+        }
         // Access changes first: a stream whose access ended delivers nothing committed after.
         bus.revoke(&self.revoked);
         bus.publish(self.activity);

@@ -1,8 +1,8 @@
 //! Organizations and memberships: who belongs where, with which role, and what they may do.
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    sea_query::IntoCondition, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait,
+    EntityTrait, JoinType, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use serde_json::json;
 
@@ -14,7 +14,7 @@ use super::{
     page::{self, Page, PageRequest},
     DomainError, DomainResult, Services,
 };
-use crate::db::Tx;
+use crate::db::{unjoin, Joined, Tx};
 use crate::outbox::{self, Actor, Event};
 use entity::{memberships, organizations, users};
 
@@ -58,14 +58,22 @@ pub async fn access(
     user: UserId,
     org: OrgId,
 ) -> DomainResult<OrgAccess> {
-    let o = organizations::Entity::find_by_id(org.0)
+    // One statement: the organization, and the caller's membership joined onto it.
+    let callers_membership = memberships::Entity::belongs_to(organizations::Entity)
+        .from(memberships::Column::OrganizationId)
+        .to(organizations::Column::Id)
+        .on_condition(move |_, _| memberships::Column::UserId.eq(user.0).into_condition())
+        .into();
+    let (o, m) = organizations::Entity::find_by_id(org.0)
         .filter(organizations::Column::DeletedAt.is_null())
+        .join_rev(JoinType::LeftJoin, callers_membership)
+        .select_also(memberships::Entity)
+        .into_model::<organizations::Model, Joined<memberships::Model>>()
         .one(db)
         .await?
+        .map(unjoin)
         .ok_or(DomainError::NotFound("Organization"))?;
-    let m = membership(db, org, user)
-        .await?
-        .ok_or(DomainError::Forbidden)?;
+    let m = m.ok_or(DomainError::Forbidden)?;
     Ok(OrgAccess {
         org: o,
         role: m.role,
@@ -411,6 +419,27 @@ pub async fn members(
     page::fetch(
         db,
         members_in_org(org),
+        memberships::Column::Id,
+        Order::Asc,
+        req,
+    )
+    .await
+}
+
+/// Like [`members`], each membership with its user, in the same statement.
+pub async fn members_with_users(
+    db: &impl ConnectionTrait,
+    org: OrgId,
+    req: PageRequest,
+) -> DomainResult<Page<(memberships::Model, users::Model)>> {
+    let to_user = memberships::Entity::belongs_to(users::Entity)
+        .from(memberships::Column::UserId)
+        .to(users::Column::Id)
+        .into();
+    page::fetch_joined::<_, users::Entity, _>(
+        db,
+        members_in_org(org),
+        to_user,
         memberships::Column::Id,
         Order::Asc,
         req,

@@ -2,7 +2,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    Order, PaginatorTrait, QueryFilter, Select,
+    IdenStatic, Iterable, Order, PaginatorTrait, QueryFilter, QuerySelect, Select,
 };
 use serde_json::json;
 
@@ -384,13 +384,43 @@ pub async fn add_comment(
     Ok(c)
 }
 
+/// Whether a list reads the projects' content (up to [`MAX_CONTENT`] characters each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// Read it.
+    Read,
+    /// Leave it in the database: each model's `content` is empty, so the caller must not
+    /// show it (see [`content`]).
+    Skip,
+}
+
 /// One page of an organization's projects, newest first.
 pub async fn list(
     db: &impl ConnectionTrait,
     org: OrgId,
     req: PageRequest,
+    content: Content,
 ) -> DomainResult<Page<projects::Model>> {
-    page::fetch(db, in_org(org), projects::Column::Id, Order::Desc, req).await
+    let select = match content {
+        Content::Read => in_org(org),
+        Content::Skip => in_org(org)
+            .select_only()
+            .columns(projects::Column::iter().filter(|c| !matches!(c, projects::Column::Content)))
+            .column_as(Expr::value(""), projects::Column::Content.as_str()),
+    };
+    page::fetch(db, select, projects::Column::Id, Order::Desc, req).await
+}
+
+/// The content of a project of `org` (for a project listed with [`Content::Skip`]).
+pub async fn content(db: &impl ConnectionTrait, org: OrgId, id: ProjectId) -> DomainResult<String> {
+    let content: Option<String> = in_org(org)
+        .filter(projects::Column::Id.eq(id.0))
+        .select_only()
+        .column(projects::Column::Content)
+        .into_tuple()
+        .one(db)
+        .await?;
+    content.ok_or(DomainError::NotFound("Project"))
 }
 
 /// One page of a project's comments, oldest first.

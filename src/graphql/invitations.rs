@@ -332,6 +332,7 @@ impl InvitationMutation {
                 super::orgs::MembershipPayload::ok(Membership {
                     model: m,
                     org: None,
+                    user: None,
                 })
             },
             super::orgs::MembershipPayload::failed,

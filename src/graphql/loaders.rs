@@ -2,7 +2,10 @@
 use crate::domain::ids::UserId;
 use std::{collections::HashMap, sync::Arc};
 
-use async_graphql::{dataloader::Loader, Context};
+use async_graphql::{
+    dataloader::{DataLoader, Loader},
+    Context,
+};
 
 use super::error::internal;
 use crate::domain::records;
@@ -23,9 +26,17 @@ impl Loader<UserId> for UserLoader {
     }
 }
 
+/// A batch loader of users for one request: its batches hold only this request's keys, and
+/// their statements count for it ([`crate::db::statements`]).
+pub fn for_request(svc: &Arc<Services>) -> DataLoader<UserLoader> {
+    DataLoader::new(UserLoader(svc.clone()), |batch| {
+        tokio::spawn(crate::db::statements::carry(batch))
+    })
+}
+
 /// One user through the request's batch loader.
 pub async fn user(ctx: &Context<'_>, id: UserId) -> async_graphql::Result<Option<records::User>> {
-    ctx.data_unchecked::<async_graphql::dataloader::DataLoader<UserLoader>>()
+    ctx.data_unchecked::<DataLoader<UserLoader>>()
         .load_one(id)
         .await
         .map_err(|e| internal(anyhow::anyhow!("loading user: {e}")))

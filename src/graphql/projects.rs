@@ -1,4 +1,6 @@
 //! Projects and comments, for members of their organization.
+use std::borrow::Cow;
+
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
@@ -23,12 +25,23 @@ use crate::domain::{
 pub struct Project {
     model: records::Project,
     org: Organization,
+    /// Whether `model.content` was read (see [`projects::Content`]).
+    content: projects::Content,
 }
 
 impl Project {
     /// A project seen by a member.
     pub fn member(model: records::Project, org: Organization) -> Self {
-        Project { model, org }
+        Self::listed(model, org, projects::Content::Read)
+    }
+
+    /// A project of a list, read with or without its content.
+    pub fn listed(model: records::Project, org: Organization, content: projects::Content) -> Self {
+        Project {
+            model,
+            org,
+            content,
+        }
     }
 }
 
@@ -43,8 +56,17 @@ impl Project {
         &self.model.name
     }
     /// Content (up to 100,000 characters).
-    async fn content(&self) -> &str {
-        &self.model.content
+    async fn content(&self, ctx: &Context<'_>) -> async_graphql::Result<Cow<'_, str>> {
+        match self.content {
+            projects::Content::Read => Ok(Cow::Borrowed(&self.model.content)),
+            // Listed without it, yet asked for (a selection the look-ahead did not see).
+            projects::Content::Skip => {
+                projects::content(&svc(ctx).db.read, self.org.org_id(), self.model.id)
+                    .await
+                    .map(Cow::Owned)
+                    .map_err(top_level)
+            }
+        }
     }
     /// The organization.
     async fn organization(&self) -> &Organization {

@@ -290,6 +290,7 @@ impl User {
                 Membership {
                     model: m,
                     org: Some(Organization::new(o, role)),
+                    user: None,
                 }
             })
             .collect())

@@ -19,10 +19,11 @@ use serde_json::json;
 
 use super::AppState;
 use crate::{
+    db::statements,
     domain::{idempotency, ratelimit::Client},
     graphql::{
         error::{Outcome, TopLevelCode},
-        Auth,
+        loaders, Auth,
     },
 };
 
@@ -261,7 +262,29 @@ fn key_use(request: &Request) -> KeyUse {
     }
 }
 
+/// Runs a request, counting the SQL statements it runs (authentication included) into
+/// `kfactor_graphql_statements` and, when configured, a `Server-Timing` header.
 async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: Media) -> Response {
+    let (mut response, spent) = statements::measure(run(app, headers, request, media)).await;
+    metrics::histogram!("kfactor_graphql_statements").record(f64::from(spent.statements()));
+    if app.svc.config.operations.server_timing {
+        let value = format!(
+            "db;dur={:.3};desc=\"{} statements\"",
+            spent.elapsed().as_secs_f64() * 1000.0,
+            spent.statements()
+        );
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("server-timing"), v);
+        }
+    }
+    response
+}
+
+async fn run(app: &AppState, headers: &HeaderMap, request: Request, media: Media) -> Response {
+    // Per request, so a batch holds only this request's keys and its statements count here.
+    let request = request.data(loaders::for_request(&app.svc));
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -269,7 +292,12 @@ async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: M
     let key = headers
         .get("idempotency-key")
         .map(|v| v.to_str().map(str::trim).unwrap_or("\u{0}").to_string());
-    let key = match (key, key_use(&request)) {
+    // Parsing the document for the key's sake only when there is a key.
+    let key_use = match key {
+        Some(_) => key_use(&request),
+        None => KeyUse::Ignored,
+    };
+    let key = match (key, key_use) {
         (Some(_), KeyUse::Unsupported) => {
             return request_error(
                 StatusCode::BAD_REQUEST,
@@ -306,7 +334,7 @@ async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: M
             // Run to completion even if the client goes away: the response must be stored
             // (or the claim released) whatever happens to this connection.
             let app = app.clone();
-            let job = tokio::spawn(async move {
+            let job = tokio::spawn(statements::carry(async move {
                 let outcome = Outcome::default();
                 let response = app
                     .schema
@@ -334,7 +362,7 @@ async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: M
                     tracing::error!(error = ?e, "recording an idempotent response failed");
                 }
                 encoded.into_response()
-            });
+            }));
             job.await.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "an idempotent request failed");
                 internal_error()

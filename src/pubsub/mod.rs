@@ -18,15 +18,18 @@ pub use crate::db::bus::{ActivityMessage, Bus, Feed, Guard, Revocation};
 /// Listens to the other instances' announcements until aborted, reconnecting when the
 /// connection drops. Activity announced while disconnected is missed (the feed is live, and
 /// the `activity` connection has everything); access changes may have been missed too, so
-/// every live stream checks its access again on each (re)connect.
+/// every live stream checks its access again on each (re)connect, and changes to what caches
+/// hold too, so each (re)connect drops every cached entry and none is served while the
+/// listener is down.
 pub async fn listen(bus: Bus, url: String, db: DatabaseConnection) {
     loop {
         match PgListener::connect(&url).await {
             Ok(mut listener) => match listener.listen(CHANNEL).await {
                 Ok(()) => {
                     // Only after LISTEN took effect: a change committed from now on is heard,
-                    // one committed before is found by the check.
+                    // one committed before is found by the check (and is not in any cache).
                     bus.recheck_all();
+                    bus.hearing(true);
                     loop {
                         // `try_recv` (unlike `recv`) says when the connection dropped; it
                         // answers once it has listened again, and what was announced meanwhile
@@ -37,10 +40,12 @@ pub async fn listen(bus: Bus, url: String, db: DatabaseConnection) {
                                 tracing::warn!(
                                     "the listener connection dropped and was re-established"
                                 );
+                                bus.hearing(true);
                                 bus.recheck_all();
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "listening for other instances failed");
+                                bus.hearing(false);
                                 break;
                             }
                         }

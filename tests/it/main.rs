@@ -31,6 +31,7 @@ mod pages;
 mod plans;
 mod presence;
 mod projects;
+mod read_path;
 mod referrals;
 mod response_shape;
 mod retention;

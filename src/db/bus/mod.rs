@@ -49,6 +49,9 @@ struct Announcement {
     /// Users who were sent notifications.
     #[serde(default)]
     notified: Vec<UserId>,
+    /// The transaction may have changed what caches hold (see [`Bus::epoch`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    changed: bool,
     /// Presence changes (sent outside any transaction by the presence relay).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     presence: Vec<presence::Wire>,
@@ -73,7 +76,7 @@ pub struct Bus {
     /// Rings with the id of each user who was sent notifications (ids only: a stream reads
     /// its own user's rows from the database, so nothing of one user reaches another).
     bell: tokio::sync::broadcast::Sender<UserId>,
-    epoch: Arc<std::sync::atomic::AtomicU64>,
+    epoch: Arc<Epoch>,
     /// Who is viewing which project (ephemeral, in memory).
     presence: Arc<presence::Presence>,
 }
@@ -90,6 +93,16 @@ impl std::fmt::Debug for guard::Guards {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guards").field("live", &self.len()).finish()
     }
+}
+
+/// Counts the committed write transactions that may have changed what an in-process cache
+/// holds, here and (heard through [`CHANNEL`]) on the other instances.
+#[derive(Debug, Default)]
+struct Epoch {
+    n: std::sync::atomic::AtomicU64,
+    /// Other instances' changes may go unheard (PostgreSQL, listener not connected): no
+    /// cache may be trusted.
+    deaf: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Bus {
@@ -161,6 +174,7 @@ impl Bus {
                 webhooks: false,
                 revoked: Vec::new(),
                 notified: Vec::new(),
+                changed: false,
                 presence: wires,
             })
             .expect("presence serializes")
@@ -246,15 +260,41 @@ impl Bus {
         self.webhooks.notified().await
     }
 
-    /// Counts committed write transactions of this process; in-process caches compare it to
-    /// tell whether anything changed since they read.
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    /// The count of committed write transactions that may have changed what an in-process
+    /// cache holds (this instance's, and the other instances' it heard of); a cache entry
+    /// read at one count is valid while the count stays. None while other instances'
+    /// changes may go unheard: nothing cached may be served then.
+    pub fn epoch(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        match self.epoch.deaf.load(Ordering::Acquire) {
+            true => None,
+            false => Some(self.epoch.n.load(Ordering::Acquire)),
+        }
     }
 
     /// Marks that a write transaction committed.
     pub fn bump_epoch(&self) {
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.epoch
+            .n
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// This bus on a database other instances write too (PostgreSQL): caches are trusted
+    /// only while [`Bus::hearing`] says the other instances' announcements arrive.
+    pub fn shared_with_other_instances(self) -> Self {
+        self.epoch
+            .deaf
+            .store(true, std::sync::atomic::Ordering::Release);
+        self
+    }
+
+    /// Whether the other instances' announcements arrive (the listener is connected).
+    /// Every change makes every cached entry stale: whatever went unheard is forgotten.
+    pub fn hearing(&self, hearing: bool) {
+        self.bump_epoch();
+        self.epoch
+            .deaf
+            .store(!hearing, std::sync::atomic::Ordering::Release);
     }
 
     /// Wakes the digest scheduler (tests moved the clock, or an operator asked).
@@ -277,8 +317,9 @@ impl Bus {
         self.emails.notified().await
     }
 
-    /// Announces, inside `txn` and before it commits, its activity, webhook messages and
-    /// access changes to the other instances (PostgreSQL; SQLite has one process).
+    /// Announces, inside `txn` and before it commits, its activity, webhook messages,
+    /// access changes and whether it may have changed what caches hold (`changed`) to the
+    /// other instances (PostgreSQL; SQLite has one process).
     pub async fn announce(
         &self,
         txn: &impl ConnectionTrait,
@@ -286,9 +327,14 @@ impl Bus {
         webhooks: bool,
         revoked: &[Revocation],
         notified: &[UserId],
+        changed: bool,
     ) -> Result<(), DbErr> {
         if txn.get_database_backend() != DatabaseBackend::Postgres
-            || (activity.is_empty() && !webhooks && revoked.is_empty() && notified.is_empty())
+            || (activity.is_empty()
+                && !webhooks
+                && revoked.is_empty()
+                && notified.is_empty()
+                && !changed)
         {
             return Ok(());
         }
@@ -309,6 +355,7 @@ impl Bus {
                 } else {
                     Vec::new()
                 },
+                changed: changed && i == 0,
                 presence: Vec::new(),
             })
             .map_err(|e| DbErr::Custom(e.to_string()))?;
@@ -335,6 +382,9 @@ impl Bus {
         };
         if a.from == self.instance {
             return Vec::new();
+        }
+        if a.changed {
+            self.bump_epoch();
         }
         self.revoke(&a.revoked);
         self.ring(&a.notified);

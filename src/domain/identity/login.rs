@@ -3,11 +3,11 @@ use chrono::Duration;
 use entity::ids::SessionId;
 use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    QueryFilter,
+    JoinType, QueryFilter, QuerySelect,
 };
 
 use super::*;
-use crate::db::Tx;
+use crate::db::{unjoin, Joined, Tx};
 use crate::domain::{
     ids::UserId,
     orgs,
@@ -150,20 +150,26 @@ pub(super) async fn authenticate_kind(
     let now = svc.now();
     let hash = tokens::session_token_hash(token.trim());
     const INVALID: &str = "Your session is not valid. Sign in again.";
-    // Two statements, not one join: SeaORM decodes the joined side of `find_also_related`
-    // leniently (a row that fails to decode becomes None), which would turn an unknown stored
-    // value into "not signed in" instead of an error.
-    let session = sessions::Entity::find()
+    // One statement for both; `Joined` decodes the user strictly, so a stored value this
+    // build does not know is an error, not "not signed in".
+    let (session, user) = sessions::Entity::find()
         .filter(sessions::Column::TokenHash.eq(hash))
         .filter(sessions::Column::Kind.eq(kind))
-        .one(&svc.db.read)
-        .await?
-        .ok_or(DomainError::Unauthenticated(INVALID))?;
-    let user = users::Entity::find_by_id(session.user_id)
+        .join(
+            JoinType::InnerJoin,
+            sessions::Entity::belongs_to(users::Entity)
+                .from(sessions::Column::UserId)
+                .to(users::Column::Id)
+                .into(),
+        )
         .filter(users::Column::DeletedAt.is_null())
+        .select_also(users::Entity)
+        .into_model::<sessions::Model, Joined<users::Model>>()
         .one(&svc.db.read)
         .await?
+        .map(unjoin)
         .ok_or(DomainError::Unauthenticated(INVALID))?;
+    let user = user.ok_or(DomainError::Unauthenticated(INVALID))?;
     if session.expires_at <= now {
         return Err(DomainError::Unauthenticated(
             "Your session has expired. Sign in again.",

@@ -7,10 +7,11 @@ use entity::{organizations, projects as project_rows, shared_links, users};
 
 /// Caches what a link shows (link, project, organization, creator) for the visit hot path.
 ///
-/// An entry is valid only while no write transaction of this process has committed since it
-/// was read (the bus's epoch), so it can never show a revoked link or an old version of a
-/// project. That is exact only when every writer is this process, i.e. on SQLite; on
-/// PostgreSQL, where other instances write too, the cache is off.
+/// An entry is valid only while no write transaction that may change it has committed since
+/// it was read (the bus's epoch), so it never shows a revoked link or an old version of a
+/// project. On PostgreSQL other instances write too: their transactions announce that they
+/// changed something (LISTEN/NOTIFY, `crate::pubsub`), which moves this instance's epoch
+/// within milliseconds, and while the listener is not connected nothing cached is served.
 ///
 /// It holds at most `budget` bytes (`KFACTOR_LINK_CACHE_BYTES`), weighing each entry by what
 /// it holds (a project's content can be 100 kB), and evicts the least recently used first.
@@ -27,10 +28,10 @@ pub(super) struct Entries {
 }
 
 impl LinkCache {
-    /// A cache holding at most `budget` bytes; 0 (or `enabled == false`) turns it off.
-    pub fn new(enabled: bool, budget: usize) -> LinkCache {
+    /// A cache holding at most `budget` bytes; 0 turns it off.
+    pub fn new(budget: usize) -> LinkCache {
         LinkCache {
-            budget: if enabled { budget } else { 0 },
+            budget,
             entries: std::sync::Mutex::new(Entries {
                 lru: lru::LruCache::unbounded(),
                 bytes: 0,
@@ -60,8 +61,10 @@ impl LinkCache {
             return load_joined(db, id).await;
         }
         // Read the epoch before the database: a write committing meanwhile makes the entry
-        // stale at once.
-        let epoch = svc.bus.epoch();
+        // stale at once. None: other instances' writes may go unheard, so none is served.
+        let Some(epoch) = svc.bus.epoch() else {
+            return load_joined(db, id).await;
+        };
         if let Some((at, joined, _)) = self.entries.lock().expect("link cache").lru.get(&id) {
             if *at == epoch {
                 return Ok(Some(joined.clone()));

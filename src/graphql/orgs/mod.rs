@@ -219,6 +219,7 @@ impl OrgMutation {
                 membership: Some(Membership {
                     model: m,
                     org: None,
+                    user: None,
                 }),
                 user_errors: vec![],
             },

@@ -40,7 +40,7 @@ impl Organization {
         }
     }
 
-    fn org_id(&self) -> OrgId {
+    pub(crate) fn org_id(&self) -> OrgId {
         self.view.id()
     }
 
@@ -166,16 +166,29 @@ impl Organization {
     ) -> async_graphql::Result<MembershipConnection> {
         self.member()?;
         let req = page_request(ctx, first, after)?;
-        let page = orgs::members(&svc(ctx).db.read, self.org_id(), req)
-            .await
-            .map_err(top_level)?;
+        let db = &svc(ctx).db.read;
+        // The members' users in the same statement when the selection reads them.
+        let nodes = ctx.look_ahead();
+        let users = nodes.field("nodes").field("user").exists()
+            || nodes.field("edges").field("node").field("user").exists();
+        let page = match users {
+            true => orgs::members_with_users(db, self.org_id(), req)
+                .await
+                .map_err(top_level)?
+                .map(|(m, u)| (m, Some(u))),
+            false => orgs::members(db, self.org_id(), req)
+                .await
+                .map_err(top_level)?
+                .map(|m| (m, None)),
+        };
         let org = self.clone();
         Ok(MembershipConnection::from_page(
             page,
-            |m| m.id,
-            |m| Membership {
+            |(m, _)| m.id,
+            |(m, user)| Membership {
                 model: m,
                 org: Some(org.clone()),
+                user,
             },
         ))
     }
@@ -214,14 +227,22 @@ impl Organization {
     ) -> async_graphql::Result<crate::graphql::projects::ProjectConnection> {
         self.member()?;
         let req = page_request(ctx, first, after)?;
-        let page = domain::projects::list(&svc(ctx).db.read, self.org_id(), req)
+        // Content (up to 100,000 characters each) only when the selection shows it.
+        let look = ctx.look_ahead();
+        let content = match look.field("nodes").field("content").exists()
+            || look.field("edges").field("node").field("content").exists()
+        {
+            true => domain::projects::Content::Read,
+            false => domain::projects::Content::Skip,
+        };
+        let page = domain::projects::list(&svc(ctx).db.read, self.org_id(), req, content)
             .await
             .map_err(top_level)?;
         let org = self.clone();
         Ok(crate::graphql::projects::ProjectConnection::from_page(
             page,
             |p| p.id.0,
-            |p| crate::graphql::projects::Project::member(p, org.clone()),
+            |p| crate::graphql::projects::Project::listed(p, org.clone(), content),
         ))
     }
 
@@ -317,6 +338,8 @@ pub struct Membership {
     pub model: records::Membership,
     /// The organization, when already at hand.
     pub org: Option<Organization>,
+    /// The user, when read with the membership.
+    pub user: Option<records::User>,
 }
 
 #[Object]
@@ -335,6 +358,9 @@ impl Membership {
 
     /// The member.
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        if let Some(u) = &self.user {
+            return Ok(User::co_member(u.clone()));
+        }
         loaders::user(ctx, self.model.user_id)
             .await?
             .map(User::co_member)
