@@ -45,6 +45,8 @@ pub struct App {
     pub schema: graphql::KfSchema,
     /// Open WebSocket connections (shared by every router of this app).
     pub sockets: http::ws::Sockets,
+    /// Automatic Persisted Queries seen by this app.
+    pub persisted: Arc<http::PersistedQueries>,
 }
 
 impl App {
@@ -113,6 +115,7 @@ impl App {
             svc,
             schema,
             sockets: Default::default(),
+            persisted: Default::default(),
         })
     }
 
@@ -169,6 +172,7 @@ impl App {
             schema: self.schema.clone(),
             metrics: metrics_handle(),
             sockets: self.sockets.clone(),
+            persisted: self.persisted.clone(),
         }
     }
 

@@ -17,6 +17,7 @@ pub mod benchmarks;
 mod billing;
 mod conform;
 pub mod connection;
+mod documents;
 pub mod error;
 pub mod extensions;
 pub mod growth;
@@ -181,6 +182,8 @@ pub fn schema(svc: Arc<Services>) -> KfSchema {
     .extension(extensions::ExpensiveFields(
         cfg.safety.graphql_max_expensive_fields,
     ))
+    // Last: the innermost, next to the parser.
+    .extension(documents::DocumentCache::default())
     .finish()
 }
 

@@ -17,7 +17,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
+use super::{persisted, AppState};
 use crate::{
     db::statements,
     domain::{idempotency, ratelimit::Client},
@@ -124,6 +124,14 @@ pub async fn post(
             "Batched requests are not supported; send one operation per request.".into(),
         );
     }
+    let mut value = value;
+    if let Some(pq) = value.pointer("/extensions/persistedQuery").cloned() {
+        let query = value.get("query").and_then(|q| q.as_str());
+        match app.persisted.resolve(&pq, query) {
+            Ok(text) => value["query"] = serde_json::Value::String(text),
+            Err(refused) => return persisted_refused(refused, request_error),
+        }
+    }
     if !value.get("query").is_some_and(|q| q.is_string()) {
         return request_error(
             StatusCode::BAD_REQUEST,
@@ -151,6 +159,8 @@ pub struct GetParams {
     #[serde(rename = "operationName")]
     operation_name: Option<String>,
     variables: Option<String>,
+    /// JSON: the request's extensions (`persistedQuery`).
+    extensions: Option<String>,
 }
 
 /// `GET /graphql`: GraphiQL for browsers, queries (never mutations) for everyone else.
@@ -164,7 +174,32 @@ pub async fn get(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
-    let Some(query) = params.query.filter(|q| !q.trim().is_empty()) else {
+    let mut query = params.query.filter(|q| !q.trim().is_empty());
+    if let Some(ext) = params
+        .extensions
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+    {
+        let pq = match serde_json::from_str::<serde_json::Value>(ext) {
+            Ok(v) => v.get("persistedQuery").cloned(),
+            Err(e) => {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    format!("`extensions` is not valid JSON: {e}."),
+                )
+            }
+        };
+        if let Some(pq) = pq {
+            match app.persisted.resolve(&pq, query.as_deref()) {
+                Ok(text) => query = Some(text),
+                Err(refused) => {
+                    return persisted_refused(refused, |s, c, m| request_error(s, c, m))
+                }
+            }
+        }
+    }
+    let Some(query) = query else {
         if wants_html {
             return Html(super::graphiql::INDEX).into_response();
         }
@@ -215,6 +250,25 @@ pub async fn get(
         }
     }
     execute(&app, &headers, request, media).await
+}
+
+/// The answer to a request whose persisted query could not be used; NOT_FOUND tells the
+/// client to send the text with the hash (what Apollo Client and urql do on
+/// `PERSISTED_QUERY_NOT_FOUND`).
+fn persisted_refused(
+    refused: persisted::Refused,
+    request_error: impl Fn(StatusCode, &str, String) -> Response,
+) -> Response {
+    match refused {
+        persisted::Refused::NotFound => request_error(
+            StatusCode::BAD_REQUEST,
+            "PERSISTED_QUERY_NOT_FOUND",
+            "PersistedQueryNotFound".into(),
+        ),
+        persisted::Refused::Invalid(why) => {
+            request_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", why.into())
+        }
+    }
 }
 
 /// What an `Idempotency-Key` header means for a request.

@@ -41,10 +41,13 @@ mod graphql;
 mod login;
 mod notification_pages;
 mod pages;
+mod persisted;
 pub mod prometheus;
 mod signup;
 mod upgrade;
 pub mod ws;
+
+pub use persisted::PersistedQueries;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -57,6 +60,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Open WebSocket connections.
     pub sockets: ws::Sockets,
+    /// Automatic Persisted Queries.
+    pub persisted: Arc<PersistedQueries>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

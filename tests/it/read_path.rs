@@ -248,3 +248,126 @@ async fn link_caches_of_other_instances_see_edits_and_revokes_at_once() {
     .await;
     assert!(took < std::time::Duration::from_millis(500), "{took:?}");
 }
+
+fn sha256(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Automatic Persisted Queries as Apollo Client and urql use them: the hash alone first,
+/// then hash and text when the server does not know it, the hash alone from then on.
+#[tokio::test]
+async fn persisted_queries_follow_the_apollo_protocol() {
+    let app = spawn_with(|_| {}).await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let q = "query($o: ID!) { organization(id: $o) { name } }";
+    let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256(q) } });
+    let post = |body: Value| {
+        app.http
+            .post(format!("{}/graphql", app.url))
+            .bearer_auth(&ana.token)
+            .json(&body)
+            .send()
+    };
+    let vars = json!({ "o": ana.org_id });
+    let r = post(json!({ "extensions": ext, "variables": vars }))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["message"], "PersistedQueryNotFound",
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "PERSISTED_QUERY_NOT_FOUND"
+    );
+    let r = post(json!({ "query": q, "extensions": ext, "variables": vars }))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let full: Value = r.json().await.unwrap();
+    assert_eq!(
+        full["data"]["organization"]["name"], "Ana's workspace",
+        "{full}"
+    );
+    let r = post(json!({ "extensions": ext, "variables": vars }))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), full);
+    // A text that is not the hash's is refused, and registers nothing.
+    let wrong =
+        json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256("{ me { id } }") } });
+    let r = post(json!({ "query": q, "extensions": wrong }))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post(json!({ "extensions": wrong })).await.unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "PERSISTED_QUERY_NOT_FOUND"
+    );
+
+    // Over GET too, and a persisted mutation is still refused there.
+    let get = |ext: &Value, vars: &Value| {
+        app.http
+            .get(format!("{}/graphql", app.url))
+            .bearer_auth(&ana.token)
+            .query(&[
+                ("extensions", ext.to_string()),
+                ("variables", vars.to_string()),
+            ])
+            .send()
+    };
+    let r = get(&ext, &vars).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), full);
+    let m = "mutation { logOut }";
+    let mext = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256(m) } });
+    let r = post(json!({ "query": "{ plans { key } }", "extensions": mext }))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "the text must match");
+    app.http
+        .post(format!("{}/graphql", app.url))
+        .json(&json!({ "query": m, "extensions": mext }))
+        .send()
+        .await
+        .unwrap();
+    let r = get(&mext, &json!({})).await.unwrap();
+    assert_eq!(r.status(), 405);
+    // Ana is still signed in.
+    let r = post(json!({ "extensions": ext, "variables": vars }))
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), full);
+}
+
+/// The same document text again is parsed once, yet still validated with each request's
+/// variables.
+#[tokio::test]
+async fn a_repeated_document_is_still_validated_with_its_variables() {
+    let app = spawn_with(|_| {}).await;
+    let ana = app.sign_up("Ana", "ana@example.com").await;
+    let q = "query($o: ID!, $n: Int) { organization(id: $o) { projects(first: $n) { nodes { name } } } }";
+    for name in ["One", "Two"] {
+        create_project(&app, &ana, name).await;
+    }
+    for n in [1, 2, 1] {
+        let body = app
+            .gql(Some(&ana.token), q, json!({ "o": ana.org_id, "n": n }))
+            .await;
+        let nodes = body["data"]["organization"]["projects"]["nodes"]
+            .as_array()
+            .unwrap();
+        assert_eq!(nodes.len(), n as usize, "{body}");
+    }
+    let (status, body) = app
+        .post(Some(&ana.token), q, json!({ "o": ana.org_id, "n": "two" }))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.get("data").is_none(), "{body}");
+}
