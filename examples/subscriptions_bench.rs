@@ -2,9 +2,9 @@
 //! organization on a running `kfactor serve` (its URL and pid as arguments), one comment
 //! mutation over HTTP every `INTERVAL_MS` for `DURATION` seconds. Prints one
 //! machine-readable line: delivery latency (from sending the mutation to each subscriber
-//! reading its event) p50/p99/max, events missed, and the server's RSS idle, with everyone
-//! connected, and after everyone left. Run through `bench/subscriptions` (see
-//! bench/README.md).
+//! reading its event) p50/p99/max, events missed, and the server's RSS idle (fresh, and
+//! after one subscriber came and went), with everyone connected, and after everyone left.
+//! Run through `bench/subscriptions` (see bench/README.md).
 //!
 //! Each subscriber notes when it read the event of which comment; the bench knows when it
 //! sent the mutation that made each comment, so every latency is exact and an event that
@@ -63,6 +63,59 @@ async fn settled_rss(pid: u32) -> anyhow::Result<f64> {
     }
 }
 
+/// Comments the warm-up adds (and reads as one subscriber) before the storm.
+const WARM_COMMENTS: usize = 3;
+
+/// One subscriber that reads the events of [`WARM_COMMENTS`] comments and leaves: what an
+/// instance that has served anything has paged in and set up (the code of a subscription
+/// and of a mutation, the first read connection's caches), so the idle it settles at
+/// afterwards (`rss_warm_mib`) is that of a serving instance, not of one that never served.
+async fn warm_up<F, Fut>(url: &str, token: &str, org: &str, comment: &F) -> anyhow::Result<()>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Value>>,
+{
+    let mut req = url.into_client_request()?;
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    ws.send(Message::text(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }).to_string())).await?;
+    ws.send(Message::text(
+        json!({ "id": "1", "type": "subscribe", "payload": {
+        "query": "subscription($o: ID!) { activity(organizationId: $o) { type data } }",
+        "variables": { "o": org } } })
+        .to_string(),
+    ))
+    .await?;
+    // Comments until the subscriber read WARM_COMMENTS events (the first may commit before
+    // the subscription is live).
+    let (mut read, mut k) = (0, 0);
+    while read < WARM_COMMENTS {
+        if k == 20 {
+            bail!("the warm-up subscriber read {read} events of {k} comments");
+        }
+        comment(k).await?;
+        k += 1;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while let Ok(msg) = tokio::time::timeout_at(deadline, ws.next()).await {
+            let msg = msg.context("the server closed the warm-up socket")??;
+            let Message::Text(t) = msg else { continue };
+            let v: Value = serde_json::from_str(&t)?;
+            match v["type"].as_str() {
+                Some("next") => read += 1,
+                Some("connection_ack") => {}
+                Some("ping") => {
+                    ws.send(Message::text(json!({ "type": "pong" }).to_string()))
+                        .await?
+                }
+                _ => bail!("unexpected message in the warm-up: {v}"),
+            }
+        }
+    }
+    ws.close(None).await?;
+    Ok(())
+}
+
 struct Shared {
     epoch: Instant,
     /// Subscribers that have read at least one event (the warm-up).
@@ -110,8 +163,10 @@ async fn main() -> anyhow::Result<()> {
     let idle = rss_mib(pid)?;
     let signed = gql(
         None,
-        "mutation { signUp(input: {name: \"Ana\", email: \"ana@example.com\", password: \"correct horse battery\"}) { token organization { id } } }",
-        json!({}),
+        "mutation($e: String!) { signUp(input: {name: \"Ana\", email: $e, password: \"correct horse battery\"}) { token organization { id } } }",
+        // One address per run: a second run against the same server (a second storm) signs
+        // up again.
+        json!({ "e": format!("ana-{}@example.com", std::process::id()) }),
     )
     .await?;
     let token = signed["data"]["signUp"]["token"]
@@ -132,12 +187,21 @@ async fn main() -> anyhow::Result<()> {
         .as_str()
         .context("project")?
         .to_string();
+    let comment = |i: usize| {
+        gql(
+            Some(token.clone()),
+            "mutation($p: ID!, $b: String!) { addComment(projectId: $p, body: $b) { comment { id } } }",
+            json!({ "p": project, "b": format!("comment {i}") }),
+        )
+    };
+    let ws_url = format!("{}/graphql/ws", base.replacen("http", "ws", 1));
+    warm_up(&ws_url, &token, &org, &comment).await?;
+    let warm = settled_rss(pid).await?;
 
     let shared = Arc::new(Shared {
         epoch: Instant::now(),
         warm: AtomicUsize::new(0),
     });
-    let ws_url = format!("{}/graphql/ws", base.replacen("http", "ws", 1));
     let connecting = Instant::now();
     let gate = Arc::new(tokio::sync::Semaphore::new(200));
     let mut tasks = Vec::with_capacity(subscribers);
@@ -198,13 +262,6 @@ async fn main() -> anyhow::Result<()> {
     }
     // Warm-up: comment until every subscriber has read an event (their subscriptions run).
     let warm_deadline = Instant::now() + Duration::from_secs(300);
-    let comment = |i: usize| {
-        gql(
-            Some(token.clone()),
-            "mutation($p: ID!, $b: String!) { addComment(projectId: $p, body: $b) { comment { id } } }",
-            json!({ "p": project, "b": format!("comment {i}") }),
-        )
-    };
     let mut i = 0;
     while shared.warm.load(Ordering::Acquire) < subscribers {
         if Instant::now() > warm_deadline {
@@ -256,7 +313,7 @@ async fn main() -> anyhow::Result<()> {
     all.sort_unstable();
     let expected = subscribers * mutations;
     println!(
-        "subscriptions subscribers={subscribers} interval_ms={} mutations={mutations} delivered={} missed={} failed={failed} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} connect_s={connect_s:.1} rss_idle_mib={idle:.1} rss_connected_mib={connected:.1} rss_after_mib={after:.1}",
+        "subscriptions subscribers={subscribers} interval_ms={} mutations={mutations} delivered={} missed={} failed={failed} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} connect_s={connect_s:.1} rss_idle_mib={idle:.1} rss_warm_mib={warm:.1} rss_connected_mib={connected:.1} rss_after_mib={after:.1}",
         interval.as_millis(),
         all.len(),
         expected.saturating_sub(all.len()),

@@ -36,7 +36,7 @@ impl Db {
         if cfg.is_sqlite() {
             let mut write = connect_sqlite(sqlite_options(&cfg.database_url, 1)).await?;
             let mut read =
-                connect_sqlite(sqlite_options(&cfg.database_url, cfg.db_pool_size)).await?;
+                connect_sqlite(sqlite_read_options(&cfg.database_url, cfg.db_pool_size)).await?;
             statements::count_on(&mut write);
             statements::count_on(&mut read);
             Ok(Db { write, read })
@@ -100,6 +100,15 @@ impl Db {
     }
 }
 
+/// How long a SQLite read connection may sit unused before the pool closes it. A storm
+/// (thousands of sockets subscribing at once, each checked against the database) opens the
+/// whole read pool, and each connection holds SQLite's page cache and a thread; sqlx's
+/// default (10 minutes) kept them long after the storm (bench/RESULTS.md). Opening a SQLite
+/// connection again is a file open, no network round trip, so the pool may shrink soon: the
+/// reaper looks every timeout, so a connection goes 10–20 s after its last use (the last
+/// one too, opened again at once to keep the minimum of one).
+const SQLITE_READ_IDLE: Duration = Duration::from_secs(10);
+
 /// Opens a SQLite pool. Processes opening one brand-new file at once race to switch it to
 /// WAL, and SQLite answers some of them SQLITE_BUSY at once rather than waiting out
 /// `busy_timeout` (it would risk a deadlock), so a busy open is tried again, a few times, after
@@ -131,6 +140,13 @@ fn is_busy(e: &DbErr) -> bool {
         .is_some_and(|c| c == "5")
 }
 
+/// The read pool's options: up to `pool` connections, closed when idle (down to one).
+fn sqlite_read_options(url: &str, pool: u32) -> ConnectOptions {
+    let mut opts = sqlite_options(url, pool);
+    opts.idle_timeout(SQLITE_READ_IDLE);
+    opts
+}
+
 fn sqlite_options(url: &str, pool: u32) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_string());
     opts.max_connections(pool)
@@ -148,4 +164,22 @@ fn sqlite_options(url: &str, pool: u32) -> ConnectOptions {
                 .busy_timeout(Duration::from_secs(10))
         });
     opts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The read pool closes idle connections soon, keeping one; the writer is left alone.
+    #[test]
+    fn sqlite_read_connections_close_when_idle() {
+        let read = sqlite_read_options("sqlite::memory:", 8);
+        assert_eq!(read.get_idle_timeout(), Some(Some(SQLITE_READ_IDLE)));
+        assert_eq!(read.get_min_connections(), Some(1));
+        assert_eq!(read.get_max_connections(), Some(8));
+        assert_eq!(
+            sqlite_options("sqlite::memory:", 1).get_idle_timeout(),
+            None
+        );
+    }
 }
