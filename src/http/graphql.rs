@@ -193,9 +193,7 @@ pub async fn get(
         if let Some(pq) = pq {
             match app.persisted.resolve(&pq, query.as_deref()) {
                 Ok(text) => query = Some(text),
-                Err(refused) => {
-                    return persisted_refused(refused, |s, c, m| request_error(s, c, m))
-                }
+                Err(refused) => return persisted_refused(refused, request_error),
             }
         }
     }
