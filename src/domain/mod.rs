@@ -45,6 +45,9 @@ pub mod tenancy;
 pub mod tokens;
 pub mod webhooks;
 
+/// What a request spent in the database: the transport wraps each request in
+/// [`statements::measure`] (the counting itself lives with the connections, `crate::db`).
+pub use crate::db::statements;
 pub use error::{DomainError, DomainResult};
 
 /// Everything a domain operation may need: the database, the clock, configuration, keys and

@@ -26,12 +26,14 @@ impl Loader<UserId> for UserLoader {
     }
 }
 
-/// A batch loader of users for one request: its batches hold only this request's keys, and
-/// their statements count for it ([`crate::db::statements`]).
-pub fn for_request(svc: &Arc<Services>) -> DataLoader<UserLoader> {
-    DataLoader::new(UserLoader(svc.clone()), |batch| {
-        tokio::spawn(crate::db::statements::carry(batch))
-    })
+/// A batch loader of users for one request, its batches run by `spawn` (the HTTP layer
+/// passes one that counts their statements for the request): a batch holds only this
+/// request's keys.
+pub fn for_request(
+    svc: &Arc<Services>,
+    spawn: impl Fn(futures_util::future::BoxFuture<'static, ()>) + Send + Sync + 'static,
+) -> DataLoader<UserLoader> {
+    DataLoader::new(UserLoader(svc.clone()), spawn)
 }
 
 /// One user through the request's batch loader.

@@ -19,8 +19,7 @@ use serde_json::json;
 
 use super::{persisted, AppState};
 use crate::{
-    db::statements,
-    domain::{idempotency, ratelimit::Client},
+    domain::{idempotency, ratelimit::Client, statements},
     graphql::{
         error::{Outcome, TopLevelCode},
         loaders, Auth,
@@ -336,7 +335,9 @@ async fn execute(app: &AppState, headers: &HeaderMap, request: Request, media: M
 
 async fn run(app: &AppState, headers: &HeaderMap, request: Request, media: Media) -> Response {
     // Per request, so a batch holds only this request's keys and its statements count here.
-    let request = request.data(loaders::for_request(&app.svc));
+    let request = request.data(loaders::for_request(&app.svc, |batch| {
+        tokio::spawn(statements::carry(batch));
+    }));
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());

@@ -15,9 +15,15 @@ fn metric_names_in(text: &str) -> BTreeSet<String> {
             .collect();
         rest = &rest[at + name.len()..];
         // Metrics end in a unit (`_seconds`, `_bytes`) or `_total`/`_depth`/`_size` by Prometheus
-        // convention, or name what a gauge counts (`_viewers`).
+        // convention, or name what they count (`_viewers`, `_statements`).
         if [
-            "_total", "_seconds", "_bytes", "_size", "_depth", "_viewers",
+            "_total",
+            "_seconds",
+            "_bytes",
+            "_size",
+            "_depth",
+            "_viewers",
+            "_statements",
         ]
         .iter()
         .any(|s| name.ends_with(s))
