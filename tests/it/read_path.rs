@@ -17,14 +17,7 @@ fn dashboard(members: u32, projects: u32) -> String {
 
 /// POSTs a query and returns the body and the statements the server says it ran.
 async fn counted(app: &TestApp, token: Option<&str>, query: &str, vars: Value) -> (Value, u32) {
-    let mut req = app
-        .http
-        .post(format!("{}/graphql", app.url))
-        .json(&json!({ "query": query, "variables": vars }));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.expect("request");
+    let resp = app.send(token, query, vars).await;
     let timing = resp
         .headers()
         .get("server-timing")

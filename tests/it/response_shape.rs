@@ -12,14 +12,7 @@ use crate::{
 
 /// POSTs and returns (status, the raw body text, the parsed body).
 async fn raw(app: &TestApp, token: Option<&str>, query: &str, vars: Value) -> (u16, String, Value) {
-    let mut req = app
-        .http
-        .post(format!("{}/graphql", app.url))
-        .json(&json!({ "query": query, "variables": vars }));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
+    let resp = app.send(token, query, vars).await;
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
     let body = serde_json::from_str(&text).unwrap();

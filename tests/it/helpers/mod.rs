@@ -200,8 +200,13 @@ pub struct TestUser {
 }
 
 impl TestApp {
-    /// POSTs a GraphQL request and returns (status, body).
-    pub async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+    /// POSTs a GraphQL request and returns the raw response (headers, status, body).
+    pub async fn send(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> reqwest::Response {
         let mut req = self
             .http
             .post(format!("{}/graphql", self.url))
@@ -209,7 +214,12 @@ impl TestApp {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.expect("request");
+        req.send().await.expect("request")
+    }
+
+    /// POSTs a GraphQL request and returns (status, body).
+    pub async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let resp = self.send(token, query, variables).await;
         let status = resp.status().as_u16();
         (status, resp.json().await.expect("json body"))
     }
